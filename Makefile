@@ -1,0 +1,45 @@
+# checkout: a PostgreSQL extension (PGXS) for race-free e-commerce checkout.
+#
+#   make test   install what is missing, build, install, and run every test
+#               (pg_regress, isolation, pgTAP) in a throwaway cluster
+#   make demo   the flash-sale demo (see README.md)
+#
+# The usual PGXS targets (all, install, installcheck, clean) work against an
+# installed server as for any extension.
+
+EXTENSION = checkout
+MODULE_big = checkout
+OBJS = checkout.o
+DATA = checkout--1.0.sql
+PGFILEDESC = "checkout - race-free e-commerce checkout"
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
+TAP_SQL = $(sort $(wildcard test/*.sql))
+
+PG_CPPFLAGS = -Wall -Werror
+EXTRA_CLEAN = results regression.diffs regression.out output_iso
+
+# PGXS comes with postgresql-server-dev-15, which "make test" installs: until
+# then only the targets below that install it are usable.
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
+include $(PGXS)
+endif
+
+.PHONY: deps test test-run
+
+# Install the Debian packages the build and the tests need (when missing)
+deps:
+	@sh test/install-deps.sh
+
+# Everything, from a fresh machine, ending in one "N passed, N failed" line
+test: deps
+	@$(MAKE) --no-print-directory all
+	@sh test/as-root.sh $(MAKE) --no-print-directory install
+	@pg_virtualenv -- sh test/run-all.sh
+
+# The test suites against the server of the PG* environment variables
+test-run:
+	@sh test/run-all.sh

@@ -1,0 +1,441 @@
+/*-------------------------------------------------------------------------
+ *
+ * checkout.c
+ *		shop_checkout(customer_id): turn a customer's cart into an order in
+ *		one atomic, race-free step.
+ *
+ * The whole checkout runs inside the caller's transaction, through SPI:
+ *
+ *	1. read the customer's cart once, locking its lines (FOR UPDATE), and
+ *	   work from that set from then on;
+ *	2. lock the cart's products in ascending product id order with
+ *	   FOR NO KEY UPDATE;
+ *	3. validate every line against the locked stock;
+ *	4. in one statement: decrement the stock, insert the order (its total
+ *	   computed here, overflow-checked) and its lines, and delete exactly the
+ *	   cart lines that were ordered.
+ *
+ * Locking rules.  Cart lines are locked FOR UPDATE (the level their DELETE
+ * takes anyway), so a second browser tab that changes a line being ordered
+ * waits for the checkout and then finds the line gone, while lines it adds
+ * are not seen and stay in the cart.  Products are locked FOR NO KEY UPDATE,
+ * never FOR UPDATE: the foreign key checks of add-to-cart take KEY SHARE,
+ * which FOR UPDATE would block.  Products are always locked in ascending id
+ * order, so checkouts cannot deadlock against each other.  Under READ
+ * COMMITTED the locking reads return the newest committed rows; under
+ * REPEATABLE READ and SERIALIZABLE a row changed since the snapshot makes
+ * the locking read fail with SQLSTATE 40001, for the client to retry.
+ * The CHECK (stock >= 0) constraint is the last line of defence: stock can
+ * never go negative even if this code were wrong.
+ *
+ * Memory rules.  Plans are prepared once per backend and kept
+ * (SPI_keepplan) in static variables; they are rebuilt when the function's
+ * schema changes (its OID or its name).  Everything else lives in the SPI
+ * procedure context and is freed by SPI_finish.  On an error SPI is cleaned
+ * up by the transaction (or subtransaction) abort.
+ *
+ * Security.  Every statement names its tables through the schema the
+ * function itself lives in (the extension's schema), quoted with
+ * quote_identifier, and qualifies its operators and functions with
+ * pg_catalog, so nothing earlier on search_path can capture them.  Values
+ * go in only as SPI parameters.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+PG_MODULE_MAGIC;
+
+/* SQLSTATEs of this extension, documented in README.md */
+#define ERRCODE_CHECKOUT_INSUFFICIENT_STOCK	MAKE_SQLSTATE('S','H','0','0','1')
+#define ERRCODE_CHECKOUT_EMPTY_CART			MAKE_SQLSTATE('S','H','0','0','2')
+#define ERRCODE_CHECKOUT_UNKNOWN_CUSTOMER	MAKE_SQLSTATE('S','H','0','0','3')
+
+/* One line of the cart, completed from its locked product row */
+typedef struct CartLine
+{
+	int64		product_id;
+	int32		quantity;
+	char	   *name;			/* product name */
+	int64		unit_price_cents;
+	int32		stock;			/* stock before this checkout */
+} CartLine;
+
+/* Saved plans, valid for the schema named in plans_nspoid/plans_nspname */
+static Oid	plans_nspoid = InvalidOid;
+static char *plans_nspname = NULL;
+static SPIPlanPtr cart_plan = NULL;
+static SPIPlanPtr customer_plan = NULL;
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr write_plan = NULL;
+
+/*
+ * Prepare one statement and keep its plan for the life of the backend.
+ * The statement's "%1$s" stands for the quoted schema name.
+ */
+static SPIPlanPtr
+keep_plan(const char *sql_template, const char *qschema,
+		  int nargs, Oid *argtypes)
+{
+	StringInfoData sql;
+	SPIPlanPtr	plan;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, sql_template, qschema);
+
+	plan = SPI_prepare(sql.data, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "checkout: SPI_prepare failed for \"%s\": %s",
+			 sql.data, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "checkout: SPI_keepplan failed");
+	pfree(sql.data);
+	return plan;
+}
+
+/* Forget the saved plans, e.g. because the schema was renamed */
+static void
+free_plans(void)
+{
+	SPIPlanPtr *plans[] = {&cart_plan, &customer_plan, &lock_plan, &write_plan};
+
+	for (int i = 0; i < lengthof(plans); i++)
+	{
+		if (*plans[i] != NULL)
+			SPI_freeplan(*plans[i]);
+		*plans[i] = NULL;
+	}
+	if (plans_nspname != NULL)
+		pfree(plans_nspname);
+	plans_nspname = NULL;
+	plans_nspoid = InvalidOid;
+}
+
+/*
+ * Ensure the saved plans name the tables of schema nspoid.  Must be called
+ * while connected to SPI.
+ */
+static void
+prepare_plans(Oid nspoid)
+{
+	char	   *nspname = get_namespace_name(nspoid);
+	const char *qschema;
+	Oid			one_bigint[1] = {INT8OID};
+	Oid			one_bigint_array[1] = {INT8ARRAYOID};
+	Oid			write_args[5] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID,
+	INT8ARRAYOID, INT8OID};
+
+	if (nspname == NULL)
+		elog(ERROR, "checkout: schema with OID %u does not exist", nspoid);
+
+	if (plans_nspoid == nspoid && plans_nspname != NULL &&
+		strcmp(plans_nspname, nspname) == 0)
+		return;
+
+	free_plans();
+	qschema = quote_identifier(nspname);
+
+	/* 1. The cart, read once and held: its lines are locked */
+	cart_plan = keep_plan(
+						  "SELECT c.product_id, c.quantity"
+						  "  FROM %1$s.cart_items AS c"
+						  " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+						  " ORDER BY c.product_id"
+						  "   FOR UPDATE",
+						  qschema, 1, one_bigint);
+
+	/* Tells an unknown customer from an empty cart */
+	customer_plan = keep_plan(
+							  "SELECT 1 FROM %1$s.customers AS c"
+							  " WHERE c.id OPERATOR(pg_catalog.=) $1",
+							  qschema, 1, one_bigint);
+
+	/* 2. The cart's products, locked in ascending id order */
+	lock_plan = keep_plan(
+						  "SELECT p.id, p.name, p.price_cents, p.stock"
+						  "  FROM %1$s.products AS p"
+						  " WHERE p.id OPERATOR(pg_catalog.=) ANY ($1)"
+						  " ORDER BY p.id"
+						  "   FOR NO KEY UPDATE",
+						  qschema, 1, one_bigint_array);
+
+	/*
+	 * 4. Every write in one statement: $1 customer, $2 product ids, $3
+	 * quantities, $4 unit prices, $5 order total.
+	 */
+	write_plan = keep_plan(
+						   "WITH line AS ("
+						   "  SELECT l.product_id, l.quantity, l.unit_price_cents"
+						   "    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+						   "                    pg_catalog.unnest($4))"
+						   "         AS l(product_id, quantity, unit_price_cents)"
+						   "), sold AS ("
+						   "  UPDATE %1$s.products AS p"
+						   "     SET stock = p.stock OPERATOR(pg_catalog.-) line.quantity"
+						   "    FROM line"
+						   "   WHERE p.id OPERATOR(pg_catalog.=) line.product_id"
+						   "), new_order AS ("
+						   "  INSERT INTO %1$s.orders (customer_id, total_cents)"
+						   "  VALUES ($1, $5)"
+						   "  RETURNING id"
+						   "), new_lines AS ("
+						   "  INSERT INTO %1$s.order_items"
+						   "         (order_id, product_id, quantity, unit_price_cents)"
+						   "  SELECT new_order.id, line.product_id, line.quantity,"
+						   "         line.unit_price_cents"
+						   "    FROM new_order, line"
+						   "), ordered AS ("
+						   "  DELETE FROM %1$s.cart_items AS c"
+						   "   WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+						   "     AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)"
+						   ")"
+						   "SELECT new_order.id FROM new_order",
+						   qschema, 5, write_args);
+
+	plans_nspname = MemoryContextStrdup(TopMemoryContext, nspname);
+	plans_nspoid = nspoid;
+}
+
+/* Fetch column col of row row of the last SPI result, which must not be NULL */
+static Datum
+spi_value(int row, int col)
+{
+	bool		isnull;
+	Datum		value;
+
+	value = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+						  col, &isnull);
+	if (isnull)
+		elog(ERROR, "checkout: unexpected NULL in column %d", col);
+	return value;
+}
+
+/*
+ * Read and lock the customer's cart; return its line count and the lines,
+ * in ascending product id order.
+ */
+static int
+read_cart(int64 customer_id, CartLine **lines_out)
+{
+	Datum		args[1] = {Int64GetDatum(customer_id)};
+	CartLine   *lines;
+	int			nlines;
+
+	if (SPI_execute_plan(cart_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "checkout: reading the cart failed");
+
+	nlines = (int) SPI_processed;
+	lines = palloc0(sizeof(CartLine) * Max(nlines, 1));
+	for (int i = 0; i < nlines; i++)
+	{
+		lines[i].product_id = DatumGetInt64(spi_value(i, 1));
+		lines[i].quantity = DatumGetInt32(spi_value(i, 2));
+	}
+	*lines_out = lines;
+	return nlines;
+}
+
+/* Report an empty cart, or an unknown customer when there is none */
+static void
+report_empty_cart(int64 customer_id)
+{
+	Datum		args[1] = {Int64GetDatum(customer_id)};
+
+	if (SPI_execute_plan(customer_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "checkout: looking up the customer failed");
+
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECKOUT_UNKNOWN_CUSTOMER),
+				 errmsg("customer %lld does not exist",
+						(long long) customer_id),
+				 errdetail("There is no row with id %lld in table customers.",
+						   (long long) customer_id),
+				 errhint("Check the customer id passed to shop_checkout().")));
+
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECKOUT_EMPTY_CART),
+			 errmsg("cart of customer %lld is empty", (long long) customer_id),
+			 errdetail("There are no rows for customer %lld in table cart_items.",
+					   (long long) customer_id),
+			 errhint("Add items to the cart before checking out.")));
+}
+
+/*
+ * Lock the cart's products in ascending id order and complete each line
+ * with the product's name, price and stock.
+ */
+static void
+lock_products(CartLine *lines, int nlines)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * nlines);
+	Datum		args[1];
+
+	for (int i = 0; i < nlines; i++)
+		ids[i] = Int64GetDatum(lines[i].product_id);
+	args[0] = PointerGetDatum(construct_array(ids, nlines, INT8OID,
+											  sizeof(int64), FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+
+	if (SPI_execute_plan(lock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "checkout: locking the products failed");
+
+	/* Both lists are in ascending product id; the foreign key pairs them */
+	if (SPI_processed != (uint64) nlines)
+		elog(ERROR, "checkout: %d cart lines but " UINT64_FORMAT " products",
+			 nlines, SPI_processed);
+	for (int i = 0; i < nlines; i++)
+	{
+		if (DatumGetInt64(spi_value(i, 1)) != lines[i].product_id)
+			elog(ERROR, "checkout: product %lld of the cart was not found",
+				 (long long) lines[i].product_id);
+		lines[i].name = TextDatumGetCString(spi_value(i, 2));
+		lines[i].unit_price_cents = DatumGetInt64(spi_value(i, 3));
+		lines[i].stock = DatumGetInt32(spi_value(i, 4));
+	}
+}
+
+/*
+ * Ensure every line's quantity is in stock.  Otherwise report the first
+ * short line in the message and every short line in the detail.
+ */
+static void
+check_stock(const CartLine *lines, int nlines)
+{
+	const CartLine *first = NULL;
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	for (int i = 0; i < nlines; i++)
+	{
+		if (lines[i].stock >= lines[i].quantity)
+			continue;
+		if (first == NULL)
+			first = &lines[i];
+		else
+			appendStringInfoChar(&detail, '\n');
+		appendStringInfo(&detail,
+						 "Product %lld \"%s\": available %d, requested %d.",
+						 (long long) lines[i].product_id, lines[i].name,
+						 lines[i].stock, lines[i].quantity);
+	}
+
+	if (first != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECKOUT_INSUFFICIENT_STOCK),
+				 errmsg("Insufficient stock for %s (available: %d, requested: %d)",
+						first->name, first->stock, first->quantity),
+				 errdetail("%s", detail.data),
+				 errhint("Lower the quantity of each product listed to what is available, or remove it from the cart, then check out again.")));
+	pfree(detail.data);
+}
+
+/* Return the order's total in cents; raise an error on overflow */
+static int64
+order_total(const CartLine *lines, int nlines)
+{
+	int64		total = 0;
+
+	for (int i = 0; i < nlines; i++)
+	{
+		int64		line_total;
+
+		if (pg_mul_s64_overflow(lines[i].unit_price_cents,
+								(int64) lines[i].quantity, &line_total) ||
+			pg_add_s64_overflow(total, line_total, &total))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("order total is out of range"),
+					 errdetail("The total of the cart exceeds the largest bigint number of cents at product %lld.",
+							   (long long) lines[i].product_id)));
+	}
+	return total;
+}
+
+/*
+ * Decrement the stock, insert the order and its lines, and delete the
+ * ordered cart lines, in one statement.  Return the new order's id.
+ */
+static int64
+write_order(int64 customer_id, const CartLine *lines, int nlines, int64 total)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * nlines);
+	Datum	   *quantities = palloc(sizeof(Datum) * nlines);
+	Datum	   *prices = palloc(sizeof(Datum) * nlines);
+	Datum		args[5];
+
+	for (int i = 0; i < nlines; i++)
+	{
+		ids[i] = Int64GetDatum(lines[i].product_id);
+		quantities[i] = Int32GetDatum(lines[i].quantity);
+		prices[i] = Int64GetDatum(lines[i].unit_price_cents);
+	}
+	args[0] = Int64GetDatum(customer_id);
+	args[1] = PointerGetDatum(construct_array(ids, nlines, INT8OID,
+											  sizeof(int64), FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_array(quantities, nlines, INT4OID,
+											  sizeof(int32), true,
+											  TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(prices, nlines, INT8OID,
+											  sizeof(int64), FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	args[4] = Int64GetDatum(total);
+
+	if (SPI_execute_plan(write_plan, args, NULL, false, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "checkout: writing the order failed");
+
+	return DatumGetInt64(spi_value(0, 1));
+}
+
+PG_FUNCTION_INFO_V1(shop_checkout);
+
+/*
+ * shop_checkout(customer_id bigint) RETURNS bigint
+ *
+ * Not STRICT: a NULL customer id raises 22004 rather than returning NULL.
+ */
+Datum
+shop_checkout(PG_FUNCTION_ARGS)
+{
+	int64		customer_id;
+	CartLine   *lines;
+	int			nlines;
+	int64		order_id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("customer id must not be NULL"),
+				 errhint("Pass the id of an existing customer to shop_checkout().")));
+	customer_id = PG_GETARG_INT64(0);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "checkout: SPI_connect failed");
+
+	prepare_plans(get_func_namespace(fcinfo->flinfo->fn_oid));
+
+	nlines = read_cart(customer_id, &lines);
+	if (nlines == 0)
+		report_empty_cart(customer_id);
+
+	lock_products(lines, nlines);
+	check_stock(lines, nlines);
+	order_id = write_order(customer_id, lines, nlines,
+						   order_total(lines, nlines));
+
+	SPI_finish();
+
+	PG_RETURN_INT64(order_id);
+}

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Install the Debian packages that building and testing checkout need,
+# only those that are missing.  Runs apt-get as root, or through sudo.
+set -eu
+
+packages="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
+libtap-parser-sourcehandler-pgtap-perl postgresql-common make gcc libpq-dev"
+
+missing=""
+for p in $packages; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "checkout: installing$missing"
+dir=$(dirname "$0")
+export DEBIAN_FRONTEND=noninteractive
+sh "$dir/as-root.sh" apt-get update -qq
+sh "$dir/as-root.sh" apt-get install -y -qq --no-install-recommends $missing
