@@ -18,7 +18,7 @@ ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
 TAP_SQL = $(sort $(wildcard test/*.sql))
 
 PG_CPPFLAGS = -Wall -Werror
-EXTRA_CLEAN = results regression.diffs regression.out output_iso
+EXTRA_CLEAN = results regression.diffs regression.out output_iso tools/flashsale
 
 # PGXS comes with postgresql-server-dev-15, which "make test" installs: until
 # then only the targets below that install it are usable.
@@ -28,7 +28,15 @@ ifneq ($(PGXS),)
 include $(PGXS)
 endif
 
-.PHONY: deps test test-run
+.PHONY: deps test test-run demo
+
+# The flash-sale load tool (libpq)
+FLASHSALE = tools/flashsale
+all: $(FLASHSALE)
+$(FLASHSALE): tools/flashsale.c
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -Werror \
+		-I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq -lpthread
 
 # Install the Debian packages the build and the tests need (when missing)
 deps:
@@ -36,9 +44,22 @@ deps:
 
 # Everything, from a fresh machine, ending in one "N passed, N failed" line
 test: deps
-	@$(MAKE) --no-print-directory all
-	@sh test/as-root.sh $(MAKE) --no-print-directory install
-	@pg_virtualenv -- sh test/run-all.sh
+	@$(MAKE) -s --no-print-directory all
+	@sh test/as-root.sh $(MAKE) -s --no-print-directory install >/dev/null
+	@pg_virtualenv -o max_connections=300 -- sh test/run-all.sh
+
+# The flash sale, from a fresh machine: BUYERS buyers race for STOCK items
+# of each of PRODUCTS products, LINES lines per cart
+BUYERS ?= 33
+STOCK ?= 20
+LINES ?= 1
+PRODUCTS ?= $(LINES)
+DEMO_CONNECTIONS = $(shell n=$(BUYERS); [ $$n -gt 500 ] && n=500; echo $$((n + 20)))
+demo: deps
+	@$(MAKE) -s --no-print-directory all
+	@sh test/as-root.sh $(MAKE) -s --no-print-directory install >/dev/null
+	@BUYERS=$(BUYERS) STOCK=$(STOCK) LINES=$(LINES) PRODUCTS=$(PRODUCTS) \
+		pg_virtualenv -o max_connections=$(DEMO_CONNECTIONS) -- sh test/demo.sh
 
 # The test suites against the server of the PG* environment variables
 test-run:

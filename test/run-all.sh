@@ -49,6 +49,16 @@ echo "pgTAP: $ok passed, $bad failed"
 passed=$((passed + ok))
 failed=$((failed + bad))
 
+# Flash-sale races (tools/flashsale): each run counts as one test
+sh test/race.sh >"$log/race" 2>&1
+cat "$log/race"
+ok=$(grep -c '^race: ok' "$log/race")
+bad=$(grep -c '^race: FAILED' "$log/race")
+[ "$ok" -eq 0 ] && [ "$bad" -eq 0 ] && bad=1	# could not run at all
+echo "race: $ok passed, $bad failed"
+passed=$((passed + ok))
+failed=$((failed + bad))
+
 # A suite that failed without a failed test (e.g. could not start) fails too
 for rc in $rc_regress $rc_isolation; do
 	[ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Flash-sale races through tools/flashsale, against the server of the PG*
+# variables.  Each run prints "race: ok NAME" or "race: FAILED NAME"; the
+# exit status is the number of failed runs.
+set -u
+cd "$(dirname "$0")/.."
+
+psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+	-c 'DROP DATABASE IF EXISTS checkout_race' \
+	-c 'CREATE DATABASE checkout_race' || exit 1
+psql -X -q -v ON_ERROR_STOP=1 -d checkout_race -c 'CREATE EXTENSION checkout' || exit 1
+
+failed=0
+
+# race NAME FLASHSALE-OPTIONS...: one run, verdict from its exit status
+race() {
+	name=$1
+	shift
+	if tools/flashsale -d checkout_race "$@"; then
+		echo "race: ok $name"
+	else
+		echo "race: FAILED $name (tools/flashsale $*)"
+		failed=$((failed + 1))
+	fi
+	echo
+}
+
+# The seed's scenario, several times: 20 in stock, 33 buyers at once
+for run in 1 2 3 4 5; do
+	race "seed $run: 20 in stock, 33 buyers" --buyers 33 --stock 20 \
+		--expect-orders 20 --expect-rejected 13 --expect-stock 0
+done
+
+# Hundreds of buyers, 3-line carts over 5 products, 60 connections: more
+# demand than stock, so some buyers are rejected; the invariants must hold
+race "400 buyers, 3-line carts over 5 products, 60 connections" \
+	--buyers 400 --products 5 --lines 3 --stock 150 --connections 60
+
+# Several units per line: stock runs out part-way through a line
+race "300 buyers wanting 2 or more of 4 products, 50 connections" \
+	--buyers 300 --products 4 --lines 2 --quantity 3 --stock 200 --connections 50
+
+# Plenty of stock: every buyer must get an order
+race "200 buyers, enough for all" --buyers 200 --stock 200 --connections 50 \
+	--expect-orders 200 --expect-rejected 0 --expect-stock 0
+
+exit "$failed"
