@@ -28,7 +28,7 @@ ifneq ($(PGXS),)
 include $(PGXS)
 endif
 
-.PHONY: deps test test-run demo
+.PHONY: deps test test-run demo bench
 
 # The flash-sale load tool (libpq)
 FLASHSALE = tools/flashsale
@@ -60,6 +60,12 @@ demo: deps
 	@sh test/as-root.sh $(MAKE) -s --no-print-directory install >/dev/null
 	@BUYERS=$(BUYERS) STOCK=$(STOCK) LINES=$(LINES) PRODUCTS=$(PRODUCTS) \
 		pg_virtualenv -o max_connections=$(DEMO_CONNECTIONS) -- sh test/demo.sh
+
+# shop_checkout() against the flows it replaces, durable commit (bench/)
+bench: deps
+	@$(MAKE) -s --no-print-directory all
+	@sh test/as-root.sh $(MAKE) -s --no-print-directory install >/dev/null
+	@sh bench/run.sh
 
 # The test suites against the server of the PG* environment variables
 test-run:

@@ -1,0 +1,7 @@
+-- the least work a hot-row sale can do: one conditional UPDATE
+\set cid :client_id + 1
+\set pid random(:pid_min, :pid_max)
+-- add to cart: its own transaction
+INSERT INTO cart_items (customer_id, product_id, quantity) VALUES (:cid, :pid, 1)
+  ON CONFLICT (customer_id, product_id) DO UPDATE SET quantity = excluded.quantity;
+UPDATE products SET stock = stock - 1 WHERE id = :pid AND stock >= 1;

@@ -1,0 +1,98 @@
+#!/bin/sh
+# bench/report.sh RAW SECONDS ROUNDS: the Markdown report of a make bench run
+# from its raw lines ("workload flow round tps p99_ms"): medians per flow and
+# workload, and the ratios of shop_checkout() to every other flow.
+set -eu
+raw=$1 seconds=$2 rounds=$3
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+server=$(psql -X -At -c 'SHOW server_version')
+
+cat <<HEAD
+# make bench — $(date -u +%Y-%m-%d)
+
+Machine: $(nproc) cores ($cpu), $mem. PostgreSQL $server, throwaway cluster with
+fsync=on, synchronous_commit=on (the cpu-* workloads set synchronous_commit=off for their sessions only),
+shared_buffers=256MB. pgbench -M prepared, $seconds s per run, median of $rounds interleaved runs after a
+warm-up run of each flow. Every flow adds to the cart in its own transaction, then checks out.
+
+tps counts add-to-cart + checkout pairs per second; p99 is the 99th percentile latency of that pair (ms).
+
+HEAD
+
+awk -v OFS='|' '
+function median(key,    n, i, j, t, a) {
+	n = split(vals[key], a, " ")
+	for (i = 1; i <= n; i++)
+		for (j = i + 1; j <= n; j++)
+			if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{
+	key = $1 SUBSEP $2
+	vals[key] = vals[key] " " $4
+	lats[key] = lats[key] " " $5
+	if (!($1 in seen_w)) { seen_w[$1] = 1; workloads[++nw] = $1 }
+	has[key] = 1
+}
+END {
+	nf = split("shop_checkout client-side plpgsql bare_update", flows, " ")
+	print "| workload | shop_checkout | client-side (seed) | PL/pgSQL | bare UPDATE |"
+	print "|---|---|---|---|---|"
+	for (w = 1; w <= nw; w++) {
+		line = "| " workloads[w] " "
+		for (f = 1; f <= nf; f++) {
+			key = workloads[w] SUBSEP flows[f]
+			if (key in has) {
+				tps[key] = median(key)
+				split(lats[key], dummy, " ")
+				vals[key "lat"] = lats[key]
+				p99[key] = median(key "lat")
+				line = line sprintf("| %.0f tps, p99 %.1f ms ", tps[key], p99[key])
+			} else
+				line = line "| n/a "
+		}
+		print line "|"
+	}
+	print ""
+	print "Ratios of shop_checkout to each flow (tps; above 1 means shop_checkout is faster):"
+	print ""
+	print "| workload | vs client-side | vs PL/pgSQL | vs bare UPDATE |"
+	print "|---|---|---|---|"
+	for (w = 1; w <= nw; w++) {
+		c = workloads[w] SUBSEP "shop_checkout"
+		line = "| " workloads[w] " "
+		for (f = 2; f <= nf; f++) {
+			key = workloads[w] SUBSEP flows[f]
+			if ((key in tps) && tps[key] > 0)
+				line = line sprintf("| %.2f× ", tps[c] / tps[key])
+			else
+				line = line "| n/a "
+		}
+		print line "|"
+	}
+	print ""
+	print "Under a crowd (tps at 128 clients / tps at 1 client on the hot product):"
+	print ""
+	for (f = 1; f <= nf; f++) {
+		a = "hot-128" SUBSEP flows[f]; b = "hot-1" SUBSEP flows[f]
+		if ((a in tps) && (b in tps) && tps[b] > 0)
+			printf "- %s: %.1f%%\n", flows[f], 100 * tps[a] / tps[b]
+	}
+	print ""
+	print "Cost of a 50-line cart (tps of 1-line / tps of 50-line carts, one client, synchronous_commit=off):"
+	print ""
+	for (f = 1; f <= nf; f++) {
+		a = "cpu-1line" SUBSEP flows[f]; b = "cpu-50line" SUBSEP flows[f]
+		if ((a in tps) && (b in tps) && tps[b] > 0)
+			printf "- %s: %.2f×\n", flows[f], tps[a] / tps[b]
+	}
+}' "$raw"
+
+echo
+echo "Raw runs (workload flow round tps p99_ms):"
+echo
+echo '```'
+cat "$raw"
+echo '```'

@@ -1,0 +1,105 @@
+#!/bin/sh
+# make bench, inside the throwaway cluster that bench/run.sh starts: measure
+# shop_checkout() side by side with the flows it replaces, over the same
+# workloads, and print and save the table and the ratios.
+#
+# Each figure is the median of BENCH_ROUNDS (default 3) runs of BENCH_SECONDS
+# (default 8) seconds, after a warm-up run of each flow; rounds are
+# interleaved (every flow of a workload runs once per round), so drift of the
+# machine hits all flows alike.
+set -eu
+cd "$(dirname "$0")/.."
+
+seconds=${BENCH_SECONDS:-8}
+rounds=${BENCH_ROUNDS:-3}
+warmup=${BENCH_WARMUP_SECONDS:-2}
+results=${BENCH_RESULTS:-bench/results/$(date -u +%Y-%m-%d).md}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+raw=$tmp/raw
+
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'CREATE DATABASE bench'
+export PGDATABASE=bench
+psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION checkout'
+psql -X -q -v ON_ERROR_STOP=1 -f bench/setup.sql >/dev/null
+
+# Put the tables back as they were: no orders, no carts, full stock
+reset_state() {
+	psql -X -q -v ON_ERROR_STOP=1 \
+		-c 'TRUNCATE orders, order_items, cart_items' \
+		-c 'UPDATE products SET stock = 1000000000 WHERE id <> 2 AND stock <> 1000000000' \
+		-c 'VACUUM ANALYZE products, cart_items, orders, order_items'
+}
+
+# measure WORKLOAD FLOW SCRIPT CLIENTS PID_MIN PID_MAX SECONDS ROUND
+# One pgbench run; appends "workload flow round tps p99_ms" to $raw unless
+# ROUND is "warmup".
+measure() {
+	workload=$1 flow=$2 script=$3 clients=$4 pid_min=$5 pid_max=$6 secs=$7 round=$8
+	threads=2
+	[ "$clients" -lt 2 ] && threads=1
+	reset_state
+	rm -f "$tmp"/log*
+	if ! pgbench -n -M prepared -c "$clients" -j "$threads" -T "$secs" \
+		-D pid_min="$pid_min" -D pid_max="$pid_max" \
+		-f "bench/flows/$script.sql" -l --log-prefix="$tmp/log" \
+		>"$tmp/out" 2>&1 || grep -q 'aborted' "$tmp/out"; then
+		cat "$tmp/out" >&2
+		echo "bench: pgbench failed for $workload / $flow" >&2
+		exit 1
+	fi
+	[ "$round" = warmup ] && return 0
+	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$tmp/out" | head -n 1)
+	if [ -z "$tps" ] || ! ls "$tmp"/log* >/dev/null 2>&1; then
+		cat "$tmp/out" >&2
+		echo "bench: no transaction completed for $workload / $flow in $secs s; raise BENCH_SECONDS" >&2
+		exit 1
+	fi
+	p99=$(cat "$tmp"/log* | awk '{print $3}' | sort -n |
+		awk '{v[NR] = $1} END {r = int(NR * 0.99 + 0.999999); if (r < 1) r = 1; printf "%.2f", v[r] / 1000}')
+	echo "$workload $flow $round $tps $p99" >>"$raw"
+	printf '  %-12s %-14s round %s: %8.0f tps, p99 %7.2f ms\n' "$workload" "$flow" "$round" "$tps" "$p99"
+}
+
+# workload NAME CLIENTS PID_MIN PID_MAX FLOW:SCRIPT...
+workload() {
+	name=$1 clients=$2 pid_min=$3 pid_max=$4
+	shift 4
+	echo "$name: $clients client(s), products $pid_min..$pid_max${PGOPTIONS:+, $PGOPTIONS}"
+	for fs in "$@"; do
+		measure "$name" "${fs%%:*}" "${fs#*:}" "$clients" "$pid_min" "$pid_max" "$warmup" warmup
+	done
+	r=1
+	while [ "$r" -le "$rounds" ]; do
+		for fs in "$@"; do
+			measure "$name" "${fs%%:*}" "${fs#*:}" "$clients" "$pid_min" "$pid_max" "$seconds" "$r"
+		done
+		r=$((r + 1))
+	done
+}
+
+flows="shop_checkout:c client-side:client plpgsql:plpgsql bare_update:bare_update"
+# shellcheck disable=SC2086
+{
+	workload hot-1 1 1 1 $flows
+	workload hot-32 32 1 1 $flows
+	workload hot-128 128 1 1 $flows
+	workload soldout-32 32 2 2 shop_checkout:c_try client-side:client \
+		plpgsql:plpgsql_try bare_update:bare_update
+	workload spread-32 32 3 1002 $flows
+	PGOPTIONS="-c synchronous_commit=off" workload cpu-1line 1 3 1002 $flows
+	PGOPTIONS="-c synchronous_commit=off" workload cpu-50line 1 3 1002 \
+		shop_checkout:c_50 plpgsql:plpgsql_50
+}
+
+# The sold-out rush must have rejected every attempt
+sold=$(psql -X -At -c 'SELECT count(*) FROM order_items WHERE product_id = 2')
+[ "$sold" -eq 0 ] || { echo "bench: the sold-out product was sold $sold times" >&2; exit 1; }
+
+sh bench/report.sh "$raw" "$seconds" "$rounds" >"$tmp/report"
+mkdir -p "$(dirname "$results")"
+cat "$tmp/report" >"$results"
+echo
+cat "$tmp/report"
+echo
+echo "bench: written to $results"
