@@ -49,17 +49,21 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "portability/instr_time.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "checkout.h"
+
 PG_MODULE_MAGIC;
 
-/* SQLSTATEs of this extension, documented in README.md */
-#define ERRCODE_CHECKOUT_INSUFFICIENT_STOCK	MAKE_SQLSTATE('S','H','0','0','1')
-#define ERRCODE_CHECKOUT_EMPTY_CART			MAKE_SQLSTATE('S','H','0','0','2')
-#define ERRCODE_CHECKOUT_UNKNOWN_CUSTOMER	MAKE_SQLSTATE('S','H','0','0','3')
+void		_PG_init(void);
+
+/* checkout.lock_timeout: milliseconds a checkout waits for a lock; 0 = as the server does */
+static int	checkout_lock_timeout = 0;
 
 /* One line of the cart, completed from its locked product row */
 typedef struct CartLine
@@ -70,6 +74,17 @@ typedef struct CartLine
 	int64		unit_price_cents;
 	int32		stock;			/* stock before this checkout */
 } CartLine;
+
+/*
+ * What the running checkout is waiting for, to name it when a lock wait
+ * times out (palloc'd in the SPI context, valid until the call ends), and
+ * how long it has waited on product locks.
+ */
+static const char *checkout_waiting_for = NULL;
+static int64 checkout_lock_wait_us = 0;
+static bool checkout_in_lock_wait = false;
+static instr_time checkout_lock_wait_start;
+static int64 checkout_items_sold = 0;
 
 /* Saved plans, valid for the schema named in plans_nspoid/plans_nspname */
 static Oid	plans_nspoid = InvalidOid;
@@ -231,6 +246,8 @@ read_cart(int64 customer_id, CartLine **lines_out)
 	CartLine   *lines;
 	int			nlines;
 
+	checkout_waiting_for = psprintf("the cart of customer %lld",
+									(long long) customer_id);
 	if (SPI_execute_plan(cart_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "checkout: reading the cart failed");
 
@@ -271,6 +288,34 @@ report_empty_cart(int64 customer_id)
 			 errhint("Add items to the cart before checking out.")));
 }
 
+/* Microseconds since start */
+static int64
+elapsed_us(instr_time start)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	return INSTR_TIME_GET_MICROSEC(now);
+}
+
+/* "products 1, 7 and 9" (at most the first ten ids), for messages */
+static const char *
+products_description(const CartLine *lines, int nlines)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, nlines == 1 ? "product " : "products ");
+	for (int i = 0; i < nlines && i < 10; i++)
+		appendStringInfo(&buf, "%s%lld",
+						 i == 0 ? "" : (i == nlines - 1 ? " and " : ", "),
+						 (long long) lines[i].product_id);
+	if (nlines > 10)
+		appendStringInfo(&buf, " and %d more", nlines - 10);
+	return buf.data;
+}
+
 /*
  * Lock the cart's products in ascending id order and complete each line
  * with the product's name, price and stock.
@@ -287,8 +332,13 @@ lock_products(CartLine *lines, int nlines)
 											  sizeof(int64), FLOAT8PASSBYVAL,
 											  TYPALIGN_DOUBLE));
 
+	checkout_waiting_for = products_description(lines, nlines);
+	INSTR_TIME_SET_CURRENT(checkout_lock_wait_start);
+	checkout_in_lock_wait = true;
 	if (SPI_execute_plan(lock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "checkout: locking the products failed");
+	checkout_in_lock_wait = false;
+	checkout_lock_wait_us += elapsed_us(checkout_lock_wait_start);
 
 	/* Both lists are in ascending product id; the foreign key pairs them */
 	if (SPI_processed != (uint64) nlines)
@@ -392,6 +442,7 @@ write_order(int64 customer_id, const CartLine *lines, int nlines, int64 total)
 											  TYPALIGN_DOUBLE));
 	args[4] = Int64GetDatum(total);
 
+	checkout_waiting_for = "the rows the order writes or references";
 	if (SPI_execute_plan(write_plan, args, NULL, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "checkout: writing the order failed");
@@ -399,20 +450,39 @@ write_order(int64 customer_id, const CartLine *lines, int nlines, int64 total)
 	return DatumGetInt64(spi_value(0, 1));
 }
 
-PG_FUNCTION_INFO_V1(shop_checkout);
+/*
+ * Bound lock waits by checkout.lock_timeout for the rest of this call: the
+ * server's lock_timeout is set at a new GUC nesting level, which the caller
+ * pops with AtEOXact_GUC() (or the transaction abort does).  Returns the
+ * level, or -1 when the setting is 0 and nothing changed.
+ */
+static int
+bound_lock_waits(void)
+{
+	int			nestlevel;
+	char		value[32];
+
+	if (checkout_lock_timeout <= 0)
+		return -1;
+	nestlevel = NewGUCNestLevel();
+	snprintf(value, sizeof(value), "%d", checkout_lock_timeout);
+	(void) set_config_option("lock_timeout", value, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
 
 /*
- * shop_checkout(customer_id bigint) RETURNS bigint
- *
- * Not STRICT: a NULL customer id raises 22004 rather than returning NULL.
+ * The checkout itself: validate the argument, then read, lock, validate and
+ * write.  Returns the new order's id; raises every error the README lists.
  */
-Datum
-shop_checkout(PG_FUNCTION_ARGS)
+static int64
+checkout(FunctionCallInfo fcinfo)
 {
 	int64		customer_id;
 	CartLine   *lines;
 	int			nlines;
 	int64		order_id;
+	int			nestlevel;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -425,6 +495,7 @@ shop_checkout(PG_FUNCTION_ARGS)
 		elog(ERROR, "checkout: SPI_connect failed");
 
 	prepare_plans(get_func_namespace(fcinfo->flinfo->fn_oid));
+	nestlevel = bound_lock_waits();
 
 	nlines = read_cart(customer_id, &lines);
 	if (nlines == 0)
@@ -435,7 +506,111 @@ shop_checkout(PG_FUNCTION_ARGS)
 	order_id = write_order(customer_id, lines, nlines,
 						   order_total(lines, nlines));
 
+	for (int i = 0; i < nlines; i++)
+		checkout_items_sold += lines[i].quantity;
+	if (nestlevel >= 0)
+		AtEOXact_GUC(true, nestlevel);
 	SPI_finish();
 
+	return order_id;
+}
+
+/* Which statistics counter an error with this SQLSTATE falls under */
+static CheckoutOutcome
+outcome_of(int sqlerrcode)
+{
+	switch (sqlerrcode)
+	{
+		case ERRCODE_CHECKOUT_INSUFFICIENT_STOCK:
+			return CHECKOUT_INSUFFICIENT_STOCK;
+		case ERRCODE_CHECKOUT_EMPTY_CART:
+			return CHECKOUT_EMPTY_CART;
+		case ERRCODE_CHECKOUT_UNKNOWN_CUSTOMER:
+			return CHECKOUT_UNKNOWN_CUSTOMER;
+		case ERRCODE_LOCK_NOT_AVAILABLE:
+			return CHECKOUT_LOCK_TIMEOUT;
+		case ERRCODE_T_R_SERIALIZATION_FAILURE:
+			return CHECKOUT_SERIALIZATION_FAILURE;
+		default:
+			return CHECKOUT_OTHER_FAILURE;
+	}
+}
+
+PG_FUNCTION_INFO_V1(shop_checkout);
+
+/*
+ * shop_checkout(customer_id bigint) RETURNS bigint
+ *
+ * Not STRICT: a NULL customer id raises 22004 rather than returning NULL.
+ * Counts every call in the statistics (when preloaded), and turns a lock
+ * wait that timed out into an error that names what was busy.
+ */
+Datum
+shop_checkout(PG_FUNCTION_ARGS)
+{
+	instr_time	start;
+	int64		order_id;
+
+	INSTR_TIME_SET_CURRENT(start);
+	checkout_waiting_for = NULL;
+	checkout_lock_wait_us = 0;
+	checkout_in_lock_wait = false;
+	checkout_items_sold = 0;
+
+	PG_TRY();
+	{
+		order_id = checkout(fcinfo);
+	}
+	PG_CATCH();
+	{
+		int			sqlerrcode = geterrcode();
+
+		if (checkout_in_lock_wait)
+			checkout_lock_wait_us += elapsed_us(checkout_lock_wait_start);
+		checkout_stats_count(outcome_of(sqlerrcode), 0, elapsed_us(start),
+							 checkout_lock_wait_us);
+		if (sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE ||
+			checkout_waiting_for == NULL)
+			PG_RE_THROW();
+
+		/* Replace the lock timeout with one that says what was busy */
+		FlushErrorState();
+		if (checkout_lock_timeout > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("checkout timed out: %s is busy", checkout_waiting_for),
+					 errdetail("Another transaction held a lock the checkout needed for longer than checkout.lock_timeout (%d ms). Nothing was changed.",
+							   checkout_lock_timeout),
+					 errhint("Retry the checkout.")));
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("checkout timed out: %s is busy", checkout_waiting_for),
+					 errdetail("Another transaction held a lock the checkout needed for longer than lock_timeout (%s). Nothing was changed.",
+							   GetConfigOption("lock_timeout", false, false)),
+					 errhint("Retry the checkout.")));
+	}
+	PG_END_TRY();
+
+	checkout_stats_count(CHECKOUT_SUCCESS, checkout_items_sold,
+						 elapsed_us(start), checkout_lock_wait_us);
 	PG_RETURN_INT64(order_id);
+}
+
+/* Module load: the checkout.* settings, and the statistics when preloaded */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("checkout.lock_timeout",
+							"Longest a checkout waits for a lock on a cart or a product.",
+							"A checkout that waits longer fails with SQLSTATE 55P03 and changes nothing. "
+							"0 waits as the server's lock_timeout says.",
+							&checkout_lock_timeout,
+							0, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("checkout");
+
+	checkout_stats_init();
 }

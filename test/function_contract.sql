@@ -3,7 +3,7 @@
 -- raises 22004 instead of returning NULL).
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(12);
+SELECT plan(26);
 
 SELECT has_function('shop_checkout', ARRAY['bigint']);
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE proname = 'shop_checkout'), 1,
@@ -26,6 +26,34 @@ SELECT throws_ok('SELECT shop_checkout(customer_id => 424242)', 'SH003',
 INSERT INTO customers (name) VALUES ('Ada');
 SELECT throws_ok('SELECT shop_checkout(' || (SELECT max(id) FROM customers) || ')',
 				 'SH002', NULL, 'an empty cart raises SH002');
+
+-- The other functions: signatures, and the search_path every SQL or PL
+-- function pins (Security Considerations for Extensions)
+SELECT has_function('shop_restock', ARRAY['bigint', 'integer', 'text']);
+SELECT function_returns('shop_restock', ARRAY['bigint', 'integer', 'text'], 'integer');
+SELECT has_function('shop_adjust_stock', ARRAY['bigint', 'integer', 'text']);
+SELECT function_returns('shop_adjust_stock', ARRAY['bigint', 'integer', 'text'], 'integer');
+SELECT has_function('shop_check_integrity', ARRAY[]::text[]);
+SELECT has_function('shop_cart_status', ARRAY['bigint']);
+SELECT volatility_is('shop_cart_status', ARRAY['bigint'], 'stable');
+SELECT has_function('shop_checkout_stats', ARRAY[]::text[]);
+SELECT has_function('shop_checkout_stats_reset', ARRAY[]::text[]);
+SELECT function_returns('shop_checkout_stats_reset', ARRAY[]::text[],
+						'timestamp with time zone');
+SELECT ok(NOT has_function_privilege('public', 'shop_checkout_stats_reset()', 'EXECUTE'),
+		  'PUBLIC may not reset the statistics');
+SELECT ok(has_function_privilege('public', 'shop_checkout(bigint)', 'EXECUTE'),
+		  'anyone with access to the tables may check out');
+SELECT is_empty($$
+	SELECT p.proname FROM pg_proc p
+	  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+	  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'checkout'
+	 WHERE p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
+	   AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)$$,
+	'every SQL and PL/pgSQL function of the extension sets search_path = pg_catalog, pg_temp');
+SELECT is_empty($$SELECT proname FROM pg_proc WHERE prosecdef
+				   AND proname LIKE 'shop\_%'$$,
+				'no SECURITY DEFINER functions');
 
 SELECT * FROM finish();
 ROLLBACK;

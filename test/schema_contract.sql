@@ -2,11 +2,12 @@
 -- contract; other tools and tests depend on these names, types and rules.
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(69);
+SELECT plan(79);
 
 SELECT tables_are('public',
-	ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items'],
-	'the extension creates exactly its five tables');
+	ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
+		  'stock_movements'],
+	'the extension creates exactly its six tables');
 
 -- products
 SELECT columns_are('products', ARRAY['id', 'name', 'price_cents', 'stock']);
@@ -103,6 +104,24 @@ SELECT is((SELECT confdeltype FROM pg_constraint
 			  AND confrelid = 'orders'::regclass),
 		  'c'::"char", 'deleting an order deletes its lines (ON DELETE CASCADE)');
 
+-- stock_movements, the ledger
+SELECT columns_are('stock_movements',
+	ARRAY['id', 'product_id', 'kind', 'quantity', 'stock_after', 'reason', 'created_at']);
+SELECT col_type_is('stock_movements', 'product_id', 'bigint');
+SELECT col_type_is('stock_movements', 'quantity', 'integer');
+SELECT col_type_is('stock_movements', 'reason', 'text');
+SELECT col_is_pk('stock_movements', 'id');
+SELECT fk_ok('stock_movements', 'product_id', 'products', 'id');
+SELECT col_has_check('stock_movements', 'kind');
+SELECT has_index('stock_movements', 'stock_movements_product_id_idx', 'product_id',
+				 'stock_movements are indexed on product_id');
+SELECT has_trigger('products', 'products_opening_stock',
+				   'inserting products records their opening stock');
+
+-- the views
+SELECT views_are('public', ARRAY['shop_checkout_stats'],
+				 'the extension creates exactly one view');
+
 -- the extension
 SELECT has_extension('checkout');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'checkout'),
@@ -113,7 +132,8 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_extension e,
 					 unnest(e.extconfig) AS t(oid) JOIN pg_class c ON c.oid = t.oid
 				 WHERE e.extname = 'checkout'$$,
 			  ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
-					'products_id_seq', 'customers_id_seq', 'orders_id_seq'],
+					'stock_movements', 'products_id_seq', 'customers_id_seq',
+					'orders_id_seq', 'stock_movements_id_seq'],
 			  'pg_dump dumps the rows of every table and the identity sequences');
 SELECT has_index('cart_items', 'cart_items_product_id_idx', 'product_id',
 				 'cart_items are indexed on product_id');

@@ -1,0 +1,32 @@
+#!/bin/sh
+# The tests that need shared_preload_libraries = 'checkout' (the live
+# statistics), run by test/run-all.sh inside a throwaway cluster of their
+# own that pg_virtualenv starts with the preload.  Prints pg_regress's
+# verdict lines and "race: ok|FAILED" lines, like the other suites.
+set -u
+cd "$(dirname "$0")/../.."
+
+pgxs=$(pg_config --pgxs)
+pg_regress=$(dirname "$pgxs")/../test/regress/pg_regress
+tests=$(cd test/preload/sql && ls *.sql | sed 's/\.sql$//')
+
+# shellcheck disable=SC2086
+"$pg_regress" --inputdir=test/preload --outputdir=test/preload \
+	--bindir="$(pg_config --bindir)" --dbname=checkout_preload $tests
+rc=$?
+
+# The statistics under a real race: the seed's sale, then its counters
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'CREATE DATABASE checkout_stats_race' &&
+	psql -X -q -v ON_ERROR_STOP=1 -d checkout_stats_race -c 'CREATE EXTENSION checkout' &&
+	tools/flashsale -d checkout_stats_race --buyers 33 --stock 20 --quiet \
+		--expect-orders 20 --expect-rejected 13 --expect-stock 0 &&
+	counters=$(psql -X -At -d checkout_stats_race -c "
+		SELECT attempts || ' ' || successes || ' ' || insufficient_stock || ' ' || items_sold
+		  FROM shop_checkout_stats WHERE datname = current_database()")
+if [ "${counters:-}" = "33 20 13 20" ]; then
+	echo "race: ok statistics count the seed's 33-buyer sale (33 attempts, 20 successes, 13 SH001, 20 items)"
+else
+	echo "race: FAILED statistics of the seed's sale: got '${counters:-nothing}', want '33 20 13 20'"
+	rc=1
+fi
+exit "$rc"

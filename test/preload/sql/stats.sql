@@ -1,0 +1,85 @@
+--
+-- Live statistics, with shared_preload_libraries = 'checkout': every
+-- outcome counted under its reason, items sold, times, lock waits, reset.
+-- A second session (dblink) holds locks and changes rows concurrently.
+--
+CREATE EXTENSION checkout;
+CREATE EXTENSION dblink;
+SHOW shared_preload_libraries;
+SELECT shop_checkout_stats_reset() IS NOT NULL AS reset;
+SELECT attempts, successes, failures FROM shop_checkout_stats
+ WHERE datname = current_database();
+
+INSERT INTO products (name, price_cents, stock) VALUES
+  ('Flash Sale Smartphone', 49900, 10), ('Phone Case', 1999, 0);
+INSERT INTO customers (name) SELECT 'buyer ' || g FROM generate_series(1, 6) AS g;
+INSERT INTO cart_items VALUES (1, 1, 2), (2, 2, 1), (4, 1, 1), (5, 1, 1), (6, 1, 3);
+
+SELECT shop_checkout(1) IS NOT NULL AS ordered;	-- success, 2 items
+SELECT shop_checkout(2);	-- SH001
+SELECT shop_checkout(3);	-- SH002
+SELECT shop_checkout(99);	-- SH003
+SELECT shop_checkout(NULL);	-- other (22004)
+
+-- A lock timeout: another session holds the product for longer than 100 ms
+SELECT dblink_connect('holder', format('host=%s port=%s dbname=%s',
+	split_part(current_setting('unix_socket_directories'), ',', 1),
+	current_setting('port'), current_database()));
+SELECT dblink_exec('holder', 'BEGIN');
+SELECT * FROM dblink('holder',
+	'SELECT id FROM products WHERE id = 1 FOR NO KEY UPDATE') AS t(id bigint);
+SET checkout.lock_timeout = 100;
+SELECT shop_checkout(4);
+RESET checkout.lock_timeout;
+SELECT dblink_exec('holder', 'COMMIT');
+
+-- A serialization failure: the product changes after our snapshot
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT stock FROM products WHERE id = 1;
+SELECT dblink_exec('holder', 'UPDATE products SET price_cents = 45900 WHERE id = 1');
+SELECT shop_checkout(5);
+ROLLBACK;
+
+-- A success inside a transaction that rolls back is still counted: the
+-- counter counts calls that returned an order, not commits
+BEGIN;
+SELECT shop_checkout(6) IS NOT NULL AS ordered;
+ROLLBACK;
+
+SELECT attempts, successes, failures, insufficient_stock, empty_cart,
+	   unknown_customer, lock_timeouts, serialization_failures, other_failures,
+	   items_sold, round(success_rate::numeric, 3) AS success_rate
+  FROM shop_checkout_stats WHERE datname = current_database();
+SELECT total_time_ms > 0 AS timed, mean_time_ms * attempts - total_time_ms < 0.001 AS mean_ok,
+	   max_time_ms >= mean_time_ms AS max_ok, max_time_ms >= 100 AS max_includes_timeout,
+	   lock_wait_ms >= 100 AS lock_wait_includes_timeout,
+	   lock_wait_ms <= total_time_ms AS lock_wait_within_time
+  FROM shop_checkout_stats WHERE datname = current_database();
+
+-- The function and the view agree
+SELECT (SELECT attempts FROM shop_checkout_stats() WHERE dbid = d.oid) =
+	   (SELECT attempts FROM shop_checkout_stats WHERE dbid = d.oid) AS same
+  FROM pg_database d WHERE d.datname = current_database();
+
+-- Reset zeroes the counters and moves stats_reset
+SELECT stats_reset AS reset_before FROM shop_checkout_stats
+ WHERE datname = current_database() \gset
+SELECT pg_sleep(0.01);
+SELECT shop_checkout_stats_reset() > :'reset_before' AS reset_later;
+SELECT stats_reset > :'reset_before' AS stats_reset_moved FROM shop_checkout_stats
+ WHERE datname = current_database();
+SELECT attempts, successes, failures, items_sold, total_time_ms, max_time_ms, lock_wait_ms,
+	   mean_time_ms, success_rate
+  FROM shop_checkout_stats WHERE datname = current_database();
+
+-- Anyone may read the counters; only the superuser may reset, unless granted
+CREATE ROLE stats_reader;
+SET ROLE stats_reader;
+SELECT attempts FROM shop_checkout_stats WHERE datname = current_database();
+SELECT shop_checkout_stats_reset();
+RESET ROLE;
+DROP ROLE stats_reader;
+
+SELECT dblink_disconnect('holder');
+DROP EXTENSION checkout CASCADE;
+DROP EXTENSION dblink;
