@@ -6,25 +6,55 @@
  *
  * The whole checkout runs inside the caller's transaction, through SPI:
  *
+ *	0. fail fast: on the statement's snapshot, without taking any lock, look
+ *	   for cart lines the stock cannot serve; if there are any, raise SH001
+ *	   with those figures (checkout.fail_fast);
  *	1. read the customer's cart once, locking its lines (FOR UPDATE), and
  *	   work from that set from then on;
- *	2. lock the cart's products in ascending product id order with
+ *	2. queue for the cart's products: one transaction-level lock per product
+ *	   (checkout.queue_locks), in ascending product id order;
+ *	3. lock the cart's products in ascending product id order with
  *	   FOR NO KEY UPDATE;
- *	3. validate every line against the locked stock;
- *	4. in one statement: decrement the stock, insert the order (its total
+ *	4. validate every line against the locked stock;
+ *	5. in one statement: decrement the stock, insert the order (its total
  *	   computed here, overflow-checked) and its lines, and delete exactly the
  *	   cart lines that were ordered.
+ *
+ * Why failing fast on a snapshot is correct.  The snapshot holds committed
+ * data as of a moment within this call (under READ COMMITTED, the start of
+ * the statement; under REPEATABLE READ and SERIALIZABLE, the transaction's
+ * snapshot, which is what such a transaction sees anyway, and SERIALIZABLE
+ * tracks the read).  Stock only ever reached that state through committed
+ * transactions, so "available: 0" was true at that moment, and rejecting is
+ * a result the shopper could have got by arriving a moment earlier.  It is
+ * never an oversell: rejecting never writes.  What fails fast is rechecked
+ * by nobody; what passes is checked again under the row lock (step 4), so a
+ * snapshot that shows enough stock never lets a checkout through alone.
+ * Under a sold-out rush this turns every rejection into a lock-free read:
+ * rejected buyers never queue behind the row lock, and write nothing.
+ *
+ * Why queue.  When many checkouts wait for one product's row lock, each
+ * commit wakes them all to re-check the row (a thundering herd, which on
+ * two cores costs more than the checkouts themselves).  Waiting first in the
+ * lock manager's queue for a per-product lock wakes them one at a time.  The
+ * lock is a heavyweight advisory lock of this database on the product id,
+ * with its fourth field CHECKOUT_QUEUE_LOCK (user advisory locks use 1 and
+ * 2, so they never collide); it shows in pg_locks as locktype 'advisory',
+ * objsubid 21320.  Carts of more than CHECKOUT_QUEUE_MAX_LINES lines skip
+ * the queue, so a huge cart cannot exhaust the shared lock table.
  *
  * Locking rules.  Cart lines are locked FOR UPDATE (the level their DELETE
  * takes anyway), so a second browser tab that changes a line being ordered
  * waits for the checkout and then finds the line gone, while lines it adds
  * are not seen and stay in the cart.  Products are locked FOR NO KEY UPDATE,
  * never FOR UPDATE: the foreign key checks of add-to-cart take KEY SHARE,
- * which FOR UPDATE would block.  Products are always locked in ascending id
- * order, so checkouts cannot deadlock against each other.  Under READ
- * COMMITTED the locking reads return the newest committed rows; under
- * REPEATABLE READ and SERIALIZABLE a row changed since the snapshot makes
- * the locking read fail with SQLSTATE 40001, for the client to retry.
+ * which FOR UPDATE would block.  Every checkout takes its locks in one
+ * global order: queue locks by ascending product id, then row locks by
+ * ascending product id; so checkouts cannot deadlock against each other
+ * (two checkouts in one caller transaction can, and then 40P01 says so).
+ * Under READ COMMITTED the locking reads return the newest committed rows;
+ * under REPEATABLE READ and SERIALIZABLE a row changed since the snapshot
+ * makes the locking read fail with SQLSTATE 40001, for the client to retry.
  * The CHECK (stock >= 0) constraint is the last line of defence: stock can
  * never go negative even if this code were wrong.
  *
@@ -49,7 +79,9 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -64,6 +96,18 @@ void		_PG_init(void);
 
 /* checkout.lock_timeout: milliseconds a checkout waits for a lock; 0 = as the server does */
 static int	checkout_lock_timeout = 0;
+
+/* checkout.fail_fast: reject on the snapshot before taking any lock */
+static bool checkout_fail_fast = true;
+
+/* checkout.queue_locks: queue for each product before locking its row */
+static bool checkout_queue_locks = true;
+
+/* The fourth field of our queue locks' tags ("SH"); user advisory locks use 1 and 2 */
+#define CHECKOUT_QUEUE_LOCK 0x5348
+
+/* Carts with more lines than this skip the queue */
+#define CHECKOUT_QUEUE_MAX_LINES 16
 
 /* One line of the cart, completed from its locked product row */
 typedef struct CartLine
@@ -89,6 +133,7 @@ static int64 checkout_items_sold = 0;
 /* Saved plans, valid for the schema named in plans_nspoid/plans_nspname */
 static Oid	plans_nspoid = InvalidOid;
 static char *plans_nspname = NULL;
+static SPIPlanPtr short_plan = NULL;
 static SPIPlanPtr cart_plan = NULL;
 static SPIPlanPtr customer_plan = NULL;
 static SPIPlanPtr lock_plan = NULL;
@@ -108,7 +153,12 @@ keep_plan(const char *sql_template, const char *qschema,
 	initStringInfo(&sql);
 	appendStringInfo(&sql, sql_template, qschema);
 
-	plan = SPI_prepare(sql.data, nargs, argtypes);
+	/*
+	 * Generic plans: the statements are simple lookups by key, so there is
+	 * nothing a custom plan could do better, and planning each call costs
+	 * more than running it.
+	 */
+	plan = SPI_prepare_cursor(sql.data, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 	if (plan == NULL)
 		elog(ERROR, "checkout: SPI_prepare failed for \"%s\": %s",
 			 sql.data, SPI_result_code_string(SPI_result));
@@ -122,7 +172,8 @@ keep_plan(const char *sql_template, const char *qschema,
 static void
 free_plans(void)
 {
-	SPIPlanPtr *plans[] = {&cart_plan, &customer_plan, &lock_plan, &write_plan};
+	SPIPlanPtr *plans[] = {&short_plan, &cart_plan, &customer_plan, &lock_plan,
+	&write_plan};
 
 	for (int i = 0; i < lengthof(plans); i++)
 	{
@@ -160,6 +211,17 @@ prepare_plans(Oid nspoid)
 	free_plans();
 	qschema = quote_identifier(nspname);
 
+	/* 0. Fail fast: the lines the snapshot's stock cannot serve, no locks */
+	short_plan = keep_plan(
+						   "SELECT c.product_id, c.quantity, p.name, p.stock"
+						   "  FROM %1$s.cart_items AS c"
+						   "  JOIN %1$s.products AS p"
+						   "    ON p.id OPERATOR(pg_catalog.=) c.product_id"
+						   " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+						   "   AND p.stock OPERATOR(pg_catalog.<) c.quantity"
+						   " ORDER BY c.product_id",
+						   qschema, 1, one_bigint);
+
 	/* 1. The cart, read once and held: its lines are locked */
 	cart_plan = keep_plan(
 						  "SELECT c.product_id, c.quantity"
@@ -175,7 +237,7 @@ prepare_plans(Oid nspoid)
 							  " WHERE c.id OPERATOR(pg_catalog.=) $1",
 							  qschema, 1, one_bigint);
 
-	/* 2. The cart's products, locked in ascending id order */
+	/* 3. The cart's products, locked in ascending id order */
 	lock_plan = keep_plan(
 						  "SELECT p.id, p.name, p.price_cents, p.stock"
 						  "  FROM %1$s.products AS p"
@@ -185,7 +247,7 @@ prepare_plans(Oid nspoid)
 						  qschema, 1, one_bigint_array);
 
 	/*
-	 * 4. Every write in one statement: $1 customer, $2 product ids, $3
+	 * 5. Every write in one statement: $1 customer, $2 product ids, $3
 	 * quantities, $4 unit prices, $5 order total.
 	 */
 	write_plan = keep_plan(
@@ -196,9 +258,9 @@ prepare_plans(Oid nspoid)
 						   "         AS l(product_id, quantity, unit_price_cents)"
 						   "), sold AS ("
 						   "  UPDATE %1$s.products AS p"
-						   "     SET stock = p.stock OPERATOR(pg_catalog.-) line.quantity"
-						   "    FROM line"
-						   "   WHERE p.id OPERATOR(pg_catalog.=) line.product_id"
+						   "     SET stock = p.stock OPERATOR(pg_catalog.-)"
+						   "         ($3)[pg_catalog.array_position($2, p.id)]"
+						   "   WHERE p.id OPERATOR(pg_catalog.=) ANY ($2)"
 						   "), new_order AS ("
 						   "  INSERT INTO %1$s.orders (customer_id, total_cents)"
 						   "  VALUES ($1, $5)"
@@ -260,6 +322,61 @@ read_cart(int64 customer_id, CartLine **lines_out)
 	}
 	*lines_out = lines;
 	return nlines;
+}
+
+static void check_stock(const CartLine *lines, int nlines);
+
+/*
+ * Fail fast: raise SH001 if, on the snapshot and without taking any lock,
+ * the stock cannot serve some line of the cart.  See the header comment for
+ * why that is correct.
+ */
+static void
+reject_on_snapshot(int64 customer_id)
+{
+	Datum		args[1] = {Int64GetDatum(customer_id)};
+	CartLine   *short_lines;
+	int			nshort;
+
+	if (SPI_execute_plan(short_plan, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "checkout: reading the stock failed");
+	nshort = (int) SPI_processed;
+	if (nshort == 0)
+		return;
+
+	short_lines = palloc0(sizeof(CartLine) * nshort);
+	for (int i = 0; i < nshort; i++)
+	{
+		short_lines[i].product_id = DatumGetInt64(spi_value(i, 1));
+		short_lines[i].quantity = DatumGetInt32(spi_value(i, 2));
+		short_lines[i].name = TextDatumGetCString(spi_value(i, 3));
+		short_lines[i].stock = DatumGetInt32(spi_value(i, 4));
+	}
+	check_stock(short_lines, nshort);
+	elog(ERROR, "checkout: short lines passed the stock check");
+}
+
+/*
+ * Queue for each product of the cart, in ascending id order: wait for the
+ * product's queue lock, held until the transaction ends.
+ */
+static void
+queue_for_products(const CartLine *lines, int nlines)
+{
+	if (!checkout_queue_locks || nlines > CHECKOUT_QUEUE_MAX_LINES)
+		return;
+
+	for (int i = 0; i < nlines; i++)
+	{
+		uint64		id = (uint64) lines[i].product_id;
+		LOCKTAG		tag;
+
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (id >> 32),
+							 (uint32) id, CHECKOUT_QUEUE_LOCK);
+		checkout_waiting_for = psprintf("product %lld",
+										(long long) lines[i].product_id);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
 }
 
 /* Report an empty cart, or an unknown customer when there is none */
@@ -333,12 +450,8 @@ lock_products(CartLine *lines, int nlines)
 											  TYPALIGN_DOUBLE));
 
 	checkout_waiting_for = products_description(lines, nlines);
-	INSTR_TIME_SET_CURRENT(checkout_lock_wait_start);
-	checkout_in_lock_wait = true;
 	if (SPI_execute_plan(lock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "checkout: locking the products failed");
-	checkout_in_lock_wait = false;
-	checkout_lock_wait_us += elapsed_us(checkout_lock_wait_start);
 
 	/* Both lists are in ascending product id; the foreign key pairs them */
 	if (SPI_processed != (uint64) nlines)
@@ -497,11 +610,21 @@ checkout(FunctionCallInfo fcinfo)
 	prepare_plans(get_func_namespace(fcinfo->flinfo->fn_oid));
 	nestlevel = bound_lock_waits();
 
+	if (checkout_fail_fast)
+		reject_on_snapshot(customer_id);
+
 	nlines = read_cart(customer_id, &lines);
 	if (nlines == 0)
 		report_empty_cart(customer_id);
 
+	/* Queue and lock, timed for the statistics */
+	INSTR_TIME_SET_CURRENT(checkout_lock_wait_start);
+	checkout_in_lock_wait = true;
+	queue_for_products(lines, nlines);
 	lock_products(lines, nlines);
+	checkout_in_lock_wait = false;
+	checkout_lock_wait_us = elapsed_us(checkout_lock_wait_start);
+
 	check_stock(lines, nlines);
 	order_id = write_order(customer_id, lines, nlines,
 						   order_total(lines, nlines));
@@ -610,6 +733,22 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("checkout.fail_fast",
+							 "Rejects a checkout on the snapshot, before taking any lock, when the stock cannot serve it.",
+							 "Rejected buyers then never wait for a row lock and write nothing.",
+							 &checkout_fail_fast,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("checkout.queue_locks",
+							 "Makes checkouts of one product queue for it one at a time before locking its row.",
+							 "Stops each commit on a hot product from waking every waiting checkout at once.",
+							 &checkout_queue_locks,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("checkout");
 
 	checkout_stats_init();

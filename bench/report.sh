@@ -72,6 +72,25 @@ END {
 		}
 		print line "|"
 	}
+	nl = 0
+	for (w = 1; w <= nw; w++)
+		for (key in has) {
+			split(key, kf, SUBSEP)
+			if (kf[1] != workloads[w] || kf[2] !~ /^shop_checkout-/)
+				continue
+			if (!nl++) {
+				print ""
+				print "Levers: shop_checkout as shipped against shop_checkout with one lever turned off (BENCH_LEVERS=1):"
+				print ""
+				print "| workload | as shipped | lever off | as shipped / lever off |"
+				print "|---|---|---|---|"
+			}
+			c = workloads[w] SUBSEP "shop_checkout"
+			vals[key "lat"] = lats[key]
+			printf "| %s | %.0f tps, p99 %.1f ms | %s: %.0f tps, p99 %.1f ms | %.2f× |\n", \
+				workloads[w], tps[c], p99[c], kf[2], median(key), median(key "lat"), \
+				tps[c] / median(key)
+		}
 	print ""
 	print "Under a crowd (tps at 128 clients / tps at 1 client on the hot product):"
 	print ""

@@ -31,16 +31,17 @@ reset_state() {
 		-c 'VACUUM ANALYZE products, cart_items, orders, order_items'
 }
 
-# measure WORKLOAD FLOW SCRIPT CLIENTS PID_MIN PID_MAX SECONDS ROUND
-# One pgbench run; appends "workload flow round tps p99_ms" to $raw unless
-# ROUND is "warmup".
+# measure WORKLOAD FLOW SCRIPT OPTIONS CLIENTS PID_MIN PID_MAX SECONDS ROUND
+# One pgbench run, its sessions started with PGOPTIONS plus OPTIONS (e.g.
+# "-c checkout.queue_locks=off"); appends "workload flow round tps p99_ms"
+# to $raw unless ROUND is "warmup".
 measure() {
-	workload=$1 flow=$2 script=$3 clients=$4 pid_min=$5 pid_max=$6 secs=$7 round=$8
+	workload=$1 flow=$2 script=$3 options=$4 clients=$5 pid_min=$6 pid_max=$7 secs=$8 round=$9
 	threads=2
 	[ "$clients" -lt 2 ] && threads=1
 	reset_state
 	rm -f "$tmp"/log*
-	if ! pgbench -n -M prepared -c "$clients" -j "$threads" -T "$secs" \
+	if ! PGOPTIONS="${PGOPTIONS:-} $options" pgbench -n -M prepared -c "$clients" -j "$threads" -T "$secs" \
 		-D pid_min="$pid_min" -D pid_max="$pid_max" \
 		-f "bench/flows/$script.sql" -l --log-prefix="$tmp/log" \
 		>"$tmp/out" 2>&1 || grep -q 'aborted' "$tmp/out"; then
@@ -61,36 +62,74 @@ measure() {
 	printf '  %-12s %-14s round %s: %8.0f tps, p99 %7.2f ms\n' "$workload" "$flow" "$round" "$tps" "$p99"
 }
 
-# workload NAME CLIENTS PID_MIN PID_MAX FLOW:SCRIPT...
+# split_flow "FLOW|SCRIPT[|OPTIONS]": set $flow, $script and $options
+split_flow() {
+	flow=${1%%|*}
+	script=${1#*|}
+	options=
+	case $script in
+		*"|"*) options=${script#*|} script=${script%%|*} ;;
+	esac
+}
+
+# workload NAME CLIENTS PID_MIN PID_MAX FLOW|SCRIPT[|OPTIONS]...
 workload() {
 	name=$1 clients=$2 pid_min=$3 pid_max=$4
 	shift 4
+	case " $BENCH_WORKLOADS " in
+		*" $name "*|"  ") ;;
+		*) return 0 ;;
+	esac
 	echo "$name: $clients client(s), products $pid_min..$pid_max${PGOPTIONS:+, $PGOPTIONS}"
 	for fs in "$@"; do
-		measure "$name" "${fs%%:*}" "${fs#*:}" "$clients" "$pid_min" "$pid_max" "$warmup" warmup
+		split_flow "$fs"
+		measure "$name" "$flow" "$script" "$options" "$clients" "$pid_min" "$pid_max" "$warmup" warmup
 	done
 	r=1
 	while [ "$r" -le "$rounds" ]; do
 		for fs in "$@"; do
-			measure "$name" "${fs%%:*}" "${fs#*:}" "$clients" "$pid_min" "$pid_max" "$seconds" "$r"
+			split_flow "$fs"
+			measure "$name" "$flow" "$script" "$options" "$clients" "$pid_min" "$pid_max" "$seconds" "$r"
 		done
 		r=$((r + 1))
 	done
 }
 
-flows="shop_checkout:c client-side:client plpgsql:plpgsql bare_update:bare_update"
-# shellcheck disable=SC2086
-{
-	workload hot-1 1 1 1 $flows
-	workload hot-32 32 1 1 $flows
-	workload hot-128 128 1 1 $flows
-	workload soldout-32 32 2 2 shop_checkout:c_try client-side:client \
-		plpgsql:plpgsql_try bare_update:bare_update
-	workload spread-32 32 3 1002 $flows
-	PGOPTIONS="-c synchronous_commit=off" workload cpu-1line 1 3 1002 $flows
-	PGOPTIONS="-c synchronous_commit=off" workload cpu-50line 1 3 1002 \
-		shop_checkout:c_50 plpgsql:plpgsql_50
+# BENCH_WORKLOADS="hot-32 soldout-32" runs only those; BENCH_LEVERS=1 adds
+# shop_checkout with each of its levers turned off, to see what each pays.
+BENCH_WORKLOADS=${BENCH_WORKLOADS:-}
+if [ "${BENCH_LEVERS:-0}" = 1 ]; then
+	noqueue="shop_checkout-noqueue|c|-c checkout.queue_locks=off"
+	nofailfast="shop_checkout-nofailfast|c_try|-c checkout.fail_fast=off"
+else
+	noqueue="" nofailfast=""
+fi
+
+# standard WORKLOAD CLIENTS PID_MIN PID_MAX [EXTRA FLOW]: the four flows
+standard() {
+	if [ -n "${5:-}" ]; then
+		workload "$1" "$2" "$3" "$4" "shop_checkout|c" "client-side|client" \
+			"plpgsql|plpgsql" "bare_update|bare_update" "$5"
+	else
+		workload "$1" "$2" "$3" "$4" "shop_checkout|c" "client-side|client" \
+			"plpgsql|plpgsql" "bare_update|bare_update"
+	fi
 }
+
+standard hot-1 1 1 1 "$noqueue"
+standard hot-32 32 1 1 "$noqueue"
+standard hot-128 128 1 1 "$noqueue"
+if [ -n "$nofailfast" ]; then
+	workload soldout-32 32 2 2 "shop_checkout|c_try" "client-side|client" \
+		"plpgsql|plpgsql_try" "bare_update|bare_update" "$nofailfast"
+else
+	workload soldout-32 32 2 2 "shop_checkout|c_try" "client-side|client" \
+		"plpgsql|plpgsql_try" "bare_update|bare_update"
+fi
+standard spread-32 32 3 1002
+PGOPTIONS="-c synchronous_commit=off" standard cpu-1line 1 3 1002
+PGOPTIONS="-c synchronous_commit=off" workload cpu-50line 1 3 1002 \
+	"shop_checkout|c_50" "plpgsql|plpgsql_50"
 
 # The sold-out rush must have rejected every attempt
 sold=$(psql -X -At -c 'SELECT count(*) FROM order_items WHERE product_id = 2')
