@@ -3,7 +3,7 @@
 --
 -- Products: 1 is the hot product (stock never runs out during a run),
 -- 2 is sold out, 3..1002 are a spread catalog.  Customers 1..200, one per
--- pgbench client (client_id + 1).
+-- pgbench client (client_id + 1); the rest are idle shoppers.
 \set ON_ERROR_STOP 1
 
 INSERT INTO public.products (id, name, price_cents, stock)
@@ -15,7 +15,24 @@ SELECT g, 'Catalog item ' || g, 100 + g, 1000000000
 SELECT setval(pg_get_serial_sequence('public.products', 'id'), 1002);
 INSERT INTO public.customers (id, name)
 SELECT g, 'bench buyer ' || g FROM generate_series(1, 200) AS g;
-SELECT setval(pg_get_serial_sequence('public.customers', 'id'), 200);
+-- ... and 10,000 shoppers whose carts (two lines each) wait while the sale
+-- runs: with them the tables' statistics look like a shop's, not empty
+INSERT INTO public.customers (id, name)
+SELECT g, 'idle shopper ' || g FROM generate_series(201, 10200) AS g;
+SELECT setval(pg_get_serial_sequence('public.customers', 'id'), 10200);
+INSERT INTO public.cart_items (customer_id, product_id, quantity)
+SELECT c, 3 + (c * 7 + k) % 1000, 1
+  FROM generate_series(201, 10200) AS c, generate_series(0, 1) AS k;
+
+-- A history of 50,000 orders, as a running shop has: the planner then
+-- plans lookups in orders (such as the foreign key checks of order_items) as
+-- index scans, as it would in production, and not as scans of an empty table.
+INSERT INTO public.orders (id, customer_id, total_cents, created_at)
+SELECT g, 1 + g % 200, 1103, now() - interval '1 day'
+  FROM generate_series(1, 50000) AS g;
+INSERT INTO public.order_items (order_id, product_id, quantity, unit_price_cents)
+SELECT g, 3 + g % 1000, 1, 1103 FROM generate_series(1, 50000) AS g;
+SELECT setval(pg_get_serial_sequence('public.orders', 'id'), 50000);
 
 CREATE SCHEMA bench;
 
