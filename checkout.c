@@ -81,6 +81,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "storage/itemptr.h"
 #include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -117,6 +118,7 @@ typedef struct CartLine
 	char	   *name;			/* product name */
 	int64		unit_price_cents;
 	int32		stock;			/* stock before this checkout */
+	ItemPointerData ctid;		/* the locked product row */
 } CartLine;
 
 /*
@@ -198,8 +200,8 @@ prepare_plans(Oid nspoid)
 	const char *qschema;
 	Oid			one_bigint[1] = {INT8OID};
 	Oid			one_bigint_array[1] = {INT8ARRAYOID};
-	Oid			write_args[5] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID,
-	INT8ARRAYOID, INT8OID};
+	Oid			write_args[6] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID,
+	INT8ARRAYOID, INT8OID, TIDARRAYOID};
 
 	if (nspname == NULL)
 		elog(ERROR, "checkout: schema with OID %u does not exist", nspoid);
@@ -239,7 +241,7 @@ prepare_plans(Oid nspoid)
 
 	/* 3. The cart's products, locked in ascending id order */
 	lock_plan = keep_plan(
-						  "SELECT p.id, p.name, p.price_cents, p.stock"
+						  "SELECT p.id, p.name, p.price_cents, p.stock, p.ctid"
 						  "  FROM %1$s.products AS p"
 						  " WHERE p.id OPERATOR(pg_catalog.=) ANY ($1)"
 						  " ORDER BY p.id"
@@ -248,7 +250,10 @@ prepare_plans(Oid nspoid)
 
 	/*
 	 * 5. Every write in one statement: $1 customer, $2 product ids, $3
-	 * quantities, $4 unit prices, $5 order total.
+	 * quantities, $4 unit prices, $5 order total, $6 the locked product rows'
+	 * ctids.  The stock is updated by ctid (a TID scan, whatever the
+	 * planner thinks of the table's size): the rows are locked by this
+	 * transaction, so their ctids cannot change.
 	 */
 	write_plan = keep_plan(
 						   "WITH line AS ("
@@ -259,8 +264,8 @@ prepare_plans(Oid nspoid)
 						   "), sold AS ("
 						   "  UPDATE %1$s.products AS p"
 						   "     SET stock = p.stock OPERATOR(pg_catalog.-)"
-						   "         ($3)[pg_catalog.array_position($2, p.id)]"
-						   "   WHERE p.id OPERATOR(pg_catalog.=) ANY ($2)"
+						   "         ($3)[pg_catalog.array_position($6, p.ctid)]"
+						   "   WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($6)"
 						   "), new_order AS ("
 						   "  INSERT INTO %1$s.orders (customer_id, total_cents)"
 						   "  VALUES ($1, $5)"
@@ -277,7 +282,7 @@ prepare_plans(Oid nspoid)
 						   "     AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)"
 						   ")"
 						   "SELECT new_order.id FROM new_order",
-						   qschema, 5, write_args);
+						   qschema, 6, write_args);
 
 	plans_nspname = MemoryContextStrdup(TopMemoryContext, nspname);
 	plans_nspoid = nspoid;
@@ -465,6 +470,7 @@ lock_products(CartLine *lines, int nlines)
 		lines[i].name = TextDatumGetCString(spi_value(i, 2));
 		lines[i].unit_price_cents = DatumGetInt64(spi_value(i, 3));
 		lines[i].stock = DatumGetInt32(spi_value(i, 4));
+		lines[i].ctid = *(ItemPointer) DatumGetPointer(spi_value(i, 5));
 	}
 }
 
@@ -535,13 +541,15 @@ write_order(int64 customer_id, const CartLine *lines, int nlines, int64 total)
 	Datum	   *ids = palloc(sizeof(Datum) * nlines);
 	Datum	   *quantities = palloc(sizeof(Datum) * nlines);
 	Datum	   *prices = palloc(sizeof(Datum) * nlines);
-	Datum		args[5];
+	Datum	   *ctids = palloc(sizeof(Datum) * nlines);
+	Datum		args[6];
 
 	for (int i = 0; i < nlines; i++)
 	{
 		ids[i] = Int64GetDatum(lines[i].product_id);
 		quantities[i] = Int32GetDatum(lines[i].quantity);
 		prices[i] = Int64GetDatum(lines[i].unit_price_cents);
+		ctids[i] = PointerGetDatum(&lines[i].ctid);
 	}
 	args[0] = Int64GetDatum(customer_id);
 	args[1] = PointerGetDatum(construct_array(ids, nlines, INT8OID,
@@ -554,6 +562,9 @@ write_order(int64 customer_id, const CartLine *lines, int nlines, int64 total)
 											  sizeof(int64), FLOAT8PASSBYVAL,
 											  TYPALIGN_DOUBLE));
 	args[4] = Int64GetDatum(total);
+	args[5] = PointerGetDatum(construct_array(ctids, nlines, TIDOID,
+											  sizeof(ItemPointerData), false,
+											  TYPALIGN_SHORT));
 
 	checkout_waiting_for = "the rows the order writes or references";
 	if (SPI_execute_plan(write_plan, args, NULL, false, 0) != SPI_OK_SELECT ||

@@ -6,6 +6,7 @@
 CREATE EXTENSION checkout;
 CREATE EXTENSION dblink;
 SHOW shared_preload_libraries;
+\set SHOW_CONTEXT never
 SELECT shop_checkout_stats_reset() IS NOT NULL AS reset;
 SELECT attempts, successes, failures FROM shop_checkout_stats
  WHERE datname = current_database();
