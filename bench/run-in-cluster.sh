@@ -23,15 +23,15 @@ export PGDATABASE=bench
 psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION checkout'
 psql -X -q -v ON_ERROR_STOP=1 -f bench/setup.sql >/dev/null
 
-# Put the tables back as they were: the order history only, no carts, full
-# stock
+# Put the tables back as they were: the order history and the idle carts
+# only, full stock
 reset_state() {
 	psql -X -q -v ON_ERROR_STOP=1 \
 		-c 'DELETE FROM orders WHERE id > 50000' \
 		-c 'DELETE FROM cart_items WHERE customer_id <= 200' \
 		-c 'UPDATE products SET stock = 1000000000 WHERE id <> 2 AND stock <> 1000000000' \
 		-c 'VACUUM ANALYZE products, cart_items, orders, order_items'
-	[ "${BENCH_CHECKPOINT:-1}" = 1 ] && psql -X -q -c 'CHECKPOINT'
+	[ "${BENCH_CHECKPOINT:-0}" = 1 ] && psql -X -q -c 'CHECKPOINT'
 	return 0
 }
 
