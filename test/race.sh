@@ -44,4 +44,13 @@ race "300 buyers wanting 2 or more of 4 products, 50 connections" \
 race "200 buyers, enough for all" --buyers 200 --stock 200 --connections 50 \
 	--expect-orders 200 --expect-rejected 0 --expect-stock 0
 
+# Carts longer than the queue takes (16 lines) lock rows without queueing
+race "150 buyers, 20-line carts over 25 products (no queue), 50 connections" \
+	--buyers 150 --products 25 --lines 20 --stock 100 --connections 50
+
+# Both levers off (checkout.fail_fast, checkout.queue_locks): still exact
+PGOPTIONS="${PGOPTIONS:-} -c checkout.fail_fast=off -c checkout.queue_locks=off" \
+	race "levers off: 20 in stock, 33 buyers" --buyers 33 --stock 20 \
+	--expect-orders 20 --expect-rejected 13 --expect-stock 0
+
 exit "$failed"
