@@ -438,21 +438,34 @@ products_description(const CartLine *lines, int nlines)
 	return buf.data;
 }
 
-/*
- * Lock the cart's products in ascending id order and complete each line
- * with the product's name, price and stock.
- */
-static void
-lock_products(CartLine *lines, int nlines)
+/* A bigint[] of n values, for an SPI parameter */
+static Datum
+bigint_array(Datum *values, int n)
+{
+	return PointerGetDatum(construct_array(values, n, INT8OID, sizeof(int64),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* The cart's product ids as a bigint[], in the lines' (ascending) order */
+static Datum
+product_id_array(const CartLine *lines, int nlines)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * nlines);
-	Datum		args[1];
 
 	for (int i = 0; i < nlines; i++)
 		ids[i] = Int64GetDatum(lines[i].product_id);
-	args[0] = PointerGetDatum(construct_array(ids, nlines, INT8OID,
-											  sizeof(int64), FLOAT8PASSBYVAL,
-											  TYPALIGN_DOUBLE));
+	return bigint_array(ids, nlines);
+}
+
+/*
+ * Lock the cart's products (product_ids: their ids as a bigint[]) in
+ * ascending id order and complete each line with the product's name, price,
+ * stock and row.
+ */
+static void
+lock_products(CartLine *lines, int nlines, Datum product_ids)
+{
+	Datum		args[1] = {product_ids};
 
 	checkout_waiting_for = products_description(lines, nlines);
 	if (SPI_execute_plan(lock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
@@ -536,9 +549,9 @@ order_total(const CartLine *lines, int nlines)
  * ordered cart lines, in one statement.  Return the new order's id.
  */
 static int64
-write_order(int64 customer_id, const CartLine *lines, int nlines, int64 total)
+write_order(int64 customer_id, const CartLine *lines, int nlines,
+			Datum product_ids, int64 total)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * nlines);
 	Datum	   *quantities = palloc(sizeof(Datum) * nlines);
 	Datum	   *prices = palloc(sizeof(Datum) * nlines);
 	Datum	   *ctids = palloc(sizeof(Datum) * nlines);
@@ -546,21 +559,16 @@ write_order(int64 customer_id, const CartLine *lines, int nlines, int64 total)
 
 	for (int i = 0; i < nlines; i++)
 	{
-		ids[i] = Int64GetDatum(lines[i].product_id);
 		quantities[i] = Int32GetDatum(lines[i].quantity);
 		prices[i] = Int64GetDatum(lines[i].unit_price_cents);
 		ctids[i] = PointerGetDatum(&lines[i].ctid);
 	}
 	args[0] = Int64GetDatum(customer_id);
-	args[1] = PointerGetDatum(construct_array(ids, nlines, INT8OID,
-											  sizeof(int64), FLOAT8PASSBYVAL,
-											  TYPALIGN_DOUBLE));
+	args[1] = product_ids;
 	args[2] = PointerGetDatum(construct_array(quantities, nlines, INT4OID,
 											  sizeof(int32), true,
 											  TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_array(prices, nlines, INT8OID,
-											  sizeof(int64), FLOAT8PASSBYVAL,
-											  TYPALIGN_DOUBLE));
+	args[3] = bigint_array(prices, nlines);
 	args[4] = Int64GetDatum(total);
 	args[5] = PointerGetDatum(construct_array(ctids, nlines, TIDOID,
 											  sizeof(ItemPointerData), false,
@@ -605,6 +613,7 @@ checkout(FunctionCallInfo fcinfo)
 	int64		customer_id;
 	CartLine   *lines;
 	int			nlines;
+	Datum		product_ids;
 	int64		order_id;
 	int			nestlevel;
 
@@ -627,17 +636,18 @@ checkout(FunctionCallInfo fcinfo)
 	nlines = read_cart(customer_id, &lines);
 	if (nlines == 0)
 		report_empty_cart(customer_id);
+	product_ids = product_id_array(lines, nlines);
 
 	/* Queue and lock, timed for the statistics */
 	INSTR_TIME_SET_CURRENT(checkout_lock_wait_start);
 	checkout_in_lock_wait = true;
 	queue_for_products(lines, nlines);
-	lock_products(lines, nlines);
+	lock_products(lines, nlines, product_ids);
 	checkout_in_lock_wait = false;
 	checkout_lock_wait_us = elapsed_us(checkout_lock_wait_start);
 
 	check_stock(lines, nlines);
-	order_id = write_order(customer_id, lines, nlines,
+	order_id = write_order(customer_id, lines, nlines, product_ids,
 						   order_total(lines, nlines));
 
 	for (int i = 0; i < nlines; i++)
