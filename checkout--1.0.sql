@@ -127,10 +127,160 @@ COMMENT ON FUNCTION @extschema@.shop_checkout_stats_reset() IS
 REVOKE ALL ON FUNCTION @extschema@.shop_checkout_stats_reset() FROM PUBLIC;
 
 /*
+ * Stock slots.  A hot product's stock can be split over several rows here,
+ * so that concurrent checkouts of it lock different rows and share WAL
+ * flushes instead of queueing for one row (see checkout.c).  A product with
+ * slots keeps in products.stock only what is not in a slot (its reserve, 0
+ * after shop_split_stock()); its stock on sale is products.stock plus the
+ * sum of its slots, which the view product_stock shows for every product.
+ */
+CREATE TABLE @extschema@.stock_slots (
+	product_id	bigint NOT NULL REFERENCES @extschema@.products ON DELETE CASCADE,
+	slot		integer NOT NULL CHECK (slot >= 0 AND slot < 64),
+	stock		integer NOT NULL CHECK (stock >= 0),
+	PRIMARY KEY (product_id, slot)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.stock_slots', '');
+
+COMMENT ON TABLE @extschema@.stock_slots IS
+'Stock of hot products split over several rows; see shop_split_stock()';
+
+-- The stock on sale of every product: its row plus its slots
+CREATE VIEW @extschema@.product_stock AS
+	SELECT p.id AS product_id,
+		   p.stock + coalesce((SELECT sum(s.stock)
+								 FROM @extschema@.stock_slots AS s
+								WHERE s.product_id = p.id), 0)::integer AS stock,
+		   (SELECT count(*) FROM @extschema@.stock_slots AS s
+			 WHERE s.product_id = p.id)::integer AS slots
+	  FROM @extschema@.products AS p;
+
+COMMENT ON VIEW @extschema@.product_stock IS
+'Stock on sale of each product (products.stock plus its stock slots)';
+
+/*
+ * Lock a product's row and then its slots, in slot order (the order
+ * shop_checkout() uses): no checkout can sell it until the caller's
+ * transaction ends.  Return its stock on sale and its number of slots;
+ * raise SH004 when there is no such product.
+ */
+CREATE FUNCTION @extschema@.shop_lock_stock(product_id bigint,
+											OUT stock integer, OUT slots integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	reserve		integer;
+BEGIN
+	SELECT p.stock INTO reserve
+	  FROM @extschema@.products AS p
+	 WHERE p.id = shop_lock_stock.product_id
+	   FOR NO KEY UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'product % does not exist', shop_lock_stock.product_id
+			USING ERRCODE = 'SH004';
+	END IF;
+	SELECT reserve + coalesce(sum(l.stock), 0), count(*)
+	  INTO shop_lock_stock.stock, shop_lock_stock.slots
+	  FROM (SELECT s.stock FROM @extschema@.stock_slots AS s
+			 WHERE s.product_id = shop_lock_stock.product_id
+			 ORDER BY s.slot
+			   FOR NO KEY UPDATE) AS l;
+END
+$$;
+
+/*
+ * Put a product's stock on sale as exactly `stock`: all in its row when it
+ * has no slots, else spread evenly over its slots (the row keeps 0).  The
+ * caller holds shop_lock_stock().
+ */
+CREATE FUNCTION @extschema@.shop_spread_stock(product_id bigint, stock integer,
+											  slots integer)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	UPDATE @extschema@.products AS p
+	   SET stock = CASE WHEN shop_spread_stock.slots = 0 THEN shop_spread_stock.stock ELSE 0 END
+	 WHERE p.id = shop_spread_stock.product_id;
+	UPDATE @extschema@.stock_slots AS s
+	   SET stock = shop_spread_stock.stock / NULLIF(shop_spread_stock.slots, 0)
+				   + CASE WHEN s.slot < shop_spread_stock.stock % shop_spread_stock.slots
+						  THEN 1 ELSE 0 END
+	 WHERE s.product_id = shop_spread_stock.product_id;
+END;
+
+/*
+ * shop_split_stock(product_id, slots): spread the product's stock on sale
+ * evenly over `slots` (2 to 64) rows of stock_slots, so that that many
+ * checkouts of it can run at once; returns its stock on sale.  Run it
+ * again to change the number of slots; shop_merge_stock() undoes it.
+ */
+CREATE FUNCTION @extschema@.shop_split_stock(product_id bigint, slots integer)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	locked		record;
+BEGIN
+	IF shop_split_stock.product_id IS NULL OR shop_split_stock.slots IS NULL THEN
+		RAISE EXCEPTION 'product id and number of slots must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF shop_split_stock.slots NOT BETWEEN 2 AND 64 THEN
+		RAISE EXCEPTION 'a product''s stock can be split into 2 to 64 slots'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Got %s for product %s.', shop_split_stock.slots,
+								  shop_split_stock.product_id),
+				  HINT = 'To put the stock back into the product''s row, use shop_merge_stock().';
+	END IF;
+
+	locked := @extschema@.shop_lock_stock(shop_split_stock.product_id);
+	DELETE FROM @extschema@.stock_slots AS s
+	 WHERE s.product_id = shop_split_stock.product_id;
+	INSERT INTO @extschema@.stock_slots (product_id, slot, stock)
+	SELECT shop_split_stock.product_id, g, 0
+	  FROM generate_series(0, shop_split_stock.slots - 1) AS g;
+	PERFORM @extschema@.shop_spread_stock(shop_split_stock.product_id, locked.stock,
+										  shop_split_stock.slots);
+	RETURN locked.stock;
+END
+$$;
+
+/*
+ * shop_merge_stock(product_id): put the product's stock on sale back into
+ * products.stock and drop its slots; returns that stock.  A product without
+ * slots is left as it is.
+ */
+CREATE FUNCTION @extschema@.shop_merge_stock(product_id bigint)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	locked		record;
+BEGIN
+	IF shop_merge_stock.product_id IS NULL THEN
+		RAISE EXCEPTION 'product id must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	locked := @extschema@.shop_lock_stock(shop_merge_stock.product_id);
+	DELETE FROM @extschema@.stock_slots AS s
+	 WHERE s.product_id = shop_merge_stock.product_id;
+	PERFORM @extschema@.shop_spread_stock(shop_merge_stock.product_id, locked.stock, 0);
+	RETURN locked.stock;
+END
+$$;
+
+/*
  * The stock ledger.  Every change of stock that is not a sale is a row here:
  * a product's opening stock (recorded by a trigger on INSERT INTO products),
  * shop_restock() and shop_adjust_stock().  So, for every product,
  *   stock = sum(stock_movements.quantity) - sum(order_items.quantity)
+ * where stock is its stock on sale (product_stock.stock: its row plus its
+ * slots; moving stock between them is not a movement).
  * and shop_check_integrity() reports where it is not.
  */
 CREATE TABLE @extschema@.stock_movements (
@@ -183,6 +333,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	new_stock	integer;
+	locked		record;
 BEGIN
 	IF shop_restock.product_id IS NULL OR shop_restock.quantity IS NULL THEN
 		RAISE EXCEPTION 'product id and quantity must not be NULL'
@@ -201,14 +352,19 @@ BEGIN
 				  HINT = 'Say where the stock came from, e.g. a delivery note number.';
 	END IF;
 
-	UPDATE @extschema@.products AS p
-	   SET stock = p.stock + shop_restock.quantity
-	 WHERE p.id = shop_restock.product_id
-	RETURNING p.stock INTO new_stock;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'product % does not exist', shop_restock.product_id
-			USING ERRCODE = 'SH004';
+	-- Slots or not: lock, then put the new stock on sale (spread again)
+	locked := @extschema@.shop_lock_stock(shop_restock.product_id);
+	IF locked.stock::bigint + shop_restock.quantity > 2147483647 THEN
+		RAISE EXCEPTION 'stock of product % would exceed the largest integer',
+			shop_restock.product_id
+			USING ERRCODE = 'numeric_value_out_of_range',
+				  DETAIL = format('It is %s; adding %s would make %s.', locked.stock,
+								  shop_restock.quantity,
+								  locked.stock::bigint + shop_restock.quantity);
 	END IF;
+	new_stock := locked.stock + shop_restock.quantity;
+	PERFORM @extschema@.shop_spread_stock(shop_restock.product_id, new_stock,
+										  locked.slots);
 
 	INSERT INTO @extschema@.stock_movements
 		(product_id, kind, quantity, stock_after, reason)
@@ -233,6 +389,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	booked_stock bigint;
+	locked		record;
 BEGIN
 	IF shop_adjust_stock.product_id IS NULL OR shop_adjust_stock.new_stock IS NULL THEN
 		RAISE EXCEPTION 'product id and new stock must not be NULL'
@@ -251,22 +408,15 @@ BEGIN
 	END IF;
 
 	-- Lock the product first: no sale or movement can slip in between
-	PERFORM FROM @extschema@.products AS p
-	  WHERE p.id = shop_adjust_stock.product_id
-		FOR NO KEY UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'product % does not exist', shop_adjust_stock.product_id
-			USING ERRCODE = 'SH004';
-	END IF;
+	locked := @extschema@.shop_lock_stock(shop_adjust_stock.product_id);
 	SELECT coalesce((SELECT sum(sm.quantity) FROM @extschema@.stock_movements AS sm
 					  WHERE sm.product_id = shop_adjust_stock.product_id), 0)
 		 - coalesce((SELECT sum(oi.quantity) FROM @extschema@.order_items AS oi
 					  WHERE oi.product_id = shop_adjust_stock.product_id), 0)
 	  INTO booked_stock;
 
-	UPDATE @extschema@.products AS p
-	   SET stock = shop_adjust_stock.new_stock
-	 WHERE p.id = shop_adjust_stock.product_id;
+	PERFORM @extschema@.shop_spread_stock(shop_adjust_stock.product_id,
+										  shop_adjust_stock.new_stock, locked.slots);
 	INSERT INTO @extschema@.stock_movements
 		(product_id, kind, quantity, stock_after, reason)
 	VALUES (shop_adjust_stock.product_id, 'adjustment',
@@ -289,16 +439,17 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT 'stock_mismatch', p.id, NULL::bigint,
 		   format('stock is %s, but movements %s minus sales %s make %s',
-				  p.stock, coalesce(m.moved, 0), coalesce(s.sold, 0),
+				  ps.stock, coalesce(m.moved, 0), coalesce(s.sold, 0),
 				  coalesce(m.moved, 0) - coalesce(s.sold, 0))
 	  FROM @extschema@.products AS p
+	  JOIN @extschema@.product_stock AS ps ON ps.product_id = p.id
 	  LEFT JOIN (SELECT sm.product_id, sum(sm.quantity) AS moved
 				   FROM @extschema@.stock_movements AS sm
 				  GROUP BY sm.product_id) AS m ON m.product_id = p.id
 	  LEFT JOIN (SELECT oi.product_id, sum(oi.quantity) AS sold
 				   FROM @extschema@.order_items AS oi
 				  GROUP BY oi.product_id) AS s ON s.product_id = p.id
-	 WHERE p.stock <> coalesce(m.moved, 0) - coalesce(s.sold, 0)
+	 WHERE ps.stock <> coalesce(m.moved, 0) - coalesce(s.sold, 0)
 	UNION ALL
 	SELECT 'order_without_lines', NULL, o.id,
 		   format('order %s of customer %s has no lines', o.id, o.customer_id)
@@ -344,11 +495,12 @@ BEGIN
 	END IF;
 
 	RETURN QUERY
-	SELECT ci.product_id, p.name, ci.quantity, p.stock,
-		   p.stock >= ci.quantity,
-		   bool_and(p.stock >= ci.quantity) OVER ()
+	SELECT ci.product_id, p.name, ci.quantity, ps.stock,
+		   ps.stock >= ci.quantity,
+		   bool_and(ps.stock >= ci.quantity) OVER ()
 	  FROM @extschema@.cart_items AS ci
 	  JOIN @extschema@.products AS p ON p.id = ci.product_id
+	  JOIN @extschema@.product_stock AS ps ON ps.product_id = p.id
 	 WHERE ci.customer_id = shop_cart_status.customer_id
 	 ORDER BY ci.product_id;
 END

@@ -115,11 +115,24 @@ typedef struct CartLine
 {
 	int64		product_id;
 	int32		quantity;
+	bool		slotted;		/* the product has stock slots */
 	char	   *name;			/* product name */
 	int64		unit_price_cents;
-	int32		stock;			/* stock before this checkout */
-	ItemPointerData ctid;		/* the locked product row */
+	int64		stock;			/* stock on sale before this checkout (of a
+								 * slotted line served by one slot: that
+								 * slot's) */
+	ItemPointerData ctid;		/* the locked product row, if locked */
+	int32		row_take;		/* how much of it comes from that row */
 } CartLine;
+
+/* The stock slots a checkout takes from, and how much from each */
+typedef struct SlotTakes
+{
+	int			n;
+	int			size;
+	Datum	   *ctids;			/* ItemPointer of each locked slot row */
+	Datum	   *amounts;		/* int4 */
+} SlotTakes;
 
 /*
  * What the running checkout is waiting for, to name it when a lock wait
@@ -139,6 +152,10 @@ static SPIPlanPtr short_plan = NULL;
 static SPIPlanPtr cart_plan = NULL;
 static SPIPlanPtr customer_plan = NULL;
 static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr slot_plan = NULL;
+static SPIPlanPtr slot_wait_plan = NULL;
+static SPIPlanPtr product_plan = NULL;
+static SPIPlanPtr all_slots_plan = NULL;
 static SPIPlanPtr write_plan = NULL;
 
 /*
@@ -175,7 +192,7 @@ static void
 free_plans(void)
 {
 	SPIPlanPtr *plans[] = {&short_plan, &cart_plan, &customer_plan, &lock_plan,
-	&write_plan};
+		&slot_plan, &slot_wait_plan, &product_plan, &all_slots_plan, &write_plan};
 
 	for (int i = 0; i < lengthof(plans); i++)
 	{
@@ -200,8 +217,10 @@ prepare_plans(Oid nspoid)
 	const char *qschema;
 	Oid			one_bigint[1] = {INT8OID};
 	Oid			one_bigint_array[1] = {INT8ARRAYOID};
-	Oid			write_args[6] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID,
-	INT8ARRAYOID, INT8OID, TIDARRAYOID};
+	Oid			product_quantity[2] = {INT8OID, INT4OID};
+	Oid			write_args[9] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID,
+		INT8ARRAYOID, INT8OID, TIDARRAYOID, INT4ARRAYOID, TIDARRAYOID,
+	INT4ARRAYOID};
 
 	if (nspname == NULL)
 		elog(ERROR, "checkout: schema with OID %u does not exist", nspoid);
@@ -213,24 +232,39 @@ prepare_plans(Oid nspoid)
 	free_plans();
 	qschema = quote_identifier(nspname);
 
-	/* 0. Fail fast: the lines the snapshot's stock cannot serve, no locks */
+	/*
+	 * 0. Fail fast: the lines the snapshot's stock on sale (the product's
+	 * row plus its slots) cannot serve, no locks
+	 */
 	short_plan = keep_plan(
-						   "SELECT c.product_id, c.quantity, p.name, p.stock"
+						   "SELECT c.product_id, c.quantity, p.name, a.stock"
 						   "  FROM %1$s.cart_items AS c"
 						   "  JOIN %1$s.products AS p"
 						   "    ON p.id OPERATOR(pg_catalog.=) c.product_id"
+						   " CROSS JOIN LATERAL ("
+						   "  SELECT p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
+						   "         COALESCE((SELECT pg_catalog.sum(s.stock)"
+						   "                     FROM %1$s.stock_slots AS s"
+						   "                    WHERE s.product_id OPERATOR(pg_catalog.=) p.id),"
+						   "                  0) AS stock) AS a"
 						   " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-						   "   AND p.stock OPERATOR(pg_catalog.<) c.quantity"
+						   "   AND a.stock OPERATOR(pg_catalog.<) c.quantity"
 						   " ORDER BY c.product_id",
 						   qschema, 1, one_bigint);
 
-	/* 1. The cart, read once and held: its lines are locked */
+	/*
+	 * 1. The cart, read once and held: its lines are locked.  Which products
+	 * have slots is read on the snapshot (see lock_products for a product
+	 * split meanwhile).
+	 */
 	cart_plan = keep_plan(
-						  "SELECT c.product_id, c.quantity"
+						  "SELECT c.product_id, c.quantity,"
+						  "       EXISTS (SELECT FROM %1$s.stock_slots AS s"
+						  "                WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id)"
 						  "  FROM %1$s.cart_items AS c"
 						  " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
 						  " ORDER BY c.product_id"
-						  "   FOR UPDATE",
+						  "   FOR UPDATE OF c",
 						  qschema, 1, one_bigint);
 
 	/* Tells an unknown customer from an empty cart */
@@ -239,7 +273,7 @@ prepare_plans(Oid nspoid)
 							  " WHERE c.id OPERATOR(pg_catalog.=) $1",
 							  qschema, 1, one_bigint);
 
-	/* 3. The cart's products, locked in ascending id order */
+	/* 3. The cart's products without slots, locked in ascending id order */
 	lock_plan = keep_plan(
 						  "SELECT p.id, p.name, p.price_cents, p.stock, p.ctid"
 						  "  FROM %1$s.products AS p"
@@ -249,10 +283,45 @@ prepare_plans(Oid nspoid)
 						  qschema, 1, one_bigint_array);
 
 	/*
+	 * 3b. A slot of product $1 that holds at least $2, in random order so
+	 * that buyers spread over the slots: the first one free (SKIP LOCKED),
+	 * or, in slot_wait_plan, the first one that still holds enough once this
+	 * transaction has waited for it.  The product row is read, not locked.
+	 */
+#define SLOT_QUERY \
+	"SELECT s.ctid, s.stock, p.name, p.price_cents" \
+	"  FROM %1$s.stock_slots AS s" \
+	"  JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) s.product_id" \
+	" WHERE s.product_id OPERATOR(pg_catalog.=) $1" \
+	"   AND s.stock OPERATOR(pg_catalog.>=) $2" \
+	" ORDER BY pg_catalog.random()" \
+	" LIMIT 1" \
+	"   FOR NO KEY UPDATE OF s"
+	slot_plan = keep_plan(SLOT_QUERY " SKIP LOCKED", qschema, 2, product_quantity);
+	slot_wait_plan = keep_plan(SLOT_QUERY, qschema, 2, product_quantity);
+#undef SLOT_QUERY
+
+	/* 3c. Combining slots: lock the product row, then all its slots */
+	product_plan = keep_plan(
+							 "SELECT p.name, p.price_cents, p.stock, p.ctid"
+							 "  FROM %1$s.products AS p"
+							 " WHERE p.id OPERATOR(pg_catalog.=) $1"
+							 "   FOR NO KEY UPDATE",
+							 qschema, 1, one_bigint);
+	all_slots_plan = keep_plan(
+							   "SELECT s.ctid, s.stock"
+							   "  FROM %1$s.stock_slots AS s"
+							   " WHERE s.product_id OPERATOR(pg_catalog.=) $1"
+							   " ORDER BY s.slot"
+							   "   FOR NO KEY UPDATE",
+							   qschema, 1, one_bigint);
+
+	/*
 	 * 5. Every write in one statement: $1 customer, $2 product ids, $3
-	 * quantities, $4 unit prices, $5 order total, $6 the locked product rows'
-	 * ctids.  The stock is updated by ctid (a TID scan, whatever the
-	 * planner thinks of the table's size): the rows are locked by this
+	 * quantities, $4 unit prices, $5 order total, $6 the locked product rows
+	 * to take stock from (ctids) and $7 how much from each, $8 and $9 the
+	 * same for stock slots.  Stock is updated by ctid (a TID scan, whatever
+	 * the planner thinks of the table's size): the rows are locked by this
 	 * transaction, so their ctids cannot change.
 	 */
 	write_plan = keep_plan(
@@ -264,8 +333,13 @@ prepare_plans(Oid nspoid)
 						   "), sold AS ("
 						   "  UPDATE %1$s.products AS p"
 						   "     SET stock = p.stock OPERATOR(pg_catalog.-)"
-						   "         ($3)[pg_catalog.array_position($6, p.ctid)]"
+						   "         ($7)[pg_catalog.array_position($6, p.ctid)]"
 						   "   WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($6)"
+						   "), slot_sold AS ("
+						   "  UPDATE %1$s.stock_slots AS s"
+						   "     SET stock = s.stock OPERATOR(pg_catalog.-)"
+						   "         ($9)[pg_catalog.array_position($8, s.ctid)]"
+						   "   WHERE s.ctid OPERATOR(pg_catalog.=) ANY ($8)"
 						   "), new_order AS ("
 						   "  INSERT INTO %1$s.orders (customer_id, total_cents)"
 						   "  VALUES ($1, $5)"
@@ -282,7 +356,7 @@ prepare_plans(Oid nspoid)
 						   "     AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)"
 						   ")"
 						   "SELECT new_order.id FROM new_order",
-						   qschema, 6, write_args);
+						   qschema, 9, write_args);
 
 	plans_nspname = MemoryContextStrdup(TopMemoryContext, nspname);
 	plans_nspoid = nspoid;
@@ -324,6 +398,7 @@ read_cart(int64 customer_id, CartLine **lines_out)
 	{
 		lines[i].product_id = DatumGetInt64(spi_value(i, 1));
 		lines[i].quantity = DatumGetInt32(spi_value(i, 2));
+		lines[i].slotted = DatumGetBool(spi_value(i, 3));
 	}
 	*lines_out = lines;
 	return nlines;
@@ -355,15 +430,27 @@ reject_on_snapshot(int64 customer_id)
 		short_lines[i].product_id = DatumGetInt64(spi_value(i, 1));
 		short_lines[i].quantity = DatumGetInt32(spi_value(i, 2));
 		short_lines[i].name = TextDatumGetCString(spi_value(i, 3));
-		short_lines[i].stock = DatumGetInt32(spi_value(i, 4));
+		short_lines[i].stock = DatumGetInt64(spi_value(i, 4));
 	}
 	check_stock(short_lines, nshort);
 	elog(ERROR, "checkout: short lines passed the stock check");
 }
 
+/* The tag of a product's queue lock */
+static void
+queue_lock_tag(LOCKTAG *tag, int64 product_id)
+{
+	uint64		id = (uint64) product_id;
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (id >> 32),
+						 (uint32) id, CHECKOUT_QUEUE_LOCK);
+}
+
 /*
- * Queue for each product of the cart, in ascending id order: wait for the
- * product's queue lock, held until the transaction ends.
+ * Queue for each product of the cart without slots, in ascending id order:
+ * wait for the product's queue lock, held until the transaction ends.
+ * (Buyers of a product with slots do not herd on one row; they queue only
+ * when every slot is busy, in take_from_slots.)
  */
 static void
 queue_for_products(const CartLine *lines, int nlines)
@@ -373,11 +460,11 @@ queue_for_products(const CartLine *lines, int nlines)
 
 	for (int i = 0; i < nlines; i++)
 	{
-		uint64		id = (uint64) lines[i].product_id;
 		LOCKTAG		tag;
 
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (id >> 32),
-							 (uint32) id, CHECKOUT_QUEUE_LOCK);
+		if (lines[i].slotted)
+			continue;
+		queue_lock_tag(&tag, lines[i].product_id);
 		checkout_waiting_for = psprintf("product %lld",
 										(long long) lines[i].product_id);
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
@@ -446,45 +533,231 @@ bigint_array(Datum *values, int n)
 										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
-/* The cart's product ids as a bigint[], in the lines' (ascending) order */
+/* An integer[] of n values, for an SPI parameter */
 static Datum
-product_id_array(const CartLine *lines, int nlines)
+int_array(Datum *values, int n)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * nlines);
+	return PointerGetDatum(construct_array(values, n, INT4OID, sizeof(int32),
+										   true, TYPALIGN_INT));
+}
 
-	for (int i = 0; i < nlines; i++)
-		ids[i] = Int64GetDatum(lines[i].product_id);
-	return bigint_array(ids, nlines);
+/* A tid[] of n values (pointers to ItemPointerData), for an SPI parameter */
+static Datum
+tid_array(Datum *values, int n)
+{
+	return PointerGetDatum(construct_array(values, n, TIDOID,
+										   sizeof(ItemPointerData), false,
+										   TYPALIGN_SHORT));
 }
 
 /*
- * Lock the cart's products (product_ids: their ids as a bigint[]) in
- * ascending id order and complete each line with the product's name, price,
- * stock and row.
+ * The ids of the cart's products as a bigint[], in the lines' (ascending)
+ * order: all of them, or only those without slots.  *n is set to their
+ * number.
+ */
+static Datum
+product_id_array(const CartLine *lines, int nlines, bool unslotted_only,
+				 int *n)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * nlines);
+
+	*n = 0;
+	for (int i = 0; i < nlines; i++)
+		if (!unslotted_only || !lines[i].slotted)
+			ids[(*n)++] = Int64GetDatum(lines[i].product_id);
+	return bigint_array(ids, *n);
+}
+
+static void lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes);
+
+/*
+ * Lock the cart's products that have no slots, in ascending id order, and
+ * complete each of their lines with the product's name, price, stock and
+ * row.  A product found short here may have been split into slots after the
+ * cart was read: its slots are then locked too and counted (rare; see
+ * lock_all_stock).
  */
 static void
-lock_products(CartLine *lines, int nlines, Datum product_ids)
+lock_products(CartLine *lines, int nlines, SlotTakes *takes)
 {
-	Datum		args[1] = {product_ids};
+	int			nids;
+	Datum		args[1];
+	int			row = 0;
 
+	args[0] = product_id_array(lines, nlines, true, &nids);
+	if (nids == 0)
+		return;
 	checkout_waiting_for = products_description(lines, nlines);
 	if (SPI_execute_plan(lock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "checkout: locking the products failed");
 
 	/* Both lists are in ascending product id; the foreign key pairs them */
-	if (SPI_processed != (uint64) nlines)
+	if (SPI_processed != (uint64) nids)
 		elog(ERROR, "checkout: %d cart lines but " UINT64_FORMAT " products",
-			 nlines, SPI_processed);
+			 nids, SPI_processed);
 	for (int i = 0; i < nlines; i++)
 	{
-		if (DatumGetInt64(spi_value(i, 1)) != lines[i].product_id)
+		if (lines[i].slotted)
+			continue;
+		if (DatumGetInt64(spi_value(row, 1)) != lines[i].product_id)
 			elog(ERROR, "checkout: product %lld of the cart was not found",
 				 (long long) lines[i].product_id);
-		lines[i].name = TextDatumGetCString(spi_value(i, 2));
-		lines[i].unit_price_cents = DatumGetInt64(spi_value(i, 3));
-		lines[i].stock = DatumGetInt32(spi_value(i, 4));
-		lines[i].ctid = *(ItemPointer) DatumGetPointer(spi_value(i, 5));
+		lines[i].name = TextDatumGetCString(spi_value(row, 2));
+		lines[i].unit_price_cents = DatumGetInt64(spi_value(row, 3));
+		lines[i].stock = DatumGetInt32(spi_value(row, 4));
+		lines[i].ctid = *(ItemPointer) DatumGetPointer(spi_value(row, 5));
+		lines[i].row_take = lines[i].quantity;
+		row++;
 	}
+
+	/* SPI_tuptable is not used beyond this point: the checks may query */
+	for (int i = 0; i < nlines; i++)
+		if (!lines[i].slotted && lines[i].stock < lines[i].quantity)
+			lock_all_stock(&lines[i], true, takes);
+}
+
+/* Record that amount is taken from the locked slot row at ctid */
+static void
+add_slot_take(SlotTakes *takes, ItemPointer ctid, int32 amount)
+{
+	ItemPointer copy = palloc(sizeof(ItemPointerData));
+
+	if (takes->n == takes->size)
+	{
+		takes->size = Max(8, takes->size * 2);
+		if (takes->ctids == NULL)
+		{
+			takes->ctids = palloc(sizeof(Datum) * takes->size);
+			takes->amounts = palloc(sizeof(Datum) * takes->size);
+		}
+		else
+		{
+			takes->ctids = repalloc(takes->ctids, sizeof(Datum) * takes->size);
+			takes->amounts = repalloc(takes->amounts, sizeof(Datum) * takes->size);
+		}
+	}
+	ItemPointerCopy(ctid, copy);
+	takes->ctids[takes->n] = PointerGetDatum(copy);
+	takes->amounts[takes->n] = Int32GetDatum(amount);
+	takes->n++;
+}
+
+/*
+ * Serve a line from one slot that holds the whole quantity, found with
+ * plan (slot_plan or slot_wait_plan).  Return false when there was none.
+ */
+static bool
+take_one_slot(SPIPlanPtr plan, CartLine *line, SlotTakes *takes)
+{
+	Datum		args[2] = {Int64GetDatum(line->product_id),
+	Int32GetDatum(line->quantity)};
+
+	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "checkout: taking a stock slot failed");
+	if (SPI_processed == 0)
+		return false;
+	line->stock = DatumGetInt32(spi_value(0, 2));
+	line->name = TextDatumGetCString(spi_value(0, 3));
+	line->unit_price_cents = DatumGetInt64(spi_value(0, 4));
+	line->row_take = 0;
+	add_slot_take(takes, (ItemPointer) DatumGetPointer(spi_value(0, 1)),
+				  line->quantity);
+	return true;
+}
+
+/*
+ * Lock a product's row (unless row_locked: then line->ctid and line->stock
+ * are that row's) and then all its slots, in slot order, and serve the line
+ * from them together: from the row first, then slot after slot.  Set
+ * line->stock to the stock on sale they hold, so that check_stock reports a
+ * line they cannot serve with the true figure.
+ *
+ * A product with slots normally has nothing in its row; this is the path of
+ * a line no single slot can serve, or of a product split into slots after
+ * this checkout read the cart (row_locked; then a checkout that combines
+ * slots of it may wait for this one's row lock while this one waits for its
+ * slots: the deadlock detector breaks that rare cycle with 40P01).
+ */
+static void
+lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes)
+{
+	Datum		args[1] = {Int64GetDatum(line->product_id)};
+	int64		total;
+	int32		need;
+
+	if (!row_locked)
+	{
+		if (SPI_execute_plan(product_plan, args, NULL, false, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "checkout: locking product %lld failed",
+				 (long long) line->product_id);
+		line->name = TextDatumGetCString(spi_value(0, 1));
+		line->unit_price_cents = DatumGetInt64(spi_value(0, 2));
+		line->stock = DatumGetInt32(spi_value(0, 3));
+		line->ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 4));
+	}
+
+	if (SPI_execute_plan(all_slots_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "checkout: locking the stock slots of product %lld failed",
+			 (long long) line->product_id);
+	total = line->stock;
+	for (uint64 i = 0; i < SPI_processed; i++)
+		total += DatumGetInt32(spi_value(i, 2));
+	if (SPI_processed > 0)
+		line->slotted = true;
+
+	/* From the row first, then slot after slot; nothing if short */
+	line->row_take = 0;
+	need = line->quantity;
+	if (total >= need)
+	{
+		line->row_take = (int32) Min(line->stock, (int64) need);
+		need -= line->row_take;
+		for (uint64 i = 0; need > 0 && i < SPI_processed; i++)
+		{
+			int32		take = Min(DatumGetInt32(spi_value(i, 2)), need);
+
+			if (take > 0)
+				add_slot_take(takes,
+							  (ItemPointer) DatumGetPointer(spi_value(i, 1)),
+							  take);
+			need -= take;
+		}
+	}
+	line->stock = total;
+}
+
+/*
+ * Serve a line of a product with stock slots, taking as few locks, and
+ * waiting as little, as can be:
+ *
+ *	1. a free slot that holds the whole quantity, without waiting (SKIP
+ *	   LOCKED, slots tried in random order);
+ *	2. when every such slot is busy: queue for the product (its queue lock,
+ *	   so that such buyers come one at a time), look for a free slot again,
+ *	   then wait for one (the queue lock is let go as soon as one is had);
+ *	3. when no slot holds the whole quantity: lock the row and every slot
+ *	   and combine them (lock_all_stock), so that no buyer is told "sold
+ *	   out" while the stock on sale could serve them.
+ */
+static void
+take_from_slots(CartLine *line, SlotTakes *takes)
+{
+	LOCKTAG		tag;
+
+	checkout_waiting_for = psprintf("product %lld", (long long) line->product_id);
+	if (take_one_slot(slot_plan, line, takes))
+		return;
+
+	queue_lock_tag(&tag, line->product_id);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	if (take_one_slot(slot_plan, line, takes) ||
+		take_one_slot(slot_wait_plan, line, takes))
+	{
+		LockRelease(&tag, ExclusiveLock, false);
+		return;
+	}
+	lock_all_stock(line, false, takes);
 }
 
 /*
@@ -507,16 +780,16 @@ check_stock(const CartLine *lines, int nlines)
 		else
 			appendStringInfoChar(&detail, '\n');
 		appendStringInfo(&detail,
-						 "Product %lld \"%s\": available %d, requested %d.",
+						 "Product %lld \"%s\": available %lld, requested %d.",
 						 (long long) lines[i].product_id, lines[i].name,
-						 lines[i].stock, lines[i].quantity);
+						 (long long) lines[i].stock, lines[i].quantity);
 	}
 
 	if (first != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_INSUFFICIENT_STOCK),
-				 errmsg("Insufficient stock for %s (available: %d, requested: %d)",
-						first->name, first->stock, first->quantity),
+				 errmsg("Insufficient stock for %s (available: %lld, requested: %d)",
+						first->name, (long long) first->stock, first->quantity),
 				 errdetail("%s", detail.data),
 				 errhint("Lower the quantity of each product listed to what is available, or remove it from the cart, then check out again.")));
 	pfree(detail.data);
@@ -550,29 +823,35 @@ order_total(const CartLine *lines, int nlines)
  */
 static int64
 write_order(int64 customer_id, const CartLine *lines, int nlines,
-			Datum product_ids, int64 total)
+			const SlotTakes *takes, int64 total)
 {
 	Datum	   *quantities = palloc(sizeof(Datum) * nlines);
 	Datum	   *prices = palloc(sizeof(Datum) * nlines);
-	Datum	   *ctids = palloc(sizeof(Datum) * nlines);
-	Datum		args[6];
+	Datum	   *row_ctids = palloc(sizeof(Datum) * nlines);
+	Datum	   *row_takes = palloc(sizeof(Datum) * nlines);
+	int			nrows = 0;
+	int			nids;
+	Datum		args[9];
 
 	for (int i = 0; i < nlines; i++)
 	{
 		quantities[i] = Int32GetDatum(lines[i].quantity);
 		prices[i] = Int64GetDatum(lines[i].unit_price_cents);
-		ctids[i] = PointerGetDatum(&lines[i].ctid);
+		if (lines[i].row_take > 0)
+		{
+			row_ctids[nrows] = PointerGetDatum(&lines[i].ctid);
+			row_takes[nrows++] = Int32GetDatum(lines[i].row_take);
+		}
 	}
 	args[0] = Int64GetDatum(customer_id);
-	args[1] = product_ids;
-	args[2] = PointerGetDatum(construct_array(quantities, nlines, INT4OID,
-											  sizeof(int32), true,
-											  TYPALIGN_INT));
+	args[1] = product_id_array(lines, nlines, false, &nids);
+	args[2] = int_array(quantities, nlines);
 	args[3] = bigint_array(prices, nlines);
 	args[4] = Int64GetDatum(total);
-	args[5] = PointerGetDatum(construct_array(ctids, nlines, TIDOID,
-											  sizeof(ItemPointerData), false,
-											  TYPALIGN_SHORT));
+	args[5] = tid_array(row_ctids, nrows);
+	args[6] = int_array(row_takes, nrows);
+	args[7] = tid_array(takes->ctids, takes->n);
+	args[8] = int_array(takes->amounts, takes->n);
 
 	checkout_waiting_for = "the rows the order writes or references";
 	if (SPI_execute_plan(write_plan, args, NULL, false, 0) != SPI_OK_SELECT ||
@@ -613,7 +892,7 @@ checkout(FunctionCallInfo fcinfo)
 	int64		customer_id;
 	CartLine   *lines;
 	int			nlines;
-	Datum		product_ids;
+	SlotTakes	takes = {0};
 	int64		order_id;
 	int			nestlevel;
 
@@ -636,18 +915,23 @@ checkout(FunctionCallInfo fcinfo)
 	nlines = read_cart(customer_id, &lines);
 	if (nlines == 0)
 		report_empty_cart(customer_id);
-	product_ids = product_id_array(lines, nlines);
 
-	/* Queue and lock, timed for the statistics */
+	/*
+	 * Queue and lock, timed for the statistics: the rows of products without
+	 * slots, then the slots of the others, in ascending product id order
+	 */
 	INSTR_TIME_SET_CURRENT(checkout_lock_wait_start);
 	checkout_in_lock_wait = true;
 	queue_for_products(lines, nlines);
-	lock_products(lines, nlines, product_ids);
+	lock_products(lines, nlines, &takes);
+	for (int i = 0; i < nlines; i++)
+		if (lines[i].slotted && !ItemPointerIsValid(&lines[i].ctid))
+			take_from_slots(&lines[i], &takes);
 	checkout_in_lock_wait = false;
 	checkout_lock_wait_us = elapsed_us(checkout_lock_wait_start);
 
 	check_stock(lines, nlines);
-	order_id = write_order(customer_id, lines, nlines, product_ids,
+	order_id = write_order(customer_id, lines, nlines, &takes,
 						   order_total(lines, nlines));
 
 	for (int i = 0; i < nlines; i++)

@@ -3,7 +3,7 @@
 -- raises 22004 instead of returning NULL).
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(26);
+SELECT plan(32);
 
 SELECT has_function('shop_checkout', ARRAY['bigint']);
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE proname = 'shop_checkout'), 1,
@@ -36,6 +36,12 @@ SELECT function_returns('shop_adjust_stock', ARRAY['bigint', 'integer', 'text'],
 SELECT has_function('shop_check_integrity', ARRAY[]::text[]);
 SELECT has_function('shop_cart_status', ARRAY['bigint']);
 SELECT volatility_is('shop_cart_status', ARRAY['bigint'], 'stable');
+SELECT has_function('shop_split_stock', ARRAY['bigint', 'integer']);
+SELECT function_returns('shop_split_stock', ARRAY['bigint', 'integer'], 'integer');
+SELECT has_function('shop_merge_stock', ARRAY['bigint']);
+SELECT function_returns('shop_merge_stock', ARRAY['bigint'], 'integer');
+SELECT has_function('shop_lock_stock', ARRAY['bigint']);
+SELECT has_function('shop_spread_stock', ARRAY['bigint', 'integer', 'integer']);
 SELECT has_function('shop_checkout_stats', ARRAY[]::text[]);
 SELECT has_function('shop_checkout_stats_reset', ARRAY[]::text[]);
 SELECT function_returns('shop_checkout_stats_reset', ARRAY[]::text[],

@@ -2,12 +2,12 @@
 -- contract; other tools and tests depend on these names, types and rules.
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(79);
+SELECT plan(88);
 
 SELECT tables_are('public',
 	ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
-		  'stock_movements'],
-	'the extension creates exactly its six tables');
+		  'stock_movements', 'stock_slots'],
+	'the extension creates exactly its seven tables');
 
 -- products
 SELECT columns_are('products', ARRAY['id', 'name', 'price_cents', 'stock']);
@@ -118,9 +118,19 @@ SELECT has_index('stock_movements', 'stock_movements_product_id_idx', 'product_i
 SELECT has_trigger('products', 'products_opening_stock',
 				   'inserting products records their opening stock');
 
+-- stock_slots, a hot product's stock split over several rows
+SELECT columns_are('stock_slots', ARRAY['product_id', 'slot', 'stock']);
+SELECT col_type_is('stock_slots', 'stock', 'integer');
+SELECT col_is_pk('stock_slots', ARRAY['product_id', 'slot']);
+SELECT fk_ok('stock_slots', 'product_id', 'products', 'id');
+SELECT col_has_check('stock_slots', 'stock');
+SELECT col_has_check('stock_slots', 'slot');
+
 -- the views
-SELECT views_are('public', ARRAY['shop_checkout_stats'],
-				 'the extension creates exactly one view');
+SELECT views_are('public', ARRAY['shop_checkout_stats', 'product_stock'],
+				 'the extension creates exactly two views');
+SELECT columns_are('product_stock', ARRAY['product_id', 'stock', 'slots']);
+SELECT col_type_is('product_stock', 'stock', 'integer');
 
 -- the extension
 SELECT has_extension('checkout');
@@ -132,7 +142,7 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_extension e,
 					 unnest(e.extconfig) AS t(oid) JOIN pg_class c ON c.oid = t.oid
 				 WHERE e.extname = 'checkout'$$,
 			  ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
-					'stock_movements', 'products_id_seq', 'customers_id_seq',
+					'stock_movements', 'stock_slots', 'products_id_seq', 'customers_id_seq',
 					'orders_id_seq', 'stock_movements_id_seq'],
 			  'pg_dump dumps the rows of every table and the identity sequences');
 SELECT has_index('cart_items', 'cart_items_product_id_idx', 'product_id',
