@@ -74,6 +74,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "executor/spi.h"
@@ -88,6 +89,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "checkout.h"
 
@@ -154,6 +156,7 @@ static SPIPlanPtr customer_plan = NULL;
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr slot_plan = NULL;
 static SPIPlanPtr slot_wait_plan = NULL;
+static SPIPlanPtr slot_take_plan = NULL;
 static SPIPlanPtr product_plan = NULL;
 static SPIPlanPtr all_slots_plan = NULL;
 static SPIPlanPtr write_plan = NULL;
@@ -192,7 +195,8 @@ static void
 free_plans(void)
 {
 	SPIPlanPtr *plans[] = {&short_plan, &cart_plan, &customer_plan, &lock_plan,
-		&slot_plan, &slot_wait_plan, &product_plan, &all_slots_plan, &write_plan};
+		&slot_plan, &slot_wait_plan, &slot_take_plan, &product_plan,
+	&all_slots_plan, &write_plan};
 
 	for (int i = 0; i < lengthof(plans); i++)
 	{
@@ -218,6 +222,7 @@ prepare_plans(Oid nspoid)
 	Oid			one_bigint[1] = {INT8OID};
 	Oid			one_bigint_array[1] = {INT8ARRAYOID};
 	Oid			product_quantity[2] = {INT8OID, INT4OID};
+	Oid			slot_quantity[2] = {TIDOID, INT4OID};
 	Oid			write_args[9] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID,
 		INT8ARRAYOID, INT8OID, TIDARRAYOID, INT4ARRAYOID, TIDARRAYOID,
 	INT4ARRAYOID};
@@ -300,6 +305,12 @@ prepare_plans(Oid nspoid)
 	slot_plan = keep_plan(SLOT_QUERY " SKIP LOCKED", qschema, 2, product_quantity);
 	slot_wait_plan = keep_plan(SLOT_QUERY, qschema, 2, product_quantity);
 #undef SLOT_QUERY
+	/* ... and take $2 from the slot locked at ctid $1 */
+	slot_take_plan = keep_plan(
+							   "UPDATE %1$s.stock_slots AS s"
+							   "   SET stock = s.stock OPERATOR(pg_catalog.-) $2"
+							   " WHERE s.ctid OPERATOR(pg_catalog.=) $1",
+							   qschema, 2, slot_quantity);
 
 	/* 3c. Combining slots: lock the product row, then all its slots */
 	product_plan = keep_plan(
@@ -644,25 +655,68 @@ add_slot_take(SlotTakes *takes, ItemPointer ctid, int32 amount)
 
 /*
  * Serve a line from one slot that holds the whole quantity, found with
- * plan (slot_plan or slot_wait_plan).  Return false when there was none.
+ * plan (slot_plan or slot_wait_plan), and take the quantity from it.  All in
+ * a subtransaction, kept when a slot served the line and rolled back when
+ * none did: a locking read that finds a row changed meanwhile keeps that
+ * row locked even when the new version no longer qualifies, and a checkout
+ * that goes on to wait for the product's queue lock or for its slots must
+ * not hold such locks (the queue's holder may be waiting for them).  The
+ * stock is taken within the subtransaction too, so the row's lock and its
+ * update are by one transaction id (no MultiXact).  Return whether a slot
+ * served the line.
  */
 static bool
-take_one_slot(SPIPlanPtr plan, CartLine *line, SlotTakes *takes)
+take_one_slot(SPIPlanPtr plan, CartLine *line)
 {
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
 	Datum		args[2] = {Int64GetDatum(line->product_id),
 	Int32GetDatum(line->quantity)};
+	bool		served = false;
 
-	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "checkout: taking a stock slot failed");
-	if (SPI_processed == 0)
-		return false;
-	line->stock = DatumGetInt32(spi_value(0, 2));
-	line->name = TextDatumGetCString(spi_value(0, 3));
-	line->unit_price_cents = DatumGetInt64(spi_value(0, 4));
-	line->row_take = 0;
-	add_slot_take(takes, (ItemPointer) DatumGetPointer(spi_value(0, 1)),
-				  line->quantity);
-	return true;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "checkout: taking a stock slot failed");
+		if (SPI_processed == 1)
+		{
+			ItemPointerData ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
+			Datum		take_args[2] = {PointerGetDatum(&ctid),
+			Int32GetDatum(line->quantity)};
+
+			line->stock = DatumGetInt32(spi_value(0, 2));
+			line->name = TextDatumGetCString(spi_value(0, 3));
+			line->unit_price_cents = DatumGetInt64(spi_value(0, 4));
+			line->row_take = 0;
+			if (SPI_execute_plan(slot_take_plan, take_args, NULL, false, 0) != SPI_OK_UPDATE ||
+				SPI_processed != 1)
+				elog(ERROR, "checkout: updating a stock slot of product %lld failed",
+					 (long long) line->product_id);
+			served = true;
+		}
+		if (served)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return served;
 }
 
 /*
@@ -746,13 +800,13 @@ take_from_slots(CartLine *line, SlotTakes *takes)
 	LOCKTAG		tag;
 
 	checkout_waiting_for = psprintf("product %lld", (long long) line->product_id);
-	if (take_one_slot(slot_plan, line, takes))
+	if (take_one_slot(slot_plan, line))
 		return;
 
 	queue_lock_tag(&tag, line->product_id);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	if (take_one_slot(slot_plan, line, takes) ||
-		take_one_slot(slot_wait_plan, line, takes))
+	if (take_one_slot(slot_plan, line) ||
+		take_one_slot(slot_wait_plan, line))
 	{
 		LockRelease(&tag, ExclusiveLock, false);
 		return;

@@ -2,7 +2,7 @@
 -- contract; other tools and tests depend on these names, types and rules.
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(88);
+SELECT plan(87);
 
 SELECT tables_are('public',
 	ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',

@@ -13,7 +13,9 @@
  *	- per product, initial stock - final stock = quantity ordered;
  *	- every order has lines, and its total equals its lines;
  *	- every successful buyer has exactly the order it was told of and an
- *	  empty cart; every failed buyer has no order and its cart intact.
+ *	  empty cart; every failed buyer has no order and its cart intact;
+ *	- no false "sold out": every buyer rejected with SH001 has a cart line
+ *	  that the final stock on sale cannot serve (stock only falls meanwhile).
  *
  * Threads: one per connection.  Each takes the next buyer from a shared
  * atomic counter and records the result in that buyer's slot; no other
@@ -60,6 +62,7 @@ typedef struct Options
 	long long	expect_orders;	/* -1: not checked */
 	long long	expect_rejected;
 	long long	expect_stock;
+	int			slots;			/* stock slots per product; 0 = none */
 } Options;
 
 /* One buyer: its customer id, and what its checkout returned */
@@ -146,6 +149,8 @@ usage(FILE *out)
 			"      --expect-orders=N    exit 1 unless exactly N orders succeed\n"
 			"      --expect-rejected=N  exit 1 unless exactly N checkouts fail with SH001\n"
 			"      --expect-stock=N     exit 1 unless the final stock (all products) is N\n"
+			"      --slots=N            split each product's stock into N slots (2 to 64)\n"
+			"                           with shop_split_stock() (default 0: none)\n"
 			"  -h, --help               show this help and exit\n"
 			"\n"
 			"Exit status: 0 success; 1 an invariant or expectation failed; 2 bad options;\n"
@@ -174,7 +179,7 @@ parse_options(int argc, char **argv, Options *opt)
 	enum
 	{
 		OPT_PRICE = 256, OPT_QUIET, OPT_EXPECT_ORDERS, OPT_EXPECT_REJECTED,
-		OPT_EXPECT_STOCK
+		OPT_EXPECT_STOCK, OPT_SLOTS
 	};
 	static const struct option long_options[] = {
 		{"dbname", required_argument, NULL, 'd'},
@@ -190,6 +195,7 @@ parse_options(int argc, char **argv, Options *opt)
 		{"expect-orders", required_argument, NULL, OPT_EXPECT_ORDERS},
 		{"expect-rejected", required_argument, NULL, OPT_EXPECT_REJECTED},
 		{"expect-stock", required_argument, NULL, OPT_EXPECT_STOCK},
+		{"slots", required_argument, NULL, OPT_SLOTS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -245,6 +251,11 @@ parse_options(int argc, char **argv, Options *opt)
 				break;
 			case OPT_EXPECT_STOCK:
 				opt->expect_stock = parse_number("expect-stock", optarg, 0, LLONG_MAX);
+				break;
+			case OPT_SLOTS:
+				opt->slots = (int) parse_number("slots", optarg, 0, 64);
+				if (opt->slots == 1)
+					die(EXIT_USAGE, "--slots must be 0 (none) or 2 to 64, not 1");
 				break;
 			case 'h':
 				usage(stdout);
@@ -417,6 +428,20 @@ set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 	for (int i = 0; i < opt->products; i++)
 		product_ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 	PQclear(res);
+
+	if (opt->slots > 0)
+	{
+		char		slots[16];
+
+		snprintf(slots, sizeof(slots), "%d", opt->slots);
+		params[0] = array_literal(product_ids, opt->products);
+		params[1] = slots;
+		sql = with_schema("SELECT @.shop_split_stock(p.id, $2::integer)"
+						  "  FROM pg_catalog.unnest($1::bigint[]) AS p(id)", qschema);
+		PQclear(run(conn, sql, 2, params));
+		free(sql);
+		free((char *) params[0]);
+	}
 
 	params[0] = nbuyers;
 	sql = with_schema("INSERT INTO @.customers (name)"
@@ -689,11 +714,15 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 	params[0] = array_literal(product_ids, opt->products);
 	params[1] = array_literal(customer_ids, opt->buyers);
 
-	/* Per product: initial stock - final stock = quantity ordered */
-	sql = with_schema("SELECT p.id, p.stock,"
+	/*
+	 * Per product: initial stock - final stock on sale (its row plus its
+	 * slots) = quantity ordered
+	 */
+	sql = with_schema("SELECT p.product_id, p.stock,"
 					  "       (SELECT coalesce(sum(i.quantity), 0) FROM @.order_items i"
-					  "         WHERE i.product_id = p.id)"
-					  "  FROM @.products p WHERE p.id = ANY ($1::bigint[]) ORDER BY p.id",
+					  "         WHERE i.product_id = p.product_id)"
+					  "  FROM @.product_stock p WHERE p.product_id = ANY ($1::bigint[])"
+					  " ORDER BY p.product_id",
 					  qschema);
 	res = run(conn, sql, 1, params);
 	free(sql);
@@ -775,6 +804,32 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 			violation("buyer %lld failed (%s) but its cart changed: %lld lines, quantity %lld",
 					  b->customer_id, b->sqlstate, lines, quantity);
 	}
+	PQclear(res);
+
+	/*
+	 * No false "sold out": stock only falls during the sale, so a buyer told
+	 * SH001 must still have a cart line that the final stock on sale cannot
+	 * serve.
+	 */
+	{
+		int			nrejected = 0;
+
+		for (int i = 0; i < opt->buyers; i++)
+			if (!buyers[i].ordered && strcmp(buyers[i].sqlstate, "SH001") == 0)
+				customer_ids[nrejected++] = buyers[i].customer_id;
+		free((char *) params[1]);
+		params[1] = array_literal(customer_ids, nrejected);
+	}
+	sql = with_schema("SELECT c.id FROM pg_catalog.unnest($1::bigint[]) AS c(id)"
+					  " WHERE NOT EXISTS (SELECT 1 FROM @.cart_items ci"
+					  "                     JOIN @.product_stock ps ON ps.product_id = ci.product_id"
+					  "                    WHERE ci.customer_id = c.id AND ps.stock < ci.quantity)"
+					  " ORDER BY c.id", qschema);
+	res = run(conn, sql, 1, params + 1);
+	free(sql);
+	for (int r = 0; r < PQntuples(res); r++)
+		violation("buyer %s was told SH001, but the stock left could serve its cart",
+				  PQgetvalue(res, r, 0));
 	PQclear(res);
 
 	free((char *) params[0]);
