@@ -77,6 +77,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
+#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -109,6 +110,9 @@ static bool checkout_queue_locks = true;
 /* The fourth field of our queue locks' tags ("SH"); user advisory locks use 1 and 2 */
 #define CHECKOUT_QUEUE_LOCK 0x5348
 
+/* The most slots a product's stock can be split into (stock_slots.slot < 64) */
+#define CHECKOUT_MAX_SLOTS 64
+
 /* Carts with more lines than this skip the queue */
 #define CHECKOUT_QUEUE_MAX_LINES 16
 
@@ -118,6 +122,7 @@ typedef struct CartLine
 	int64		product_id;
 	int32		quantity;
 	bool		slotted;		/* the product has stock slots */
+	int32		nslots;			/* how many, when read with the cart */
 	char	   *name;			/* product name */
 	int64		unit_price_cents;
 	int64		stock;			/* stock on sale before this checkout (of a
@@ -221,8 +226,8 @@ prepare_plans(Oid nspoid)
 	const char *qschema;
 	Oid			one_bigint[1] = {INT8OID};
 	Oid			one_bigint_array[1] = {INT8ARRAYOID};
-	Oid			product_quantity[2] = {INT8OID, INT4OID};
 	Oid			slot_quantity[2] = {TIDOID, INT4OID};
+	Oid			slot_search[4] = {INT8OID, INT4OID, INT4OID, INT4OID};
 	Oid			write_args[9] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID,
 		INT8ARRAYOID, INT8OID, TIDARRAYOID, INT4ARRAYOID, TIDARRAYOID,
 	INT4ARRAYOID};
@@ -242,30 +247,41 @@ prepare_plans(Oid nspoid)
 	 * row plus its slots) cannot serve, no locks
 	 */
 	short_plan = keep_plan(
-						   "SELECT c.product_id, c.quantity, p.name, a.stock"
+						   "SELECT c.product_id, c.quantity, p.name,"
+						   "       p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
+						   "       COALESCE((SELECT pg_catalog.sum(s.stock)"
+						   "                   FROM %1$s.stock_slots AS s"
+						   "                  WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
 						   "  FROM %1$s.cart_items AS c"
 						   "  JOIN %1$s.products AS p"
 						   "    ON p.id OPERATOR(pg_catalog.=) c.product_id"
-						   " CROSS JOIN LATERAL ("
-						   "  SELECT p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
-						   "         COALESCE((SELECT pg_catalog.sum(s.stock)"
-						   "                     FROM %1$s.stock_slots AS s"
-						   "                    WHERE s.product_id OPERATOR(pg_catalog.=) p.id),"
-						   "                  0) AS stock) AS a"
 						   " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-						   "   AND a.stock OPERATOR(pg_catalog.<) c.quantity"
+						   "   AND p.stock OPERATOR(pg_catalog.<) c.quantity"
+						   "   AND CASE"
+	/* one slot that serves the line alone: no need to add them all up */
+						   "       WHEN EXISTS (SELECT FROM %1$s.stock_slots AS s"
+						   "                     WHERE s.product_id OPERATOR(pg_catalog.=) p.id"
+						   "                       AND s.stock OPERATOR(pg_catalog.>=) c.quantity)"
+						   "       THEN false"
+						   "       ELSE p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
+						   "            COALESCE((SELECT pg_catalog.sum(s.stock)"
+						   "                        FROM %1$s.stock_slots AS s"
+						   "                       WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
+						   "            OPERATOR(pg_catalog.<) c.quantity"
+						   "       END"
 						   " ORDER BY c.product_id",
 						   qschema, 1, one_bigint);
 
 	/*
 	 * 1. The cart, read once and held: its lines are locked.  Which products
-	 * have slots is read on the snapshot (see lock_products for a product
-	 * split meanwhile).
+	 * have slots, and their last slot's number (slots are numbered from 0),
+	 * is read on the snapshot (see lock_products for a product split
+	 * meanwhile).
 	 */
 	cart_plan = keep_plan(
 						  "SELECT c.product_id, c.quantity,"
-						  "       EXISTS (SELECT FROM %1$s.stock_slots AS s"
-						  "                WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id)"
+						  "       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
+						  "         WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id)"
 						  "  FROM %1$s.cart_items AS c"
 						  " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
 						  " ORDER BY c.product_id"
@@ -288,9 +304,10 @@ prepare_plans(Oid nspoid)
 						  qschema, 1, one_bigint_array);
 
 	/*
-	 * 3b. A slot of product $1 that holds at least $2, in random order so
-	 * that buyers spread over the slots: the first one free (SKIP LOCKED),
-	 * or, in slot_wait_plan, the first one that still holds enough once this
+	 * 3b. A slot of product $1 that holds at least $2, numbered from $3 up to
+	 * below $4 (the caller starts at a random slot, so that buyers spread
+	 * over the slots): the first one free (SKIP LOCKED), or, in
+	 * slot_wait_plan, the first one that still holds enough once this
 	 * transaction has waited for it.  The product row is read, not locked.
 	 */
 #define SLOT_QUERY \
@@ -298,12 +315,14 @@ prepare_plans(Oid nspoid)
 	"  FROM %1$s.stock_slots AS s" \
 	"  JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) s.product_id" \
 	" WHERE s.product_id OPERATOR(pg_catalog.=) $1" \
+	"   AND s.slot OPERATOR(pg_catalog.>=) $3" \
+	"   AND s.slot OPERATOR(pg_catalog.<) $4" \
 	"   AND s.stock OPERATOR(pg_catalog.>=) $2" \
-	" ORDER BY pg_catalog.random()" \
+	" ORDER BY s.slot" \
 	" LIMIT 1" \
 	"   FOR NO KEY UPDATE OF s"
-	slot_plan = keep_plan(SLOT_QUERY " SKIP LOCKED", qschema, 2, product_quantity);
-	slot_wait_plan = keep_plan(SLOT_QUERY, qschema, 2, product_quantity);
+	slot_plan = keep_plan(SLOT_QUERY " SKIP LOCKED", qschema, 4, slot_search);
+	slot_wait_plan = keep_plan(SLOT_QUERY, qschema, 4, slot_search);
 #undef SLOT_QUERY
 	/* ... and take $2 from the slot locked at ctid $1 */
 	slot_take_plan = keep_plan(
@@ -409,7 +428,15 @@ read_cart(int64 customer_id, CartLine **lines_out)
 	{
 		lines[i].product_id = DatumGetInt64(spi_value(i, 1));
 		lines[i].quantity = DatumGetInt32(spi_value(i, 2));
-		lines[i].slotted = DatumGetBool(spi_value(i, 3));
+		{
+			bool		isnull;
+			Datum		last_slot = SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 3,
+												  &isnull);
+
+			lines[i].slotted = !isnull;
+			lines[i].nslots = isnull ? 0 : DatumGetInt32(last_slot) + 1;
+		}
 	}
 	*lines_out = lines;
 	return nlines;
@@ -655,7 +682,8 @@ add_slot_take(SlotTakes *takes, ItemPointer ctid, int32 amount)
 
 /*
  * Serve a line from one slot that holds the whole quantity, found with
- * plan (slot_plan or slot_wait_plan), and take the quantity from it.  All in
+ * plan (slot_plan or slot_wait_plan) from slot number start on, and take
+ * the quantity from it.  All in
  * a subtransaction, kept when a slot served the line and rolled back when
  * none did: a locking read that finds a row changed meanwhile keeps that
  * row locked even when the new version no longer qualifies, and a checkout
@@ -666,20 +694,29 @@ add_slot_take(SlotTakes *takes, ItemPointer ctid, int32 amount)
  * served the line.
  */
 static bool
-take_one_slot(SPIPlanPtr plan, CartLine *line)
+take_one_slot(SPIPlanPtr plan, CartLine *line, int32 start)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	Datum		args[2] = {Int64GetDatum(line->product_id),
-	Int32GetDatum(line->quantity)};
+	Datum		args[4] = {Int64GetDatum(line->product_id),
+		Int32GetDatum(line->quantity), Int32GetDatum(start),
+	Int32GetDatum(CHECKOUT_MAX_SLOTS)};
 	bool		served = false;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
+		/* From slot start up, then from slot 0 up to start */
 		if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "checkout: taking a stock slot failed");
+		if (SPI_processed == 0 && start > 0)
+		{
+			args[2] = Int32GetDatum(0);
+			args[3] = Int32GetDatum(start);
+			if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "checkout: taking a stock slot failed");
+		}
 		if (SPI_processed == 1)
 		{
 			ItemPointerData ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
@@ -798,15 +835,17 @@ static void
 take_from_slots(CartLine *line, SlotTakes *takes)
 {
 	LOCKTAG		tag;
+	int32		start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
+													 Max(line->nslots, 1) - 1);
 
 	checkout_waiting_for = psprintf("product %lld", (long long) line->product_id);
-	if (take_one_slot(slot_plan, line))
+	if (take_one_slot(slot_plan, line, start))
 		return;
 
 	queue_lock_tag(&tag, line->product_id);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	if (take_one_slot(slot_plan, line) ||
-		take_one_slot(slot_wait_plan, line))
+	if (take_one_slot(slot_plan, line, start) ||
+		take_one_slot(slot_wait_plan, line, start))
 	{
 		LockRelease(&tag, ExclusiveLock, false);
 		return;
@@ -916,23 +955,35 @@ write_order(int64 customer_id, const CartLine *lines, int nlines,
 }
 
 /*
- * Bound lock waits by checkout.lock_timeout for the rest of this call: the
- * server's lock_timeout is set at a new GUC nesting level, which the caller
- * pops with AtEOXact_GUC() (or the transaction abort does).  Returns the
- * level, or -1 when the setting is 0 and nothing changed.
+ * Settings for the rest of this call, at a new GUC nesting level, which the
+ * caller pops with AtEOXact_GUC() (or the transaction abort does); returns
+ * the level.
+ *
+ * enable_seqscan = off: every statement here finds rows by key or by ctid,
+ * and a generic plan must not pick a sequential scan because a table looks
+ * small or because it cannot know how many ids or ctids an array parameter
+ * holds (it guesses 10: on a catalog of a thousand products, a TID scan of
+ * 10 rows then costs more than reading the table).  Plans are built, and
+ * rebuilt after an invalidation, only while a call runs, so they are always
+ * built with this setting; it covers the foreign key checks the writes fire.
+ *
+ * lock_timeout = checkout.lock_timeout, when that is set: bounds lock waits.
  */
 static int
-bound_lock_waits(void)
+set_call_settings(void)
 {
-	int			nestlevel;
-	char		value[32];
+	int			nestlevel = NewGUCNestLevel();
 
-	if (checkout_lock_timeout <= 0)
-		return -1;
-	nestlevel = NewGUCNestLevel();
-	snprintf(value, sizeof(value), "%d", checkout_lock_timeout);
-	(void) set_config_option("lock_timeout", value, PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (checkout_lock_timeout > 0)
+	{
+		char		value[32];
+
+		snprintf(value, sizeof(value), "%d", checkout_lock_timeout);
+		(void) set_config_option("lock_timeout", value, PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	}
 	return nestlevel;
 }
 
@@ -961,7 +1012,7 @@ checkout(FunctionCallInfo fcinfo)
 		elog(ERROR, "checkout: SPI_connect failed");
 
 	prepare_plans(get_func_namespace(fcinfo->flinfo->fn_oid));
-	nestlevel = bound_lock_waits();
+	nestlevel = set_call_settings();
 
 	if (checkout_fail_fast)
 		reject_on_snapshot(customer_id);
@@ -990,8 +1041,7 @@ checkout(FunctionCallInfo fcinfo)
 
 	for (int i = 0; i < nlines; i++)
 		checkout_items_sold += lines[i].quantity;
-	if (nestlevel >= 0)
-		AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(true, nestlevel);
 	SPI_finish();
 
 	return order_id;

@@ -15,9 +15,13 @@ cat <<HEAD
 Machine: $(nproc) cores ($cpu), $mem. PostgreSQL $server, throwaway cluster with
 fsync=on, synchronous_commit=on (the cpu-* workloads set synchronous_commit=off for their sessions only),
 shared_buffers=256MB. pgbench -M prepared, $seconds s per run, median of $rounds interleaved runs after a
-warm-up run of each flow. Every flow adds to the cart in its own transaction, then checks out.
+warm-up run of each flow. Every flow adds to the cart in its own transaction, then checks out; in the
+sold-out rush (soldout-32) every cart already holds the sold-out product and the flows only check out.
+On the hot-* workloads shop_checkout sells the hot product split into ${BENCH_SLOTS:-64} stock slots
+(shop_split_stock); every other flow sells it from its products row.
 
-tps counts add-to-cart + checkout pairs per second; p99 is the 99th percentile latency of that pair (ms).
+tps counts add-to-cart + checkout pairs per second (soldout-32: checkout attempts); p99 is the 99th
+percentile latency of that pair (ms; soldout-32: of one attempt in ten).
 
 HEAD
 
@@ -107,6 +111,43 @@ END {
 		if ((a in tps) && (b in tps) && tps[b] > 0)
 			printf "- %s: %.2f×\n", flows[f], tps[a] / tps[b]
 	}
+	print ""
+	print "Targets of issue 5 in this run:"
+	print ""
+	print "| target | measured | met |"
+	print "|---|---|---|"
+	target("sold-out rush, 32 clients: rejections/s ≥ 5× the seed flow", \
+		ratio("soldout-32", "shop_checkout", "soldout-32", "client-side"), 5, "×")
+	target("sold-out rush, 32 clients: p99 of a rejection < 5 ms", \
+		lat("soldout-32", "shop_checkout"), -5, " ms")
+	target("hot product: tps at 128 clients ≥ 50% of tps at 1 client", \
+		100 * ratio("hot-128", "shop_checkout", "hot-1", "shop_checkout"), 50, "%")
+	target("hot product, 128 clients: ≥ 10× the seed flow", \
+		ratio("hot-128", "shop_checkout", "hot-128", "client-side"), 10, "×")
+	target("hot product, 32 clients: ≥ 3× the seed flow", \
+		ratio("hot-32", "shop_checkout", "hot-32", "client-side"), 3, "×")
+	target("CPU path (1 client, synchronous_commit=off): ≥ 1.3× PL/pgSQL", \
+		ratio("cpu-1line", "shop_checkout", "cpu-1line", "plpgsql"), 1.3, "×")
+	target("a 50-line cart costs ≤ 3× a 1-line cart", \
+		ratio("cpu-1line", "shop_checkout", "cpu-50line", "shop_checkout"), -3, "×")
+}
+# tps of flow f1 in workload w1 / tps of flow f2 in workload w2 (-1: not run)
+function ratio(w1, f1, w2, f2,    a, b) {
+	a = w1 SUBSEP f1; b = w2 SUBSEP f2
+	return ((a in tps) && (b in tps) && tps[b] > 0) ? tps[a] / tps[b] : -1
+}
+# p99 of flow f in workload w (-1: not run)
+function lat(w, f,    a) {
+	a = w SUBSEP f
+	return (a in p99) ? p99[a] : -1
+}
+# One row of the targets table: at least goal, or, when goal < 0, below -goal
+function target(what, got, goal, unit) {
+	if (got == -1)
+		printf "| %s | not run | n/a |\n", what
+	else
+		printf "| %s | %.2f%s | %s |\n", what, got, unit, \
+			(goal >= 0 ? got >= goal : got < -goal) ? "yes" : "no"
 }' "$raw"
 
 echo

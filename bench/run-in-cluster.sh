@@ -23,31 +23,41 @@ export PGDATABASE=bench
 psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION checkout'
 psql -X -q -v ON_ERROR_STOP=1 -f bench/setup.sql >/dev/null
 
-# Put the tables back as they were: the order history and the idle carts
-# only, full stock
+# reset_state SLOTS PREFILL: put the tables back as they were (the order
+# history and the idle carts only, full stock), with the hot product's stock
+# split into SLOTS slots (0: none), and, when PREFILL is a product id, every
+# bench customer's cart holding one of it
 reset_state() {
 	psql -X -q -v ON_ERROR_STOP=1 \
 		-c 'DELETE FROM orders WHERE id > 50000' \
 		-c 'DELETE FROM cart_items WHERE customer_id <= 200' \
+		-c 'SELECT shop_merge_stock(1)' \
 		-c 'UPDATE products SET stock = 1000000000 WHERE id <> 2 AND stock <> 1000000000' \
-		-c 'VACUUM ANALYZE products, cart_items, orders, order_items'
+		-c "SELECT shop_split_stock(1, $1) WHERE $1 > 0" \
+		-c "INSERT INTO cart_items SELECT g, $2, 1 FROM generate_series(1, 200) AS g WHERE $2 > 0" \
+		-c 'VACUUM ANALYZE products, stock_slots, cart_items, orders, order_items' >/dev/null
 	[ "${BENCH_CHECKPOINT:-0}" = 1 ] && psql -X -q -c 'CHECKPOINT'
 	return 0
 }
 
-# measure WORKLOAD FLOW SCRIPT OPTIONS CLIENTS PID_MIN PID_MAX SECONDS ROUND
+# measure WORKLOAD FLOW SCRIPT OPTIONS SLOTS CLIENTS PID_MIN PID_MAX SECONDS ROUND
 # One pgbench run, its sessions started with PGOPTIONS plus OPTIONS (e.g.
-# "-c checkout.queue_locks=off"); appends "workload flow round tps p99_ms"
-# to $raw unless ROUND is "warmup".
+# "-c checkout.queue_locks=off"), the hot product split into SLOTS slots;
+# appends "workload flow round tps p99_ms" to $raw unless ROUND is "warmup".
+# Workload settings: $add_to_cart (0: the carts are filled beforehand with
+# product PID_MIN and the flows only check out) and $sampling (the share of
+# transactions whose latency is logged, for the p99).
 measure() {
-	workload=$1 flow=$2 script=$3 options=$4 clients=$5 pid_min=$6 pid_max=$7 secs=$8 round=$9
+	workload=$1 flow=$2 script=$3 options=$4 slots=$5 clients=$6 pid_min=$7 pid_max=$8 secs=$9 round=${10}
 	threads=2
 	[ "$clients" -lt 2 ] && threads=1
-	reset_state
+	prefill=0
+	[ "$add_to_cart" = 0 ] && prefill=$pid_min
+	reset_state "$slots" "$prefill"
 	rm -f "$tmp"/log*
 	if ! PGOPTIONS="${PGOPTIONS:-} $options" pgbench -n -M prepared -c "$clients" -j "$threads" -T "$secs" \
-		-D pid_min="$pid_min" -D pid_max="$pid_max" \
-		-f "bench/flows/$script.sql" -l --log-prefix="$tmp/log" \
+		-D pid_min="$pid_min" -D pid_max="$pid_max" -D add_to_cart="$add_to_cart" \
+		-f "bench/flows/$script.sql" -l --sampling-rate="$sampling" --log-prefix="$tmp/log" \
 		>"$tmp/out" 2>&1 || grep -q 'aborted' "$tmp/out"; then
 		cat "$tmp/out" >&2
 		echo "bench: pgbench failed for $workload / $flow" >&2
@@ -66,13 +76,18 @@ measure() {
 	printf '  %-12s %-14s round %s: %8.0f tps, p99 %7.2f ms\n' "$workload" "$flow" "$round" "$tps" "$p99"
 }
 
-# split_flow "FLOW|SCRIPT[|OPTIONS]": set $flow, $script and $options
+# split_flow "FLOW|SCRIPT[|OPTIONS[|SLOTS]]": set $flow, $script, $options
+# and $slots
 split_flow() {
 	flow=${1%%|*}
 	script=${1#*|}
 	options=
+	slots=0
 	case $script in
 		*"|"*) options=${script#*|} script=${script%%|*} ;;
+	esac
+	case $options in
+		*"|"*) slots=${options#*|} options=${options%%|*} ;;
 	esac
 }
 
@@ -87,13 +102,13 @@ workload() {
 	echo "$name: $clients client(s), products $pid_min..$pid_max${PGOPTIONS:+, $PGOPTIONS}"
 	for fs in "$@"; do
 		split_flow "$fs"
-		measure "$name" "$flow" "$script" "$options" "$clients" "$pid_min" "$pid_max" "$warmup" warmup
+		measure "$name" "$flow" "$script" "$options" "$slots" "$clients" "$pid_min" "$pid_max" "$warmup" warmup
 	done
 	r=1
 	while [ "$r" -le "$rounds" ]; do
 		for fs in "$@"; do
 			split_flow "$fs"
-			measure "$name" "$flow" "$script" "$options" "$clients" "$pid_min" "$pid_max" "$seconds" "$r"
+			measure "$name" "$flow" "$script" "$options" "$slots" "$clients" "$pid_min" "$pid_max" "$seconds" "$r"
 		done
 		r=$((r + 1))
 	done
@@ -101,37 +116,42 @@ workload() {
 
 # BENCH_WORKLOADS="hot-32 soldout-32" runs only those; BENCH_LEVERS=1 adds
 # shop_checkout with each of its levers turned off, to see what each pays.
+# BENCH_SLOTS (default 64): the slots shop_checkout's hot product is split
+# into (shop_split_stock); the other flows sell it from its row, as they must.
 BENCH_WORKLOADS=${BENCH_WORKLOADS:-}
+hot_slots=${BENCH_SLOTS:-64}
+add_to_cart=1
+sampling=1
+shop="shop_checkout|c||$hot_slots"
+seed="client-side|client" plpgsql="plpgsql|plpgsql" bare="bare_update|bare_update"
 if [ "${BENCH_LEVERS:-0}" = 1 ]; then
-	noqueue="shop_checkout-noqueue|c|-c checkout.queue_locks=off"
+	noslots="shop_checkout-noslots|c"
+	noqueue="shop_checkout-noslots-noqueue|c|-c checkout.queue_locks=off"
 	nofailfast="shop_checkout-nofailfast|c_try|-c checkout.fail_fast=off"
+	workload hot-1 1 1 1 "$shop" "$seed" "$plpgsql" "$bare" "$noslots"
+	workload hot-32 32 1 1 "$shop" "$seed" "$plpgsql" "$bare" "$noslots" "$noqueue"
+	workload hot-128 128 1 1 "$shop" "$seed" "$plpgsql" "$bare" "$noslots" "$noqueue"
 else
-	noqueue="" nofailfast=""
+	nofailfast=
+	workload hot-1 1 1 1 "$shop" "$seed" "$plpgsql" "$bare"
+	workload hot-32 32 1 1 "$shop" "$seed" "$plpgsql" "$bare"
+	workload hot-128 128 1 1 "$shop" "$seed" "$plpgsql" "$bare"
 fi
 
-# standard WORKLOAD CLIENTS PID_MIN PID_MAX [EXTRA FLOW]: the four flows
-standard() {
-	if [ -n "${5:-}" ]; then
-		workload "$1" "$2" "$3" "$4" "shop_checkout|c" "client-side|client" \
-			"plpgsql|plpgsql" "bare_update|bare_update" "$5"
-	else
-		workload "$1" "$2" "$3" "$4" "shop_checkout|c" "client-side|client" \
-			"plpgsql|plpgsql" "bare_update|bare_update"
-	fi
-}
+# The sold-out rush: every buyer's cart already holds the sold-out product
+# (a rejected checkout leaves the cart as it was), and each flow only checks
+# out; the latency of one in ten attempts is logged
+add_to_cart=0 sampling=0.1
+workload soldout-32 32 2 2 "shop_checkout|c_try" "client-side|client" \
+	"plpgsql|plpgsql_try" "bare_update|bare_update" ${nofailfast:+"$nofailfast"}
+add_to_cart=1 sampling=1
 
-standard hot-1 1 1 1 "$noqueue"
-standard hot-32 32 1 1 "$noqueue"
-standard hot-128 128 1 1 "$noqueue"
-if [ -n "$nofailfast" ]; then
-	workload soldout-32 32 2 2 "shop_checkout|c_try" "client-side|client" \
-		"plpgsql|plpgsql_try" "bare_update|bare_update" "$nofailfast"
-else
-	workload soldout-32 32 2 2 "shop_checkout|c_try" "client-side|client" \
-		"plpgsql|plpgsql_try" "bare_update|bare_update"
-fi
-standard spread-32 32 3 1002
-PGOPTIONS="-c synchronous_commit=off" standard cpu-1line 1 3 1002
+# No hot product: 32 and 128 buyers spread over 1,000 products (at 128, the
+# most this machine does with no row contention at all)
+workload spread-32 32 3 1002 "shop_checkout|c" "$seed" "$plpgsql" "$bare"
+workload spread-128 128 3 1002 "shop_checkout|c" "$seed"
+PGOPTIONS="-c synchronous_commit=off" workload cpu-1line 1 3 1002 \
+	"shop_checkout|c" "$seed" "$plpgsql" "$bare"
 PGOPTIONS="-c synchronous_commit=off" workload cpu-50line 1 3 1002 \
 	"shop_checkout|c_50" "plpgsql|plpgsql_50"
 

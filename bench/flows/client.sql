@@ -1,9 +1,11 @@
 -- the seed's flow: a client-side transaction, one round trip per step
 \set cid :client_id + 1
 \set pid random(:pid_min, :pid_max)
--- add to cart: its own transaction
+-- add to cart, in its own transaction (add_to_cart=0: the cart is already filled)
+\if :add_to_cart
 INSERT INTO cart_items (customer_id, product_id, quantity) VALUES (:cid, :pid, 1)
-  ON CONFLICT (customer_id, product_id) DO UPDATE SET quantity = excluded.quantity;
+  ON CONFLICT (customer_id, product_id) DO NOTHING;
+\endif
 BEGIN;
 SELECT product_id, quantity FROM cart_items WHERE customer_id = :cid;
 SELECT stock, price_cents FROM products WHERE id = :pid FOR UPDATE \gset

@@ -1,7 +1,9 @@
 -- the PL/pgSQL function through a handler that turns SH001 into NULL
 \set cid :client_id + 1
 \set pid random(:pid_min, :pid_max)
--- add to cart: its own transaction
+-- add to cart, in its own transaction (add_to_cart=0: the cart is already filled)
+\if :add_to_cart
 INSERT INTO cart_items (customer_id, product_id, quantity) VALUES (:cid, :pid, 1)
-  ON CONFLICT (customer_id, product_id) DO UPDATE SET quantity = excluded.quantity;
+  ON CONFLICT (customer_id, product_id) DO NOTHING;
+\endif
 SELECT bench.try_plpgsql_checkout(:cid);
