@@ -7,18 +7,21 @@
  * The whole checkout runs inside the caller's transaction, through SPI:
  *
  *	0. fail fast: on the statement's snapshot, without taking any lock, look
- *	   for cart lines the stock cannot serve; if there are any, raise SH001
- *	   with those figures (checkout.fail_fast);
+ *	   for cart lines the stock on sale cannot serve; if there are any, raise
+ *	   SH001 with those figures (checkout.fail_fast);
  *	1. read the customer's cart once, locking its lines (FOR UPDATE), and
  *	   work from that set from then on;
- *	2. queue for the cart's products: one transaction-level lock per product
- *	   (checkout.queue_locks), in ascending product id order;
- *	3. lock the cart's products in ascending product id order with
- *	   FOR NO KEY UPDATE;
+ *	2. queue for the cart's products without stock slots: one
+ *	   transaction-level lock per product (checkout.queue_locks), in
+ *	   ascending product id order;
+ *	3. lock those products in ascending product id order with FOR NO KEY
+ *	   UPDATE; then, in ascending product id order, serve each line of a
+ *	   product with stock slots from its slots (take_from_slots);
  *	4. validate every line against the locked stock;
- *	5. in one statement: decrement the stock, insert the order (its total
- *	   computed here, overflow-checked) and its lines, and delete exactly the
- *	   cart lines that were ordered.
+ *	5. in one statement: decrement the stock (rows and slots locked but not
+ *	   yet decremented), insert the order (its total computed here,
+ *	   overflow-checked) and its lines, and delete exactly the cart lines that
+ *	   were ordered.
  *
  * Why failing fast on a snapshot is correct.  The snapshot holds committed
  * data as of a moment within this call (under READ COMMITTED, the start of
@@ -43,15 +46,33 @@
  * objsubid 21320.  Carts of more than CHECKOUT_QUEUE_MAX_LINES lines skip
  * the queue, so a huge cart cannot exhaust the shared lock table.
  *
+ * Why stock slots.  However short the row lock, one product row lets one
+ * checkout commit at a time (the lock is held through the commit's WAL
+ * flush).  A product split into slots (shop_split_stock: rows of
+ * stock_slots, its stock on sale being its row's stock plus theirs) lets
+ * buyers lock different rows, so that their commits share WAL flushes.  A
+ * line takes one free slot that holds its whole quantity (SKIP LOCKED,
+ * starting at a random slot); only when every such slot is busy does it
+ * queue (the product's queue lock) and wait for one; only when no slot holds
+ * the quantity does it lock the product row and every slot and combine
+ * them, so that SH001 is raised only when all of them together are short.
+ *
  * Locking rules.  Cart lines are locked FOR UPDATE (the level their DELETE
  * takes anyway), so a second browser tab that changes a line being ordered
  * waits for the checkout and then finds the line gone, while lines it adds
  * are not seen and stay in the cart.  Products are locked FOR NO KEY UPDATE,
  * never FOR UPDATE: the foreign key checks of add-to-cart take KEY SHARE,
  * which FOR UPDATE would block.  Every checkout takes its locks in one
- * global order: queue locks by ascending product id, then row locks by
- * ascending product id; so checkouts cannot deadlock against each other
- * (two checkouts in one caller transaction can, and then 40P01 says so).
+ * global order: queue locks of products without slots by ascending product
+ * id, then their row locks by ascending product id, then, product after
+ * product in ascending id order, a product with slots: a slot taken without
+ * waiting, or its queue lock, a wait for one slot, or its row and then all
+ * its slots in slot order.  A checkout that goes on to wait for a product
+ * with slots first gives back any slot of it that it locked in vain (a
+ * subtransaction, see take_one_slot).  So checkouts cannot deadlock against
+ * each other (two checkouts in one caller transaction can, and then 40P01
+ * says so; so can, rarely, a checkout that read a product as not split
+ * while shop_split_stock split it).
  * Under READ COMMITTED the locking reads return the newest committed rows;
  * under REPEATABLE READ and SERIALIZABLE a row changed since the snapshot
  * makes the locking read fail with SQLSTATE 40001, for the client to retry.
