@@ -1033,10 +1033,15 @@ checkout(FunctionCallInfo fcinfo)
 		elog(ERROR, "checkout: SPI_connect failed");
 
 	prepare_plans(get_func_namespace(fcinfo->flinfo->fn_oid));
-	nestlevel = set_call_settings();
 
+	/*
+	 * Fail fast before the settings: a rejection, the commonest outcome in a
+	 * sold-out rush, then costs no GUC work (its plan reads the cart and the
+	 * products by key whatever enable_seqscan says)
+	 */
 	if (checkout_fail_fast)
 		reject_on_snapshot(customer_id);
+	nestlevel = set_call_settings();
 
 	nlines = read_cart(customer_id, &lines);
 	if (nlines == 0)
