@@ -847,7 +847,10 @@ lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes)
  *	   LOCKED, slots tried in random order);
  *	2. when every such slot is busy: queue for the product (its queue lock,
  *	   so that such buyers come one at a time), look for a free slot again,
- *	   then wait for one (the queue lock is let go as soon as one is had);
+ *	   then wait for one (the queue lock is let go as soon as one is had).
+ *	   This queue is taken whatever checkout.queue_locks says: the wait for
+ *	   a slot may keep a slot it found drained locked while it waits for the
+ *	   next, so two such waiters must never wait at once;
  *	3. when no slot holds the whole quantity: lock the row and every slot
  *	   and combine them (lock_all_stock), so that no buyer is told "sold
  *	   out" while the stock on sale could serve them.
