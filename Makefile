@@ -53,14 +53,16 @@ test: installed
 	@sh test/run-all.sh
 
 # The flash sale, from a fresh machine: BUYERS buyers race for STOCK items
-# of each of PRODUCTS products, LINES lines per cart
+# of each of PRODUCTS products, LINES lines per cart, each product's stock
+# split into SLOTS stock slots (0: none)
 BUYERS ?= 33
 STOCK ?= 20
 LINES ?= 1
 PRODUCTS ?= $(LINES)
+SLOTS ?= 0
 DEMO_CONNECTIONS = $(shell n=$(BUYERS); [ $$n -gt 500 ] && n=500; echo $$((n + 20)))
 demo: installed
-	@BUYERS=$(BUYERS) STOCK=$(STOCK) LINES=$(LINES) PRODUCTS=$(PRODUCTS) \
+	@BUYERS=$(BUYERS) STOCK=$(STOCK) LINES=$(LINES) PRODUCTS=$(PRODUCTS) SLOTS=$(SLOTS) \
 		pg_virtualenv -o max_connections=$(DEMO_CONNECTIONS) -- sh test/demo.sh
 
 # shop_checkout() against the flows it replaces, durable commit (bench/)

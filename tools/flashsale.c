@@ -908,7 +908,8 @@ main(int argc, char **argv)
 				violations == 1 ? "" : "s");
 	else if (!opt.quiet)
 		printf("🔒 Invariants hold: stock moved = quantity ordered, every order has its lines and its total,\n"
-			   "   every buyer has exactly the order it was told of, failed buyers' carts are intact.\n");
+			   "   every buyer has exactly the order it was told of, failed buyers' carts are intact,\n"
+			   "   no buyer was told SH001 while the stock left could serve its cart.\n");
 
 	PQfinish(conn);
 	return (violations > 0 || mismatches > 0) ? EXIT_INVARIANT : 0;
