@@ -268,28 +268,31 @@ prepare_plans(Oid nspoid)
 	 * row plus its slots) cannot serve, no locks
 	 */
 	short_plan = keep_plan(
-						   "SELECT c.product_id, c.quantity, p.name,"
-						   "       p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
-						   "       COALESCE((SELECT pg_catalog.sum(s.stock)"
-						   "                   FROM %1$s.stock_slots AS s"
-						   "                  WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
+						   "SELECT c.product_id, c.quantity, p.name, a.stock"
 						   "  FROM %1$s.cart_items AS c"
 						   "  JOIN %1$s.products AS p"
 						   "    ON p.id OPERATOR(pg_catalog.=) c.product_id"
+	/*
+	 * Only for a line its row cannot serve (the join's filter runs first):
+	 * NULL when one slot can, else the row plus all its slots.  OFFSET 0
+	 * keeps the subquery from being flattened into the filter, where it
+	 * would be evaluated for every line and twice for a short one.
+	 */
+						   " CROSS JOIN LATERAL ("
+						   "  SELECT CASE"
+						   "         WHEN EXISTS (SELECT FROM %1$s.stock_slots AS s"
+						   "                       WHERE s.product_id OPERATOR(pg_catalog.=) p.id"
+						   "                         AND s.stock OPERATOR(pg_catalog.>=) c.quantity)"
+						   "         THEN NULL"
+						   "         ELSE p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
+						   "              COALESCE((SELECT pg_catalog.sum(s.stock)"
+						   "                          FROM %1$s.stock_slots AS s"
+						   "                         WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
+						   "         END AS stock"
+						   "  OFFSET 0) AS a"
 						   " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
 						   "   AND p.stock OPERATOR(pg_catalog.<) c.quantity"
-						   "   AND CASE"
-	/* one slot that serves the line alone: no need to add them all up */
-						   "       WHEN EXISTS (SELECT FROM %1$s.stock_slots AS s"
-						   "                     WHERE s.product_id OPERATOR(pg_catalog.=) p.id"
-						   "                       AND s.stock OPERATOR(pg_catalog.>=) c.quantity)"
-						   "       THEN false"
-						   "       ELSE p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
-						   "            COALESCE((SELECT pg_catalog.sum(s.stock)"
-						   "                        FROM %1$s.stock_slots AS s"
-						   "                       WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
-						   "            OPERATOR(pg_catalog.<) c.quantity"
-						   "       END"
+						   "   AND a.stock OPERATOR(pg_catalog.<) c.quantity"
 						   " ORDER BY c.product_id",
 						   qschema, 1, one_bigint);
 
@@ -1038,13 +1041,13 @@ checkout(FunctionCallInfo fcinfo)
 	prepare_plans(get_func_namespace(fcinfo->flinfo->fn_oid));
 
 	/*
-	 * Fail fast before the settings: a rejection, the commonest outcome in a
-	 * sold-out rush, then costs no GUC work (its plan reads the cart and the
-	 * products by key whatever enable_seqscan says)
+	 * The settings come before fail fast too: left to itself its plan would
+	 * scan the (small) stock_slots table, and starting a sequential scan
+	 * costs a file-size system call, more than the GUC work
 	 */
+	nestlevel = set_call_settings();
 	if (checkout_fail_fast)
 		reject_on_snapshot(customer_id);
-	nestlevel = set_call_settings();
 
 	nlines = read_cart(customer_id, &lines);
 	if (nlines == 0)
