@@ -121,7 +121,7 @@ END {
 	target("sold-out rush, 32 clients: p99 of a rejection < 5 ms", \
 		lat("soldout-32", "shop_checkout"), -5, " ms")
 	target("hot product: tps at 128 clients ≥ 50% of tps at 1 client", \
-		100 * ratio("hot-128", "shop_checkout", "hot-1", "shop_checkout"), 50, "%")
+		percent(ratio("hot-128", "shop_checkout", "hot-1", "shop_checkout")), 50, "%")
 	target("hot product, 128 clients: ≥ 10× the seed flow", \
 		ratio("hot-128", "shop_checkout", "hot-128", "client-side"), 10, "×")
 	target("hot product, 32 clients: ≥ 3× the seed flow", \
@@ -135,6 +135,10 @@ END {
 function ratio(w1, f1, w2, f2,    a, b) {
 	a = w1 SUBSEP f1; b = w2 SUBSEP f2
 	return ((a in tps) && (b in tps) && tps[b] > 0) ? tps[a] / tps[b] : -1
+}
+# A ratio as a percentage (-1: not run)
+function percent(r) {
+	return r == -1 ? -1 : 100 * r
 }
 # p99 of flow f in workload w (-1: not run)
 function lat(w, f,    a) {
