@@ -142,8 +142,8 @@ typedef struct CartLine
 {
 	int64		product_id;
 	int32		quantity;
-	bool		slotted;		/* the product has stock slots */
-	int32		nslots;			/* how many, when read with the cart */
+	int32		nslots;			/* its stock slots, as read with the cart (0:
+								 * none) */
 	char	   *name;			/* product name */
 	int64		unit_price_cents;
 	int64		stock;			/* stock on sale before this checkout (of a
@@ -440,6 +440,8 @@ read_cart(int64 customer_id, CartLine **lines_out)
 	Datum		args[1] = {Int64GetDatum(customer_id)};
 	CartLine   *lines;
 	int			nlines;
+	Datum		last_slot;
+	bool		no_slots;
 
 	checkout_waiting_for = psprintf("the cart of customer %lld",
 									(long long) customer_id);
@@ -452,15 +454,9 @@ read_cart(int64 customer_id, CartLine **lines_out)
 	{
 		lines[i].product_id = DatumGetInt64(spi_value(i, 1));
 		lines[i].quantity = DatumGetInt32(spi_value(i, 2));
-		{
-			bool		isnull;
-			Datum		last_slot = SPI_getbinval(SPI_tuptable->vals[i],
-												  SPI_tuptable->tupdesc, 3,
-												  &isnull);
-
-			lines[i].slotted = !isnull;
-			lines[i].nslots = isnull ? 0 : DatumGetInt32(last_slot) + 1;
-		}
+		last_slot = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+								  3, &no_slots);
+		lines[i].nslots = no_slots ? 0 : DatumGetInt32(last_slot) + 1;
 	}
 	*lines_out = lines;
 	return nlines;
@@ -524,7 +520,7 @@ queue_for_products(const CartLine *lines, int nlines)
 	{
 		LOCKTAG		tag;
 
-		if (lines[i].slotted)
+		if (lines[i].nslots > 0)
 			continue;
 		queue_lock_tag(&tag, lines[i].product_id);
 		checkout_waiting_for = psprintf("product %lld",
@@ -625,7 +621,7 @@ product_id_array(const CartLine *lines, int nlines, bool unslotted_only,
 
 	*n = 0;
 	for (int i = 0; i < nlines; i++)
-		if (!unslotted_only || !lines[i].slotted)
+		if (!unslotted_only || lines[i].nslots == 0)
 			ids[(*n)++] = Int64GetDatum(lines[i].product_id);
 	return bigint_array(ids, *n);
 }
@@ -659,7 +655,7 @@ lock_products(CartLine *lines, int nlines, SlotTakes *takes)
 			 nids, SPI_processed);
 	for (int i = 0; i < nlines; i++)
 	{
-		if (lines[i].slotted)
+		if (lines[i].nslots > 0)
 			continue;
 		if (DatumGetInt64(spi_value(row, 1)) != lines[i].product_id)
 			elog(ERROR, "checkout: product %lld of the cart was not found",
@@ -674,7 +670,7 @@ lock_products(CartLine *lines, int nlines, SlotTakes *takes)
 
 	/* SPI_tuptable is not used beyond this point: the checks may query */
 	for (int i = 0; i < nlines; i++)
-		if (!lines[i].slotted && lines[i].stock < lines[i].quantity)
+		if (lines[i].nslots == 0 && lines[i].stock < lines[i].quantity)
 			lock_all_stock(&lines[i], true, takes);
 }
 
@@ -818,8 +814,6 @@ lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes)
 	total = line->stock;
 	for (uint64 i = 0; i < SPI_processed; i++)
 		total += DatumGetInt32(spi_value(i, 2));
-	if (SPI_processed > 0)
-		line->slotted = true;
 
 	/* From the row first, then slot after slot; nothing if short */
 	line->row_take = 0;
@@ -863,7 +857,7 @@ take_from_slots(CartLine *line, SlotTakes *takes)
 {
 	LOCKTAG		tag;
 	int32		start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
-													 Max(line->nslots, 1) - 1);
+													 line->nslots - 1);
 
 	checkout_waiting_for = psprintf("product %lld", (long long) line->product_id);
 	if (take_one_slot(slot_plan, line, start))
@@ -1062,7 +1056,7 @@ checkout(FunctionCallInfo fcinfo)
 	queue_for_products(lines, nlines);
 	lock_products(lines, nlines, &takes);
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].slotted && !ItemPointerIsValid(&lines[i].ctid))
+		if (lines[i].nslots > 0 && !ItemPointerIsValid(&lines[i].ctid))
 			take_from_slots(&lines[i], &takes);
 	checkout_in_lock_wait = false;
 	checkout_lock_wait_us = elapsed_us(checkout_lock_wait_start);
