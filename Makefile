@@ -11,7 +11,7 @@
 
 EXTENSION = checkout
 MODULE_big = checkout
-OBJS = checkout.o stats.o
+OBJS = checkout.o slots.o statements.o stats.o
 DATA = checkout--1.0.sql
 PGFILEDESC = "checkout - race-free e-commerce checkout"
 

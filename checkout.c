@@ -79,11 +79,20 @@
  * The CHECK (stock >= 0) constraint is the last line of defence: stock can
  * never go negative even if this code were wrong.
  *
+ * Errors.  A checkout raises its own errors (SH001-SH003, 22004, 22003)
+ * with ereport; an error raised by PostgreSQL while the checkout waits for a
+ * lock (55P03 after checkout.lock_timeout, 40001, 40P01, a cancel) goes to
+ * the client unchanged, with one more context line naming what the
+ * checkout was locking at that moment (checkout_error_context).
+ * shop_checkout()'s catch block only counts the call in the statistics and
+ * re-throws (slots.c's only rolls its subtransaction back and re-throws).
+ *
  * Memory rules.  Plans are prepared once per backend and kept
- * (SPI_keepplan) in static variables; they are rebuilt when the function's
- * schema changes (its OID or its name).  Everything else lives in the SPI
- * procedure context and is freed by SPI_finish.  On an error SPI is cleaned
- * up by the transaction (or subtransaction) abort.
+ * (SPI_keepplan) in static variables (statements.c).  Everything else
+ * lives in the SPI procedure context and is freed by SPI_finish, including
+ * the description of the current lock step, which is cleared before the
+ * call returns.  On an error SPI is cleaned up by the transaction (or
+ * subtransaction) abort.
  *
  * Security.  Every statement names its tables through the schema the
  * function itself lives in (the extension's schema), quoted with
@@ -92,26 +101,20 @@
  * go in only as SPI parameters.
  *
  *-------------------------------------------------------------------------
- */
-#include "postgres.h"
+ */#include "postgres.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
-#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
-#include "storage/itemptr.h"
 #include "storage/lock.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "checkout.h"
 
@@ -131,303 +134,38 @@ static bool checkout_queue_locks = true;
 /* The fourth field of our queue locks' tags ("SH"); user advisory locks use 1 and 2 */
 #define CHECKOUT_QUEUE_LOCK 0x5348
 
-/* The most slots a product's stock can be split into (stock_slots.slot < 64) */
-#define CHECKOUT_MAX_SLOTS 64
-
 /* Carts with more lines than this skip the queue */
 #define CHECKOUT_QUEUE_MAX_LINES 16
 
-/* One line of the cart, completed from its locked product row */
-typedef struct CartLine
-{
-	int64		product_id;
-	int32		quantity;
-	int32		nslots;			/* its stock slots, as read with the cart (0:
-								 * none) */
-	char	   *name;			/* product name */
-	int64		unit_price_cents;
-	int64		stock;			/* stock on sale before this checkout (of a
-								 * slotted line served by one slot: that
-								 * slot's) */
-	ItemPointerData ctid;		/* the locked product row, if locked */
-	int32		row_take;		/* how much of it comes from that row */
-} CartLine;
-
-/* The stock slots a checkout takes from, and how much from each */
-typedef struct SlotTakes
-{
-	int			n;
-	int			size;
-	Datum	   *ctids;			/* ItemPointer of each locked slot row */
-	Datum	   *amounts;		/* int4 */
-} SlotTakes;
-
 /*
- * What the running checkout is waiting for, to name it when a lock wait
- * times out (palloc'd in the SPI context, valid until the call ends), and
- * how long it has waited on product locks.
+ * The running call: its customer, what it is locking now (NULL when it is
+ * not waiting for anything; palloc'd in the SPI context), when it started
+ * locking products and how long that took, and the units it sold.
  */
-static const char *checkout_waiting_for = NULL;
-static int64 checkout_lock_wait_us = 0;
+static int64 checkout_customer_id = 0;
+static const char *checkout_step = NULL;
 static bool checkout_in_lock_wait = false;
 static instr_time checkout_lock_wait_start;
+static int64 checkout_lock_wait_us = 0;
 static int64 checkout_items_sold = 0;
 
-/* Saved plans, valid for the schema named in plans_nspoid/plans_nspname */
-static Oid	plans_nspoid = InvalidOid;
-static char *plans_nspname = NULL;
-static SPIPlanPtr short_plan = NULL;
-static SPIPlanPtr cart_plan = NULL;
-static SPIPlanPtr customer_plan = NULL;
-static SPIPlanPtr lock_plan = NULL;
-static SPIPlanPtr slot_plan = NULL;
-static SPIPlanPtr slot_wait_plan = NULL;
-static SPIPlanPtr slot_take_plan = NULL;
-static SPIPlanPtr product_plan = NULL;
-static SPIPlanPtr all_slots_plan = NULL;
-static SPIPlanPtr write_plan = NULL;
-
 /*
- * Prepare one statement and keep its plan for the life of the backend.
- * The statement's "%1$s" stands for the quoted schema name.
+ * Say what the checkout locks from now on ("locking products 1 and 2"), or
+ * NULL once it waits for nothing: an error raised meanwhile names it.
  */
-static SPIPlanPtr
-keep_plan(const char *sql_template, const char *qschema,
-		  int nargs, Oid *argtypes)
+void
+checkout_lock_step(const char *what)
 {
-	StringInfoData sql;
-	SPIPlanPtr	plan;
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql, sql_template, qschema);
-
-	/*
-	 * Generic plans: the statements are simple lookups by key, so there is
-	 * nothing a custom plan could do better, and planning each call costs
-	 * more than running it.
-	 */
-	plan = SPI_prepare_cursor(sql.data, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
-	if (plan == NULL)
-		elog(ERROR, "checkout: SPI_prepare failed for \"%s\": %s",
-			 sql.data, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "checkout: SPI_keepplan failed");
-	pfree(sql.data);
-	return plan;
+	checkout_step = what;
 }
 
-/* Forget the saved plans, e.g. because the schema was renamed */
+/* Error context callback: name what the checkout was locking, if anything */
 static void
-free_plans(void)
+checkout_error_context(void *arg)
 {
-	SPIPlanPtr *plans[] = {&short_plan, &cart_plan, &customer_plan, &lock_plan,
-		&slot_plan, &slot_wait_plan, &slot_take_plan, &product_plan,
-	&all_slots_plan, &write_plan};
-
-	for (int i = 0; i < lengthof(plans); i++)
-	{
-		if (*plans[i] != NULL)
-			SPI_freeplan(*plans[i]);
-		*plans[i] = NULL;
-	}
-	if (plans_nspname != NULL)
-		pfree(plans_nspname);
-	plans_nspname = NULL;
-	plans_nspoid = InvalidOid;
-}
-
-/*
- * Ensure the saved plans name the tables of schema nspoid.  Must be called
- * while connected to SPI.
- */
-static void
-prepare_plans(Oid nspoid)
-{
-	char	   *nspname = get_namespace_name(nspoid);
-	const char *qschema;
-	Oid			one_bigint[1] = {INT8OID};
-	Oid			one_bigint_array[1] = {INT8ARRAYOID};
-	Oid			slot_quantity[2] = {TIDOID, INT4OID};
-	Oid			slot_search[4] = {INT8OID, INT4OID, INT4OID, INT4OID};
-	Oid			write_args[9] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID,
-		INT8ARRAYOID, INT8OID, TIDARRAYOID, INT4ARRAYOID, TIDARRAYOID,
-	INT4ARRAYOID};
-
-	if (nspname == NULL)
-		elog(ERROR, "checkout: schema with OID %u does not exist", nspoid);
-
-	if (plans_nspoid == nspoid && plans_nspname != NULL &&
-		strcmp(plans_nspname, nspname) == 0)
-		return;
-
-	free_plans();
-	qschema = quote_identifier(nspname);
-
-	/*
-	 * 0. Fail fast: the lines the snapshot's stock on sale (the product's
-	 * row plus its slots) cannot serve, no locks
-	 */
-	short_plan = keep_plan(
-						   "SELECT c.product_id, c.quantity, p.name, a.stock"
-						   "  FROM %1$s.cart_items AS c"
-						   "  JOIN %1$s.products AS p"
-						   "    ON p.id OPERATOR(pg_catalog.=) c.product_id"
-	/*
-	 * Only for a line its row cannot serve (the join's filter runs first):
-	 * NULL when one slot can, else the row plus all its slots.  OFFSET 0
-	 * keeps the subquery from being flattened into the filter, where it
-	 * would be evaluated for every line and twice for a short one.
-	 */
-						   " CROSS JOIN LATERAL ("
-						   "  SELECT CASE"
-						   "         WHEN EXISTS (SELECT FROM %1$s.stock_slots AS s"
-						   "                       WHERE s.product_id OPERATOR(pg_catalog.=) p.id"
-						   "                         AND s.stock OPERATOR(pg_catalog.>=) c.quantity)"
-						   "         THEN NULL"
-						   "         ELSE p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
-						   "              COALESCE((SELECT pg_catalog.sum(s.stock)"
-						   "                          FROM %1$s.stock_slots AS s"
-						   "                         WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
-						   "         END AS stock"
-						   "  OFFSET 0) AS a"
-						   " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-						   "   AND p.stock OPERATOR(pg_catalog.<) c.quantity"
-						   "   AND a.stock OPERATOR(pg_catalog.<) c.quantity"
-						   " ORDER BY c.product_id",
-						   qschema, 1, one_bigint);
-
-	/*
-	 * 1. The cart, read once and held: its lines are locked.  Which products
-	 * have slots, and their last slot's number (slots are numbered from 0),
-	 * is read on the snapshot (see lock_products for a product split
-	 * meanwhile).
-	 */
-	cart_plan = keep_plan(
-						  "SELECT c.product_id, c.quantity,"
-						  "       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
-						  "         WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id)"
-						  "  FROM %1$s.cart_items AS c"
-						  " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-						  " ORDER BY c.product_id"
-						  "   FOR UPDATE OF c",
-						  qschema, 1, one_bigint);
-
-	/* Tells an unknown customer from an empty cart */
-	customer_plan = keep_plan(
-							  "SELECT 1 FROM %1$s.customers AS c"
-							  " WHERE c.id OPERATOR(pg_catalog.=) $1",
-							  qschema, 1, one_bigint);
-
-	/* 3. The cart's products without slots, locked in ascending id order */
-	lock_plan = keep_plan(
-						  "SELECT p.id, p.name, p.price_cents, p.stock, p.ctid"
-						  "  FROM %1$s.products AS p"
-						  " WHERE p.id OPERATOR(pg_catalog.=) ANY ($1)"
-						  " ORDER BY p.id"
-						  "   FOR NO KEY UPDATE",
-						  qschema, 1, one_bigint_array);
-
-	/*
-	 * 3b. A slot of product $1 that holds at least $2, numbered from $3 up to
-	 * below $4 (the caller starts at a random slot, so that buyers spread
-	 * over the slots): the first one free (SKIP LOCKED), or, in
-	 * slot_wait_plan, the first one that still holds enough once this
-	 * transaction has waited for it.  The product row is read, not locked.
-	 */
-#define SLOT_QUERY \
-	"SELECT s.ctid, s.stock, p.name, p.price_cents" \
-	"  FROM %1$s.stock_slots AS s" \
-	"  JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) s.product_id" \
-	" WHERE s.product_id OPERATOR(pg_catalog.=) $1" \
-	"   AND s.slot OPERATOR(pg_catalog.>=) $3" \
-	"   AND s.slot OPERATOR(pg_catalog.<) $4" \
-	"   AND s.stock OPERATOR(pg_catalog.>=) $2" \
-	" ORDER BY s.slot" \
-	" LIMIT 1" \
-	"   FOR NO KEY UPDATE OF s"
-	slot_plan = keep_plan(SLOT_QUERY " SKIP LOCKED", qschema, 4, slot_search);
-	slot_wait_plan = keep_plan(SLOT_QUERY, qschema, 4, slot_search);
-#undef SLOT_QUERY
-	/* ... and take $2 from the slot locked at ctid $1 */
-	slot_take_plan = keep_plan(
-							   "UPDATE %1$s.stock_slots AS s"
-							   "   SET stock = s.stock OPERATOR(pg_catalog.-) $2"
-							   " WHERE s.ctid OPERATOR(pg_catalog.=) $1",
-							   qschema, 2, slot_quantity);
-
-	/* 3c. Combining slots: lock the product row, then all its slots */
-	product_plan = keep_plan(
-							 "SELECT p.name, p.price_cents, p.stock, p.ctid"
-							 "  FROM %1$s.products AS p"
-							 " WHERE p.id OPERATOR(pg_catalog.=) $1"
-							 "   FOR NO KEY UPDATE",
-							 qschema, 1, one_bigint);
-	all_slots_plan = keep_plan(
-							   "SELECT s.ctid, s.stock"
-							   "  FROM %1$s.stock_slots AS s"
-							   " WHERE s.product_id OPERATOR(pg_catalog.=) $1"
-							   " ORDER BY s.slot"
-							   "   FOR NO KEY UPDATE",
-							   qschema, 1, one_bigint);
-
-	/*
-	 * 5. Every write in one statement: $1 customer, $2 product ids, $3
-	 * quantities, $4 unit prices, $5 order total, $6 the locked product rows
-	 * to take stock from (ctids) and $7 how much from each, $8 and $9 the
-	 * same for stock slots.  Stock is updated by ctid (a TID scan, whatever
-	 * the planner thinks of the table's size): the rows are locked by this
-	 * transaction, so their ctids cannot change.
-	 */
-	write_plan = keep_plan(
-						   "WITH line AS ("
-						   "  SELECT l.product_id, l.quantity, l.unit_price_cents"
-						   "    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-						   "                    pg_catalog.unnest($4))"
-						   "         AS l(product_id, quantity, unit_price_cents)"
-						   "), sold AS ("
-						   "  UPDATE %1$s.products AS p"
-						   "     SET stock = p.stock OPERATOR(pg_catalog.-)"
-						   "         ($7)[pg_catalog.array_position($6, p.ctid)]"
-						   "   WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($6)"
-						   "), slot_sold AS ("
-						   "  UPDATE %1$s.stock_slots AS s"
-						   "     SET stock = s.stock OPERATOR(pg_catalog.-)"
-						   "         ($9)[pg_catalog.array_position($8, s.ctid)]"
-						   "   WHERE s.ctid OPERATOR(pg_catalog.=) ANY ($8)"
-						   "), new_order AS ("
-						   "  INSERT INTO %1$s.orders (customer_id, total_cents)"
-						   "  VALUES ($1, $5)"
-						   "  RETURNING id"
-						   "), new_lines AS ("
-						   "  INSERT INTO %1$s.order_items"
-						   "         (order_id, product_id, quantity, unit_price_cents)"
-						   "  SELECT new_order.id, line.product_id, line.quantity,"
-						   "         line.unit_price_cents"
-						   "    FROM new_order, line"
-						   "), ordered AS ("
-						   "  DELETE FROM %1$s.cart_items AS c"
-						   "   WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-						   "     AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)"
-						   ")"
-						   "SELECT new_order.id FROM new_order",
-						   qschema, 9, write_args);
-
-	plans_nspname = MemoryContextStrdup(TopMemoryContext, nspname);
-	plans_nspoid = nspoid;
-}
-
-/* Fetch column col of row row of the last SPI result, which must not be NULL */
-static Datum
-spi_value(int row, int col)
-{
-	bool		isnull;
-	Datum		value;
-
-	value = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
-						  col, &isnull);
-	if (isnull)
-		elog(ERROR, "checkout: unexpected NULL in column %d", col);
-	return value;
+	if (checkout_step != NULL)
+		errcontext("while %s for the checkout of customer %lld",
+				   checkout_step, (long long) checkout_customer_id);
 }
 
 /*
@@ -443,10 +181,10 @@ read_cart(int64 customer_id, CartLine **lines_out)
 	Datum		last_slot;
 	bool		no_slots;
 
-	checkout_waiting_for = psprintf("the cart of customer %lld",
-									(long long) customer_id);
+	checkout_lock_step("locking the cart");
 	if (SPI_execute_plan(cart_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "checkout: reading the cart failed");
+	checkout_lock_step(NULL);
 
 	nlines = (int) SPI_processed;
 	lines = palloc0(sizeof(CartLine) * Max(nlines, 1));
@@ -462,7 +200,40 @@ read_cart(int64 customer_id, CartLine **lines_out)
 	return nlines;
 }
 
-static void check_stock(const CartLine *lines, int nlines);
+/*
+ * Ensure every line's quantity is in stock.  Otherwise report the first
+ * short line in the message and every short line in the detail.
+ */
+static void
+check_stock(const CartLine *lines, int nlines)
+{
+	const CartLine *first = NULL;
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	for (int i = 0; i < nlines; i++)
+	{
+		if (lines[i].stock >= lines[i].quantity)
+			continue;
+		if (first == NULL)
+			first = &lines[i];
+		else
+			appendStringInfoChar(&detail, '\n');
+		appendStringInfo(&detail,
+						 "Product %lld \"%s\": available %lld, requested %d.",
+						 (long long) lines[i].product_id, lines[i].name,
+						 (long long) lines[i].stock, lines[i].quantity);
+	}
+
+	if (first != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECKOUT_INSUFFICIENT_STOCK),
+				 errmsg("Insufficient stock for %s (available: %lld, requested: %d)",
+						first->name, (long long) first->stock, first->quantity),
+				 errdetail("%s", detail.data),
+				 errhint("Lower the quantity of each product listed to what is available, or remove it from the cart, then check out again.")));
+	pfree(detail.data);
+}
 
 /*
  * Fail fast: raise SH001 if, on the snapshot and without taking any lock,
@@ -495,8 +266,8 @@ reject_on_snapshot(int64 customer_id)
 }
 
 /* The tag of a product's queue lock */
-static void
-queue_lock_tag(LOCKTAG *tag, int64 product_id)
+void
+checkout_queue_lock_tag(LOCKTAG *tag, int64 product_id)
 {
 	uint64		id = (uint64) product_id;
 
@@ -522,11 +293,12 @@ queue_for_products(const CartLine *lines, int nlines)
 
 		if (lines[i].nslots > 0)
 			continue;
-		queue_lock_tag(&tag, lines[i].product_id);
-		checkout_waiting_for = psprintf("product %lld",
-										(long long) lines[i].product_id);
+		checkout_queue_lock_tag(&tag, lines[i].product_id);
+		checkout_lock_step(psprintf("queueing for product %lld",
+									(long long) lines[i].product_id));
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	}
+	checkout_lock_step(NULL);
 }
 
 /* Report an empty cart, or an unknown customer when there is none */
@@ -566,46 +338,26 @@ elapsed_us(instr_time start)
 	return INSTR_TIME_GET_MICROSEC(now);
 }
 
-/* "products 1, 7 and 9" (at most the first ten ids), for messages */
+/*
+ * "locking product 7" or "locking products 1, 7 and 9" (at most the first
+ * ten ids), from the n ids of a bigint[] made by product_id_array
+ */
 static const char *
-products_description(const CartLine *lines, int nlines)
+locking_products(Datum id_array, int n)
 {
+	ArrayType  *ids = DatumGetArrayTypeP(id_array);
+	int64	   *id = (int64 *) ARR_DATA_PTR(ids);
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, nlines == 1 ? "product " : "products ");
-	for (int i = 0; i < nlines && i < 10; i++)
+	appendStringInfoString(&buf, n == 1 ? "locking product " : "locking products ");
+	for (int i = 0; i < n && i < 10; i++)
 		appendStringInfo(&buf, "%s%lld",
-						 i == 0 ? "" : (i == nlines - 1 ? " and " : ", "),
-						 (long long) lines[i].product_id);
-	if (nlines > 10)
-		appendStringInfo(&buf, " and %d more", nlines - 10);
+						 i == 0 ? "" : (i == n - 1 ? " and " : ", "),
+						 (long long) id[i]);
+	if (n > 10)
+		appendStringInfo(&buf, " and %d more", n - 10);
 	return buf.data;
-}
-
-/* A bigint[] of n values, for an SPI parameter */
-static Datum
-bigint_array(Datum *values, int n)
-{
-	return PointerGetDatum(construct_array(values, n, INT8OID, sizeof(int64),
-										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-/* An integer[] of n values, for an SPI parameter */
-static Datum
-int_array(Datum *values, int n)
-{
-	return PointerGetDatum(construct_array(values, n, INT4OID, sizeof(int32),
-										   true, TYPALIGN_INT));
-}
-
-/* A tid[] of n values (pointers to ItemPointerData), for an SPI parameter */
-static Datum
-tid_array(Datum *values, int n)
-{
-	return PointerGetDatum(construct_array(values, n, TIDOID,
-										   sizeof(ItemPointerData), false,
-										   TYPALIGN_SHORT));
 }
 
 /*
@@ -626,8 +378,6 @@ product_id_array(const CartLine *lines, int nlines, bool unslotted_only,
 	return bigint_array(ids, *n);
 }
 
-static void lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes);
-
 /*
  * Lock the cart's products that have no slots, in ascending id order, and
  * complete each of their lines with the product's name, price, stock and
@@ -645,9 +395,10 @@ lock_products(CartLine *lines, int nlines, SlotTakes *takes)
 	args[0] = product_id_array(lines, nlines, true, &nids);
 	if (nids == 0)
 		return;
-	checkout_waiting_for = products_description(lines, nlines);
+	checkout_lock_step(locking_products(args[0], nids));
 	if (SPI_execute_plan(lock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "checkout: locking the products failed");
+	checkout_lock_step(NULL);
 
 	/* Both lists are in ascending product id; the foreign key pairs them */
 	if (SPI_processed != (uint64) nids)
@@ -672,241 +423,6 @@ lock_products(CartLine *lines, int nlines, SlotTakes *takes)
 	for (int i = 0; i < nlines; i++)
 		if (lines[i].nslots == 0 && lines[i].stock < lines[i].quantity)
 			lock_all_stock(&lines[i], true, takes);
-}
-
-/* Record that amount is taken from the locked slot row at ctid */
-static void
-add_slot_take(SlotTakes *takes, ItemPointer ctid, int32 amount)
-{
-	ItemPointer copy = palloc(sizeof(ItemPointerData));
-
-	if (takes->n == takes->size)
-	{
-		takes->size = Max(8, takes->size * 2);
-		if (takes->ctids == NULL)
-		{
-			takes->ctids = palloc(sizeof(Datum) * takes->size);
-			takes->amounts = palloc(sizeof(Datum) * takes->size);
-		}
-		else
-		{
-			takes->ctids = repalloc(takes->ctids, sizeof(Datum) * takes->size);
-			takes->amounts = repalloc(takes->amounts, sizeof(Datum) * takes->size);
-		}
-	}
-	ItemPointerCopy(ctid, copy);
-	takes->ctids[takes->n] = PointerGetDatum(copy);
-	takes->amounts[takes->n] = Int32GetDatum(amount);
-	takes->n++;
-}
-
-/*
- * Serve a line from one slot that holds the whole quantity, found with
- * plan (slot_plan or slot_wait_plan) from slot number start on, and take
- * the quantity from it.  All in
- * a subtransaction, kept when a slot served the line and rolled back when
- * none did: a locking read that finds a row changed meanwhile keeps that
- * row locked even when the new version no longer qualifies, and a checkout
- * that goes on to wait for the product's queue lock or for its slots must
- * not hold such locks (the queue's holder may be waiting for them).  The
- * stock is taken within the subtransaction too, so the row's lock and its
- * update are by one transaction id (no MultiXact).  Return whether a slot
- * served the line.
- */
-static bool
-take_one_slot(SPIPlanPtr plan, CartLine *line, int32 start)
-{
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	Datum		args[4] = {Int64GetDatum(line->product_id),
-		Int32GetDatum(line->quantity), Int32GetDatum(start),
-	Int32GetDatum(CHECKOUT_MAX_SLOTS)};
-	bool		served = false;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		/* From slot start up, then from slot 0 up to start */
-		if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "checkout: taking a stock slot failed");
-		if (SPI_processed == 0 && start > 0)
-		{
-			args[2] = Int32GetDatum(0);
-			args[3] = Int32GetDatum(start);
-			if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "checkout: taking a stock slot failed");
-		}
-		if (SPI_processed == 1)
-		{
-			ItemPointerData ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
-			Datum		take_args[2] = {PointerGetDatum(&ctid),
-			Int32GetDatum(line->quantity)};
-
-			line->stock = DatumGetInt32(spi_value(0, 2));
-			line->name = TextDatumGetCString(spi_value(0, 3));
-			line->unit_price_cents = DatumGetInt64(spi_value(0, 4));
-			line->row_take = 0;
-			if (SPI_execute_plan(slot_take_plan, take_args, NULL, false, 0) != SPI_OK_UPDATE ||
-				SPI_processed != 1)
-				elog(ERROR, "checkout: updating a stock slot of product %lld failed",
-					 (long long) line->product_id);
-			served = true;
-		}
-		if (served)
-			ReleaseCurrentSubTransaction();
-		else
-			RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
-	return served;
-}
-
-/*
- * Lock a product's row (unless row_locked: then line->ctid and line->stock
- * are that row's) and then all its slots, in slot order, and serve the line
- * from them together: from the row first, then slot after slot.  Set
- * line->stock to the stock on sale they hold, so that check_stock reports a
- * line they cannot serve with the true figure.
- *
- * A product with slots normally has nothing in its row; this is the path of
- * a line no single slot can serve, or of a product split into slots after
- * this checkout read the cart (row_locked; then a checkout that combines
- * slots of it may wait for this one's row lock while this one waits for its
- * slots: the deadlock detector breaks that rare cycle with 40P01).
- */
-static void
-lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes)
-{
-	Datum		args[1] = {Int64GetDatum(line->product_id)};
-	int64		total;
-	int32		need;
-
-	if (!row_locked)
-	{
-		if (SPI_execute_plan(product_plan, args, NULL, false, 1) != SPI_OK_SELECT ||
-			SPI_processed != 1)
-			elog(ERROR, "checkout: locking product %lld failed",
-				 (long long) line->product_id);
-		line->name = TextDatumGetCString(spi_value(0, 1));
-		line->unit_price_cents = DatumGetInt64(spi_value(0, 2));
-		line->stock = DatumGetInt32(spi_value(0, 3));
-		line->ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 4));
-	}
-
-	if (SPI_execute_plan(all_slots_plan, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "checkout: locking the stock slots of product %lld failed",
-			 (long long) line->product_id);
-	total = line->stock;
-	for (uint64 i = 0; i < SPI_processed; i++)
-		total += DatumGetInt32(spi_value(i, 2));
-
-	/* From the row first, then slot after slot; nothing if short */
-	line->row_take = 0;
-	need = line->quantity;
-	if (total >= need)
-	{
-		line->row_take = (int32) Min(line->stock, (int64) need);
-		need -= line->row_take;
-		for (uint64 i = 0; need > 0 && i < SPI_processed; i++)
-		{
-			int32		take = Min(DatumGetInt32(spi_value(i, 2)), need);
-
-			if (take > 0)
-				add_slot_take(takes,
-							  (ItemPointer) DatumGetPointer(spi_value(i, 1)),
-							  take);
-			need -= take;
-		}
-	}
-	line->stock = total;
-}
-
-/*
- * Serve a line of a product with stock slots, taking as few locks, and
- * waiting as little, as can be:
- *
- *	1. a free slot that holds the whole quantity, without waiting (SKIP
- *	   LOCKED, slots tried in random order);
- *	2. when every such slot is busy: queue for the product (its queue lock,
- *	   so that such buyers come one at a time), look for a free slot again,
- *	   then wait for one (the queue lock is let go as soon as one is had).
- *	   This queue is taken whatever checkout.queue_locks says: the wait for
- *	   a slot may keep a slot it found drained locked while it waits for the
- *	   next, so two such waiters must never wait at once;
- *	3. when no slot holds the whole quantity: lock the row and every slot
- *	   and combine them (lock_all_stock), so that no buyer is told "sold
- *	   out" while the stock on sale could serve them.
- */
-static void
-take_from_slots(CartLine *line, SlotTakes *takes)
-{
-	LOCKTAG		tag;
-	int32		start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
-													 line->nslots - 1);
-
-	checkout_waiting_for = psprintf("product %lld", (long long) line->product_id);
-	if (take_one_slot(slot_plan, line, start))
-		return;
-
-	queue_lock_tag(&tag, line->product_id);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	if (take_one_slot(slot_plan, line, start) ||
-		take_one_slot(slot_wait_plan, line, start))
-	{
-		LockRelease(&tag, ExclusiveLock, false);
-		return;
-	}
-	lock_all_stock(line, false, takes);
-}
-
-/*
- * Ensure every line's quantity is in stock.  Otherwise report the first
- * short line in the message and every short line in the detail.
- */
-static void
-check_stock(const CartLine *lines, int nlines)
-{
-	const CartLine *first = NULL;
-	StringInfoData detail;
-
-	initStringInfo(&detail);
-	for (int i = 0; i < nlines; i++)
-	{
-		if (lines[i].stock >= lines[i].quantity)
-			continue;
-		if (first == NULL)
-			first = &lines[i];
-		else
-			appendStringInfoChar(&detail, '\n');
-		appendStringInfo(&detail,
-						 "Product %lld \"%s\": available %lld, requested %d.",
-						 (long long) lines[i].product_id, lines[i].name,
-						 (long long) lines[i].stock, lines[i].quantity);
-	}
-
-	if (first != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CHECKOUT_INSUFFICIENT_STOCK),
-				 errmsg("Insufficient stock for %s (available: %lld, requested: %d)",
-						first->name, (long long) first->stock, first->quantity),
-				 errdetail("%s", detail.data),
-				 errhint("Lower the quantity of each product listed to what is available, or remove it from the cart, then check out again.")));
-	pfree(detail.data);
 }
 
 /* Return the order's total in cents; raise an error on overflow */
@@ -967,10 +483,12 @@ write_order(int64 customer_id, const CartLine *lines, int nlines,
 	args[7] = tid_array(takes->ctids, takes->n);
 	args[8] = int_array(takes->amounts, takes->n);
 
-	checkout_waiting_for = "the rows the order writes or references";
+	/* Its foreign key checks lock the customer's and the products' rows */
+	checkout_lock_step("writing the order");
 	if (SPI_execute_plan(write_plan, args, NULL, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "checkout: writing the order failed");
+	checkout_lock_step(NULL);
 
 	return DatumGetInt64(spi_value(0, 1));
 }
@@ -1032,7 +550,7 @@ checkout(FunctionCallInfo fcinfo)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "checkout: SPI_connect failed");
 
-	prepare_plans(get_func_namespace(fcinfo->flinfo->fn_oid));
+	checkout_prepare_plans(get_func_namespace(fcinfo->flinfo->fn_oid));
 
 	/*
 	 * The settings come before fail fast too: left to itself its plan would
@@ -1100,20 +618,27 @@ PG_FUNCTION_INFO_V1(shop_checkout);
  * shop_checkout(customer_id bigint) RETURNS bigint
  *
  * Not STRICT: a NULL customer id raises 22004 rather than returning NULL.
- * Counts every call in the statistics (when preloaded), and turns a lock
- * wait that timed out into an error that names what was busy.
+ * Counts every call in the statistics (when preloaded); an error raised
+ * while it waits for a lock names what it was locking (error context).
  */
 Datum
 shop_checkout(PG_FUNCTION_ARGS)
 {
+	ErrorContextCallback errcallback;
 	instr_time	start;
 	int64		order_id;
 
 	INSTR_TIME_SET_CURRENT(start);
-	checkout_waiting_for = NULL;
+	checkout_customer_id = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
+	checkout_step = NULL;
 	checkout_lock_wait_us = 0;
 	checkout_in_lock_wait = false;
 	checkout_items_sold = 0;
+
+	errcallback.callback = checkout_error_context;
+	errcallback.arg = NULL;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 
 	PG_TRY();
 	{
@@ -1121,35 +646,17 @@ shop_checkout(PG_FUNCTION_ARGS)
 	}
 	PG_CATCH();
 	{
-		int			sqlerrcode = geterrcode();
-
+		/* Count the failure, then let the error go on unchanged */
 		if (checkout_in_lock_wait)
 			checkout_lock_wait_us += elapsed_us(checkout_lock_wait_start);
-		checkout_stats_count(outcome_of(sqlerrcode), 0, elapsed_us(start),
+		checkout_stats_count(outcome_of(geterrcode()), 0, elapsed_us(start),
 							 checkout_lock_wait_us);
-		if (sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE ||
-			checkout_waiting_for == NULL)
-			PG_RE_THROW();
-
-		/* Replace the lock timeout with one that says what was busy */
-		FlushErrorState();
-		if (checkout_lock_timeout > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-					 errmsg("checkout timed out: %s is busy", checkout_waiting_for),
-					 errdetail("Another transaction held a lock the checkout needed for longer than checkout.lock_timeout (%d ms). Nothing was changed.",
-							   checkout_lock_timeout),
-					 errhint("Retry the checkout.")));
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-					 errmsg("checkout timed out: %s is busy", checkout_waiting_for),
-					 errdetail("Another transaction held a lock the checkout needed for longer than lock_timeout (%s). Nothing was changed.",
-							   GetConfigOption("lock_timeout", false, false)),
-					 errhint("Retry the checkout.")));
+		checkout_step = NULL;
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
+	error_context_stack = errcallback.previous;
 	checkout_stats_count(CHECKOUT_SUCCESS, checkout_items_sold,
 						 elapsed_us(start), checkout_lock_wait_us);
 	PG_RETURN_INT64(order_id);

@@ -3,15 +3,70 @@
  * checkout.h
  *		Declarations shared by the checkout extension's C files.
  *
+ * checkout.c	shop_checkout(): the steps of a checkout, the settings, the
+ *				error context and the statistics of each call
+ * statements.c	the saved SPI statements and the helpers that run them
+ * slots.c		serving a line from a product's stock slots
+ * stats.c		the live statistics in shared memory
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CHECKOUT_H
 #define CHECKOUT_H
 
-/* SQLSTATEs of this extension, documented in README.md */
+#include "executor/spi.h"
+#include "storage/itemptr.h"
+#include "storage/lock.h"
+
+/*
+ * Every SQLSTATE this extension raises, documented in README.md.  Its own
+ * class SH; the others are PostgreSQL's, listed so that this file is the
+ * one place to read them all.
+ *
+ *	SH001	insufficient stock (shop_checkout)
+ *	SH002	empty cart (shop_checkout)
+ *	SH003	unknown customer (shop_checkout, shop_cart_status)
+ *	SH004	unknown product (stock functions in the install script)
+ *	22004	a NULL argument
+ *	22003	an order total or a stock out of range
+ *	22023	an invalid argument value (stock functions)
+ *	55000	statistics asked for without shared_preload_libraries
+ *	55P03	a lock wait longer than checkout.lock_timeout (PostgreSQL's own
+ *			error, with a context line naming what was being locked)
+ *	40001, 40P01	serialization failure, deadlock (PostgreSQL's own)
+ */
 #define ERRCODE_CHECKOUT_INSUFFICIENT_STOCK	MAKE_SQLSTATE('S','H','0','0','1')
 #define ERRCODE_CHECKOUT_EMPTY_CART			MAKE_SQLSTATE('S','H','0','0','2')
 #define ERRCODE_CHECKOUT_UNKNOWN_CUSTOMER	MAKE_SQLSTATE('S','H','0','0','3')
+#define ERRCODE_CHECKOUT_UNKNOWN_PRODUCT	MAKE_SQLSTATE('S','H','0','0','4')
+
+/* The most slots a product's stock can be split into (stock_slots.slot < 64) */
+#define CHECKOUT_MAX_SLOTS 64
+
+/* One line of the cart, completed from its locked product row */
+typedef struct CartLine
+{
+	int64		product_id;
+	int32		quantity;
+	int32		nslots;			/* its stock slots, as read with the cart (0:
+								 * none) */
+	char	   *name;			/* product name */
+	int64		unit_price_cents;
+	int64		stock;			/* stock on sale before this checkout (of a
+								 * slotted line served by one slot: that
+								 * slot's) */
+	ItemPointerData ctid;		/* the locked product row, if locked */
+	int32		row_take;		/* how much of it comes from that row */
+} CartLine;
+
+/* The stock slots a checkout takes from, and how much from each */
+typedef struct SlotTakes
+{
+	int			n;
+	int			size;
+	Datum	   *ctids;			/* ItemPointer of each locked slot row */
+	Datum	   *amounts;		/* int4 */
+} SlotTakes;
 
 /* How one call of shop_checkout() ended, for the statistics */
 typedef enum CheckoutOutcome
@@ -25,9 +80,33 @@ typedef enum CheckoutOutcome
 	CHECKOUT_OTHER_FAILURE
 } CheckoutOutcome;
 
+/* checkout.c */
+extern void checkout_lock_step(const char *what);
+extern void checkout_queue_lock_tag(LOCKTAG *tag, int64 product_id);
+
+/* statements.c: the saved plans, valid after checkout_prepare_plans() */
+extern SPIPlanPtr short_plan;
+extern SPIPlanPtr cart_plan;
+extern SPIPlanPtr customer_plan;
+extern SPIPlanPtr lock_plan;
+extern SPIPlanPtr slot_plan;
+extern SPIPlanPtr slot_wait_plan;
+extern SPIPlanPtr slot_take_plan;
+extern SPIPlanPtr product_plan;
+extern SPIPlanPtr all_slots_plan;
+extern SPIPlanPtr write_plan;
+extern void checkout_prepare_plans(Oid nspoid);
+extern Datum spi_value(int row, int col);
+extern Datum bigint_array(Datum *values, int n);
+extern Datum int_array(Datum *values, int n);
+extern Datum tid_array(Datum *values, int n);
+
+/* slots.c */
+extern void take_from_slots(CartLine *line, SlotTakes *takes);
+extern void lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes);
+
 /* stats.c */
 extern void checkout_stats_init(void);
-extern bool checkout_stats_enabled(void);
 extern void checkout_stats_count(CheckoutOutcome outcome, int64 items_sold,
 								 int64 elapsed_us, int64 lock_wait_us);
 

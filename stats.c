@@ -126,13 +126,6 @@ checkout_stats_init(void)
 	shmem_startup_hook = checkout_shmem_startup;
 }
 
-/* Whether statistics are kept (the library was preloaded) */
-bool
-checkout_stats_enabled(void)
-{
-	return stats_shared != NULL;
-}
-
 /* Raise 55000 unless the statistics exist */
 static void
 ensure_stats_enabled(void)
@@ -145,8 +138,10 @@ ensure_stats_enabled(void)
 }
 
 /*
- * Find this database's entry, claiming a free one the first time; NULL when
- * every entry belongs to another database.
+ * Find this database's entry, claiming a free one only when it has none;
+ * NULL when every entry belongs to another database.  Looking first matters
+ * after a reset freed an earlier entry: claiming the first free one would
+ * give the database a second row.
  */
 static CheckoutDbStats *
 db_stats(void)
@@ -155,24 +150,26 @@ db_stats(void)
 		pg_atomic_read_u32(&my_db_stats->dboid) == MyDatabaseId)
 		return my_db_stats;
 
+	/* Look for the database's own entry */
 	my_db_stats = NULL;
+	for (int i = 0; i < CHECKOUT_STATS_DATABASES; i++)
+		if (pg_atomic_read_u32(&stats_shared->db[i].dboid) == MyDatabaseId)
+			return my_db_stats = &stats_shared->db[i];
+
+	/*
+	 * Claim the first free one; when another backend of this database
+	 * claimed it first, that one is ours too
+	 */
 	for (int i = 0; i < CHECKOUT_STATS_DATABASES; i++)
 	{
 		CheckoutDbStats *e = &stats_shared->db[i];
-		uint32		owner = pg_atomic_read_u32(&e->dboid);
+		uint32		owner = InvalidOid;
 
-		if (owner == InvalidOid &&
-			!pg_atomic_compare_exchange_u32(&e->dboid, &owner, MyDatabaseId))
-		{
-			/* another backend claimed it first; owner now says for whom */
-		}
-		if (owner == InvalidOid || owner == MyDatabaseId)
-		{
-			my_db_stats = e;
-			break;
-		}
+		if (pg_atomic_compare_exchange_u32(&e->dboid, &owner, MyDatabaseId) ||
+			owner == MyDatabaseId)
+			return my_db_stats = e;
 	}
-	return my_db_stats;
+	return NULL;
 }
 
 /* Raise the counter to value if value is larger */

@@ -1,0 +1,248 @@
+/*-------------------------------------------------------------------------
+ *
+ * slots.c
+ *		Serving a cart line of a product whose stock is split into stock
+ *		slots (shop_split_stock): from one free slot, after a wait for one,
+ *		or from the product's row and all its slots together.
+ *
+ * Locking rules.  A line takes one free slot that holds its whole quantity
+ * without waiting (FOR NO KEY UPDATE SKIP LOCKED, from a random slot on);
+ * when every such slot is busy it queues for the product (its queue lock,
+ * whatever checkout.queue_locks says) and waits for one; when no slot holds
+ * the quantity it locks the product's row and then every slot in slot order.
+ * Products are served in ascending product id order (the caller's loop), so
+ * these waits follow checkout.c's global lock order.  Looking for a slot
+ * runs in a subtransaction that is rolled back when no slot served the line,
+ * so a checkout that goes on to wait holds no slot of that product.
+ *
+ * Memory rules.  Everything is allocated in the SPI procedure context of
+ * the call (the ctid copies of SlotTakes included) and freed by SPI_finish;
+ * a subtransaction leaves the caller's memory context as it found it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "checkout.h"
+
+/* Record that amount is taken from the locked slot row at ctid */
+static void
+add_slot_take(SlotTakes *takes, ItemPointer ctid, int32 amount)
+{
+	ItemPointer copy = palloc(sizeof(ItemPointerData));
+
+	if (takes->n == takes->size)
+	{
+		takes->size = Max(8, takes->size * 2);
+		if (takes->ctids == NULL)
+		{
+			takes->ctids = palloc(sizeof(Datum) * takes->size);
+			takes->amounts = palloc(sizeof(Datum) * takes->size);
+		}
+		else
+		{
+			takes->ctids = repalloc(takes->ctids, sizeof(Datum) * takes->size);
+			takes->amounts = repalloc(takes->amounts, sizeof(Datum) * takes->size);
+		}
+	}
+	ItemPointerCopy(ctid, copy);
+	takes->ctids[takes->n] = PointerGetDatum(copy);
+	takes->amounts[takes->n] = Int32GetDatum(amount);
+	takes->n++;
+}
+
+/*
+ * Serve a line from one slot that holds the whole quantity, found with
+ * plan (slot_plan or slot_wait_plan) from slot number start on, and take
+ * the quantity from it.  All in
+ * a subtransaction, kept when a slot served the line and rolled back when
+ * none did: a locking read that finds a row changed meanwhile keeps that
+ * row locked even when the new version no longer qualifies, and a checkout
+ * that goes on to wait for the product's queue lock or for its slots must
+ * not hold such locks (the queue's holder may be waiting for them).  The
+ * stock is taken within the subtransaction too, so the row's lock and its
+ * update are by one transaction id (no MultiXact).  Return whether a slot
+ * served the line.
+ */
+static bool
+take_one_slot(SPIPlanPtr plan, CartLine *line, int32 start)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	Datum		args[4] = {Int64GetDatum(line->product_id),
+		Int32GetDatum(line->quantity), Int32GetDatum(start),
+	Int32GetDatum(CHECKOUT_MAX_SLOTS)};
+	bool		served = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		/* From slot start up, then from slot 0 up to start */
+		if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "checkout: taking a stock slot failed");
+		if (SPI_processed == 0 && start > 0)
+		{
+			args[2] = Int32GetDatum(0);
+			args[3] = Int32GetDatum(start);
+			if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "checkout: taking a stock slot failed");
+		}
+		if (SPI_processed == 1)
+		{
+			ItemPointerData ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
+			Datum		take_args[2] = {PointerGetDatum(&ctid),
+			Int32GetDatum(line->quantity)};
+
+			line->stock = DatumGetInt32(spi_value(0, 2));
+			line->name = TextDatumGetCString(spi_value(0, 3));
+			line->unit_price_cents = DatumGetInt64(spi_value(0, 4));
+			line->row_take = 0;
+			if (SPI_execute_plan(slot_take_plan, take_args, NULL, false, 0) != SPI_OK_UPDATE ||
+				SPI_processed != 1)
+				elog(ERROR, "checkout: updating a stock slot of product %lld failed",
+					 (long long) line->product_id);
+			served = true;
+		}
+		if (served)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return served;
+}
+
+/*
+ * Lock a product's row (unless row_locked: then line->ctid and line->stock
+ * are that row's) and then all its slots, in slot order, and serve the line
+ * from them together: from the row first, then slot after slot.  Set
+ * line->stock to the stock on sale they hold, so that check_stock reports a
+ * line they cannot serve with the true figure.
+ *
+ * A product with slots normally has nothing in its row; this is the path of
+ * a line no single slot can serve, or of a product split into slots after
+ * this checkout read the cart (row_locked; then a checkout that combines
+ * slots of it may wait for this one's row lock while this one waits for its
+ * slots: the deadlock detector breaks that rare cycle with 40P01).
+ */
+void
+lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes)
+{
+	Datum		args[1] = {Int64GetDatum(line->product_id)};
+	int64		total;
+	int32		need;
+
+	checkout_lock_step(psprintf(row_locked ? "locking the stock slots of product %lld" :
+								"locking product %lld and its stock slots",
+								(long long) line->product_id));
+	if (!row_locked)
+	{
+		if (SPI_execute_plan(product_plan, args, NULL, false, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "checkout: locking product %lld failed",
+				 (long long) line->product_id);
+		line->name = TextDatumGetCString(spi_value(0, 1));
+		line->unit_price_cents = DatumGetInt64(spi_value(0, 2));
+		line->stock = DatumGetInt32(spi_value(0, 3));
+		line->ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 4));
+	}
+
+	if (SPI_execute_plan(all_slots_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "checkout: locking the stock slots of product %lld failed",
+			 (long long) line->product_id);
+	checkout_lock_step(NULL);
+	total = line->stock;
+	for (uint64 i = 0; i < SPI_processed; i++)
+		total += DatumGetInt32(spi_value(i, 2));
+
+	/* From the row first, then slot after slot; nothing if short */
+	line->row_take = 0;
+	need = line->quantity;
+	if (total >= need)
+	{
+		line->row_take = (int32) Min(line->stock, (int64) need);
+		need -= line->row_take;
+		for (uint64 i = 0; need > 0 && i < SPI_processed; i++)
+		{
+			int32		take = Min(DatumGetInt32(spi_value(i, 2)), need);
+
+			if (take > 0)
+				add_slot_take(takes,
+							  (ItemPointer) DatumGetPointer(spi_value(i, 1)),
+							  take);
+			need -= take;
+		}
+	}
+	line->stock = total;
+}
+
+/*
+ * Serve a line of a product with stock slots, taking as few locks, and
+ * waiting as little, as can be:
+ *
+ *	1. a free slot that holds the whole quantity, without waiting (SKIP
+ *	   LOCKED, slots tried in random order);
+ *	2. when every such slot is busy: queue for the product (its queue lock,
+ *	   so that such buyers come one at a time), look for a free slot again,
+ *	   then wait for one (the queue lock is let go as soon as one is had).
+ *	   This queue is taken whatever checkout.queue_locks says: the wait for
+ *	   a slot may keep a slot it found drained locked while it waits for the
+ *	   next, so two such waiters must never wait at once;
+ *	3. when no slot holds the whole quantity: lock the row and every slot
+ *	   and combine them (lock_all_stock), so that no buyer is told "sold
+ *	   out" while the stock on sale could serve them.
+ */
+void
+take_from_slots(CartLine *line, SlotTakes *takes)
+{
+	LOCKTAG		tag;
+	int32		start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
+													 line->nslots - 1);
+
+	checkout_lock_step(psprintf("taking a stock slot of product %lld",
+								(long long) line->product_id));
+	if (take_one_slot(slot_plan, line, start))
+	{
+		checkout_lock_step(NULL);
+		return;
+	}
+
+	checkout_lock_step(psprintf("queueing for a stock slot of product %lld",
+								(long long) line->product_id));
+	checkout_queue_lock_tag(&tag, line->product_id);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	checkout_lock_step(psprintf("waiting for a stock slot of product %lld",
+								(long long) line->product_id));
+	if (take_one_slot(slot_plan, line, start) ||
+		take_one_slot(slot_wait_plan, line, start))
+	{
+		LockRelease(&tag, ExclusiveLock, false);
+		checkout_lock_step(NULL);
+		return;
+	}
+	lock_all_stock(line, false, takes);
+}
+
