@@ -12,7 +12,7 @@
 EXTENSION = checkout
 MODULE_big = checkout
 OBJS = checkout.o slots.o statements.o stats.o
-DATA = checkout--1.0.sql
+DATA = $(wildcard checkout--*.sql)
 PGFILEDESC = "checkout - race-free e-commerce checkout"
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))

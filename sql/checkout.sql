@@ -22,8 +22,12 @@ INSERT INTO customers (name) VALUES ('Ada'), ('Brian'), ('Chen');
 -- A one-line cart
 INSERT INTO cart_items VALUES (1, 1, 2);
 INSERT INTO cart_items VALUES (2, 1, 1);	-- another customer's cart stays
+SELECT clock_timestamp() AS before_checkout \gset
 SELECT shop_checkout(1) AS order_id;
-SELECT id, customer_id, total_cents, created_at <= now() AS created FROM orders;
+-- stamped by this call: after the moment before it, not in the future
+SELECT id, customer_id, total_cents,
+       created_at BETWEEN :'before_checkout' AND clock_timestamp() AS created_by_this_call
+  FROM orders;
 SELECT * FROM order_items ORDER BY order_id, product_id;
 SELECT * FROM shop_state;
 

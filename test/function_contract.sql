@@ -3,7 +3,7 @@
 -- raises 22004 instead of returning NULL).
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(32);
+SELECT plan(35);
 
 SELECT has_function('shop_checkout', ARRAY['bigint']);
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE proname = 'shop_checkout'), 1,
@@ -50,6 +50,12 @@ SELECT ok(NOT has_function_privilege('public', 'shop_checkout_stats_reset()', 'E
 		  'PUBLIC may not reset the statistics');
 SELECT ok(has_function_privilege('public', 'shop_checkout(bigint)', 'EXECUTE'),
 		  'anyone with access to the tables may check out');
+SELECT ok(NOT has_function_privilege('public', 'shop_lock_stock(bigint)', 'EXECUTE'),
+		  'PUBLIC may not call the internal helper shop_lock_stock');
+SELECT ok(NOT has_function_privilege('public', 'shop_spread_stock(bigint, integer, integer)', 'EXECUTE'),
+		  'PUBLIC may not call the internal helper shop_spread_stock');
+SELECT ok(NOT has_function_privilege('public', 'shop_record_opening_stock()', 'EXECUTE'),
+		  'PUBLIC may not call the trigger function');
 SELECT is_empty($$
 	SELECT p.proname FROM pg_proc p
 	  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid

@@ -4,24 +4,17 @@
 # exit status is the number of failed runs.
 set -u
 cd "$(dirname "$0")/.."
+. test/lib.sh
 
-psql -X -q -v ON_ERROR_STOP=1 -d postgres \
-	-c 'DROP DATABASE IF EXISTS checkout_race' \
-	-c 'CREATE DATABASE checkout_race' || exit 1
-psql -X -q -v ON_ERROR_STOP=1 -d checkout_race -c 'CREATE EXTENSION checkout' || exit 1
-
+new_db checkout_race checkout || exit 1
 failed=0
 
 # race NAME FLASHSALE-OPTIONS...: one run, verdict from its exit status
 race() {
-	name=$1
+	_name=$1
 	shift
-	if tools/flashsale -d checkout_race "$@"; then
-		echo "race: ok $name"
-	else
-		echo "race: FAILED $name (tools/flashsale $*)"
+	verdict race "$_name (tools/flashsale $*)" tools/flashsale -d checkout_race "$@" ||
 		failed=$((failed + 1))
-	fi
 	echo
 }
 

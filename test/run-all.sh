@@ -3,14 +3,15 @@
 # clusters made by pg_virtualenv, then one line for all: "N passed, N failed".
 #
 #  1. test/suites.sh in a cluster without the preload: pg_regress,
-#     isolation, pgTAP and the flash-sale races (checkout as most shops
-#     install it);
+#     isolation, pgTAP, the flash-sale races, the upgrade from 1.0 and the
+#     backup round trip (checkout as most shops install it);
 #  2. test/preload/run.sh in a cluster with shared_preload_libraries =
 #     'checkout': the live statistics.
 #
 # Exits non-zero when anything failed or a cluster could not start.
 set -u
 cd "$(dirname "$0")/.."
+. test/lib.sh
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 
@@ -22,25 +23,21 @@ quiet_server_log() {
 pg_virtualenv -o max_connections=300 -- sh test/suites.sh >"$log/main" 2>&1
 rc_main=$?
 quiet_server_log "$log/main"
-main=$(sed -n 's/^subtotal without preload: //p' "$log/main" | tail -n 1)
+set -- $(sed -n 's/^subtotal without preload: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$log/main")
+main_passed=${1:-0} main_failed=${2:-1}	# no subtotal: the suites did not even run
 
 pg_virtualenv -o shared_preload_libraries=checkout -o max_connections=100 \
 	-- sh test/preload/run.sh >"$log/preload" 2>&1
 rc_preload=$?
 quiet_server_log "$log/preload"
 [ -s test/preload/regression.diffs ] && echo "differences: test/preload/regression.diffs"
+set -- $(count_verdicts "$log/preload")
+preload_passed=$1 preload_failed=$2
+[ "$rc_preload" -ne 0 ] && [ "$preload_failed" -eq 0 ] && preload_failed=1
+echo "preload (statistics): $preload_passed passed, $preload_failed failed"
 
-passed=${main%% passed*}
-failed=${main#* passed, }
-failed=${failed%% failed*}
-[ -z "$main" ] && passed=0 failed=1	# the main suites did not even report
-
-ok=$(grep -Ec '\.\.\. ok|^race: ok' "$log/preload")
-bad=$(grep -Ec '\.\.\. FAILED|^race: FAILED' "$log/preload")
-echo "preload (statistics): $ok passed, $bad failed"
-[ "$rc_preload" -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
-passed=$((passed + ok))
-failed=$((failed + bad))
+passed=$((main_passed + preload_passed))
+failed=$((main_failed + preload_failed))
 [ "$rc_main" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
 
 echo "$passed passed, $failed failed"

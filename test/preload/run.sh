@@ -5,6 +5,7 @@
 # verdict lines and "race: ok|FAILED" lines, like the other suites.
 set -u
 cd "$(dirname "$0")/../.."
+. test/lib.sh
 
 pgxs=$(pg_config --pgxs)
 pg_regress=$(dirname "$pgxs")/../test/regress/pg_regress
@@ -16,17 +17,16 @@ tests=$(cd test/preload/sql && ls *.sql | sed 's/\.sql$//')
 rc=$?
 
 # The statistics under a real race: the seed's sale, then its counters
-psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'CREATE DATABASE checkout_stats_race' &&
-	psql -X -q -v ON_ERROR_STOP=1 -d checkout_stats_race -c 'CREATE EXTENSION checkout' &&
-	tools/flashsale -d checkout_stats_race --buyers 33 --stock 20 --quiet \
-		--expect-orders 20 --expect-rejected 13 --expect-stock 0 &&
+seed_sale_counted() {
+	new_db checkout_stats_race checkout &&
+		tools/flashsale -d checkout_stats_race --buyers 33 --stock 20 --quiet \
+			--expect-orders 20 --expect-rejected 13 --expect-stock 0 || return 1
 	counters=$(psql -X -At -d checkout_stats_race -c "
 		SELECT attempts || ' ' || successes || ' ' || insufficient_stock || ' ' || items_sold
 		  FROM shop_checkout_stats WHERE datname = current_database()")
-if [ "${counters:-}" = "33 20 13 20" ]; then
-	echo "race: ok statistics count the seed's 33-buyer sale (33 attempts, 20 successes, 13 SH001, 20 items)"
-else
-	echo "race: FAILED statistics of the seed's sale: got '${counters:-nothing}', want '33 20 13 20'"
-	rc=1
-fi
+	echo "counters (attempts successes SH001 items): $counters"
+	[ "$counters" = "33 20 13 20" ]
+}
+verdict race "statistics count the seed's 33-buyer sale (33 attempts, 20 successes, 13 SH001, 20 items)" \
+	seed_sale_counted || rc=1
 exit "$rc"
