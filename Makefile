@@ -1,13 +1,14 @@
 # checkout: a PostgreSQL extension (PGXS) for race-free e-commerce checkout.
 #
-#   make test   install what is missing, build, install, and run every test
-#               (pg_regress, isolation, pgTAP, flash-sale races, statistics)
-#               in throwaway clusters; ends with "N passed, N failed"
-#   make demo   the flash-sale demo (see README.md)
-#   make bench  shop_checkout() against the flows it replaces (bench/)
+#   make setup  install the Debian packages the build and the tests need
+#   make test   setup, build, install, and run every suite in throwaway
+#               clusters; ends with "N passed, N failed"
+#   make demo   setup, build, install, and run the flash-sale demo
+#   make bench  setup, build, install, and benchmark (bench/README.md)
 #
 # The usual PGXS targets (all, install, installcheck, clean) work against an
-# installed server as for any extension.
+# installed server as for any extension.  Warnings are errors only when
+# asked for: make COPT=-Werror (as CI does).  tools/ has its own Makefile.
 
 EXTENSION = checkout
 MODULE_big = checkout
@@ -18,43 +19,48 @@ PGFILEDESC = "checkout - race-free e-commerce checkout"
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
 
-PG_CPPFLAGS = -Wall -Werror
-EXTRA_CLEAN = results regression.diffs regression.out output_iso tools/flashsale
+EXTRA_CLEAN = results regression.diffs regression.out output_iso \
+	test/preload/results test/preload/regression.diffs test/preload/regression.out
 
-# PGXS comes with postgresql-server-dev-15, which "make test" installs: until
-# then only the targets below that install it are usable.
 PG_CONFIG ?= pg_config
-PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
-ifneq ($(PGXS),)
-include $(PGXS)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifeq ($(PGXS),)
+# No pg_config yet (a fresh machine): where postgresql-server-dev-15 puts it
+PGXS := /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk
 endif
+include $(PGXS)
 
-.PHONY: deps installed test test-run demo bench
+# On a fresh machine PGXS is not there until the setup step installs it:
+# make setup, test, demo and bench run that step (and make reads this file
+# again); any other target says what is missing
+$(PGXS):
+	@case " $(MAKECMDGOALS) " in \
+	*" setup "*|*" test "*|*" demo "*|*" bench "*) sh test/setup.sh ;; \
+	*) echo "$@ is missing: install postgresql-server-dev-15, or run make setup" >&2; exit 1 ;; \
+	esac
 
-# The flash-sale load tool (libpq)
-FLASHSALE = tools/flashsale
-all: $(FLASHSALE)
-$(FLASHSALE): tools/flashsale.c
-	$(CC) -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -Werror \
-		-I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
-		-L$(shell $(PG_CONFIG) --libdir) -lpq -lpthread
+.PHONY: setup installed test test-run demo bench clean-tools
 
-# Install the Debian packages the build and the tests need (when missing)
-deps:
-	@sh test/install-deps.sh
+setup:
+	@sh test/setup.sh
 
-# Build and install, after installing what is missing
-installed: deps
+# Build and install the extension, and build tools/flashsale
+installed: setup
 	@$(MAKE) -s --no-print-directory all
+	@$(MAKE) -s --no-print-directory -C tools
 	@sh test/as-root.sh $(MAKE) -s --no-print-directory install >/dev/null
 
-# Everything, from a fresh machine, ending in one "N passed, N failed" line
+# Everything, ending in one "N passed, N failed" line
 test: installed
 	@sh test/run-all.sh
 
-# The flash sale, from a fresh machine: BUYERS buyers race for STOCK items
-# of each of PRODUCTS products, LINES lines per cart, each product's stock
-# split into SLOTS stock slots (0: none)
+# The suites that need no preload, against the server of the PG* variables
+test-run:
+	@sh test/suites.sh
+
+# The flash sale: BUYERS buyers race for STOCK items of each of PRODUCTS
+# products, LINES lines per cart, each product's stock split into SLOTS
+# stock slots (0: none)
 BUYERS ?= 33
 STOCK ?= 20
 LINES ?= 1
@@ -69,6 +75,6 @@ demo: installed
 bench: installed
 	@sh bench/run.sh
 
-# The suites that need no preload, against the server of the PG* variables
-test-run:
-	@sh test/suites.sh
+clean: clean-tools
+clean-tools:
+	$(MAKE) -C tools clean

@@ -27,19 +27,19 @@ done
 # Hundreds of buyers, 3-line carts over 5 products, 60 connections: more
 # demand than stock, so some buyers are rejected; the invariants must hold
 race "400 buyers, 3-line carts over 5 products, 60 connections" \
-	--buyers 400 --products 5 --lines 3 --stock 150 --connections 60
+	--buyers 400 --products 5 --lines 3 --stock 150 --client 60
 
 # Several units per line: stock runs out part-way through a line
 race "300 buyers wanting 2 or more of 4 products, 50 connections" \
-	--buyers 300 --products 4 --lines 2 --quantity 3 --stock 200 --connections 50
+	--buyers 300 --products 4 --lines 2 --quantity 3 --stock 200 --client 50
 
 # Plenty of stock: every buyer must get an order
-race "200 buyers, enough for all" --buyers 200 --stock 200 --connections 50 \
+race "200 buyers, enough for all" --buyers 200 --stock 200 --client 50 \
 	--expect-orders 200 --expect-rejected 0 --expect-stock 0
 
 # Carts longer than the queue takes (16 lines) lock rows without queueing
 race "150 buyers, 20-line carts over 25 products (no queue), 50 connections" \
-	--buyers 150 --products 25 --lines 20 --stock 100 --connections 50
+	--buyers 150 --products 25 --lines 20 --stock 100 --client 50
 
 # Slotted products (shop_split_stock): buyers spread over the slots; no
 # oversell, no lost order, and no false "sold out" (flashsale checks every
@@ -47,7 +47,7 @@ race "150 buyers, 20-line carts over 25 products (no queue), 50 connections" \
 race "slots: 20 in stock over 8 slots, 33 buyers" --slots 8 --buyers 33 --stock 20 \
 	--expect-orders 20 --expect-rejected 13 --expect-stock 0
 race "slots: 200 buyers, enough for all, 16 slots, 50 connections" --slots 16 \
-	--buyers 200 --stock 200 --connections 50 \
+	--buyers 200 --stock 200 --client 50 \
 	--expect-orders 200 --expect-rejected 0 --expect-stock 0
 # 3 per buyer from 20 spread over 8 slots of 2 or 3: slots must be combined
 # until the last 2, or some buyer is told "sold out" too early
@@ -55,7 +55,7 @@ race "slots: 3 each from 20 over 8 slots, 33 buyers" --slots 8 --buyers 33 \
 	--stock 20 --quantity 3 --expect-orders 6 --expect-rejected 27 --expect-stock 2
 race "slots: 300 buyers, 3-line carts over 5 slotted products, 60 connections" \
 	--slots 4 --buyers 300 --products 5 --lines 3 --quantity 2 --stock 150 \
-	--connections 60
+	--client 60
 PGOPTIONS="${PGOPTIONS:-} -c checkout.fail_fast=off" \
 	race "slots, fail fast off: 20 in stock over 4 slots, 33 buyers" --slots 4 \
 	--buyers 33 --stock 20 --expect-orders 20 --expect-rejected 13 --expect-stock 0

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install the Debian packages that building and testing checkout need,
+# The setup step of make test, make demo and make bench (and make setup):
+# install the Debian packages that building and testing checkout need,
 # only those that are missing.  Runs apt-get as root, or through sudo.
 set -eu
 
