@@ -44,7 +44,12 @@
  * with its fourth field CHECKOUT_QUEUE_LOCK (user advisory locks use 1 and
  * 2, so they never collide); it shows in pg_locks as locktype 'advisory',
  * objsubid 21320.  Carts of more than CHECKOUT_QUEUE_MAX_LINES lines skip
- * the queue, so a huge cart cannot exhaust the shared lock table.
+ * this queue for their products without slots.  A line of a product with
+ * slots takes that product's queue lock whatever the cart's length, and
+ * only when every slot that could serve it is busy (slots.c): it lets it go
+ * once a slot serves the line, and keeps it to the end of the transaction
+ * only when it goes on to combine slots.  So a cart holds at most one queue
+ * lock per line, within max_locks_per_transaction like any other lock.
  *
  * Why stock slots.  However short the row lock, one product row lets one
  * checkout commit at a time (the lock is held through the commit's WAL
