@@ -10,11 +10,6 @@ cd "$(dirname "$0")/.."
 . test/lib.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-failed=0
-check() { verdict check "$@" || failed=$((failed + 1)); }
-
-# pg_dump --data-only, without comments and the per-run \restrict key
-data() { pg_dump --data-only "$1" | grep -Ev '^(--|\\(un)?restrict )'; }
 
 # works DATABASE: integrity clean, a checkout succeeds, a new product's
 # opening stock is recorded

@@ -45,6 +45,18 @@ verdict() {
 	fi
 }
 
+# check NAME COMMAND...: a "check:" verdict; counts failures in $failed
+failed=0
+check() {
+	verdict check "$@" || failed=$((failed + 1))
+}
+
+# data DATABASE: its rows and sequences as pg_dump --data-only prints them,
+# without comments and the \restrict key that changes every run
+data() {
+	pg_dump --data-only "$1" | grep -Ev '^(--|\\(un)?restrict )'
+}
+
 # count_verdicts FILE...: print "PASSED FAILED", the verdict lines in FILEs
 count_verdicts() {
 	_ok=$(cat "$@" | grep -Ec '^(test| ) .* \.\.\. ok|^ *ok [0-9]|^[A-Za-z_-]+: ok ')

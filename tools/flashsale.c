@@ -223,7 +223,6 @@ parse_options(int argc, char **argv, Options *opt)
 		{"port", required_argument, NULL, 'p'},
 		{"username", required_argument, NULL, 'U'},
 		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, '?'},
 		{NULL, 0, NULL, 0}
 	};
 	int			c;
@@ -235,15 +234,10 @@ parse_options(int argc, char **argv, Options *opt)
 			.expect_orders = -1,.expect_rejected = -1,.expect_stock = -1
 	};
 
-	/* --help and --version alone, as every PostgreSQL client */
+	/* -? and --help, as every PostgreSQL client (getopt uses '?') */
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
 	{
 		usage(stdout);
-		exit(0);
-	}
-	if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0))
-	{
-		puts("flashsale (checkout) " PG_VERSION);
 		exit(0);
 	}
 
