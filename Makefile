@@ -30,6 +30,9 @@ PGXS := /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk
 endif
 include $(PGXS)
 
+# Every C file includes it (PGXS does not track header dependencies)
+$(OBJS): checkout.h
+
 # On a fresh machine PGXS is not there until the setup step installs it:
 # make setup, test, demo and bench run that step (and make reads this file
 # again); any other target says what is missing

@@ -117,6 +117,7 @@
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "storage/lock.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -136,6 +137,12 @@ static bool checkout_fail_fast = true;
 /* checkout.queue_locks: queue for each product before locking its row */
 static bool checkout_queue_locks = true;
 
+/* checkout.payment_window: seconds a placed order waits for shop_pay(); 0 = forever */
+static int	checkout_payment_window = 0;
+
+/* checkout.idempotency_retention: seconds a key is kept at least (read by SQL) */
+static int	checkout_idempotency_retention = 86400;
+
 /* The fourth field of our queue locks' tags ("SH"); user advisory locks use 1 and 2 */
 #define CHECKOUT_QUEUE_LOCK 0x5348
 
@@ -153,6 +160,7 @@ static bool checkout_in_lock_wait = false;
 static instr_time checkout_lock_wait_start;
 static int64 checkout_lock_wait_us = 0;
 static int64 checkout_items_sold = 0;
+static bool checkout_replayed = false;
 
 /*
  * Say what the checkout locks from now on ("locking products 1 and 2"), or
@@ -200,6 +208,7 @@ read_cart(int64 customer_id, CartLine **lines_out)
 		last_slot = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
 								  3, &no_slots);
 		lines[i].nslots = no_slots ? 0 : DatumGetInt32(last_slot) + 1;
+		lines[i].limited = DatumGetBool(spi_value(i, 4));
 	}
 	*lines_out = lines;
 	return nlines;
@@ -241,22 +250,56 @@ check_stock(const CartLine *lines, int nlines)
 }
 
 /*
- * Fail fast: raise SH001 if, on the snapshot and without taking any lock,
- * the stock cannot serve some line of the cart.  See the header comment for
- * why that is correct.
+ * The order an idempotency key of the customer made, or 0 (order ids are
+ * positive: the identity starts at 1)
  */
-static void
-reject_on_snapshot(int64 customer_id)
+static int64
+key_order(int64 customer_id, text *key)
+{
+	Datum		args[2] = {Int64GetDatum(customer_id), PointerGetDatum(key)};
+
+	if (SPI_execute_plan(key_lookup_plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "checkout: looking up the idempotency key failed");
+	return SPI_processed == 1 ? DatumGetInt64(spi_value(0, 1)) : 0;
+}
+
+/*
+ * Claim the key for the order this checkout writes: return the order id it
+ * reserves, or, when the key is taken (a call with it committed, after
+ * waiting for it if it was in flight), 0.
+ */
+static int64
+claim_key(int64 customer_id, text *key)
+{
+	Datum		args[2] = {Int64GetDatum(customer_id), PointerGetDatum(key)};
+
+	checkout_lock_step("waiting for the call with the same idempotency key");
+	if (SPI_execute_plan(key_claim_plan, args, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "checkout: claiming the idempotency key failed");
+	checkout_lock_step(NULL);
+	return SPI_processed == 1 ? DatumGetInt64(spi_value(0, 1)) : 0;
+}
+
+/*
+ * Fail fast: raise SH001 if, on the snapshot and without taking any lock,
+ * the stock cannot serve some line of the cart (counting what orders past
+ * their payment window hold: the checkout takes that back).  See the header
+ * comment for why that is correct.  With a key, first look again whether a
+ * call with it has committed since: then return that order's id (else 0).
+ */
+static int64
+reject_on_snapshot(int64 customer_id, text *key)
 {
 	Datum		args[1] = {Int64GetDatum(customer_id)};
 	CartLine   *short_lines;
 	int			nshort;
+	int64		replay;
 
 	if (SPI_execute_plan(short_plan, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "checkout: reading the stock failed");
 	nshort = (int) SPI_processed;
 	if (nshort == 0)
-		return;
+		return 0;
 
 	short_lines = palloc0(sizeof(CartLine) * nshort);
 	for (int i = 0; i < nshort; i++)
@@ -266,8 +309,65 @@ reject_on_snapshot(int64 customer_id)
 		short_lines[i].name = TextDatumGetCString(spi_value(i, 3));
 		short_lines[i].stock = DatumGetInt64(spi_value(i, 4));
 	}
+	if (key != NULL && (replay = key_order(customer_id, key)) != 0)
+		return replay;
 	check_stock(short_lines, nshort);
 	elog(ERROR, "checkout: short lines passed the stock check");
+}
+
+/*
+ * Purchase limits: when a line's product has one, lock the customer's row
+ * (two checkouts of one customer take turns here; different customers never
+ * meet), then raise SH005 if the cart would take the customer past a
+ * product's limit, counting the units of their orders not cancelled.
+ */
+static void
+check_limits(int64 customer_id, const CartLine *lines, int nlines)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * nlines);
+	Datum	   *quantities = palloc(sizeof(Datum) * nlines);
+	int			n = 0;
+	Datum		args[3];
+	StringInfoData detail;
+
+	for (int i = 0; i < nlines; i++)
+		if (lines[i].limited)
+		{
+			ids[n] = Int64GetDatum(lines[i].product_id);
+			quantities[n++] = Int32GetDatum(lines[i].quantity);
+		}
+	if (n == 0)
+		return;
+
+	args[0] = Int64GetDatum(customer_id);
+	checkout_lock_step(psprintf("locking customer %lld", (long long) customer_id));
+	if (SPI_execute_plan(customer_lock_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "checkout: locking the customer failed");
+	checkout_lock_step(NULL);
+
+	args[1] = bigint_array(ids, n);
+	args[2] = int_array(quantities, n);
+	if (SPI_execute_plan(limit_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "checkout: checking the purchase limits failed");
+	if (SPI_processed == 0)
+		return;
+
+	initStringInfo(&detail);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		appendStringInfo(&detail, "%sProduct %lld \"%s\": limit %d, already bought %lld, requested %d.",
+						 i == 0 ? "" : "\n",
+						 (long long) DatumGetInt64(spi_value(i, 1)),
+						 TextDatumGetCString(spi_value(i, 2)),
+						 DatumGetInt32(spi_value(i, 3)),
+						 (long long) DatumGetInt64(spi_value(i, 4)),
+						 DatumGetInt32(spi_value(i, 5)));
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECKOUT_PURCHASE_LIMIT),
+			 errmsg("Purchase limit for %s is %d per customer (already bought: %lld, requested: %d)",
+					TextDatumGetCString(spi_value(0, 2)), DatumGetInt32(spi_value(0, 3)),
+					(long long) DatumGetInt64(spi_value(0, 4)), DatumGetInt32(spi_value(0, 5))),
+			 errdetail("%s", detail.data),
+			 errhint("Lower the quantity of each product listed to what the limit leaves, or remove it from the cart, then check out again.")));
 }
 
 /* The tag of a product's queue lock */
@@ -458,7 +558,7 @@ order_total(const CartLine *lines, int nlines)
  */
 static int64
 write_order(int64 customer_id, const CartLine *lines, int nlines,
-			const SlotTakes *takes, int64 total)
+			const SlotTakes *takes, int64 total, int64 reserved_id)
 {
 	Datum	   *quantities = palloc(sizeof(Datum) * nlines);
 	Datum	   *prices = palloc(sizeof(Datum) * nlines);
@@ -466,8 +566,10 @@ write_order(int64 customer_id, const CartLine *lines, int nlines,
 	Datum	   *row_takes = palloc(sizeof(Datum) * nlines);
 	int			nrows = 0;
 	int			nids;
-	Datum		args[9];
+	Datum		args[11];
+	char		nulls[11];
 
+	memset(nulls, ' ', sizeof(nulls));
 	for (int i = 0; i < nlines; i++)
 	{
 		quantities[i] = Int32GetDatum(lines[i].quantity);
@@ -487,15 +589,82 @@ write_order(int64 customer_id, const CartLine *lines, int nlines,
 	args[6] = int_array(row_takes, nrows);
 	args[7] = tid_array(takes->ctids, takes->n);
 	args[8] = int_array(takes->amounts, takes->n);
+	args[9] = Int64GetDatum(reserved_id);
+	nulls[9] = reserved_id == 0 ? 'n' : ' ';
+	args[10] = Int32GetDatum(checkout_payment_window);
 
 	/* Its foreign key checks lock the customer's and the products' rows */
 	checkout_lock_step("writing the order");
-	if (SPI_execute_plan(write_plan, args, NULL, false, 0) != SPI_OK_SELECT ||
+	if (SPI_execute_plan(write_plan, args, nulls, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "checkout: writing the order failed");
 	checkout_lock_step(NULL);
 
 	return DatumGetInt64(spi_value(0, 1));
+}
+
+/*
+ * The last resort before SH001: when a line its locked stock cannot serve
+ * is of a product that placed orders past their payment window hold, expire
+ * those orders (shop_reclaim_expired: only those whose products it can lock
+ * without waiting) and read the lines' rows again.  Returns whether any
+ * stock came back.
+ */
+static bool
+reclaim_expired(CartLine *lines, int nlines, SlotTakes *takes)
+{
+	Datum	   *short_ids = palloc(sizeof(Datum) * nlines);
+	int			nshort = 0;
+	Oid			reclaim_function;
+
+	for (int i = 0; i < nlines; i++)
+		if (lines[i].stock < lines[i].quantity && ItemPointerIsValid(&lines[i].ctid))
+			short_ids[nshort++] = Int64GetDatum(lines[i].product_id);
+	if (nshort == 0 ||
+		!OidIsValid(reclaim_function = checkout_reclaim_function()))
+		return false;
+
+	/*
+	 * Called directly, not through SQL: a role that may only check out has
+	 * no EXECUTE on it, and it runs as the extension's owner
+	 */
+	if (DatumGetInt32(OidFunctionCall1(reclaim_function,
+									   bigint_array(short_ids, nshort))) == 0)
+		return false;
+
+	/*
+	 * Expiring updated the rows of the products it gave stock back to: read
+	 * again every row this checkout holds (it waits for nothing), and serve
+	 * the short lines anew from the row and, if any, the slots
+	 */
+	for (int i = 0; i < nlines; i++)
+	{
+		Datum		args[1] = {Int64GetDatum(lines[i].product_id)};
+
+		if (!ItemPointerIsValid(&lines[i].ctid))
+			continue;
+		if (SPI_execute_plan(product_plan, args, NULL, false, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "checkout: reading product %lld again failed",
+				 (long long) lines[i].product_id);
+		lines[i].ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 4));
+		if (lines[i].stock < lines[i].quantity)
+		{
+			lines[i].stock = DatumGetInt32(spi_value(0, 3));
+			lock_all_stock(&lines[i], true, takes);
+		}
+	}
+	return true;
+}
+
+/* Whether some line asks for more than its stock */
+static bool
+any_short(const CartLine *lines, int nlines)
+{
+	for (int i = 0; i < nlines; i++)
+		if (lines[i].stock < lines[i].quantity)
+			return true;
+	return false;
 }
 
 /*
@@ -532,17 +701,45 @@ set_call_settings(void)
 }
 
 /*
- * The checkout itself: validate the argument, then read, lock, validate and
- * write.  Returns the new order's id; raises every error the README lists.
+ * The idempotency key argument: NULL when absent or NULL; 22023 when empty
+ * or longer than CHECKOUT_MAX_KEY_LENGTH characters
+ */
+static text *
+idempotency_key(FunctionCallInfo fcinfo)
+{
+	text	   *key;
+	int			length;
+
+	if (PG_NARGS() < 2 || PG_ARGISNULL(1))
+		return NULL;
+	key = PG_GETARG_TEXT_PP(1);
+	length = pg_mbstrlen_with_len(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	if (length == 0 || length > CHECKOUT_MAX_KEY_LENGTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("idempotency key must be 1 to %d characters long",
+						CHECKOUT_MAX_KEY_LENGTH),
+				 errdetail("Got a key of %d characters.", length),
+				 errhint("Pass one key per checkout attempt, e.g. a UUID, and the same key when retrying it.")));
+	return key;
+}
+
+/*
+ * The checkout itself: validate the arguments, then read, lock, validate
+ * and write.  Returns the new order's id, or with an idempotency key used
+ * before, that call's order (checkout_replayed); raises every error the
+ * README lists.
  */
 static int64
 checkout(FunctionCallInfo fcinfo)
 {
 	int64		customer_id;
+	text	   *key;
 	CartLine   *lines;
 	int			nlines;
 	SlotTakes	takes = {0};
-	int64		order_id;
+	int64		order_id = 0;
+	int64		reserved_id = 0;
 	int			nestlevel;
 
 	if (PG_ARGISNULL(0))
@@ -551,6 +748,7 @@ checkout(FunctionCallInfo fcinfo)
 				 errmsg("customer id must not be NULL"),
 				 errhint("Pass the id of an existing customer to shop_checkout().")));
 	customer_id = PG_GETARG_INT64(0);
+	key = idempotency_key(fcinfo);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "checkout: SPI_connect failed");
@@ -563,12 +761,36 @@ checkout(FunctionCallInfo fcinfo)
 	 * costs a file-size system call, more than the GUC work
 	 */
 	nestlevel = set_call_settings();
-	if (checkout_fail_fast)
-		reject_on_snapshot(customer_id);
 
-	nlines = read_cart(customer_id, &lines);
-	if (nlines == 0)
-		report_empty_cart(customer_id);
+	/*
+	 * A key used before: its order, changing nothing.  Looked for again
+	 * wherever this call may have waited for the first call with it: when
+	 * fail fast rejects (the first may have committed since), when the cart
+	 * is empty (the first emptied it), and when claiming the key (the first
+	 * was in flight).
+	 */
+	if (key != NULL)
+		order_id = key_order(customer_id, key);
+	if (order_id == 0 && checkout_fail_fast)
+		order_id = reject_on_snapshot(customer_id, key);
+	if (order_id == 0)
+	{
+		nlines = read_cart(customer_id, &lines);
+		if (nlines == 0 && (key == NULL || (order_id = key_order(customer_id, key)) == 0))
+			report_empty_cart(customer_id);
+		if (order_id == 0 && key != NULL &&
+			(reserved_id = claim_key(customer_id, key)) == 0)
+			order_id = key_order(customer_id, key);
+	}
+	if (order_id != 0)
+	{
+		checkout_replayed = true;
+		AtEOXact_GUC(true, nestlevel);
+		SPI_finish();
+		return order_id;
+	}
+
+	check_limits(customer_id, lines, nlines);
 
 	/*
 	 * Queue and lock, timed for the statistics: the rows of products without
@@ -584,9 +806,11 @@ checkout(FunctionCallInfo fcinfo)
 	checkout_in_lock_wait = false;
 	checkout_lock_wait_us = elapsed_us(checkout_lock_wait_start);
 
+	if (any_short(lines, nlines))
+		reclaim_expired(lines, nlines, &takes);
 	check_stock(lines, nlines);
 	order_id = write_order(customer_id, lines, nlines, &takes,
-						   order_total(lines, nlines));
+						   order_total(lines, nlines), reserved_id);
 
 	for (int i = 0; i < nlines; i++)
 		checkout_items_sold += lines[i].quantity;
@@ -608,6 +832,8 @@ outcome_of(int sqlerrcode)
 			return CHECKOUT_EMPTY_CART;
 		case ERRCODE_CHECKOUT_UNKNOWN_CUSTOMER:
 			return CHECKOUT_UNKNOWN_CUSTOMER;
+		case ERRCODE_CHECKOUT_PURCHASE_LIMIT:
+			return CHECKOUT_PURCHASE_LIMIT;
 		case ERRCODE_LOCK_NOT_AVAILABLE:
 			return CHECKOUT_LOCK_TIMEOUT;
 		case ERRCODE_T_R_SERIALIZATION_FAILURE:
@@ -621,6 +847,7 @@ PG_FUNCTION_INFO_V1(shop_checkout);
 
 /*
  * shop_checkout(customer_id bigint) RETURNS bigint
+ * shop_checkout(customer_id bigint, idempotency_key text) RETURNS bigint
  *
  * Not STRICT: a NULL customer id raises 22004 rather than returning NULL.
  * Counts every call in the statistics (when preloaded); an error raised
@@ -639,6 +866,7 @@ shop_checkout(PG_FUNCTION_ARGS)
 	checkout_lock_wait_us = 0;
 	checkout_in_lock_wait = false;
 	checkout_items_sold = 0;
+	checkout_replayed = false;
 
 	errcallback.callback = checkout_error_context;
 	errcallback.arg = NULL;
@@ -662,7 +890,8 @@ shop_checkout(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 
 	error_context_stack = errcallback.previous;
-	checkout_stats_count(CHECKOUT_SUCCESS, checkout_items_sold,
+	checkout_stats_count(checkout_replayed ? CHECKOUT_REPLAY : CHECKOUT_SUCCESS,
+						 checkout_items_sold,
 						 elapsed_us(start), checkout_lock_wait_us);
 	PG_RETURN_INT64(order_id);
 }
@@ -696,6 +925,22 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("checkout.payment_window",
+							"How long a new order waits for shop_pay() before shop_expire_orders() may cancel it.",
+							"A new order is placed with expires_at = now() + this. 0: orders never expire.",
+							&checkout_payment_window,
+							0, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("checkout.idempotency_retention",
+							"How long idempotency keys are kept at least.",
+							"shop_purge_idempotency_keys() deletes the keys older than this.",
+							&checkout_idempotency_retention,
+							86400, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("checkout");
 
 	checkout_stats_init();

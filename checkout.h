@@ -27,9 +27,14 @@
  *	SH002	empty cart (shop_checkout)
  *	SH003	unknown customer (shop_checkout, shop_cart_status)
  *	SH004	unknown product (stock functions in the install script)
+ *	SH005	a purchase limit exceeded (shop_checkout)
+ *	SH006	unknown order (shop_pay, shop_cancel_order, shop_cancel_items)
+ *	SH007	an order that cannot be paid: cancelled, expired, paid already
+ *			with another reference (shop_pay)
  *	22004	a NULL argument
  *	22003	an order total or a stock out of range
- *	22023	an invalid argument value (stock functions)
+ *	22023	an invalid argument value (an idempotency key empty or over 255
+ *			characters; stock and order functions)
  *	55000	statistics asked for without shared_preload_libraries
  *	55P03	a lock wait longer than checkout.lock_timeout (PostgreSQL's own
  *			error, with a context line naming what was being locked)
@@ -39,6 +44,12 @@
 #define ERRCODE_CHECKOUT_EMPTY_CART			MAKE_SQLSTATE('S','H','0','0','2')
 #define ERRCODE_CHECKOUT_UNKNOWN_CUSTOMER	MAKE_SQLSTATE('S','H','0','0','3')
 #define ERRCODE_CHECKOUT_UNKNOWN_PRODUCT	MAKE_SQLSTATE('S','H','0','0','4')
+#define ERRCODE_CHECKOUT_PURCHASE_LIMIT	MAKE_SQLSTATE('S','H','0','0','5')
+#define ERRCODE_CHECKOUT_UNKNOWN_ORDER	MAKE_SQLSTATE('S','H','0','0','6')
+#define ERRCODE_CHECKOUT_ORDER_STATE		MAKE_SQLSTATE('S','H','0','0','7')
+
+/* The longest idempotency key, in characters */
+#define CHECKOUT_MAX_KEY_LENGTH 255
 
 /* The most slots a product's stock can be split into (stock_slots.slot < 64) */
 #define CHECKOUT_MAX_SLOTS 64
@@ -50,6 +61,7 @@ typedef struct CartLine
 	int32		quantity;
 	int32		nslots;			/* its stock slots, as read with the cart (0:
 								 * none) */
+	bool		limited;		/* its product has a purchase limit */
 	char	   *name;			/* product name */
 	int64		unit_price_cents;
 	int64		stock;			/* stock on sale before this checkout (of a
@@ -72,6 +84,8 @@ typedef struct SlotTakes
 typedef enum CheckoutOutcome
 {
 	CHECKOUT_SUCCESS,
+	CHECKOUT_REPLAY,			/* an idempotency key's order, returned again */
+	CHECKOUT_PURCHASE_LIMIT,
 	CHECKOUT_INSUFFICIENT_STOCK,
 	CHECKOUT_EMPTY_CART,
 	CHECKOUT_UNKNOWN_CUSTOMER,
@@ -95,7 +109,13 @@ extern SPIPlanPtr slot_take_plan;
 extern SPIPlanPtr product_plan;
 extern SPIPlanPtr all_slots_plan;
 extern SPIPlanPtr write_plan;
+extern SPIPlanPtr key_lookup_plan;
+extern SPIPlanPtr key_claim_plan;
+extern SPIPlanPtr customer_lock_plan;
+extern SPIPlanPtr limit_plan;
+extern bool plans_for_1_0;
 extern void checkout_prepare_plans(Oid nspoid);
+extern Oid	checkout_reclaim_function(void);
 extern Datum spi_value(int row, int col);
 extern Datum bigint_array(Datum *values, int n);
 extern Datum int_array(Datum *values, int n);

@@ -5,6 +5,12 @@
  *		kept, and the small helpers that pass them parameters and read
  *		their results.
  *
+ * Versions.  A library of version 1.1 also serves a database where the
+ * extension is still at 1.0 (installed, not yet updated): then the
+ * statements leave out what 1.0 lacks (purchase limits, payment window,
+ * expiry) and plans_for_1_0 says so; the plans are prepared again once the
+ * extension is updated.
+ *
  * Memory rules.  Each statement is prepared with SPI_prepare_cursor as a
  * generic plan and kept (SPI_keepplan) in a static variable for the life of
  * the backend; they are all prepared again when the extension's schema
@@ -28,6 +34,9 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "nodes/makefuncs.h"
+#include "nodes/pg_list.h"
+#include "parser/parse_func.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -48,20 +57,54 @@ SPIPlanPtr	slot_take_plan = NULL;
 SPIPlanPtr	product_plan = NULL;
 SPIPlanPtr	all_slots_plan = NULL;
 SPIPlanPtr	write_plan = NULL;
+SPIPlanPtr	key_lookup_plan = NULL;
+SPIPlanPtr	key_claim_plan = NULL;
+SPIPlanPtr	customer_lock_plan = NULL;
+SPIPlanPtr	limit_plan = NULL;
+bool		plans_for_1_0 = false;
+
+/*
+ * The quoted schema name, the orders' id sequence as a quoted literal, and
+ * three expressions that differ between versions: what placed orders past
+ * their payment window hold of product p.id, whether the product of cart
+ * line c has a purchase limit, and a new order's expires_at column and
+ * value (each with a comma before it, or empty)
+ */
+static const char *qschema;
+static const char *qorders_seq;
+static const char *held_expr;
+static const char *limited_expr;
+static const char *expires_column;
+static const char *expires_expr;
 
 /*
  * Prepare one statement and keep its plan for the life of the backend.
- * The statement's "%1$s" stands for the quoted schema name.
+ * The statement's "%1$s" stands for the quoted schema name, "%2$s" for the
+ * orders' id sequence (a quoted literal, for nextval()), "%3$s" to "%6$s"
+ * for the expressions above.
  */
 static SPIPlanPtr
-keep_plan(const char *sql_template, const char *qschema,
-		  int nargs, Oid *argtypes)
+keep_plan(const char *sql_template, int nargs, Oid *argtypes)
 {
 	StringInfoData sql;
 	SPIPlanPtr	plan;
 
+	const char *pieces[] = {qschema, qorders_seq, held_expr, limited_expr,
+	expires_column, expires_expr};
+
+	/* Not appendStringInfo: a template need not use every piece */
 	initStringInfo(&sql);
-	appendStringInfo(&sql, sql_template, qschema);
+	for (const char *p = sql_template; *p; p++)
+	{
+		if (p[0] == '%' && p[1] >= '1' && p[1] <= '0' + lengthof(pieces) &&
+			p[2] == '$' && p[3] == 's')
+		{
+			appendStringInfoString(&sql, pieces[p[1] - '1']);
+			p += 3;
+		}
+		else
+			appendStringInfoChar(&sql, *p);
+	}
 
 	/*
 	 * Generic plans: the statements are simple lookups by key, so there is
@@ -84,7 +127,8 @@ free_plans(void)
 {
 	SPIPlanPtr *plans[] = {&short_plan, &cart_plan, &customer_plan, &lock_plan,
 		&slot_plan, &slot_wait_plan, &slot_take_plan, &product_plan,
-	&all_slots_plan, &write_plan};
+		&all_slots_plan, &write_plan, &key_lookup_plan, &key_claim_plan,
+	&customer_lock_plan, &limit_plan};
 
 	for (int i = 0; i < lengthof(plans); i++)
 	{
@@ -98,32 +142,84 @@ free_plans(void)
 	plans_nspoid = InvalidOid;
 }
 
+/* Say the plans are prepared for the schema nspoid named nspname */
+static void
+remember_plans(Oid nspoid, const char *nspname)
+{
+	plans_nspname = MemoryContextStrdup(TopMemoryContext, nspname);
+	plans_nspoid = nspoid;
+}
+
+/* The orders' id sequence of schema qschema, as a quoted literal */
+static const char *
+orders_sequence(void)
+{
+	char	   *sql = psprintf("SELECT pg_catalog.quote_literal(pg_catalog.pg_get_serial_sequence(%s, 'id'))",
+							   quote_literal_cstr(psprintf("%s.orders", qschema)));
+
+	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "checkout: finding the sequence of the orders' ids failed");
+	return TextDatumGetCString(spi_value(0, 1));
+}
+
 /*
  * Ensure the saved plans name the tables of schema nspoid (the schema
- * shop_checkout() lives in).  Must be called while connected to SPI.
+ * shop_checkout() lives in), and fit the extension's version there.  Must
+ * be called while connected to SPI.
  */
 void
 checkout_prepare_plans(Oid nspoid)
 {
 	char	   *nspname = get_namespace_name(nspoid);
-	const char *qschema;
+	bool		is_1_0 = !OidIsValid(get_relname_relid("purchase_limits", nspoid));
 	Oid			one_bigint[1] = {INT8OID};
 	Oid			one_bigint_array[1] = {INT8ARRAYOID};
 	Oid			slot_quantity[2] = {TIDOID, INT4OID};
 	Oid			slot_search[4] = {INT8OID, INT4OID, INT4OID, INT4OID};
-	Oid			write_args[9] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID,
+	Oid			customer_key[2] = {INT8OID, TEXTOID};
+	Oid			customer_lines[3] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID};
+	Oid			write_args[11] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID,
 		INT8ARRAYOID, INT8OID, TIDARRAYOID, INT4ARRAYOID, TIDARRAYOID,
-	INT4ARRAYOID};
+	INT4ARRAYOID, INT8OID, INT4OID};
 
 	if (nspname == NULL)
 		elog(ERROR, "checkout: schema with OID %u does not exist", nspoid);
 
 	if (plans_nspoid == nspoid && plans_nspname != NULL &&
-		strcmp(plans_nspname, nspname) == 0)
+		strcmp(plans_nspname, nspname) == 0 && plans_for_1_0 == is_1_0)
 		return;
 
 	free_plans();
+	plans_for_1_0 = is_1_0;
 	qschema = quote_identifier(nspname);
+	qorders_seq = orders_sequence();
+	if (is_1_0)
+	{
+		held_expr = "0";
+		limited_expr = "false";
+		expires_column = "";
+		expires_expr = "";
+	}
+	else
+	{
+		held_expr = psprintf("COALESCE((SELECT pg_catalog.sum(oi.quantity OPERATOR(pg_catalog.-)"
+							 "                                    oi.cancelled_quantity)"
+							 "           FROM %1$s.orders AS o"
+							 "           JOIN %1$s.order_items AS oi"
+							 "             ON oi.order_id OPERATOR(pg_catalog.=) o.id"
+							 "            AND oi.product_id OPERATOR(pg_catalog.=) p.id"
+							 "          WHERE o.status OPERATOR(pg_catalog.=) 'placed'"
+							 "            AND o.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()), 0)",
+							 qschema);
+		limited_expr = psprintf("EXISTS (SELECT FROM %1$s.purchase_limits AS l"
+								"         WHERE l.product_id OPERATOR(pg_catalog.=) c.product_id)",
+								qschema);
+		expires_column = ", expires_at";
+		expires_expr = ", CASE WHEN $11 OPERATOR(pg_catalog.>) 0"
+			"       THEN pg_catalog.now() OPERATOR(pg_catalog.+)"
+			"            pg_catalog.make_interval(secs => $11)"
+			"  END";
+	}
 
 	/*
 	 * 0. Fail fast: the lines the snapshot's stock on sale (the product's
@@ -152,33 +248,43 @@ checkout_prepare_plans(Oid nspoid)
 						   "                         WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
 						   "         END AS stock"
 						   "  OFFSET 0) AS a"
+	/*
+	 * ... and, for a line that cannot be served, what placed orders past
+	 * their payment window hold of it: the checkout takes that back
+	 * (reclaim_expired in checkout.c) before saying "sold out"
+	 */
+						   " CROSS JOIN LATERAL ("
+						   "  SELECT %3$s AS held OFFSET 0) AS e"
 						   " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
 						   "   AND p.stock OPERATOR(pg_catalog.<) c.quantity"
 						   "   AND a.stock OPERATOR(pg_catalog.<) c.quantity"
+						   "   AND a.stock OPERATOR(pg_catalog.+) e.held OPERATOR(pg_catalog.<) c.quantity"
 						   " ORDER BY c.product_id",
-						   qschema, 1, one_bigint);
+						   1, one_bigint);
 
 	/*
 	 * 1. The cart, read once and held: its lines are locked.  Which products
 	 * have slots, and their last slot's number (slots are numbered from 0),
 	 * is read on the snapshot (see lock_products for a product split
-	 * meanwhile).
+	 * meanwhile); so is whether a product has a purchase limit (the limit
+	 * itself is read again under the customer's lock, limit_plan).
 	 */
 	cart_plan = keep_plan(
 						  "SELECT c.product_id, c.quantity,"
 						  "       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
-						  "         WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id)"
+						  "         WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id),"
+						  "       %4$s"
 						  "  FROM %1$s.cart_items AS c"
 						  " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
 						  " ORDER BY c.product_id"
 						  "   FOR UPDATE OF c",
-						  qschema, 1, one_bigint);
+						  1, one_bigint);
 
 	/* Tells an unknown customer from an empty cart */
 	customer_plan = keep_plan(
 							  "SELECT 1 FROM %1$s.customers AS c"
 							  " WHERE c.id OPERATOR(pg_catalog.=) $1",
-							  qschema, 1, one_bigint);
+							  1, one_bigint);
 
 	/* 3. The cart's products without slots, locked in ascending id order */
 	lock_plan = keep_plan(
@@ -187,7 +293,7 @@ checkout_prepare_plans(Oid nspoid)
 						  " WHERE p.id OPERATOR(pg_catalog.=) ANY ($1)"
 						  " ORDER BY p.id"
 						  "   FOR NO KEY UPDATE",
-						  qschema, 1, one_bigint_array);
+						  1, one_bigint_array);
 
 	/*
 	 * 3b. A slot of product $1 that holds at least $2, numbered from $3 up to
@@ -207,15 +313,15 @@ checkout_prepare_plans(Oid nspoid)
 	" ORDER BY s.slot" \
 	" LIMIT 1" \
 	"   FOR NO KEY UPDATE OF s"
-	slot_plan = keep_plan(SLOT_QUERY " SKIP LOCKED", qschema, 4, slot_search);
-	slot_wait_plan = keep_plan(SLOT_QUERY, qschema, 4, slot_search);
+	slot_plan = keep_plan(SLOT_QUERY " SKIP LOCKED", 4, slot_search);
+	slot_wait_plan = keep_plan(SLOT_QUERY, 4, slot_search);
 #undef SLOT_QUERY
 	/* ... and take $2 from the slot locked at ctid $1 */
 	slot_take_plan = keep_plan(
 							   "UPDATE %1$s.stock_slots AS s"
 							   "   SET stock = s.stock OPERATOR(pg_catalog.-) $2"
 							   " WHERE s.ctid OPERATOR(pg_catalog.=) $1",
-							   qschema, 2, slot_quantity);
+							   2, slot_quantity);
 
 	/* 3c. Combining slots: lock the product row, then all its slots */
 	product_plan = keep_plan(
@@ -223,14 +329,14 @@ checkout_prepare_plans(Oid nspoid)
 							 "  FROM %1$s.products AS p"
 							 " WHERE p.id OPERATOR(pg_catalog.=) $1"
 							 "   FOR NO KEY UPDATE",
-							 qschema, 1, one_bigint);
+							 1, one_bigint);
 	all_slots_plan = keep_plan(
 							   "SELECT s.ctid, s.stock"
 							   "  FROM %1$s.stock_slots AS s"
 							   " WHERE s.product_id OPERATOR(pg_catalog.=) $1"
 							   " ORDER BY s.slot"
 							   "   FOR NO KEY UPDATE",
-							   qschema, 1, one_bigint);
+							   1, one_bigint);
 
 	/*
 	 * 5. Every write in one statement: $1 customer, $2 product ids, $3
@@ -238,7 +344,9 @@ checkout_prepare_plans(Oid nspoid)
 	 * to take stock from (ctids) and $7 how much from each, $8 and $9 the
 	 * same for stock slots.  Stock is updated by ctid (a TID scan, whatever
 	 * the planner thinks of the table's size): the rows are locked by this
-	 * transaction, so their ctids cannot change.
+	 * transaction, so their ctids cannot change.  $10 is the order's id
+	 * when a key reserved it (else the identity's next), $11 the payment
+	 * window in seconds (0: none).
 	 */
 	write_plan = keep_plan(
 						   "WITH line AS ("
@@ -257,8 +365,9 @@ checkout_prepare_plans(Oid nspoid)
 						   "         ($9)[pg_catalog.array_position($8, s.ctid)]"
 						   "   WHERE s.ctid OPERATOR(pg_catalog.=) ANY ($8)"
 						   "), new_order AS ("
-						   "  INSERT INTO %1$s.orders (customer_id, total_cents)"
-						   "  VALUES ($1, $5)"
+						   "  INSERT INTO %1$s.orders (id, customer_id, total_cents%5$s)"
+						   "  VALUES (COALESCE($10, pg_catalog.nextval(%2$s::pg_catalog.regclass)),"
+						   "          $1, $5%6$s)"
 						   "  RETURNING id"
 						   "), new_lines AS ("
 						   "  INSERT INTO %1$s.order_items"
@@ -272,10 +381,90 @@ checkout_prepare_plans(Oid nspoid)
 						   "     AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)"
 						   ")"
 						   "SELECT new_order.id FROM new_order",
-						   qschema, 9, write_args);
+						   11, write_args);
 
-	plans_nspname = MemoryContextStrdup(TopMemoryContext, nspname);
-	plans_nspoid = nspoid;
+	/* The rest is of version 1.1 and later */
+	if (is_1_0)
+	{
+		remember_plans(nspoid, nspname);
+		return;
+	}
+
+	/* The order an idempotency key of a customer made */
+	key_lookup_plan = keep_plan(
+								"SELECT k.order_id FROM %1$s.idempotency_keys AS k"
+								" WHERE k.customer_id OPERATOR(pg_catalog.=) $1"
+								"   AND k.idempotency_key OPERATOR(pg_catalog.=) $2",
+								2, customer_key);
+
+	/*
+	 * Claim a key for the order this checkout will write, reserving its id;
+	 * no row when the key is taken.  A call with the same key still in flight
+	 * holds the primary key's entry: this waits for its end, then inserts
+	 * (it rolled back) or finds the key taken (it committed).
+	 */
+	key_claim_plan = keep_plan(
+							   "INSERT INTO %1$s.idempotency_keys AS k"
+							   "       (customer_id, idempotency_key, order_id)"
+							   " VALUES ($1, $2, pg_catalog.nextval(%2$s::pg_catalog.regclass))"
+							   " ON CONFLICT (customer_id, idempotency_key) DO NOTHING"
+							   " RETURNING k.order_id",
+							   2, customer_key);
+
+	/*
+	 * 2a. Purchase limits: two checkouts of one customer take turns on its
+	 * row (an update, so that under REPEATABLE READ the second gets 40001
+	 * rather than count on a snapshot without the first's order), ...
+	 */
+	customer_lock_plan = keep_plan(
+								   "UPDATE %1$s.customers AS c SET name = c.name"
+								   " WHERE c.id OPERATOR(pg_catalog.=) $1",
+								   1, one_bigint);
+
+	/*
+	 * ... then the lines ($2 products, $3 quantities) that would take the
+	 * customer past a product's limit, counting the units of their orders
+	 * not cancelled
+	 */
+	limit_plan = keep_plan(
+						   "SELECT q.product_id, p.name, l.max_per_customer,"
+						   "       COALESCE(b.bought, 0), q.quantity"
+						   "  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3))"
+						   "       AS q(product_id, quantity)"
+						   "  JOIN %1$s.purchase_limits AS l"
+						   "    ON l.product_id OPERATOR(pg_catalog.=) q.product_id"
+						   "  JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) q.product_id"
+						   " CROSS JOIN LATERAL ("
+						   "  SELECT pg_catalog.sum(oi.quantity OPERATOR(pg_catalog.-)"
+						   "                        oi.cancelled_quantity) AS bought"
+						   "    FROM %1$s.orders AS o"
+						   "    JOIN %1$s.order_items AS oi"
+						   "      ON oi.order_id OPERATOR(pg_catalog.=) o.id"
+						   "     AND oi.product_id OPERATOR(pg_catalog.=) q.product_id"
+						   "   WHERE o.customer_id OPERATOR(pg_catalog.=) $1"
+						   "     AND o.status OPERATOR(pg_catalog.<>) 'cancelled') AS b"
+						   " WHERE COALESCE(b.bought, 0) OPERATOR(pg_catalog.+) q.quantity"
+						   "       OPERATOR(pg_catalog.>) l.max_per_customer"
+						   " ORDER BY q.product_id",
+						   3, customer_lines);
+	remember_plans(nspoid, nspname);
+}
+
+/*
+ * shop_reclaim_expired(bigint[]) of the schema the plans are for, the
+ * checkout's last resort before SH001 (not cached: the extension may have
+ * been dropped and created again in that schema); InvalidOid before 1.1
+ */
+Oid
+checkout_reclaim_function(void)
+{
+	Oid			argtypes[1] = {INT8ARRAYOID};
+
+	if (plans_for_1_0)
+		return InvalidOid;
+	return LookupFuncName(list_make2(makeString(plans_nspname),
+									 makeString("shop_reclaim_expired")),
+						  1, argtypes, false);
 }
 
 /* Fetch column col of row row of the last SPI result, which must not be NULL */

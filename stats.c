@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * stats.c
- *		Live checkout statistics in shared memory: shop_checkout_stats() and
- *		shop_checkout_stats_reset().
+ *		Live checkout statistics in shared memory: shop_checkout_stats(),
+ *		shop_checkout_stats_reset(), and the trigger that counts cancelled
+ *		and expired orders.
  *
  * Only when the library is loaded through shared_preload_libraries does it
  * request shared memory (shmem_request_hook) and create it
@@ -18,12 +19,18 @@
  * may survive or not: it is not atomic as a whole) and frees the entries of
  * databases that no longer exist; AddinShmemInitLock guards only creation.
  *
+ * shop_checkout_stats() fills as many columns as the SQL function declares
+ * (as pg_stat_statements does): the library of a newer version still
+ * answers an install not yet updated (1.0 had the first 19 columns).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "commands/dbcommands.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
+#include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
@@ -54,8 +61,16 @@ typedef enum CheckoutCounter
 	STAT_TOTAL_TIME_US,
 	STAT_MAX_TIME_US,
 	STAT_LOCK_WAIT_US,
+	STAT_REPLAYS,
+	STAT_PURCHASE_LIMIT,
+	STAT_ORDERS_CANCELLED,
+	STAT_ORDERS_EXPIRED,
 	STAT_COUNTERS
 } CheckoutCounter;
+
+/* Columns of shop_checkout_stats(): 1.0 had 19, 1.1 four more */
+#define STATS_COLUMNS_1_0 19
+#define STATS_COLUMNS 23
 
 typedef struct CheckoutDbStats
 {
@@ -190,6 +205,8 @@ checkout_stats_count(CheckoutOutcome outcome, int64 items_sold,
 {
 	static const CheckoutCounter outcome_counter[] = {
 		[CHECKOUT_SUCCESS] = STAT_SUCCESSES,
+		[CHECKOUT_REPLAY] = STAT_REPLAYS,
+		[CHECKOUT_PURCHASE_LIMIT] = STAT_PURCHASE_LIMIT,
 		[CHECKOUT_INSUFFICIENT_STOCK] = STAT_INSUFFICIENT_STOCK,
 		[CHECKOUT_EMPTY_CART] = STAT_EMPTY_CART,
 		[CHECKOUT_UNKNOWN_CUSTOMER] = STAT_UNKNOWN_CUSTOMER,
@@ -204,6 +221,9 @@ checkout_stats_count(CheckoutOutcome outcome, int64 items_sold,
 
 	pg_atomic_fetch_add_u64(&e->counters[STAT_ATTEMPTS], 1);
 	pg_atomic_fetch_add_u64(&e->counters[outcome_counter[outcome]], 1);
+	/* A replay returned an order id: a success too */
+	if (outcome == CHECKOUT_REPLAY)
+		pg_atomic_fetch_add_u64(&e->counters[STAT_SUCCESSES], 1);
 	if (items_sold > 0)
 		pg_atomic_fetch_add_u64(&e->counters[STAT_ITEMS_SOLD], items_sold);
 	pg_atomic_fetch_add_u64(&e->counters[STAT_TOTAL_TIME_US], Max(elapsed_us, 0));
@@ -221,17 +241,21 @@ Datum
 shop_checkout_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			ncolumns;
 
 	ensure_stats_enabled();
 	InitMaterializedSRF(fcinfo, 0);
+	ncolumns = rsinfo->setDesc->natts;
+	if (ncolumns != STATS_COLUMNS_1_0 && ncolumns != STATS_COLUMNS)
+		elog(ERROR, "checkout: shop_checkout_stats() declares %d columns", ncolumns);
 
 	for (int i = 0; i < CHECKOUT_STATS_DATABASES; i++)
 	{
 		CheckoutDbStats *e = &stats_shared->db[i];
 		Oid			dboid = pg_atomic_read_u32(&e->dboid);
 		uint64		c[STAT_COUNTERS];
-		Datum		values[19];
-		bool		nulls[19] = {0};
+		Datum		values[STATS_COLUMNS];
+		bool		nulls[STATS_COLUMNS] = {0};
 		char	   *datname;
 		int			col = 0;
 
@@ -267,6 +291,10 @@ shop_checkout_stats(PG_FUNCTION_ARGS)
 									 (double) c[STAT_SUCCESSES] / c[STAT_ATTEMPTS] : 0);
 		nulls[col++] = (c[STAT_ATTEMPTS] == 0);
 		values[col++] = TimestampTzGetDatum((TimestampTz) pg_atomic_read_u64(&e->stats_reset));
+		values[col++] = Int64GetDatum((int64) c[STAT_REPLAYS]);
+		values[col++] = Int64GetDatum((int64) c[STAT_PURCHASE_LIMIT]);
+		values[col++] = Int64GetDatum((int64) c[STAT_ORDERS_CANCELLED]);
+		values[col++] = Int64GetDatum((int64) c[STAT_ORDERS_EXPIRED]);
 		Assert(col == lengthof(values));
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -300,4 +328,54 @@ shop_checkout_stats_reset(PG_FUNCTION_ARGS)
 			pg_atomic_write_u32(&e->dboid, InvalidOid);
 	}
 	PG_RETURN_TIMESTAMPTZ(now);
+}
+
+/* The number of a column of orders, which must exist */
+static int
+column_number(TupleDesc tupdesc, const char *name)
+{
+	int			attnum = SPI_fnumber(tupdesc, name);
+
+	if (attnum <= 0)
+		elog(ERROR, "checkout: orders has no column \"%s\"", name);
+	return attnum;
+}
+
+PG_FUNCTION_INFO_V1(shop_count_cancelled_order);
+
+/*
+ * shop_count_cancelled_order() RETURNS trigger: an AFTER UPDATE row trigger
+ * on orders, fired when an order becomes cancelled; counts it, and as
+ * expired too when it was cancelled once its payment window had ended.
+ */
+Datum
+shop_count_cancelled_order(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tuple;
+	TupleDesc	tupdesc;
+	bool		expires_null,
+				cancelled_null;
+	Datum		expires_at,
+				cancelled_at;
+	CheckoutDbStats *e;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "checkout: shop_count_cancelled_order() must be an update row trigger");
+
+	tuple = trigdata->tg_newtuple;
+	if (stats_shared == NULL || (e = db_stats()) == NULL)
+		return PointerGetDatum(tuple);
+
+	tupdesc = trigdata->tg_relation->rd_att;
+	expires_at = heap_getattr(tuple, column_number(tupdesc, "expires_at"), tupdesc,
+							  &expires_null);
+	cancelled_at = heap_getattr(tuple, column_number(tupdesc, "cancelled_at"), tupdesc,
+								&cancelled_null);
+	pg_atomic_fetch_add_u64(&e->counters[STAT_ORDERS_CANCELLED], 1);
+	if (!expires_null && !cancelled_null &&
+		DatumGetTimestampTz(cancelled_at) >= DatumGetTimestampTz(expires_at))
+		pg_atomic_fetch_add_u64(&e->counters[STAT_ORDERS_EXPIRED], 1);
+	return PointerGetDatum(tuple);
 }

@@ -3,20 +3,34 @@
 -- raises 22004 instead of returning NULL).
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(35);
+SELECT plan(59);
 
 SELECT has_function('shop_checkout', ARRAY['bigint']);
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE proname = 'shop_checkout'), 1,
-		  'exactly one shop_checkout()');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE proname = 'shop_checkout'), 2,
+		  'shop_checkout(bigint) and shop_checkout(bigint, text)');
 SELECT function_returns('shop_checkout', ARRAY['bigint'], 'bigint');
 SELECT function_lang_is('shop_checkout', ARRAY['bigint'], 'c');
 SELECT isnt_strict('shop_checkout', ARRAY['bigint']);
 SELECT volatility_is('shop_checkout', ARRAY['bigint'], 'volatile');
 SELECT isnt_definer('shop_checkout', ARRAY['bigint']);
-SELECT is((SELECT proargnames FROM pg_proc WHERE proname = 'shop_checkout'),
+SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'shop_checkout(bigint)'::regprocedure),
 		  ARRAY['customer_id'], 'its argument is named customer_id');
-SELECT is((SELECT proparallel FROM pg_proc WHERE proname = 'shop_checkout'),
+SELECT is((SELECT proparallel FROM pg_proc WHERE oid = 'shop_checkout(bigint)'::regprocedure),
 		  'u'::"char", 'parallel unsafe: it writes');
+
+-- shop_checkout(customer_id, idempotency_key)
+SELECT has_function('shop_checkout', ARRAY['bigint', 'text']);
+SELECT function_returns('shop_checkout', ARRAY['bigint', 'text'], 'bigint');
+SELECT isnt_strict('shop_checkout', ARRAY['bigint', 'text']);
+SELECT volatility_is('shop_checkout', ARRAY['bigint', 'text'], 'volatile');
+SELECT is((SELECT proargnames FROM pg_proc
+			WHERE oid = 'shop_checkout(bigint, text)'::regprocedure),
+		  ARRAY['customer_id', 'idempotency_key'], 'its arguments are customer_id, idempotency_key');
+SELECT throws_ok($$SELECT shop_checkout(1, '')$$, '22023', NULL, 'an empty key is 22023');
+SELECT throws_ok($$SELECT shop_checkout(1, repeat('k', 256))$$, '22023', NULL,
+				 'a key over 255 characters is 22023');
+SELECT throws_ok($$SELECT shop_checkout(NULL, 'k')$$, '22004', NULL,
+				 'a NULL customer id is 22004 with a key too');
 
 SELECT throws_ok('SELECT shop_checkout(NULL)', '22004',
 				 'customer id must not be NULL', 'NULL raises 22004');
@@ -43,6 +57,22 @@ SELECT function_returns('shop_merge_stock', ARRAY['bigint'], 'integer');
 SELECT has_function('shop_lock_stock', ARRAY['bigint']);
 SELECT has_function('shop_spread_stock', ARRAY['bigint', 'integer', 'integer']);
 SELECT has_function('shop_checkout_stats', ARRAY[]::text[]);
+SELECT has_function('shop_purge_idempotency_keys', ARRAY[]::text[]);
+SELECT function_returns('shop_purge_idempotency_keys', ARRAY[]::text[], 'bigint');
+SELECT has_function('shop_pay', ARRAY['bigint', 'text']);
+SELECT function_returns('shop_pay', ARRAY['bigint', 'text'], 'text');
+SELECT has_function('shop_expire_orders', ARRAY['integer']);
+SELECT function_returns('shop_expire_orders', ARRAY['integer'], 'integer');
+SELECT is((SELECT pg_get_function_arguments('shop_expire_orders(integer)'::regprocedure)),
+		  'max_orders integer DEFAULT 1000', 'shop_expire_orders expires 1000 at most by default');
+SELECT has_function('shop_cancel_order', ARRAY['bigint', 'text']);
+SELECT function_returns('shop_cancel_order', ARRAY['bigint', 'text'], 'text');
+SELECT has_function('shop_cancel_items', ARRAY['bigint', 'bigint', 'integer', 'text']);
+SELECT function_returns('shop_cancel_items', ARRAY['bigint', 'bigint', 'integer', 'text'], 'integer');
+SELECT has_function('shop_set_purchase_limit', ARRAY['bigint', 'integer']);
+SELECT function_returns('shop_set_purchase_limit', ARRAY['bigint', 'integer'], 'integer');
+SELECT has_trigger('orders', 'orders_count_cancelled',
+				   'cancelled and expired orders are counted in the statistics');
 SELECT has_function('shop_checkout_stats_reset', ARRAY[]::text[]);
 SELECT function_returns('shop_checkout_stats_reset', ARRAY[]::text[],
 						'timestamp with time zone');
@@ -57,15 +87,26 @@ SELECT ok(NOT has_function_privilege('public', 'shop_spread_stock(bigint, intege
 SELECT ok(NOT has_function_privilege('public', 'shop_record_opening_stock()', 'EXECUTE'),
 		  'PUBLIC may not call the trigger function');
 SELECT is_empty($$
+	SELECT p.oid::regprocedure FROM pg_proc p
+	 WHERE p.proname IN ('shop_give_back', 'shop_lock_products', 'shop_lock_order',
+						 'shop_require_reason', 'shop_expire', 'shop_reclaim_expired',
+						 'shop_count_cancelled_order')
+	   AND has_function_privilege('public', p.oid, 'EXECUTE')$$,
+	'PUBLIC may not call the internal helpers of orders');
+SELECT is_empty($$
 	SELECT p.proname FROM pg_proc p
 	  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
 	  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'checkout'
 	 WHERE p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
 	   AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)$$,
 	'every SQL and PL/pgSQL function of the extension sets search_path = pg_catalog, pg_temp');
-SELECT is_empty($$SELECT proname FROM pg_proc WHERE prosecdef
-				   AND proname LIKE 'shop\_%'$$,
-				'no SECURITY DEFINER functions');
+SELECT set_eq($$SELECT proname::text FROM pg_proc WHERE prosecdef
+				 AND proname LIKE 'shop\_%'$$,
+			  ARRAY['shop_reclaim_expired'],
+			  'one SECURITY DEFINER function, the checkout''s reclaim of expired stock');
+SELECT is((SELECT proconfig FROM pg_proc WHERE proname = 'shop_reclaim_expired'),
+		  ARRAY['search_path=pg_catalog, pg_temp'],
+		  'the SECURITY DEFINER function pins search_path, pg_temp last');
 
 SELECT * FROM finish();
 ROLLBACK;

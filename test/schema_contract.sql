@@ -2,12 +2,12 @@
 -- contract; other tools and tests depend on these names, types and rules.
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(86);
+SELECT plan(117);
 
 SELECT tables_are('public',
 	ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
-		  'stock_movements', 'stock_slots'],
-	'the extension creates exactly its seven tables');
+		  'stock_movements', 'stock_slots', 'idempotency_keys', 'purchase_limits'],
+	'the extension creates exactly its nine tables');
 
 -- products
 SELECT columns_are('products', ARRAY['id', 'name', 'price_cents', 'stock']);
@@ -65,7 +65,8 @@ SELECT is((SELECT confdeltype FROM pg_constraint
 		  'a'::"char", 'a product in a cart cannot be deleted (NO ACTION)');
 
 -- orders
-SELECT columns_are('orders', ARRAY['id', 'customer_id', 'total_cents', 'created_at']);
+SELECT columns_are('orders', ARRAY['id', 'customer_id', 'total_cents', 'created_at',
+	'status', 'expires_at', 'paid_at', 'payment_ref', 'cancelled_at', 'cancel_reason']);
 SELECT col_type_is('orders', 'id', 'bigint');
 SELECT col_type_is('orders', 'customer_id', 'bigint');
 SELECT col_type_is('orders', 'total_cents', 'bigint');
@@ -75,6 +76,20 @@ SELECT col_not_null('orders', 'customer_id');
 SELECT col_not_null('orders', 'total_cents');
 SELECT col_not_null('orders', 'created_at');
 SELECT col_default_is('orders', 'created_at', 'now()');
+SELECT col_type_is('orders', 'status', 'text');
+SELECT col_not_null('orders', 'status');
+SELECT col_default_is('orders', 'status', 'placed');
+SELECT throws_ok($$INSERT INTO orders (customer_id, total_cents, status)
+				   VALUES (1, 0, 'shipped')$$, '23514', NULL,
+				 'an order is placed, paid or cancelled, nothing else');
+SELECT col_type_is('orders', 'expires_at', 'timestamp with time zone');
+SELECT col_is_null('orders', 'expires_at');
+SELECT col_type_is('orders', 'paid_at', 'timestamp with time zone');
+SELECT col_type_is('orders', 'payment_ref', 'text');
+SELECT col_type_is('orders', 'cancelled_at', 'timestamp with time zone');
+SELECT col_type_is('orders', 'cancel_reason', 'text');
+SELECT has_index('orders', 'orders_expires_at_idx', 'expires_at',
+				 'placed orders with a payment window are indexed on expires_at');
 SELECT fk_ok('orders', 'customer_id', 'customers', 'id');
 SELECT has_index('orders', 'orders_customer_id_idx', 'customer_id',
 				 'orders are indexed on customer_id');
@@ -84,7 +99,17 @@ SELECT is((SELECT attidentity FROM pg_attribute
 
 -- order_items
 SELECT columns_are('order_items',
-	ARRAY['order_id', 'product_id', 'quantity', 'unit_price_cents']);
+	ARRAY['order_id', 'product_id', 'quantity', 'unit_price_cents', 'cancelled_quantity']);
+SELECT col_type_is('order_items', 'cancelled_quantity', 'integer');
+SELECT col_not_null('order_items', 'cancelled_quantity');
+SELECT col_default_is('order_items', 'cancelled_quantity', '0');
+SELECT throws_ok($$WITH c AS (INSERT INTO customers (name) VALUES ('x') RETURNING id),
+					   o AS (INSERT INTO orders (customer_id, total_cents)
+							 SELECT id, 0 FROM c RETURNING id),
+					   p AS (INSERT INTO products (name, price_cents, stock)
+							 VALUES ('x', 0, 0) RETURNING id)
+				  INSERT INTO order_items SELECT o.id, p.id, 1, 0, 2 FROM o, p$$,
+				 '23514', NULL, 'no more units of a line cancelled than ordered');
 SELECT col_type_is('order_items', 'order_id', 'bigint');
 SELECT col_type_is('order_items', 'product_id', 'bigint');
 SELECT col_type_is('order_items', 'quantity', 'integer');
@@ -106,7 +131,11 @@ SELECT is((SELECT confdeltype FROM pg_constraint
 
 -- stock_movements, the ledger
 SELECT columns_are('stock_movements',
-	ARRAY['id', 'product_id', 'kind', 'quantity', 'stock_after', 'reason', 'created_at']);
+	ARRAY['id', 'product_id', 'kind', 'quantity', 'stock_after', 'reason', 'created_at',
+		  'order_id']);
+SELECT fk_ok('stock_movements', 'order_id', 'orders', 'id');
+SELECT has_index('stock_movements', 'stock_movements_order_id_idx', 'order_id',
+				 'movements that give back an order''s stock are indexed on it');
 SELECT col_type_is('stock_movements', 'product_id', 'bigint');
 SELECT col_type_is('stock_movements', 'quantity', 'integer');
 SELECT col_type_is('stock_movements', 'reason', 'text');
@@ -126,6 +155,28 @@ SELECT fk_ok('stock_slots', 'product_id', 'products', 'id');
 SELECT col_has_check('stock_slots', 'stock');
 SELECT col_has_check('stock_slots', 'slot');
 
+-- idempotency_keys
+SELECT columns_are('idempotency_keys',
+	ARRAY['customer_id', 'idempotency_key', 'order_id', 'created_at']);
+SELECT col_type_is('idempotency_keys', 'idempotency_key', 'text');
+SELECT col_is_pk('idempotency_keys', ARRAY['customer_id', 'idempotency_key']);
+SELECT fk_ok('idempotency_keys', 'customer_id', 'customers', 'id');
+SELECT fk_ok('idempotency_keys', 'order_id', 'orders', 'id');
+SELECT col_not_null('idempotency_keys', 'order_id');
+SELECT col_default_is('idempotency_keys', 'created_at', 'now()');
+SELECT col_has_check('idempotency_keys', 'idempotency_key');
+SELECT is((SELECT condeferred FROM pg_constraint
+			WHERE conrelid = 'idempotency_keys'::regclass AND contype = 'f'
+			  AND confrelid = 'orders'::regclass),
+		  true, 'a key may name the order its checkout is about to write (deferred)');
+
+-- purchase_limits
+SELECT columns_are('purchase_limits', ARRAY['product_id', 'max_per_customer']);
+SELECT col_is_pk('purchase_limits', 'product_id');
+SELECT fk_ok('purchase_limits', 'product_id', 'products', 'id');
+SELECT col_type_is('purchase_limits', 'max_per_customer', 'integer');
+SELECT col_has_check('purchase_limits', 'max_per_customer');
+
 -- the views
 SELECT views_are('public', ARRAY['shop_checkout_stats', 'product_stock'],
 				 'the extension creates exactly two views');
@@ -141,8 +192,9 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_extension e,
 					 unnest(e.extconfig) AS t(oid) JOIN pg_class c ON c.oid = t.oid
 				 WHERE e.extname = 'checkout'$$,
 			  ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
-					'stock_movements', 'stock_slots', 'products_id_seq', 'customers_id_seq',
-					'orders_id_seq', 'stock_movements_id_seq'],
+					'stock_movements', 'stock_slots', 'idempotency_keys', 'purchase_limits',
+					'products_id_seq', 'customers_id_seq', 'orders_id_seq',
+					'stock_movements_id_seq'],
 			  'pg_dump dumps the rows of every table and the identity sequences');
 SELECT has_index('cart_items', 'cart_items_product_id_idx', 'product_id',
 				 'cart_items are indexed on product_id');
