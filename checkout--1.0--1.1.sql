@@ -121,8 +121,8 @@ AS $$
 	WITH purged AS (
 		DELETE FROM @extschema@.idempotency_keys AS k
 		 WHERE k.created_at < pg_catalog.now() OPERATOR(pg_catalog.-)
-			   coalesce(pg_catalog.nullif(pg_catalog.current_setting(
-							'checkout.idempotency_retention', true), ''),
+			   coalesce(NULLIF(pg_catalog.current_setting(
+								'checkout.idempotency_retention', true), ''),
 						'1d')::interval
 		RETURNING 1)
 	SELECT pg_catalog.count(*) FROM purged
@@ -323,7 +323,7 @@ BEGIN
 								  o.cancel_reason),
 				  HINT = 'Refund the payment; the buyer must check out again.';
 	ELSIF o.expires_at <= now() THEN
-		RAISE EXCEPTION 'order % expired at % and cannot be paid', o.id, o.expires_at
+		RAISE EXCEPTION 'order % has expired and cannot be paid', o.id
 			USING ERRCODE = 'SH007',
 				  DETAIL = format('Its payment window ended at %s.', o.expires_at),
 				  HINT = 'Refund the payment; the buyer must check out again.';
@@ -583,7 +583,8 @@ BEGIN
 	ELSE
 		INSERT INTO @extschema@.purchase_limits AS l (product_id, max_per_customer)
 		VALUES (shop_set_purchase_limit.product_id, shop_set_purchase_limit.max_per_customer)
-		ON CONFLICT (product_id) DO UPDATE SET max_per_customer = excluded.max_per_customer;
+		ON CONFLICT ON CONSTRAINT purchase_limits_pkey
+		DO UPDATE SET max_per_customer = excluded.max_per_customer;
 	END IF;
 	RETURN shop_set_purchase_limit.max_per_customer;
 END
