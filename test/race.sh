@@ -65,4 +65,23 @@ PGOPTIONS="${PGOPTIONS:-} -c checkout.fail_fast=off -c checkout.queue_locks=off"
 	race "levers off: 20 in stock, 33 buyers" --buyers 33 --stock 20 \
 	--expect-orders 20 --expect-rejected 13 --expect-stock 0
 
+# Idempotency keys: every buyer's first call loses its connection right
+# after it is sent; the buyer calls again with its key and must end with
+# exactly one order (the first call's, if it committed) or a clear error
+race "keys: 200 buyers drop their first call and retry with their key, 40 connections" \
+	--drop-first --buyers 200 --stock 150 --client 40 \
+	--expect-orders 150 --expect-rejected 50 --expect-stock 0
+race "keys over slots: 200 buyers drop their first call, 8 slots" --slots 8 \
+	--drop-first --buyers 200 --stock 150 --client 40 \
+	--expect-orders 150 --expect-rejected 50 --expect-stock 0
+
+# Purchase limits under a crowd: each buyer checks out from 3 tabs at once,
+# each tab putting the cart back when another tab ordered it: nobody gets
+# past the limit, whatever the interleaving
+race "limit: 100 buyers in 3 tabs each, 1 per customer, 60 connections" \
+	--limit 1 --tabs 3 --buyers 100 --stock 1000 --client 60 --expect-orders 100
+race "limit: 150 buyers in 2 tabs, 2 per customer, 2-line carts over 4 slots" \
+	--limit 2 --tabs 2 --quantity 1 --lines 2 --products 2 --slots 4 --buyers 150 \
+	--stock 1000 --client 60
+
 exit "$failed"

@@ -1,8 +1,8 @@
 #!/bin/sh
 # The suites of checkout that need no preload, against the server named by
 # the PG* variables (pg_virtualenv sets them for a throwaway cluster):
-# pg_regress, isolation, pgTAP, the flash-sale races, the upgrade from 1.0
-# and the backup round trip.  Prints every verdict line (test/lib.sh), a
+# pg_regress, isolation, pgTAP, the flash-sale races, the upgrade from 1.0,
+# the backup round trip and a crash mid-sale.  Prints every verdict line (test/lib.sh), a
 # line per suite, and "subtotal without preload: N passed, N failed".
 # Exits non-zero when anything failed or a suite could not run.
 set -u
@@ -40,6 +40,7 @@ suite pgTAP pgtap
 suite races sh test/race.sh
 suite upgrade sh test/upgrade.sh
 suite backup sh test/dump-restore.sh
+suite crash sh test/crash.sh
 
 for f in regression.diffs output_iso/regression.diffs; do
 	[ -s "$f" ] && echo "differences: $f"

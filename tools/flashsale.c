@@ -69,12 +69,25 @@ typedef struct Options
 	long long	expect_rejected;
 	long long	expect_stock;
 	int			slots;			/* stock slots per product; 0 = none */
+	bool		keys;			/* check out with idempotency keys */
+	int			retry_seconds;	/* retry a lost connection this long (keys) */
+	bool		drop_first;		/* drop the first call's connection (keys) */
+	int			limit;			/* purchase limit per customer; 0 = none */
+	int			tabs;			/* checkouts of each buyer at once */
 } Options;
 
-/* One buyer: its customer id, and what its checkout returned */
+/*
+ * One checkout of a buyer (a buyer has --tabs of them, one per browser tab):
+ * its customer id, and what its checkout returned in the end
+ */
 typedef struct Buyer
 {
 	long long	customer_id;
+	int			index;			/* the buyer's position (cart_product) */
+	int			tab;
+	int			calls;			/* calls made, retries included */
+	bool		refilled;		/* with --tabs: found the cart emptied by
+								 * another tab, and put it back */
 	bool		done;
 	bool		ordered;
 	long long	order_id;
@@ -88,6 +101,8 @@ typedef struct Sale
 {
 	const Options *opt;
 	const char *checkout_sql;
+	const char *refill_sql;		/* with --tabs: put the buyer's cart back */
+	const long long *product_ids;
 	Buyer	   *buyers;
 	int			nbuyers;
 	atomic_int	next_buyer;
@@ -151,6 +166,16 @@ usage(FILE *out)
 			"                           (default: \"Flash Sale Smartphone\")\n"
 			"      --slots=NUM          split each product's stock into NUM stock slots\n"
 			"                           (2 to 64) with shop_split_stock() (default: 0, none)\n"
+			"      --keys               check out with idempotency keys, one per buyer's tab:\n"
+			"                           SELECT shop_checkout($1, $2)\n"
+			"      --retry=SECONDS      when a call loses its connection, reconnect and call\n"
+			"                           again with its key for up to SECONDS (implies --keys)\n"
+			"      --drop-first         drop the connection of each buyer's first call right\n"
+			"                           after sending it, then retry with its key (implies\n"
+			"                           --retry=30 unless given)\n"
+			"      --limit=NUM          a purchase limit of NUM per customer on each product\n"
+			"      --tabs=NUM           each buyer checks out from NUM tabs at once, each tab\n"
+			"                           putting the buyer's cart back first (default: 1)\n"
 			"  -c, --client=NUM         number of concurrent database clients (default: one\n"
 			"                           per buyer, up to what the server allows); each\n"
 			"                           checks out buyers in turn\n"
@@ -173,7 +198,9 @@ usage(FILE *out)
 			"tables and never touches others.  It checks: per product, stock moved =\n"
 			"quantity ordered; every order has its lines and its total; every buyer has\n"
 			"exactly the order it was told of, and a failed buyer its cart intact; no\n"
-			"buyer told SH001 while the stock left could serve its cart.\n"
+			"buyer told SH001 while the stock left could serve its cart; with --tabs, every\n"
+			"buyer has exactly the orders its tabs were told of (carts are not checked);\n"
+			"with --limit, nobody bought past the limit.\n"
 			"\n"
 			"Exit status: 0 success; 1 bad options or setup (cannot connect, extension not\n"
 			"installed); 2 errors during the run (an invariant or an expectation failed).\n",
@@ -202,7 +229,7 @@ parse_options(int argc, char **argv, Options *opt)
 	{
 		OPT_BUYERS = 256, OPT_STOCK, OPT_PRODUCTS, OPT_LINES, OPT_QUANTITY,
 		OPT_PRICE, OPT_NAME, OPT_SLOTS, OPT_EXPECT_ORDERS, OPT_EXPECT_REJECTED,
-		OPT_EXPECT_STOCK
+		OPT_EXPECT_STOCK, OPT_KEYS, OPT_RETRY, OPT_DROP_FIRST, OPT_LIMIT, OPT_TABS
 	};
 	static const struct option long_options[] = {
 		{"buyers", required_argument, NULL, OPT_BUYERS},
@@ -213,6 +240,11 @@ parse_options(int argc, char **argv, Options *opt)
 		{"price", required_argument, NULL, OPT_PRICE},
 		{"name", required_argument, NULL, OPT_NAME},
 		{"slots", required_argument, NULL, OPT_SLOTS},
+		{"keys", no_argument, NULL, OPT_KEYS},
+		{"retry", required_argument, NULL, OPT_RETRY},
+		{"drop-first", no_argument, NULL, OPT_DROP_FIRST},
+		{"limit", required_argument, NULL, OPT_LIMIT},
+		{"tabs", required_argument, NULL, OPT_TABS},
 		{"client", required_argument, NULL, 'c'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"expect-orders", required_argument, NULL, OPT_EXPECT_ORDERS},
@@ -231,7 +263,8 @@ parse_options(int argc, char **argv, Options *opt)
 	{
 		.buyers = 33,.stock = 20,.products = 1,.lines = 1,.quantity = 1,
 			.price_cents = 49900,.clients = 0,.name = "Flash Sale Smartphone",
-			.expect_orders = -1,.expect_rejected = -1,.expect_stock = -1
+			.expect_orders = -1,.expect_rejected = -1,.expect_stock = -1,
+			.tabs = 1
 	};
 
 	/* -? and --help, as every PostgreSQL client (getopt uses '?') */
@@ -293,6 +326,23 @@ parse_options(int argc, char **argv, Options *opt)
 			case OPT_EXPECT_STOCK:
 				opt->expect_stock = parse_number("expect-stock", optarg, 0, LLONG_MAX);
 				break;
+			case OPT_KEYS:
+				opt->keys = true;
+				break;
+			case OPT_RETRY:
+				opt->retry_seconds = (int) parse_number("retry", optarg, 0, 3600);
+				opt->keys = true;
+				break;
+			case OPT_DROP_FIRST:
+				opt->drop_first = true;
+				opt->keys = true;
+				break;
+			case OPT_LIMIT:
+				opt->limit = (int) parse_number("limit", optarg, 1, INT_MAX);
+				break;
+			case OPT_TABS:
+				opt->tabs = (int) parse_number("tabs", optarg, 1, 100);
+				break;
 			case OPT_SLOTS:
 				opt->slots = (int) parse_number("slots", optarg, 0, 64);
 				if (opt->slots == 1)
@@ -312,28 +362,52 @@ parse_options(int argc, char **argv, Options *opt)
 	if (optind < argc)
 		die(EXIT_SETUP, "unexpected argument \"%s\"; try \"%s --help\"",
 			argv[optind], progname);
+	if (opt->drop_first && opt->retry_seconds == 0)
+		opt->retry_seconds = 30;
 	if (opt->lines > opt->products)
 		die(EXIT_SETUP, "--lines (%d) must not exceed --products (%d): a cart holds each product once",
 			opt->lines, opt->products);
 }
 
 /*
- * Connect with libpq's options (the database may be a connection string),
- * or exit with status
+ * Connect with libpq's options (the database may be a connection string);
+ * the caller checks PQstatus
  */
 static PGconn *
-connect_or_die(const Options *opt, int status)
+connect_with(const Options *opt)
 {
 	const char *const keys[] = {"host", "port", "user", "dbname",
 	"fallback_application_name", NULL};
 	const char *const values[] = {opt->host, opt->port, opt->username,
 	opt->dbname, progname, NULL};
-	PGconn	   *conn = PQconnectdbParams(keys, values, 1);
+
+	return PQconnectdbParams(keys, values, 1);
+}
+
+/* Connect, or exit with status */
+static PGconn *
+connect_or_die(const Options *opt, int status)
+{
+	PGconn	   *conn = connect_with(opt);
 
 	if (PQstatus(conn) != CONNECTION_OK)
 		die(status, "cannot connect to the server: %s", PQerrorMessage(conn));
 	return conn;
 }
+
+/* Connect, or return NULL */
+static PGconn *
+connect_or_null(const Options *opt)
+{
+	PGconn	   *conn = connect_with(opt);
+
+	if (PQstatus(conn) == CONNECTION_OK)
+		return conn;
+	PQfinish(conn);
+	return NULL;
+}
+
+
 
 /*
  * Run a statement with text parameters; exit 1 on failure (only setting up
@@ -501,8 +575,27 @@ set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 	res = run(conn, sql, 1, params);
 	pg_free(sql);
 	for (int i = 0; i < opt->buyers; i++)
-		buyers[i].customer_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		for (int t = 0; t < opt->tabs; t++)
+		{
+			buyers[i * opt->tabs + t].customer_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+			buyers[i * opt->tabs + t].index = i;
+			buyers[i * opt->tabs + t].tab = t;
+		}
 	PQclear(res);
+
+	if (opt->limit > 0)
+	{
+		char		limit[16];
+
+		snprintf(limit, sizeof(limit), "%d", opt->limit);
+		params[0] = array_literal(product_ids, opt->products);
+		params[1] = limit;
+		sql = with_schema("SELECT @.shop_set_purchase_limit(p.id, $2::integer)"
+						  "  FROM pg_catalog.unnest($1::bigint[]) AS p(id)", qschema);
+		PQclear(run(conn, sql, 2, params));
+		pg_free(sql);
+		pg_free((char *) params[0]);
+	}
 
 	cart_customer = pg_malloc(sizeof(long long) * ncart);
 	cart_product_id = pg_malloc(sizeof(long long) * ncart);
@@ -512,7 +605,7 @@ set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 		{
 			int			k = i * opt->lines + j;
 
-			cart_customer[k] = buyers[i].customer_id;
+			cart_customer[k] = buyers[i * opt->tabs].customer_id;
 			cart_product_id[k] = product_ids[cart_product(opt, i, j)];
 			cart_quantity[k] = opt->quantity;
 		}
@@ -568,32 +661,165 @@ record_result(Buyer *b, PGresult *res, PGconn *conn)
 	}
 }
 
+/* Whether a call failed because its connection was lost */
+static bool
+connection_lost(PGresult *res, PGconn *conn)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return PQstatus(conn) == CONNECTION_BAD || state == NULL ||
+		strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0;
+}
+
+/*
+ * Connect a buyer thread and prepare its statements; with deadline_ms > 0,
+ * keep trying until then (the server may be restarting), else exit 1
+ */
+static PGconn *
+connect_worker(const Sale *sale, double deadline_ms)
+{
+	for (;;)
+	{
+		PGconn	   *conn = deadline_ms > 0 ? connect_or_null(sale->opt)
+			: connect_or_die(sale->opt, EXIT_SETUP);
+
+		if (conn != NULL)
+		{
+			PGresult   *res = PQprepare(conn, "checkout", sale->checkout_sql,
+										sale->opt->keys ? 2 : 1, NULL);
+			bool		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+			PQclear(res);
+			if (ok && sale->refill_sql != NULL)
+			{
+				res = PQprepare(conn, "refill", sale->refill_sql, 3, NULL);
+				ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+				PQclear(res);
+			}
+			if (ok)
+				return conn;
+			if (deadline_ms <= 0)
+				die(EXIT_SETUP, "cannot prepare the checkout: %s", PQerrorMessage(conn));
+			PQfinish(conn);
+		}
+		if (now_ms() > deadline_ms)
+			return NULL;
+		usleep(100000);
+	}
+}
+
+/* With --tabs: put the buyer's cart lines back (those not there) */
+static void
+refill_cart(Worker *w, const Buyer *b)
+{
+	const Options *opt = w->sale->opt;
+	long long  *ids = pg_malloc(sizeof(long long) * opt->lines);
+	char		id[24],
+				quantity[16];
+	const char *params[3] = {id, NULL, quantity};
+
+	for (int j = 0; j < opt->lines; j++)
+		ids[j] = w->sale->product_ids[cart_product(opt, b->index, j)];
+	snprintf(id, sizeof(id), "%lld", b->customer_id);
+	snprintf(quantity, sizeof(quantity), "%d", opt->quantity);
+	params[1] = array_literal(ids, opt->lines);
+	PQclear(PQexecPrepared(w->conn, "refill", 3, params, NULL, NULL, 0));
+	pg_free((char *) params[1]);
+	pg_free(ids);
+}
+
+/*
+ * One checkout of a buyer, with its retries: put the cart back (--tabs),
+ * call shop_checkout, and when the connection is lost (or dropped on
+ * purpose, --drop-first) reconnect and call again with the same key
+ */
+static void
+check_out(Worker *w, Buyer *b)
+{
+	const Options *opt = w->sale->opt;
+	char		id[24],
+				key[64];
+	const char *params[2] = {id, key};
+	double		deadline = now_ms() + opt->retry_seconds * 1000.0;
+	PGresult   *res;
+
+	snprintf(id, sizeof(id), "%lld", b->customer_id);
+	snprintf(key, sizeof(key), "flashsale-%lld-%d", b->customer_id, b->tab);
+	for (;;)
+	{
+		if (w->conn == NULL)
+			w->conn = connect_worker(w->sale, deadline);
+		if (w->conn == NULL)
+		{
+			snprintf(b->sqlstate, sizeof(b->sqlstate), "08006");
+			b->message = pg_strdup("lost the connection, and could not reconnect in time");
+			return;
+		}
+		if (w->sale->refill_sql != NULL && b->calls == 0)
+			refill_cart(w, b);
+		b->calls++;
+		if (opt->drop_first && b->calls == 1)
+		{
+			/* Send the call, then drop the connection without its answer */
+			if (PQsendQueryPrepared(w->conn, "checkout", 2, params, NULL, NULL, 0))
+				(void) PQflush(w->conn);
+			PQfinish(w->conn);
+			w->conn = NULL;
+			continue;
+		}
+		res = PQexecPrepared(w->conn, "checkout", opt->keys ? 2 : 1, params,
+							 NULL, NULL, 0);
+		if (opt->retry_seconds > 0 && PQresultStatus(res) != PGRES_TUPLES_OK &&
+			connection_lost(res, w->conn) && now_ms() < deadline)
+		{
+			PQclear(res);
+			PQfinish(w->conn);
+			w->conn = NULL;
+			continue;
+		}
+
+		/*
+		 * With --tabs, another tab may have ordered the cart first: put it
+		 * back and check out again, once, as a shopper would (with a new
+		 * key: it is a new checkout)
+		 */
+		if (w->sale->refill_sql != NULL && !b->refilled &&
+			PQresultStatus(res) != PGRES_TUPLES_OK &&
+			strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE) ?
+				   PQresultErrorField(res, PG_DIAG_SQLSTATE) : "", "SH002") == 0)
+		{
+			PQclear(res);
+			b->refilled = true;
+			refill_cart(w, b);
+			snprintf(key, sizeof(key), "flashsale-%lld-%d-again", b->customer_id, b->tab);
+			continue;
+		}
+		record_result(b, res, w->conn);
+		PQclear(res);
+		return;
+	}
+}
+
 /* A buyer thread: wait for the start, then check out buyers until none left */
 static void *
 buyer_thread(void *arg)
 {
 	Worker	   *w = arg;
 	Sale	   *sale = w->sale;
-	char		id[24];
-	const char *params[1] = {id};
 
 	pthread_barrier_wait(&sale->start);
 	for (;;)
 	{
 		int			i = atomic_fetch_add(&sale->next_buyer, 1);
 		Buyer	   *b;
-		PGresult   *res;
 		double		t0;
 
 		if (i >= sale->nbuyers)
 			break;
 		b = &sale->buyers[i];
-		snprintf(id, sizeof(id), "%lld", b->customer_id);
 		t0 = now_ms();
-		res = PQexecPrepared(w->conn, "checkout", 1, params, NULL, NULL, 0);
+		check_out(w, b);
 		b->latency_ms = now_ms() - t0;
-		record_result(b, res, w->conn);
-		PQclear(res);
 		b->done = true;
 		atomic_fetch_add(&sale->finished, 1);
 	}
@@ -634,15 +860,8 @@ run_sale(Sale *sale, int nconn)
 	pthread_barrier_init(&sale->start, NULL, nconn + 1);
 	for (int t = 0; t < nconn; t++)
 	{
-		PGresult   *res;
-
 		workers[t].sale = sale;
-		workers[t].conn = connect_or_die(sale->opt, EXIT_SETUP);
-		res = PQprepare(workers[t].conn, "checkout", sale->checkout_sql, 1, NULL);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			die(EXIT_SETUP, "cannot prepare the checkout: %s",
-				PQerrorMessage(workers[t].conn));
-		PQclear(res);
+		workers[t].conn = connect_worker(sale, 0);
 		if (pthread_create(&workers[t].thread, NULL, buyer_thread, &workers[t]) != 0)
 			die(EXIT_SETUP, "cannot start thread %d of %d", t + 1, nconn);
 	}
@@ -669,7 +888,8 @@ run_sale(Sale *sale, int nconn)
 	for (int t = 0; t < nconn; t++)
 	{
 		pthread_join(workers[t].thread, NULL);
-		PQfinish(workers[t].conn);
+		if (workers[t].conn != NULL)
+			PQfinish(workers[t].conn);
 	}
 	pthread_barrier_destroy(&sale->start);
 	pg_free(workers);
@@ -678,10 +898,11 @@ run_sale(Sale *sale, int nconn)
 
 /* Print the seed's summary, the failures by SQLSTATE, throughput, latency */
 static void
-report(const Options *opt, const Buyer *buyers, long long final_stock,
+report(const Options *opt, const Buyer *buyers, int n, long long final_stock,
 	   double elapsed_ms, int nconn)
 {
-	int			n = opt->buyers, ok = 0;
+	int			ok = 0,
+				retried = 0;
 	double	   *lat = pg_malloc(sizeof(double) * n);
 	char		states[64][6];
 	int			counts[64], nstates = 0;
@@ -690,6 +911,7 @@ report(const Options *opt, const Buyer *buyers, long long final_stock,
 	for (int i = 0; i < n; i++)
 	{
 		lat[i] = buyers[i].latency_ms;
+		retried += buyers[i].calls > 1 + buyers[i].refilled;
 		if (buyers[i].ordered)
 		{
 			ok++;
@@ -725,6 +947,9 @@ report(const Options *opt, const Buyer *buyers, long long final_stock,
 	printf("   latency ms: p50 %.2f, p95 %.2f, p99 %.2f, max %.2f\n",
 		   percentile(lat, n, 50), percentile(lat, n, 95),
 		   percentile(lat, n, 99), lat[n - 1]);
+	if (retried > 0)
+		printf("🔁 %d checkout%s called again with %s key after a lost connection\n",
+			   retried, retried == 1 ? "" : "s", retried == 1 ? "its" : "their");
 	pg_free(lat);
 }
 
@@ -760,7 +985,7 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 	int			cursor = 0;
 
 	for (int i = 0; i < opt->buyers; i++)
-		customer_ids[i] = buyers[i].customer_id;
+		customer_ids[i] = buyers[i * opt->tabs].customer_id;
 	params[0] = array_literal(product_ids, opt->products);
 	params[1] = array_literal(customer_ids, opt->buyers);
 
@@ -811,8 +1036,8 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 	 * quantity.
 	 */
 	sql = with_schema("SELECT c.id,"
-					  "       (SELECT pg_catalog.string_agg(o.id::text, ',') FROM @.orders o"
-					  "         WHERE o.customer_id = c.id),"
+					  "       (SELECT pg_catalog.string_agg(o.id::text, ',' ORDER BY o.id)"
+					  "          FROM @.orders o WHERE o.customer_id = c.id),"
 					  "       (SELECT count(*) FROM @.cart_items ci WHERE ci.customer_id = c.id),"
 					  "       (SELECT coalesce(sum(ci.quantity), 0) FROM @.cart_items ci"
 					  "         WHERE ci.customer_id = c.id)"
@@ -822,8 +1047,11 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 	pg_free(sql);
 	for (int i = 0; i < opt->buyers; i++)
 	{
-		const Buyer *b = &buyers[i];
-		char		expected_orders[24] = "";
+		const Buyer *tabs = &buyers[i * opt->tabs];
+		const Buyer *b = tabs;
+		long long  *told = pg_malloc(sizeof(long long) * opt->tabs);
+		int			ntold = 0;
+		Text		expected = {0};
 		const char *orders;
 		long long	lines, quantity;
 
@@ -840,12 +1068,33 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 		orders = PQgetvalue(res, cursor, 1);
 		lines = strtoll(PQgetvalue(res, cursor, 2), NULL, 10);
 		quantity = strtoll(PQgetvalue(res, cursor, 3), NULL, 10);
-		if (b->ordered)
-			snprintf(expected_orders, sizeof(expected_orders), "%lld", b->order_id);
-		if (strcmp(orders, expected_orders) != 0)
+
+		/* The orders its tabs were told of, in id order */
+		for (int t = 0; t < opt->tabs; t++)
+			if (tabs[t].ordered)
+			{
+				int			k = ntold++;
+
+				while (k > 0 && told[k - 1] > tabs[t].order_id)
+				{
+					told[k] = told[k - 1];
+					k--;
+				}
+				told[k] = tabs[t].order_id;
+			}
+		text_printf(&expected, "%s", "");
+		for (int k = 0; k < ntold; k++)
+			text_printf(&expected, k ? ",%lld" : "%lld", told[k]);
+		if (strcmp(orders, expected.data) != 0)
 			violation("buyer %lld was told %s%s but has orders {%s}",
-					  b->customer_id, b->ordered ? "order " : "no order",
-					  expected_orders, orders);
+					  b->customer_id, ntold ? "of orders " : "no order",
+					  expected.data, orders);
+		pg_free(expected.data);
+		pg_free(told);
+
+		/* With one tab, its cart: emptied by the order, intact otherwise */
+		if (opt->tabs > 1)
+			continue;
 		if (b->ordered && lines != 0)
 			violation("buyer %lld ordered but %lld lines are still in the cart",
 					  b->customer_id, lines);
@@ -864,7 +1113,7 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 	{
 		int			nrejected = 0;
 
-		for (int i = 0; i < opt->buyers; i++)
+		for (int i = 0; i < opt->buyers && opt->tabs == 1; i++)
 			if (!buyers[i].ordered && strcmp(buyers[i].sqlstate, "SH001") == 0)
 				customer_ids[nrejected++] = buyers[i].customer_id;
 		pg_free((char *) params[1]);
@@ -882,10 +1131,48 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 				  PQgetvalue(res, r, 0));
 	PQclear(res);
 
+	/* Nobody bought past the limit, counting orders not cancelled */
+	if (opt->limit > 0)
+	{
+		char		limit[16];
+		const char *limit_params[2] = {params[0], limit};
+
+		snprintf(limit, sizeof(limit), "%d", opt->limit);
+		sql = with_schema("SELECT o.customer_id, i.product_id,"
+						  "       pg_catalog.sum(i.quantity - i.cancelled_quantity)"
+						  "  FROM @.orders o JOIN @.order_items i ON i.order_id = o.id"
+						  " WHERE i.product_id = ANY ($1::bigint[]) AND o.status <> 'cancelled'"
+						  " GROUP BY o.customer_id, i.product_id "
+						  "HAVING pg_catalog.sum(i.quantity - i.cancelled_quantity) > $2::integer",
+						  qschema);
+		res = run(conn, sql, 2, limit_params);
+		pg_free(sql);
+		for (int r = 0; r < PQntuples(res); r++)
+			violation("buyer %s bought %s of product %s, past the limit of %d",
+					  PQgetvalue(res, r, 0), PQgetvalue(res, r, 2),
+					  PQgetvalue(res, r, 1), opt->limit);
+		PQclear(res);
+	}
+
 	pg_free((char *) params[0]);
 	pg_free((char *) params[1]);
 	pg_free(customer_ids);
 	return final_stock;
+}
+
+/* The connection for the checks, retrying while the server restarts */
+static PGconn *
+connect_checks(const Options *opt)
+{
+	double		deadline = now_ms() + Max(opt->retry_seconds, 1) * 1000.0;
+	PGconn	   *conn;
+
+	while ((conn = connect_or_null(opt)) == NULL && now_ms() < deadline)
+		usleep(100000);
+	if (conn == NULL)
+		conn = connect_or_die(opt, EXIT_RUN);
+	PQsetNoticeProcessor(conn, NULL, NULL);
+	return conn;
 }
 
 /* Compare a result with an --expect-* option; report a mismatch */
@@ -919,9 +1206,9 @@ main(int argc, char **argv)
 
 	/* One connection per buyer by default, within what the server allows */
 	room = server_connection_room(conn) - 1;
-	nconn = opt.clients ? opt.clients : opt.buyers;
-	if (nconn > opt.buyers)
-		nconn = opt.buyers;
+	nconn = opt.clients ? opt.clients : opt.buyers * opt.tabs;
+	if (nconn > opt.buyers * opt.tabs)
+		nconn = opt.buyers * opt.tabs;
 	if (nconn > room)
 	{
 		if (opt.clients)
@@ -932,25 +1219,35 @@ main(int argc, char **argv)
 
 	product_ids = pg_malloc0(sizeof(long long) * opt.products);
 	sale.opt = &opt;
-	sale.nbuyers = opt.buyers;
-	sale.buyers = pg_malloc0(sizeof(Buyer) * opt.buyers);
+	sale.nbuyers = opt.buyers * opt.tabs;
+	sale.buyers = pg_malloc0(sizeof(Buyer) * sale.nbuyers);
 	set_up_sale(conn, qschema, &opt, product_ids, sale.buyers);
-	sale.checkout_sql = with_schema("SELECT @.shop_checkout($1::bigint)", qschema);
+	sale.checkout_sql = with_schema(opt.keys ? "SELECT @.shop_checkout($1::bigint, $2::text)"
+									: "SELECT @.shop_checkout($1::bigint)", qschema);
+	sale.product_ids = product_ids;
+	if (opt.tabs > 1)
+		sale.refill_sql = with_schema("INSERT INTO @.cart_items (customer_id, product_id, quantity)"
+									  " SELECT $1::bigint, p.id, $3::integer"
+									  "   FROM pg_catalog.unnest($2::bigint[]) AS p(id)"
+									  " ON CONFLICT DO NOTHING", qschema);
 
 	elapsed = run_sale(&sale, nconn);
 
+	/* The server may have restarted during the sale (--retry) */
+	PQfinish(conn);
+	conn = connect_checks(&opt);
 	final_stock = check_invariants(conn, qschema, &opt, product_ids, sale.buyers);
-	for (int i = 0; i < opt.buyers; i++)
+	for (int i = 0; i < sale.nbuyers; i++)
 	{
 		orders += sale.buyers[i].ordered;
 		rejected += !sale.buyers[i].ordered &&
 			strcmp(sale.buyers[i].sqlstate, "SH001") == 0;
 	}
 	if (!opt.quiet)
-		report(&opt, sale.buyers, final_stock, elapsed, nconn);
+		report(&opt, sale.buyers, sale.nbuyers, final_stock, elapsed, nconn);
 
 	/* A buyer that lost its connection is an error of the run */
-	for (int i = 0; i < opt.buyers; i++)
+	for (int i = 0; i < sale.nbuyers; i++)
 		if (!sale.buyers[i].ordered &&
 			(strcmp(sale.buyers[i].sqlstate, "?????") == 0 ||
 			 strncmp(sale.buyers[i].sqlstate, "08", 2) == 0 ||
@@ -968,9 +1265,17 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: %d invariant%s FAILED\n", progname, violations,
 				violations == 1 ? "" : "s");
 	else if (!opt.quiet)
-		printf("🔒 Invariants hold: stock moved = quantity ordered, every order has its lines and its total,\n"
-			   "   every buyer has exactly the order it was told of, failed buyers' carts are intact,\n"
-			   "   no buyer was told SH001 while the stock left could serve its cart.\n");
+	{
+		if (opt.tabs == 1)
+			printf("🔒 Invariants hold: stock moved = quantity ordered, every order has its lines and its total,\n"
+				   "   every buyer has exactly the order it was told of, failed buyers' carts are intact,\n"
+				   "   no buyer was told SH001 while the stock left could serve its cart.\n");
+		else
+			printf("🔒 Invariants hold: stock moved = quantity ordered, every order has its lines and its total,\n"
+				   "   every buyer has exactly the orders its %d tabs were told of.\n", opt.tabs);
+		if (opt.limit > 0)
+			printf("   Nobody bought more than %d of a product.\n", opt.limit);
+	}
 
 	PQfinish(conn);
 	return (violations > 0 || mismatches > 0) ? EXIT_RUN : 0;

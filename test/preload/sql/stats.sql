@@ -84,6 +84,31 @@ DROP ROLE regress_stats_reader;
 
 SELECT dblink_disconnect('holder');
 
+-- Version 1.1's counters: idempotent replays (also successes), purchase
+-- limits (SH005), cancelled orders, and expired ones (cancelled after their
+-- payment window ended)
+SELECT shop_checkout_stats_reset() IS NOT NULL AS reset;
+INSERT INTO customers (name) VALUES ('Kim');
+SELECT id AS kim FROM customers WHERE name = 'Kim' \gset
+SELECT shop_restock(1, 10, 'delivery') > 0 AS restocked;
+INSERT INTO cart_items VALUES (:kim, 1, 1);
+SET checkout.payment_window = '1h';
+SELECT shop_checkout(:kim, 'key-1') AS first_order \gset
+SELECT shop_checkout(:kim, 'key-1') = :first_order AS replayed;
+RESET checkout.payment_window;
+SELECT shop_set_purchase_limit(1, 1);
+INSERT INTO cart_items VALUES (:kim, 1, 1);
+SELECT shop_checkout(:kim);		-- SH005
+SELECT shop_set_purchase_limit(1, NULL);
+SELECT shop_checkout(:kim) AS second_order \gset
+SELECT shop_cancel_order(:second_order, 'customer request');
+UPDATE orders SET expires_at = now() - interval '1 minute' WHERE id = :first_order;
+SELECT shop_expire_orders() AS expired;
+SELECT attempts, successes, idempotent_replays, purchase_limit_exceeded,
+	   orders_cancelled, orders_expired, items_sold
+  FROM shop_checkout_stats WHERE datname = current_database();
+SELECT count(*) AS problems FROM shop_check_integrity();
+
 -- One row per database, claimed once: database A counts first (its entry
 -- comes first), B second; A is dropped and a reset frees its entry; a new
 -- backend of B must find B's own entry, not claim A's freed one.
@@ -107,6 +132,24 @@ SELECT pg_temp.checkout_in('regress_stats_b');
 SELECT datname, count(*) AS rows, sum(attempts) AS attempts FROM shop_checkout_stats
  WHERE datname IS NULL OR datname LIKE 'regress_stats_%' GROUP BY datname;
 DROP DATABASE regress_stats_b;
+
+-- A database whose extension is still at 1.0 reads the statistics through
+-- 1.0's function (its first 19 columns) with this library
+CREATE DATABASE regress_stats_10;
+SELECT dblink_exec(format('host=%s port=%s dbname=regress_stats_10',
+		split_part(current_setting('unix_socket_directories'), ',', 1),
+		current_setting('port')), 'CREATE EXTENSION checkout VERSION ''1.0''');
+SELECT * FROM dblink(format('host=%s port=%s dbname=regress_stats_10',
+		split_part(current_setting('unix_socket_directories'), ',', 1),
+		current_setting('port')),
+	'SELECT count(*) FROM shop_checkout_stats WHERE attempts >= 0')
+	AS t(rows_read_through_1_0 bigint);
+SELECT * FROM dblink(format('host=%s port=%s dbname=regress_stats_10',
+		split_part(current_setting('unix_socket_directories'), ',', 1),
+		current_setting('port')),
+	'SELECT count(*) FROM pg_attribute WHERE attrelid = ''shop_checkout_stats''::regclass AND attnum > 0')
+	AS t(columns_in_1_0 bigint);
+DROP DATABASE regress_stats_10;
 
 DROP EXTENSION checkout CASCADE;
 DROP EXTENSION dblink;
