@@ -6,7 +6,10 @@
 #     isolation, pgTAP, the flash-sale races, the upgrade from 1.0 and the
 #     backup round trip (checkout as most shops install it);
 #  2. test/preload/run.sh in a cluster with shared_preload_libraries =
-#     'checkout': the live statistics.
+#     'checkout': the live statistics;
+#  3. test/cron/run.sh in a cluster with shared_preload_libraries =
+#     'pg_cron': shop_expire_orders() scheduled.  It mostly waits for the
+#     next minute, so it runs beside 1 and 2, in a cluster of its own (-t).
 #
 # Exits non-zero when anything failed or a cluster could not start.
 set -u
@@ -19,6 +22,11 @@ trap 'rm -rf "$log"' EXIT
 quiet_server_log() {
 	grep -vE '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC ' "$1"
 }
+
+pg_virtualenv -t -o shared_preload_libraries=pg_cron -o cron.database_name=postgres \
+	-o cron.use_background_workers=on -o max_worker_processes=16 \
+	-- sh test/cron/run.sh >"$log/cron" 2>&1 &
+cron=$!
 
 pg_virtualenv -o max_connections=300 -- sh test/suites.sh >"$log/main" 2>&1
 rc_main=$?
@@ -36,8 +44,16 @@ preload_passed=$1 preload_failed=$2
 [ "$rc_preload" -ne 0 ] && [ "$preload_failed" -eq 0 ] && preload_failed=1
 echo "preload (statistics): $preload_passed passed, $preload_failed failed"
 
-passed=$((main_passed + preload_passed))
-failed=$((main_failed + preload_failed))
+wait "$cron"
+rc_cron=$?
+quiet_server_log "$log/cron"
+set -- $(count_verdicts "$log/cron")
+cron_passed=$1 cron_failed=$2
+[ "$rc_cron" -ne 0 ] && [ "$cron_failed" -eq 0 ] && cron_failed=1
+echo "pg_cron (expiry): $cron_passed passed, $cron_failed failed"
+
+passed=$((main_passed + preload_passed + cron_passed))
+failed=$((main_failed + preload_failed + cron_failed))
 [ "$rc_main" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
 
 echo "$passed passed, $failed failed"

@@ -4,7 +4,7 @@
 # only those that are missing.  Runs apt-get as root, or through sudo.
 set -eu
 
-packages="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
+packages="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap postgresql-15-cron
 libtap-parser-sourcehandler-pgtap-perl postgresql-common make gcc libpq-dev"
 
 missing=""
