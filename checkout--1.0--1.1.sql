@@ -711,11 +711,16 @@ BEGIN
 			  JOIN @extschema@.product_stock AS ps ON ps.product_id = p.id
 			  LEFT JOIN @extschema@.purchase_limits AS lim ON lim.product_id = p.id
 			  CROSS JOIN LATERAL (
-					SELECT coalesce(sum(oi.quantity - oi.cancelled_quantity), 0) AS bought
+					-- the customer's orders, each probing its line (OFFSET 0:
+					-- never a scan of every sale of a hot product)
+					SELECT coalesce(sum(x.left_over), 0) AS bought
 					  FROM @extschema@.orders AS o
-					  JOIN @extschema@.order_items AS oi ON oi.order_id = o.id
+					 CROSS JOIN LATERAL (
+							SELECT oi.quantity - oi.cancelled_quantity AS left_over
+							  FROM @extschema@.order_items AS oi
+							 WHERE oi.order_id = o.id AND oi.product_id = ci.product_id
+							OFFSET 0) AS x
 					 WHERE o.customer_id = shop_cart_status.customer_id
-					   AND oi.product_id = ci.product_id
 					   AND o.status <> 'cancelled') AS b
 			 WHERE ci.customer_id = shop_cart_status.customer_id) AS l
 	 ORDER BY l.product_id;

@@ -146,6 +146,9 @@ static int	checkout_idempotency_retention = 86400;
 /* The fourth field of our queue locks' tags ("SH"); user advisory locks use 1 and 2 */
 #define CHECKOUT_QUEUE_LOCK 0x5348
 
+/* The fourth field of a customer's limit lock tag ("SC") */
+#define CHECKOUT_CUSTOMER_LOCK 0x5343
+
 /* Carts with more lines than this skip the queue */
 #define CHECKOUT_QUEUE_MAX_LINES 16
 
@@ -316,10 +319,18 @@ reject_on_snapshot(int64 customer_id, text *key)
 }
 
 /*
- * Purchase limits: when a line's product has one, lock the customer's row
- * (two checkouts of one customer take turns here; different customers never
- * meet), then raise SH005 if the cart would take the customer past a
- * product's limit, counting the units of their orders not cancelled.
+ * Purchase limits: when a line's product has one, two checkouts of one
+ * customer take turns (different customers never meet), then raise SH005 if
+ * the cart would take the customer past a product's limit, counting the
+ * units of their orders not cancelled.
+ *
+ * Under READ COMMITTED the turn is a transaction-level lock on the customer
+ * id in the lock manager (writes nothing): the count that follows takes a
+ * new snapshot, which shows the order of the checkout that held the lock
+ * (a transaction is visible before it lets its locks go).  Under REPEATABLE
+ * READ and SERIALIZABLE the count reads the transaction's snapshot, so the
+ * turn is an update of the customer's row instead: a checkout whose snapshot
+ * misses another's order then gets 40001 from that update.
  */
 static void
 check_limits(int64 customer_id, const CartLine *lines, int nlines)
@@ -341,8 +352,20 @@ check_limits(int64 customer_id, const CartLine *lines, int nlines)
 
 	args[0] = Int64GetDatum(customer_id);
 	checkout_lock_step(psprintf("locking customer %lld", (long long) customer_id));
-	if (SPI_execute_plan(customer_lock_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "checkout: locking the customer failed");
+	if (IsolationUsesXactSnapshot())
+	{
+		if (SPI_execute_plan(customer_lock_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "checkout: locking the customer failed");
+	}
+	else
+	{
+		LOCKTAG		tag;
+		uint64		id = (uint64) customer_id;
+
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (id >> 32), (uint32) id,
+							 CHECKOUT_CUSTOMER_LOCK);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
 	checkout_lock_step(NULL);
 
 	args[1] = bigint_array(ids, n);
@@ -763,15 +786,14 @@ checkout(FunctionCallInfo fcinfo)
 	nestlevel = set_call_settings();
 
 	/*
-	 * A key used before: its order, changing nothing.  Looked for again
-	 * wherever this call may have waited for the first call with it: when
-	 * fail fast rejects (the first may have committed since), when the cart
-	 * is empty (the first emptied it), and when claiming the key (the first
-	 * was in flight).
+	 * A key used before: its order, changing nothing.  Looked for only where
+	 * the call would otherwise end, so that a first call pays no lookup:
+	 * when fail fast rejects (the first call may have committed before this
+	 * snapshot), when the cart is empty (the first emptied it), and when the
+	 * key cannot be claimed (taken, after waiting if the first was in
+	 * flight).
 	 */
-	if (key != NULL)
-		order_id = key_order(customer_id, key);
-	if (order_id == 0 && checkout_fail_fast)
+	if (checkout_fail_fast)
 		order_id = reject_on_snapshot(customer_id, key);
 	if (order_id == 0)
 	{

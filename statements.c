@@ -202,12 +202,20 @@ checkout_prepare_plans(Oid nspoid)
 	}
 	else
 	{
-		held_expr = psprintf("COALESCE((SELECT pg_catalog.sum(oi.quantity OPERATOR(pg_catalog.-)"
-							 "                                    oi.cancelled_quantity)"
+		/*
+		 * Driven by the placed orders past their window (a partial index),
+		 * each probing its line of the product by primary key (OFFSET 0:
+		 * never a scan of the product's every sale)
+		 */
+		held_expr = psprintf("COALESCE((SELECT pg_catalog.sum(x.left_over)"
 							 "           FROM %1$s.orders AS o"
-							 "           JOIN %1$s.order_items AS oi"
-							 "             ON oi.order_id OPERATOR(pg_catalog.=) o.id"
-							 "            AND oi.product_id OPERATOR(pg_catalog.=) p.id"
+							 "          CROSS JOIN LATERAL ("
+							 "                SELECT oi.quantity OPERATOR(pg_catalog.-) oi.cancelled_quantity"
+							 "                       AS left_over"
+							 "                  FROM %1$s.order_items AS oi"
+							 "                 WHERE oi.order_id OPERATOR(pg_catalog.=) o.id"
+							 "                   AND oi.product_id OPERATOR(pg_catalog.=) p.id"
+							 "                OFFSET 0) AS x"
 							 "          WHERE o.status OPERATOR(pg_catalog.=) 'placed'"
 							 "            AND o.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()), 0)",
 							 qschema);
@@ -412,9 +420,10 @@ checkout_prepare_plans(Oid nspoid)
 							   2, customer_key);
 
 	/*
-	 * 2a. Purchase limits: two checkouts of one customer take turns on its
-	 * row (an update, so that under REPEATABLE READ the second gets 40001
-	 * rather than count on a snapshot without the first's order), ...
+	 * 2a. Purchase limits under REPEATABLE READ and SERIALIZABLE: two
+	 * checkouts of one customer take turns on its row (an update, so that
+	 * the second gets 40001 rather than count on a snapshot without the
+	 * first's order; see check_limits), ...
 	 */
 	customer_lock_plan = keep_plan(
 								   "UPDATE %1$s.customers AS c SET name = c.name"
@@ -434,13 +443,21 @@ checkout_prepare_plans(Oid nspoid)
 						   "  JOIN %1$s.purchase_limits AS l"
 						   "    ON l.product_id OPERATOR(pg_catalog.=) q.product_id"
 						   "  JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) q.product_id"
+	/*
+	 * Driven by the customer's orders, each probing its line of the
+	 * product by primary key (OFFSET 0: never a scan of the product's
+	 * every sale, which a hot product has thousands of)
+	 */
 						   " CROSS JOIN LATERAL ("
-						   "  SELECT pg_catalog.sum(oi.quantity OPERATOR(pg_catalog.-)"
-						   "                        oi.cancelled_quantity) AS bought"
+						   "  SELECT pg_catalog.sum(x.left_over) AS bought"
 						   "    FROM %1$s.orders AS o"
-						   "    JOIN %1$s.order_items AS oi"
-						   "      ON oi.order_id OPERATOR(pg_catalog.=) o.id"
-						   "     AND oi.product_id OPERATOR(pg_catalog.=) q.product_id"
+						   "   CROSS JOIN LATERAL ("
+						   "         SELECT oi.quantity OPERATOR(pg_catalog.-) oi.cancelled_quantity"
+						   "                AS left_over"
+						   "           FROM %1$s.order_items AS oi"
+						   "          WHERE oi.order_id OPERATOR(pg_catalog.=) o.id"
+						   "            AND oi.product_id OPERATOR(pg_catalog.=) q.product_id"
+						   "         OFFSET 0) AS x"
 						   "   WHERE o.customer_id OPERATOR(pg_catalog.=) $1"
 						   "     AND o.status OPERATOR(pg_catalog.<>) 'cancelled') AS b"
 						   " WHERE COALESCE(b.bought, 0) OPERATOR(pg_catalog.+) q.quantity"

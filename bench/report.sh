@@ -1,9 +1,10 @@
 #!/bin/sh
-# bench/report.sh RAW SECONDS ROUNDS: the Markdown report of a make bench run
-# from its raw lines ("workload flow round tps p99_ms"): medians per flow and
-# workload, and the ratios of shop_checkout() to every other flow.
+# bench/report.sh RAW SECONDS ROUNDS [SUSTAINED]: the Markdown report of a
+# make bench run from its raw lines ("workload flow round tps p99_ms"):
+# medians per flow and workload, and the ratios of shop_checkout() to every
+# other flow; then the sustained sale's progress lines (pgbench -P), if any.
 set -eu
-raw=$1 seconds=$2 rounds=$3
+raw=$1 seconds=$2 rounds=$3 sustained=${4:-}
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
@@ -75,6 +76,23 @@ END {
 				line = line "| n/a "
 		}
 		print line "|"
+	}
+	np = 0
+	for (w = 1; w <= nw; w++) {
+		a = workloads[w] SUBSEP "keyed_limited"; c = workloads[w] SUBSEP "shop_checkout"
+		if (!(a in has) || !(c in has))
+			continue
+		if (!np++) {
+			print ""
+			print "The payment flow: shop_checkout(customer_id, idempotency_key) of a product under a purchase limit"
+			print "(keyed_limited) against plain shop_checkout(customer_id), the same crowd of 100,000 buyers:"
+			print ""
+			print "| workload | plain | key + limit | key + limit / plain |"
+			print "|---|---|---|---|"
+		}
+		vals[a "lat"] = lats[a]
+		printf "| %s | %.0f tps, p99 %.1f ms | %.0f tps, p99 %.1f ms | %.2f |\n", workloads[w], \
+			tps[c], p99[c], median(a), median(a "lat"), median(a) / tps[c]
 	}
 	nl = 0
 	for (w = 1; w <= nw; w++)
@@ -153,6 +171,18 @@ function target(what, got, goal, unit) {
 		printf "| %s | %.2f%s | %s |\n", what, got, unit, \
 			(goal >= 0 ? got >= goal : got < -goal) ? "yes" : "no"
 }' "$raw"
+
+if [ -n "$sustained" ] && [ -s "$sustained" ]; then
+	echo
+	echo "A sustained sale: 128 buyers with keys on the hot product (in slots, under a purchase limit), no"
+	echo "VACUUM meanwhile; pgbench's progress every 5 s (the first interval includes the backends' start-up):"
+	echo
+	echo '| interval | tps | latency ms (average ± stddev) |'
+	echo '|---|---|---|'
+	sed -n 's/^progress: \([0-9.]*\) s, \([0-9.]*\) tps, lat \([0-9.]*\) ms stddev \([0-9.]*\).*/| to \1 s | \2 | \3 ± \4 |/p' "$sustained"
+	awk '/^progress/ {n++; t[n] = $4} END {if (n >= 3) printf "\nFirst full interval after start-up (5-10 s): %.0f tps; last: %.0f tps; last / first: %.2f.\n", t[2], t[n], t[n] / t[2]}' "$sustained"
+	sed -n 's/^\([0-9]*\) keys at the end/Idempotency keys in the table at the end: \1./p' "$sustained"
+fi
 
 echo
 echo "Raw runs (workload flow round tps p99_ms):"

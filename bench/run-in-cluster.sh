@@ -23,19 +23,21 @@ export PGDATABASE=bench
 psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION checkout'
 psql -X -q -v ON_ERROR_STOP=1 -f bench/setup.sql >/dev/null
 
-# reset_state SLOTS PREFILL: put the tables back as they were (the order
-# history and the idle carts only, full stock), with the hot product's stock
-# split into SLOTS slots (0: none), and, when PREFILL is a product id, every
+# reset_state SLOTS PREFILL [LIMIT]: put the tables back as they were (the
+# order history and the idle carts only, full stock, no idempotency key),
+# with the hot product's stock split into SLOTS slots (0: none), a purchase
+# limit of LIMIT on it (0: none), and, when PREFILL is a product id, every
 # bench customer's cart holding one of it
 reset_state() {
 	psql -X -q -v ON_ERROR_STOP=1 \
 		-c 'DELETE FROM orders WHERE id > 50000' \
-		-c 'DELETE FROM cart_items WHERE customer_id <= 200' \
+		-c 'DELETE FROM cart_items WHERE customer_id <= 200 OR customer_id > 10200' \
+		-c "SELECT shop_set_purchase_limit(1, NULLIF(${3:-0}, 0))" \
 		-c 'SELECT shop_merge_stock(1)' \
 		-c 'UPDATE products SET stock = 1000000000 WHERE id <> 2 AND stock <> 1000000000' \
 		-c "SELECT shop_split_stock(1, $1) WHERE $1 > 0" \
 		-c "INSERT INTO cart_items SELECT g, $2, 1 FROM generate_series(1, 200) AS g WHERE $2 > 0" \
-		-c 'VACUUM ANALYZE products, stock_slots, cart_items, orders, order_items' >/dev/null
+		-c 'VACUUM ANALYZE products, stock_slots, cart_items, orders, order_items, idempotency_keys' >/dev/null
 	[ "${BENCH_CHECKPOINT:-0}" = 1 ] && psql -X -q -c 'CHECKPOINT'
 	return 0
 }
@@ -53,10 +55,10 @@ measure() {
 	[ "$clients" -lt 2 ] && threads=1
 	prefill=0
 	[ "$add_to_cart" = 0 ] && prefill=$pid_min
-	reset_state "$slots" "$prefill"
+	reset_state "$slots" "$prefill" "$limit"
 	rm -f "$tmp"/log*
 	if ! PGOPTIONS="${PGOPTIONS:-} $options" pgbench -n -M prepared -c "$clients" -j "$threads" -T "$secs" \
-		-D pid_min="$pid_min" -D pid_max="$pid_max" -D add_to_cart="$add_to_cart" \
+		-D pid_min="$pid_min" -D pid_max="$pid_max" -D add_to_cart="$add_to_cart" -D clients="$clients" \
 		-f "bench/flows/$script.sql" -l --sampling-rate="$sampling" --log-prefix="$tmp/log" \
 		>"$tmp/out" 2>&1 || grep -q 'aborted' "$tmp/out"; then
 		cat "$tmp/out" >&2
@@ -76,18 +78,22 @@ measure() {
 	printf '  %-12s %-14s round %s: %8.0f tps, p99 %7.2f ms\n' "$workload" "$flow" "$round" "$tps" "$p99"
 }
 
-# split_flow "FLOW|SCRIPT[|OPTIONS[|SLOTS]]": set $flow, $script, $options
-# and $slots
+# split_flow "FLOW|SCRIPT[|OPTIONS[|SLOTS[|LIMIT]]]": set $flow, $script,
+# $options, $slots and $limit (the hot product's purchase limit, 0: none)
 split_flow() {
 	flow=${1%%|*}
 	script=${1#*|}
 	options=
 	slots=0
+	limit=0
 	case $script in
 		*"|"*) options=${script#*|} script=${script%%|*} ;;
 	esac
 	case $options in
 		*"|"*) slots=${options#*|} options=${options%%|*} ;;
+	esac
+	case $slots in
+		*"|"*) limit=${slots#*|} slots=${slots%%|*} ;;
 	esac
 }
 
@@ -155,11 +161,36 @@ PGOPTIONS="-c synchronous_commit=off" workload cpu-1line 1 3 1002 \
 PGOPTIONS="-c synchronous_commit=off" workload cpu-50line 1 3 1002 \
 	"shop_checkout|c_50" "plpgsql|plpgsql_50"
 
+# The payment flow: a checkout with an idempotency key of a product under a
+# purchase limit (keyed_limited) against a plain one, the same crowd of
+# 100,000 buyers on the hot product (in slots), at 1, 32 and 128 clients
+plain="shop_checkout|c_fresh||$hot_slots" keyed="keyed_limited|c_key_limit||$hot_slots|1000000"
+workload pay-1 1 1 1 "$plain" "$keyed"
+workload pay-32 32 1 1 "$plain" "$keyed"
+workload pay-128 128 1 1 "$plain" "$keyed"
+
 # The sold-out rush must have rejected every attempt
 sold=$(psql -X -At -c 'SELECT count(*) FROM order_items WHERE product_id = 2')
 [ "$sold" -eq 0 ] || { echo "bench: the sold-out product was sold $sold times" >&2; exit 1; }
 
-sh bench/report.sh "$raw" "$seconds" "$rounds" >"$tmp/report"
+# A sustained sale: BENCH_SUSTAINED_SECONDS (default 60) of 128 buyers with
+# keys on the hot product, no VACUUM meanwhile, throughput every 5 s
+sustained=${BENCH_SUSTAINED_SECONDS:-60}
+case " $BENCH_WORKLOADS " in
+	*" sustained-128 "*|"  ")
+		echo "sustained-128: 128 clients, $sustained s, keys and a purchase limit"
+		reset_state "$hot_slots" 0 1000000
+		pgbench -n -M prepared -c 128 -j 2 -T "$sustained" -P 5 -D pid_min=1 -D pid_max=1 -D clients=128 \
+			-f bench/flows/c_key_limit.sql >"$tmp/sustained.out" 2>&1 ||
+			{ cat "$tmp/sustained.out" >&2; echo "bench: the sustained sale failed" >&2; exit 1; }
+		grep '^progress' "$tmp/sustained.out" >"$tmp/sustained"
+		keys=$(psql -X -At -c 'SELECT count(*) FROM idempotency_keys')
+		echo "$keys keys at the end" >>"$tmp/sustained"
+		cat "$tmp/sustained"
+		;;
+esac
+
+sh bench/report.sh "$raw" "$seconds" "$rounds" "$tmp/sustained" >"$tmp/report"
 mkdir -p "$(dirname "$results")"
 cat "$tmp/report" >"$results"
 echo

@@ -3,7 +3,8 @@
 --
 -- Products: 1 is the hot product (stock never runs out during a run),
 -- 2 is sold out, 3..1002 are a spread catalog.  Customers 1..200, one per
--- pgbench client (client_id + 1); the rest are idle shoppers.
+-- pgbench client (client_id + 1); 201..10200 idle shoppers; 10201..110200
+-- the crowd of the payment-flow workloads.
 \set ON_ERROR_STOP 1
 
 INSERT INTO public.products (id, name, price_cents, stock)
@@ -19,7 +20,11 @@ SELECT g, 'bench buyer ' || g FROM generate_series(1, 200) AS g;
 -- runs: with them the tables' statistics look like a shop's, not empty
 INSERT INTO public.customers (id, name)
 SELECT g, 'idle shopper ' || g FROM generate_series(201, 10200) AS g;
-SELECT setval(pg_get_serial_sequence('public.customers', 'id'), 10200);
+-- ... and 100,000 buyers of the payment-flow workloads (pay-*), each of
+-- whom has bought little or nothing when a run picks them at random
+INSERT INTO public.customers (id, name)
+SELECT g, 'fresh buyer ' || g FROM generate_series(10201, 110200) AS g;
+SELECT setval(pg_get_serial_sequence('public.customers', 'id'), 110200);
 INSERT INTO public.cart_items (customer_id, product_id, quantity)
 SELECT c, 3 + (c * 7 + k) % 1000, 1
   FROM generate_series(201, 10200) AS c, generate_series(0, 1) AS k;
