@@ -1,23 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * checkout.c
- *		shop_checkout(customer_id): turn a customer's cart into an order in
- *		one atomic, race-free step.
+ *		shop_checkout(customer_id [, idempotency_key]): turn a customer's
+ *		cart into an order in one atomic, race-free step.
  *
  * The whole checkout runs inside the caller's transaction, through SPI:
  *
  *	0. fail fast: on the statement's snapshot, without taking any lock, look
- *	   for cart lines the stock on sale cannot serve; if there are any, raise
- *	   SH001 with those figures (checkout.fail_fast);
+ *	   for cart lines the stock on sale cannot serve (counting what orders
+ *	   past their payment window hold); if there are any, raise SH001 with
+ *	   those figures (checkout.fail_fast);
  *	1. read the customer's cart once, locking its lines (FOR UPDATE), and
- *	   work from that set from then on;
+ *	   work from that set from then on; with an idempotency key, claim it
+ *	   for the order to come (or return the order a call with it made);
+ *	   with a purchase limit on a line, take the customer's turn and raise
+ *	   SH005 past the limit (check_limits);
  *	2. queue for the cart's products without stock slots: one
  *	   transaction-level lock per product (checkout.queue_locks), in
  *	   ascending product id order;
  *	3. lock those products in ascending product id order with FOR NO KEY
  *	   UPDATE; then, in ascending product id order, serve each line of a
  *	   product with stock slots from its slots (take_from_slots);
- *	4. validate every line against the locked stock;
+ *	4. validate every line against the locked stock, first taking back the
+ *	   stock of expired orders for a line it cannot serve (reclaim_expired);
  *	5. in one statement: decrement the stock (rows and slots locked but not
  *	   yet decremented), insert the order (its total computed here,
  *	   overflow-checked) and its lines, and delete exactly the cart lines that

@@ -142,6 +142,19 @@ free_plans(void)
 	plans_nspoid = InvalidOid;
 }
 
+/*
+ * x.left_over: the units of product `product` that order o still holds,
+ * found by the line's primary key (OFFSET 0 keeps the planner from joining
+ * the other way round, through every sale of the product)
+ */
+#define LEFT_OVER_OF_LINE(product) \
+	" CROSS JOIN LATERAL (" \
+	"  SELECT oi.quantity OPERATOR(pg_catalog.-) oi.cancelled_quantity AS left_over" \
+	"    FROM %1$s.order_items AS oi" \
+	"   WHERE oi.order_id OPERATOR(pg_catalog.=) o.id" \
+	"     AND oi.product_id OPERATOR(pg_catalog.=) " product \
+	"  OFFSET 0) AS x"
+
 /* Say the plans are prepared for the schema nspoid named nspname */
 static void
 remember_plans(Oid nspoid, const char *nspname)
@@ -209,13 +222,7 @@ checkout_prepare_plans(Oid nspoid)
 		 */
 		held_expr = psprintf("COALESCE((SELECT pg_catalog.sum(x.left_over)"
 							 "           FROM %1$s.orders AS o"
-							 "          CROSS JOIN LATERAL ("
-							 "                SELECT oi.quantity OPERATOR(pg_catalog.-) oi.cancelled_quantity"
-							 "                       AS left_over"
-							 "                  FROM %1$s.order_items AS oi"
-							 "                 WHERE oi.order_id OPERATOR(pg_catalog.=) o.id"
-							 "                   AND oi.product_id OPERATOR(pg_catalog.=) p.id"
-							 "                OFFSET 0) AS x"
+							 LEFT_OVER_OF_LINE("p.id")
 							 "          WHERE o.status OPERATOR(pg_catalog.=) 'placed'"
 							 "            AND o.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()), 0)",
 							 qschema);
@@ -451,13 +458,7 @@ checkout_prepare_plans(Oid nspoid)
 						   " CROSS JOIN LATERAL ("
 						   "  SELECT pg_catalog.sum(x.left_over) AS bought"
 						   "    FROM %1$s.orders AS o"
-						   "   CROSS JOIN LATERAL ("
-						   "         SELECT oi.quantity OPERATOR(pg_catalog.-) oi.cancelled_quantity"
-						   "                AS left_over"
-						   "           FROM %1$s.order_items AS oi"
-						   "          WHERE oi.order_id OPERATOR(pg_catalog.=) o.id"
-						   "            AND oi.product_id OPERATOR(pg_catalog.=) q.product_id"
-						   "         OFFSET 0) AS x"
+						   LEFT_OVER_OF_LINE("q.product_id")
 						   "   WHERE o.customer_id OPERATOR(pg_catalog.=) $1"
 						   "     AND o.status OPERATOR(pg_catalog.<>) 'cancelled') AS b"
 						   " WHERE COALESCE(b.bought, 0) OPERATOR(pg_catalog.+) q.quantity"

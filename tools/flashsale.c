@@ -519,6 +519,24 @@ extension_schema(PGconn *conn)
 	return qschema;
 }
 
+/* SELECT function(product, value) of the extension for each of n products */
+static void
+for_each_product(PGconn *conn, const char *qschema, const char *function,
+				 const long long *product_ids, int n, int value)
+{
+	char		number[16];
+	const char *params[2] = {array_literal(product_ids, n), number};
+	char	   *call = psprintf("SELECT @.%s(p.id, $2::integer)"
+								"  FROM pg_catalog.unnest($1::bigint[]) AS p(id)", function);
+	char	   *sql = with_schema(call, qschema);
+
+	snprintf(number, sizeof(number), "%d", value);
+	PQclear(run(conn, sql, 2, params));
+	pg_free(sql);
+	pg_free(call);
+	pg_free((char *) params[0]);
+}
+
 /* Create the sale's products, buyers and carts; fill product_ids, buyers */
 static void
 set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
@@ -554,18 +572,8 @@ set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 	PQclear(res);
 
 	if (opt->slots > 0)
-	{
-		char		slots[16];
-
-		snprintf(slots, sizeof(slots), "%d", opt->slots);
-		params[0] = array_literal(product_ids, opt->products);
-		params[1] = slots;
-		sql = with_schema("SELECT @.shop_split_stock(p.id, $2::integer)"
-						  "  FROM pg_catalog.unnest($1::bigint[]) AS p(id)", qschema);
-		PQclear(run(conn, sql, 2, params));
-		pg_free(sql);
-		pg_free((char *) params[0]);
-	}
+		for_each_product(conn, qschema, "shop_split_stock", product_ids,
+						 opt->products, opt->slots);
 
 	params[0] = nbuyers;
 	sql = with_schema("INSERT INTO @.customers (name)"
@@ -584,18 +592,8 @@ set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 	PQclear(res);
 
 	if (opt->limit > 0)
-	{
-		char		limit[16];
-
-		snprintf(limit, sizeof(limit), "%d", opt->limit);
-		params[0] = array_literal(product_ids, opt->products);
-		params[1] = limit;
-		sql = with_schema("SELECT @.shop_set_purchase_limit(p.id, $2::integer)"
-						  "  FROM pg_catalog.unnest($1::bigint[]) AS p(id)", qschema);
-		PQclear(run(conn, sql, 2, params));
-		pg_free(sql);
-		pg_free((char *) params[0]);
-	}
+		for_each_product(conn, qschema, "shop_set_purchase_limit", product_ids,
+						 opt->products, opt->limit);
 
 	cart_customer = pg_malloc(sizeof(long long) * ncart);
 	cart_product_id = pg_malloc(sizeof(long long) * ncart);
