@@ -604,6 +604,107 @@ CREATE TRIGGER orders_count_cancelled
 
 /* ----------------------------------------------------- ledger, storefront */
 
+-- A missing reason is checked in one place, shop_require_reason()
+/*
+ * shop_restock(product_id, quantity, reason): add quantity (> 0) to the
+ * product's stock; returns the new stock.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_restock(product_id bigint, quantity integer,
+										 reason text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	new_stock	integer;
+	locked		record;
+BEGIN
+	IF shop_restock.product_id IS NULL OR shop_restock.quantity IS NULL THEN
+		RAISE EXCEPTION 'product id and quantity must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF shop_restock.quantity <= 0 THEN
+		RAISE EXCEPTION 'restock quantity must be positive'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Got %s for product %s.', shop_restock.quantity,
+								  shop_restock.product_id),
+				  HINT = 'To lower the stock, use shop_adjust_stock() with the stock counted.';
+	END IF;
+	PERFORM @extschema@.shop_require_reason(shop_restock.reason,
+		'Say where the stock came from, e.g. a delivery note number.');
+
+	-- Slots or not: lock, then put the new stock on sale (spread again)
+	locked := @extschema@.shop_lock_stock(shop_restock.product_id);
+	IF locked.stock::bigint + shop_restock.quantity > 2147483647 THEN
+		RAISE EXCEPTION 'stock of product % would exceed the largest integer',
+			shop_restock.product_id
+			USING ERRCODE = 'numeric_value_out_of_range',
+				  DETAIL = format('It is %s; adding %s would make %s.', locked.stock,
+								  shop_restock.quantity,
+								  locked.stock::bigint + shop_restock.quantity);
+	END IF;
+	new_stock := locked.stock + shop_restock.quantity;
+	PERFORM @extschema@.shop_spread_stock(shop_restock.product_id, new_stock,
+										  locked.slots);
+
+	INSERT INTO @extschema@.stock_movements
+		(product_id, kind, quantity, stock_after, reason)
+	VALUES (shop_restock.product_id, 'restock', shop_restock.quantity, new_stock,
+			shop_restock.reason);
+	RETURN new_stock;
+END
+$$;
+
+/*
+ * shop_adjust_stock(product_id, new_stock, reason): set the stock to what was
+ * counted (shrinkage, damage, a recount); returns the new stock.  The
+ * movement recorded is the difference from what the books say (movements
+ * minus sales), not from the stock column: so an adjustment also reconciles
+ * a stock that was changed behind the ledger's back.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_adjust_stock(product_id bigint, new_stock integer,
+											  reason text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	booked_stock bigint;
+	locked		record;
+BEGIN
+	IF shop_adjust_stock.product_id IS NULL OR shop_adjust_stock.new_stock IS NULL THEN
+		RAISE EXCEPTION 'product id and new stock must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF shop_adjust_stock.new_stock < 0 THEN
+		RAISE EXCEPTION 'stock cannot be negative'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Got %s for product %s.', shop_adjust_stock.new_stock,
+								  shop_adjust_stock.product_id);
+	END IF;
+	PERFORM @extschema@.shop_require_reason(shop_adjust_stock.reason,
+		'Say why the stock changed, e.g. "recount after damage".');
+
+	-- Lock the product first: no sale or movement can slip in between
+	locked := @extschema@.shop_lock_stock(shop_adjust_stock.product_id);
+	SELECT coalesce((SELECT sum(sm.quantity) FROM @extschema@.stock_movements AS sm
+					  WHERE sm.product_id = shop_adjust_stock.product_id), 0)
+		 - coalesce((SELECT sum(oi.quantity) FROM @extschema@.order_items AS oi
+					  WHERE oi.product_id = shop_adjust_stock.product_id), 0)
+	  INTO booked_stock;
+
+	PERFORM @extschema@.shop_spread_stock(shop_adjust_stock.product_id,
+										  shop_adjust_stock.new_stock, locked.slots);
+	INSERT INTO @extschema@.stock_movements
+		(product_id, kind, quantity, stock_after, reason)
+	VALUES (shop_adjust_stock.product_id, 'adjustment',
+			shop_adjust_stock.new_stock - booked_stock, shop_adjust_stock.new_stock,
+			shop_adjust_stock.reason);
+	RETURN shop_adjust_stock.new_stock;
+END
+$$;
+
+
 /*
  * shop_check_integrity(): one row per problem, none when consistent:
  * a product whose stock is not its movements minus its sales, an order

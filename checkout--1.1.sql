@@ -896,11 +896,8 @@ BEGIN
 								  shop_restock.product_id),
 				  HINT = 'To lower the stock, use shop_adjust_stock() with the stock counted.';
 	END IF;
-	IF shop_restock.reason IS NULL OR btrim(shop_restock.reason) = '' THEN
-		RAISE EXCEPTION 'a reason is required for every stock movement'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Say where the stock came from, e.g. a delivery note number.';
-	END IF;
+	PERFORM @extschema@.shop_require_reason(shop_restock.reason,
+		'Say where the stock came from, e.g. a delivery note number.');
 
 	-- Slots or not: lock, then put the new stock on sale (spread again)
 	locked := @extschema@.shop_lock_stock(shop_restock.product_id);
@@ -951,11 +948,8 @@ BEGIN
 				  DETAIL = format('Got %s for product %s.', shop_adjust_stock.new_stock,
 								  shop_adjust_stock.product_id);
 	END IF;
-	IF shop_adjust_stock.reason IS NULL OR btrim(shop_adjust_stock.reason) = '' THEN
-		RAISE EXCEPTION 'a reason is required for every stock movement'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Say why the stock changed, e.g. "recount after damage".';
-	END IF;
+	PERFORM @extschema@.shop_require_reason(shop_adjust_stock.reason,
+		'Say why the stock changed, e.g. "recount after damage".');
 
 	-- Lock the product first: no sale or movement can slip in between
 	locked := @extschema@.shop_lock_stock(shop_adjust_stock.product_id);
