@@ -104,7 +104,9 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.purchase_limits', '');
 CREATE FUNCTION @extschema@.shop_checkout(customer_id bigint, idempotency_key text)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'shop_checkout'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION @extschema@.shop_checkout(bigint, text) IS
 'Atomically turn the customer''s cart into an order, once per idempotency key; returns the order id';
@@ -116,6 +118,7 @@ COMMENT ON FUNCTION @extschema@.shop_checkout(bigint, text) IS
 CREATE FUNCTION @extschema@.shop_purge_idempotency_keys()
 RETURNS bigint
 LANGUAGE sql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 	WITH purged AS (
@@ -291,6 +294,7 @@ $$;
 CREATE FUNCTION @extschema@.shop_pay(order_id bigint, payment_ref text)
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -344,6 +348,7 @@ $$;
 CREATE FUNCTION @extschema@.shop_cancel_order(order_id bigint, reason text)
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -387,6 +392,7 @@ CREATE FUNCTION @extschema@.shop_cancel_items(order_id bigint, product_id bigint
 											  quantity integer, reason text)
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -503,6 +509,7 @@ $$;
 CREATE FUNCTION @extschema@.shop_expire_orders(max_orders integer DEFAULT 1000)
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -558,6 +565,7 @@ CREATE FUNCTION @extschema@.shop_set_purchase_limit(product_id bigint,
 													max_per_customer integer)
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -613,6 +621,7 @@ CREATE OR REPLACE FUNCTION @extschema@.shop_restock(product_id bigint, quantity 
 										 reason text)
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -666,6 +675,7 @@ CREATE OR REPLACE FUNCTION @extschema@.shop_adjust_stock(product_id bigint, new_
 											  reason text)
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -716,6 +726,7 @@ CREATE OR REPLACE FUNCTION @extschema@.shop_check_integrity()
 RETURNS TABLE (problem text, product_id bigint, order_id bigint, detail text)
 LANGUAGE sql
 STABLE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT 'stock_mismatch', p.id, NULL::bigint,
@@ -785,6 +796,7 @@ RETURNS TABLE (product_id bigint, name text, requested integer,
 			   already_bought bigint)
 LANGUAGE plpgsql
 STABLE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -828,7 +840,84 @@ BEGIN
 END
 $$;
 
+/* ---------------------------------------------------------------- roles */
+
+/*
+ * shop_grant_app(role): what a storefront's database role needs, and nothing
+ * more: check out (both forms), pay and show the cart (functions that run
+ * with the extension owner's rights, SECURITY DEFINER), read the products,
+ * the stock on sale, the orders and their lines and the purchase limits,
+ * and write cart_items.  No write on any other table, no stock or order
+ * administration.  Run it as the extension's owner.
+ */
+CREATE FUNCTION @extschema@.shop_grant_app(role regrole)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	-- the extension's schema, quoted as needed (regnamespace's output)
+	schema_name text := (SELECT e.extnamespace::regnamespace::text
+						   FROM pg_extension AS e WHERE e.extname = 'checkout');
+BEGIN
+	IF shop_grant_app.role IS NULL THEN
+		RAISE EXCEPTION 'role must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	EXECUTE format('GRANT USAGE ON SCHEMA %s TO %s', schema_name, shop_grant_app.role);
+	EXECUTE format('GRANT EXECUTE ON FUNCTION %1$s.shop_checkout(bigint), %1$s.shop_checkout(bigint, text),'
+				   ' %1$s.shop_pay(bigint, text), %1$s.shop_cart_status(bigint) TO %2$s',
+				   schema_name, shop_grant_app.role);
+	EXECUTE format('GRANT SELECT ON %1$s.products, %1$s.product_stock, %1$s.orders,'
+				   ' %1$s.order_items, %1$s.purchase_limits TO %2$s',
+				   schema_name, shop_grant_app.role);
+	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %1$s.cart_items TO %2$s',
+				   schema_name, shop_grant_app.role);
+END
+$$;
+
+/*
+ * shop_grant_admin(role): the stock and order administration functions
+ * (SECURITY DEFINER: the role needs no write on any table) and read access
+ * to every table of the shop.  Run it as the extension's owner.
+ */
+CREATE FUNCTION @extschema@.shop_grant_admin(role regrole)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	-- the extension's schema, quoted as needed (regnamespace's output)
+	schema_name text := (SELECT e.extnamespace::regnamespace::text
+						   FROM pg_extension AS e WHERE e.extname = 'checkout');
+BEGIN
+	IF shop_grant_admin.role IS NULL THEN
+		RAISE EXCEPTION 'role must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	EXECUTE format('GRANT USAGE ON SCHEMA %s TO %s', schema_name, shop_grant_admin.role);
+	EXECUTE format('GRANT EXECUTE ON FUNCTION %1$s.shop_restock(bigint, integer, text),'
+				   ' %1$s.shop_adjust_stock(bigint, integer, text),'
+				   ' %1$s.shop_split_stock(bigint, integer), %1$s.shop_merge_stock(bigint),'
+				   ' %1$s.shop_cancel_order(bigint, text),'
+				   ' %1$s.shop_cancel_items(bigint, bigint, integer, text),'
+				   ' %1$s.shop_expire_orders(integer), %1$s.shop_set_purchase_limit(bigint, integer),'
+				   ' %1$s.shop_purge_idempotency_keys(), %1$s.shop_check_integrity(),'
+				   ' %1$s.shop_cart_status(bigint), %1$s.shop_checkout_stats_reset() TO %2$s',
+				   schema_name, shop_grant_admin.role);
+	EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s',
+				   schema_name, shop_grant_admin.role);
+END
+$$;
+
 /* ----------------------------------------------------------- privileges */
+
+-- 1.0's functions that now run with the owner's rights
+ALTER FUNCTION @extschema@.shop_checkout(bigint)
+	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION @extschema@.shop_split_stock(bigint, integer) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.shop_merge_stock(bigint) SECURITY DEFINER;
+
 
 -- Internal helpers: for the functions that use them and for roles granted them
 REVOKE ALL ON FUNCTION @extschema@.shop_lock_stock(bigint) FROM PUBLIC;
@@ -841,3 +930,22 @@ REVOKE ALL ON FUNCTION @extschema@.shop_require_reason(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shop_expire(bigint[], integer, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shop_reclaim_expired(bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shop_count_cancelled_order() FROM PUBLIC;
+
+-- The functions that run with the owner's rights: only for roles granted
+-- them (shop_grant_app, shop_grant_admin)
+REVOKE ALL ON FUNCTION @extschema@.shop_checkout(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_checkout(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_pay(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_cart_status(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_restock(bigint, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_adjust_stock(bigint, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_split_stock(bigint, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_merge_stock(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_cancel_order(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_cancel_items(bigint, bigint, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_expire_orders(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_set_purchase_limit(bigint, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_purge_idempotency_keys() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_check_integrity() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_grant_app(regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_grant_admin(regrole) FROM PUBLIC;

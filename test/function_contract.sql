@@ -3,7 +3,7 @@
 -- raises 22004 instead of returning NULL).
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(59);
+SELECT plan(62);
 
 SELECT has_function('shop_checkout', ARRAY['bigint']);
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE proname = 'shop_checkout'), 2,
@@ -12,7 +12,7 @@ SELECT function_returns('shop_checkout', ARRAY['bigint'], 'bigint');
 SELECT function_lang_is('shop_checkout', ARRAY['bigint'], 'c');
 SELECT isnt_strict('shop_checkout', ARRAY['bigint']);
 SELECT volatility_is('shop_checkout', ARRAY['bigint'], 'volatile');
-SELECT isnt_definer('shop_checkout', ARRAY['bigint']);
+SELECT is_definer('shop_checkout', ARRAY['bigint']);
 SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'shop_checkout(bigint)'::regprocedure),
 		  ARRAY['customer_id'], 'its argument is named customer_id');
 SELECT is((SELECT proparallel FROM pg_proc WHERE oid = 'shop_checkout(bigint)'::regprocedure),
@@ -78,8 +78,8 @@ SELECT function_returns('shop_checkout_stats_reset', ARRAY[]::text[],
 						'timestamp with time zone');
 SELECT ok(NOT has_function_privilege('public', 'shop_checkout_stats_reset()', 'EXECUTE'),
 		  'PUBLIC may not reset the statistics');
-SELECT ok(has_function_privilege('public', 'shop_checkout(bigint)', 'EXECUTE'),
-		  'anyone with access to the tables may check out');
+SELECT ok(NOT has_function_privilege('public', 'shop_checkout(bigint)', 'EXECUTE'),
+		  'only roles granted it may check out (shop_grant_app)');
 SELECT ok(NOT has_function_privilege('public', 'shop_lock_stock(bigint)', 'EXECUTE'),
 		  'PUBLIC may not call the internal helper shop_lock_stock');
 SELECT ok(NOT has_function_privilege('public', 'shop_spread_stock(bigint, integer, integer)', 'EXECUTE'),
@@ -100,13 +100,22 @@ SELECT is_empty($$
 	 WHERE p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
 	   AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)$$,
 	'every SQL and PL/pgSQL function of the extension sets search_path = pg_catalog, pg_temp');
-SELECT set_eq($$SELECT proname::text FROM pg_proc WHERE prosecdef
+SELECT set_eq($$SELECT DISTINCT proname::text FROM pg_proc WHERE prosecdef
 				 AND proname LIKE 'shop\_%'$$,
-			  ARRAY['shop_reclaim_expired'],
-			  'one SECURITY DEFINER function, the checkout''s reclaim of expired stock');
-SELECT is((SELECT proconfig FROM pg_proc WHERE proname = 'shop_reclaim_expired'),
-		  ARRAY['search_path=pg_catalog, pg_temp'],
-		  'the SECURITY DEFINER function pins search_path, pg_temp last');
+			  ARRAY['shop_checkout', 'shop_pay', 'shop_cart_status', 'shop_restock',
+					'shop_adjust_stock', 'shop_split_stock', 'shop_merge_stock',
+					'shop_cancel_order', 'shop_cancel_items', 'shop_expire_orders',
+					'shop_set_purchase_limit', 'shop_purge_idempotency_keys',
+					'shop_check_integrity', 'shop_reclaim_expired'],
+			  'the functions that run with the owner''s rights, and no others');
+SELECT is_empty($$SELECT oid::regprocedure FROM pg_proc WHERE prosecdef AND proname LIKE 'shop\_%'
+				   AND NOT coalesce(proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)$$,
+				'every SECURITY DEFINER function pins search_path, pg_temp last');
+SELECT is_empty($$SELECT oid::regprocedure FROM pg_proc WHERE prosecdef AND proname LIKE 'shop\_%'
+				   AND has_function_privilege('public', oid, 'EXECUTE')$$,
+				'PUBLIC may call none of them: roles are granted what they need');
+SELECT has_function('shop_grant_app', ARRAY['regrole']);
+SELECT has_function('shop_grant_admin', ARRAY['regrole']);
 
 SELECT * FROM finish();
 ROLLBACK;
