@@ -5,6 +5,8 @@
 #               clusters; ends with "N passed, N failed"
 #   make demo   setup, build, install, and run the flash-sale demo
 #   make bench  setup, build, install, and benchmark (bench/README.md)
+#   make deb    the Debian package, built as Debian builds PostgreSQL
+#               extensions (debian/, pg_buildext), into dist/
 #
 # The usual PGXS targets (all, install, installcheck, clean) work against an
 # installed server as for any extension.  Warnings are errors only when
@@ -13,7 +15,7 @@
 EXTENSION = checkout
 MODULE_big = checkout
 OBJS = checkout.o slots.o statements.o stats.o
-DATA = $(wildcard checkout--*.sql)
+DATA = $(notdir $(wildcard $(srcdir)/checkout--*.sql))
 PGFILEDESC = "checkout - race-free e-commerce checkout"
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
@@ -42,7 +44,7 @@ $(PGXS):
 	*) echo "$@ is missing: install postgresql-server-dev-15, or run make setup" >&2; exit 1 ;; \
 	esac
 
-.PHONY: setup installed test test-run demo bench clean-tools
+.PHONY: setup installed packaged deb test test-run demo bench clean-tools
 
 setup:
 	@sh test/setup.sh
@@ -53,8 +55,23 @@ installed: setup
 	@$(MAKE) -s --no-print-directory -C tools
 	@sh test/as-root.sh $(MAKE) -s --no-print-directory install >/dev/null
 
-# Everything, ending in one "N passed, N failed" line
-test: installed
+# The Debian package (debian/): dpkg-buildpackage writes it beside the
+# source tree; it is moved into dist/
+DEB_VERSION = $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+deb: setup
+	dpkg-buildpackage -us -uc -b
+	mkdir -p dist
+	mv ../postgresql-*-checkout*_$(DEB_VERSION)_*.deb ../checkout_$(DEB_VERSION)_*.buildinfo \
+		../checkout_$(DEB_VERSION)_*.changes dist/
+
+# The package built and installed (dpkg -i), and tools/flashsale built
+packaged: deb
+	@$(MAKE) -s --no-print-directory -C tools
+	@sh test/as-root.sh dpkg -i dist/postgresql-15-checkout_$(DEB_VERSION)_*.deb >/dev/null
+
+# Everything, against the installed package, ending in one
+# "N passed, N failed" line
+test: packaged
 	@sh test/run-all.sh
 
 # The suites that need no preload, against the server of the PG* variables

@@ -7,6 +7,7 @@
 #     backup round trip (checkout as most shops install it);
 #  2. test/preload/run.sh in a cluster with shared_preload_libraries =
 #     'checkout': the live statistics;
+#  0. test/package.sh: the Debian package that make test installed;
 #  3. test/cron/run.sh in a cluster with shared_preload_libraries =
 #     'pg_cron': shop_expire_orders() scheduled.  It mostly waits for the
 #     next minute, so it runs beside 1 and 2, in a cluster of its own (-t).
@@ -27,6 +28,12 @@ pg_virtualenv -t -o shared_preload_libraries=pg_cron -o cron.database_name=postg
 	-o cron.use_background_workers=on -o max_worker_processes=16 \
 	-- sh test/cron/run.sh >"$log/cron" 2>&1 &
 cron=$!
+
+sh test/package.sh >"$log/package" 2>&1
+cat "$log/package"
+set -- $(count_verdicts "$log/package")
+package_passed=$1 package_failed=$2
+echo "package: $package_passed passed, $package_failed failed"
 
 pg_virtualenv -o max_connections=300 -- sh test/suites.sh >"$log/main" 2>&1
 rc_main=$?
@@ -52,8 +59,8 @@ cron_passed=$1 cron_failed=$2
 [ "$rc_cron" -ne 0 ] && [ "$cron_failed" -eq 0 ] && cron_failed=1
 echo "pg_cron (expiry): $cron_passed passed, $cron_failed failed"
 
-passed=$((main_passed + preload_passed + cron_passed))
-failed=$((main_failed + preload_failed + cron_failed))
+passed=$((package_passed + main_passed + preload_passed + cron_passed))
+failed=$((package_failed + main_failed + preload_failed + cron_failed))
 [ "$rc_main" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
 
 echo "$passed passed, $failed failed"

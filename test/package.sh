@@ -1,0 +1,24 @@
+#!/bin/sh
+# The Debian package (make test installs it with dpkg -i before the suites
+# run): installed at the version of debian/changelog, owning the files the
+# server loads, none of them changed since.  Prints "check:" lines.
+set -u
+cd "$(dirname "$0")/.."
+. test/lib.sh
+
+package=postgresql-15-checkout
+version=$(dpkg-parsechangelog -S Version)
+installed=$(dpkg-query -W -f='${Status} ${Version}' "$package" 2>/dev/null)
+check "$package $version is installed (dpkg: $installed)" [ "$installed" = "install ok installed $version" ]
+
+sharedir=$(pg_config --sharedir)/extension
+pkglibdir=$(pg_config --pkglibdir)
+owned=0
+for f in "$sharedir/checkout.control" "$pkglibdir/checkout.so" "$sharedir"/checkout--*.sql; do
+	dpkg -S "$f" 2>/dev/null | grep -q "^$package:" && owned=$((owned + 1))
+done
+files=$(ls "$sharedir/checkout.control" "$pkglibdir/checkout.so" "$sharedir"/checkout--*.sql | wc -l)
+check "the package owns the extension's files the server loads ($owned of $files)" [ "$owned" = "$files" ]
+check "none of them changed since the package installed them (dpkg --verify)" \
+	sh -c "[ -z \"\$(dpkg --verify $package)\" ]"
+exit "$failed"
