@@ -1,0 +1,109 @@
+// The flash-sale checkout route of a shop on Drizzle ORM: one statement,
+// SELECT shop_checkout(customer_id, idempotency_key), and every SQLSTATE the
+// extension documents mapped to the HTTP response a shop shows.
+//
+// The storefront connects as a role given shop_grant_app(): it can check
+// out, pay and show carts, read products and orders, and write carts, and
+// nothing else.  The idempotency key identifies one checkout attempt (the
+// browser makes it when the buyer presses "buy"); every retry of that
+// attempt sends the same key, so a retry after a lost connection or a
+// timeout returns the order the first call made, never a second one.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
+import { sql } from "drizzle-orm";
+import type { NodePgDatabase } from "drizzle-orm/node-postgres";
+
+export type CheckoutResponse = {
+  status: number;
+  body: Record<string, unknown>;
+};
+
+// The PostgreSQL error behind a failed query: drizzle wraps driver errors
+// (DrizzleQueryError) and keeps the driver's error as `cause`
+type PgError = { code?: string; message?: string; detail?: string; hint?: string };
+function pgError(e: unknown): PgError {
+  let err = e as PgError & { cause?: unknown };
+  while (err && err.code === undefined && err.cause !== undefined) {
+    err = err.cause as PgError & { cause?: unknown };
+  }
+  return err ?? {};
+}
+
+// Errors worth calling again with the same key: a lock wait past
+// checkout.lock_timeout, a serialization failure, a deadlock, and a
+// connection lost mid-call (the order may or may not exist: the key tells)
+const RETRYABLE = new Set(["55P03", "40001", "40P01", "08000", "08003", "08006", "57P01"]);
+
+/**
+ * Check out the cart of `customerId` as attempt `idempotencyKey`, retrying
+ * with the same key (jittered backoff) while the database says to.
+ */
+export async function checkout(
+  db: NodePgDatabase,
+  customerId: number,
+  idempotencyKey: string,
+  { attempts = 5, baseDelayMs = 20 } = {},
+): Promise<CheckoutResponse> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result = await db.execute<{ order_id: string }>(
+        sql`SELECT shop_checkout(${customerId}::bigint, ${idempotencyKey}::text) AS order_id`,
+      );
+      return { status: 201, body: { orderId: Number(result.rows[0].order_id) } };
+    } catch (e) {
+      const err = pgError(e);
+      if (err.code !== undefined && RETRYABLE.has(err.code) && attempt < attempts) {
+        await sleep(baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random()));
+        continue;
+      }
+      return respond(err);
+    }
+  }
+}
+
+// The response a shop shows for each documented SQLSTATE
+function respond(err: PgError): CheckoutResponse {
+  const lines = (err.detail ?? "").split("\n").filter((l) => l.length > 0);
+  switch (err.code) {
+    case "SH001": // sold out: the message names the first short line, DETAIL every one
+      return { status: 409, body: { error: "insufficient_stock", message: err.message, lines } };
+    case "SH005": // past a purchase limit
+      return { status: 409, body: { error: "purchase_limit", message: err.message, lines } };
+    case "SH002":
+      return { status: 400, body: { error: "empty_cart", message: "Your cart is empty." } };
+    case "SH003":
+      return { status: 404, body: { error: "unknown_customer", message: err.message } };
+    case "22023":
+    case "22004":
+      return { status: 400, body: { error: "bad_request", message: err.message } };
+    case "55P03":
+    case "40001":
+    case "40P01":
+      return {
+        status: 503,
+        body: { error: "busy", message: "The shop is very busy: please try again in a moment." },
+      };
+    default:
+      return { status: 500, body: { error: "internal", message: "Something went wrong." } };
+  }
+}
+
+// POST /checkout {"customerId": 1, "idempotencyKey": "..."}
+export function checkoutServer(db: NodePgDatabase): Server {
+  return createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    let response: CheckoutResponse;
+    try {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const { customerId, idempotencyKey } = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      response =
+        req.method === "POST" && req.url === "/checkout"
+          ? await checkout(db, Number(customerId), String(idempotencyKey))
+          : { status: 404, body: { error: "not_found" } };
+    } catch {
+      response = { status: 400, body: { error: "bad_request", message: "Send JSON." } };
+    }
+    res.writeHead(response.status, { "content-type": "application/json" });
+    res.end(JSON.stringify(response.body));
+  });
+}

@@ -1,0 +1,132 @@
+// The seed's flash sale through the Drizzle route: 20 in stock, 33 buyers at
+// once -> 20 orders, 13 told "Insufficient stock" (409), stock 0.  The shop
+// connects as a role that has only shop_grant_app(); its products table has
+// a column of the shop's own (sku).  Runs against the server of the PG*
+// variables (make test: a throwaway cluster), as its superuser for setup.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import type { AddressInfo } from "node:net";
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { eq, sql } from "drizzle-orm";
+import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
+import { cartItems, productStock, products } from "../src/schema.js";
+import { checkout, checkoutServer } from "../src/checkout.js";
+
+const database = "checkout_drizzle";
+const appRole = "regress_drizzle_app";
+const appPassword = randomUUID();
+let admin: pg.Client;
+let pool: pg.Pool;
+let db: NodePgDatabase;
+let server: ReturnType<typeof checkoutServer>;
+let baseUrl: string;
+let productId: number;
+const customerIds: number[] = [];
+
+before(async () => {
+  const root = new pg.Client({ database: "postgres" });
+  await root.connect();
+  await root.query(`DROP DATABASE IF EXISTS ${database}`);
+  await root.query(`CREATE DATABASE ${database}`);
+  await root.query(`DROP ROLE IF EXISTS ${appRole}`);
+  await root.query(`CREATE ROLE ${appRole} LOGIN PASSWORD '${appPassword}'`);
+  await root.end();
+
+  // The shop's migration, as the extension's owner: install, add the shop's
+  // own column, grant the storefront its role, load the sale
+  admin = new pg.Client({ database });
+  await admin.connect();
+  await admin.query("CREATE EXTENSION checkout");
+  await admin.query("ALTER TABLE products ADD COLUMN sku text UNIQUE");
+  await admin.query(`SELECT shop_grant_app('${appRole}')`);
+  const p = await admin.query(
+    "INSERT INTO products (name, price_cents, stock, sku) VALUES ('Flash Sale Smartphone', 49900, 20, 'FSS-1') RETURNING id",
+  );
+  productId = Number(p.rows[0].id);
+  const c = await admin.query(
+    "INSERT INTO customers (name) SELECT 'buyer ' || g FROM generate_series(1, 33) AS g RETURNING id",
+  );
+  for (const row of c.rows) customerIds.push(Number(row.id));
+
+  // The storefront, as its role
+  pool = new pg.Pool({ database, user: appRole, password: appPassword, max: 10 });
+  db = drizzle(pool);
+  server = checkoutServer(db);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+after(async () => {
+  server?.close();
+  await pool?.end();
+  await admin?.end();
+});
+
+async function post(customerId: number, idempotencyKey: string) {
+  const res = await fetch(`${baseUrl}/checkout`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ customerId, idempotencyKey }),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+const keys = new Map<number, string>();
+
+test("33 buyers, 20 in stock: 20 orders, 13 told it sold out, stock 0", async () => {
+  // every buyer puts the phone in the cart (the storefront writes carts)
+  for (const customerId of customerIds) {
+    await db.insert(cartItems).values({ customerId, productId, quantity: 1 });
+    keys.set(customerId, randomUUID());
+  }
+  const results = await Promise.all(customerIds.map((id) => post(id, keys.get(id)!)));
+
+  const ordered = results.filter((r) => r.status === 201);
+  const soldOut = results.filter((r) => r.status === 409);
+  assert.equal(ordered.length, 20);
+  assert.equal(soldOut.length, 13);
+  for (const r of soldOut) {
+    assert.equal(r.body.error, "insufficient_stock");
+    assert.equal(r.body.message, "Insufficient stock for Flash Sale Smartphone (available: 0, requested: 1)");
+    assert.deepEqual(r.body.lines, [`Product ${productId} "Flash Sale Smartphone": available 0, requested 1.`]);
+  }
+  assert.equal(new Set(ordered.map((r) => r.body.orderId)).size, 20);
+
+  const [stock] = await db.select().from(productStock).where(eq(productStock.productId, productId));
+  assert.equal(stock.stock, 0);
+  const [sku] = await db.select({ sku: products.sku }).from(products).where(eq(products.id, productId));
+  assert.equal(sku.sku, "FSS-1");
+});
+
+test("a retry with the same key returns the same order, and buys nothing more", async () => {
+  const buyer = customerIds[0];
+  const first = await post(buyer, keys.get(buyer)!);
+  const again = await post(buyer, keys.get(buyer)!);
+  assert.equal(again.status, first.status);
+  assert.deepEqual(again.body, first.body);
+  const orders = await db.execute(sql`SELECT count(*)::int AS n FROM orders`);
+  assert.equal(orders.rows[0].n, 20);
+});
+
+test("an empty cart and a bad key get their own answers", async () => {
+  const buyer = customerIds[0];
+  assert.equal((await checkout(db, buyer, randomUUID())).status, 400);
+  const bad = await checkout(db, buyer, "");
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.error, "bad_request");
+});
+
+test("the storefront's role cannot write stock, prices or orders", async () => {
+  await assert.rejects(db.update(products).set({ stock: 1000 }).where(eq(products.id, productId)),
+    (e: unknown) => (e as { cause?: { code?: string } }).cause?.code === "42501" ||
+      (e as { code?: string }).code === "42501");
+  await assert.rejects(db.execute(sql`DELETE FROM orders`),
+    (e: unknown) => (e as { cause?: { code?: string } }).cause?.code === "42501" ||
+      (e as { code?: string }).code === "42501");
+});
+
+test("the books agree after the sale", async () => {
+  const problems = await admin.query("SELECT * FROM shop_check_integrity()");
+  assert.deepEqual(problems.rows, []);
+});
