@@ -80,15 +80,19 @@ test-run:
 
 # The flash sale: BUYERS buyers race for STOCK items of each of PRODUCTS
 # products, LINES lines per cart, each product's stock split into SLOTS
-# stock slots (0: none)
+# stock slots (0: none); POOLER=1 sends them through pgbouncer (transaction
+# pooling, POOL server connections)
 BUYERS ?= 33
 STOCK ?= 20
 LINES ?= 1
 PRODUCTS ?= $(LINES)
 SLOTS ?= 0
-DEMO_CONNECTIONS = $(shell n=$(BUYERS); [ $$n -gt 500 ] && n=500; echo $$((n + 20)))
+POOLER ?= 0
+POOL ?= 8
+DEMO_CONNECTIONS = $(shell n=$(BUYERS); [ $$n -gt 500 ] && n=500; [ "$(POOLER)" = 1 ] && n=$(POOL); echo $$((n + 20)))
 demo: installed
 	@BUYERS=$(BUYERS) STOCK=$(STOCK) LINES=$(LINES) PRODUCTS=$(PRODUCTS) SLOTS=$(SLOTS) \
+		POOLER=$(POOLER) POOL=$(POOL) \
 		pg_virtualenv -o max_connections=$(DEMO_CONNECTIONS) -- sh test/demo.sh
 
 # shop_checkout() against the flows it replaces, durable commit (bench/)

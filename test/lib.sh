@@ -63,3 +63,53 @@ count_verdicts() {
 	_bad=$(cat "$@" | grep -Ec '\.\.\. FAILED|^ *not ok [0-9]|^[A-Za-z_-]+: FAILED ')
 	echo "$_ok $_bad"
 }
+
+# start_pgbouncer DATABASE POOL: pgbouncer in transaction pooling mode in
+# front of DATABASE on the server of the PG* variables, with POOL server
+# connections; sets PGBOUNCER_PORT (127.0.0.1).  Runs as the postgres user
+# when we are root (pgbouncer refuses root).  stop_pgbouncer stops it.
+start_pgbouncer() {
+	PGBOUNCER_DIR=$(mktemp -d)
+	PGBOUNCER_PORT=$(( ${PGPORT:-5432} + 1000 ))
+	cat >"$PGBOUNCER_DIR/pgbouncer.ini" <<INI
+[databases]
+$1 = host=${PGHOST:-localhost} port=${PGPORT:-5432} dbname=$1 user=${PGUSER:-postgres} password=${PGPASSWORD:-}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+default_pool_size = $2
+max_db_connections = $2
+max_client_conn = 19000
+ignore_startup_parameters = extra_float_digits, options
+logfile = $PGBOUNCER_DIR/pgbouncer.log
+pidfile = $PGBOUNCER_DIR/pgbouncer.pid
+INI
+	chmod 755 "$PGBOUNCER_DIR"
+	ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+	if [ "$(id -u)" -eq 0 ]; then
+		chown -R postgres "$PGBOUNCER_DIR"
+		runuser -u postgres -- pgbouncer -d "$PGBOUNCER_DIR/pgbouncer.ini" || return 1
+	else
+		pgbouncer -d "$PGBOUNCER_DIR/pgbouncer.ini" || return 1
+	fi
+	_i=0
+	until psql -X -At -h 127.0.0.1 -p "$PGBOUNCER_PORT" -d "$1" -c 'SELECT 1' >/dev/null 2>&1; do
+		_i=$((_i + 1))
+		[ "$_i" -gt 100 ] && { cat "$PGBOUNCER_DIR/pgbouncer.log" >&2; return 1; }
+		sleep 0.1
+	done
+}
+
+stop_pgbouncer() {
+	[ -f "$PGBOUNCER_DIR/pgbouncer.pid" ] && kill "$(cat "$PGBOUNCER_DIR/pgbouncer.pid")"
+	_i=0
+	while [ -f "$PGBOUNCER_DIR/pgbouncer.pid" ] && [ "$_i" -lt 50 ]; do
+		_i=$((_i + 1))
+		sleep 0.1
+	done
+	rm -rf "$PGBOUNCER_DIR"
+}

@@ -2,7 +2,8 @@
 # The suites of checkout that need no preload, against the server named by
 # the PG* variables (pg_virtualenv sets them for a throwaway cluster):
 # pg_regress, isolation, pgTAP, the flash-sale races, the upgrade from 1.0,
-# the backup round trip, crashes mid-sale and the Drizzle example.  Prints every verdict line (test/lib.sh), a
+# the backup round trip, crashes mid-sale, the Drizzle example and a sale
+# through pgbouncer.  Prints every verdict line (test/lib.sh), a
 # line per suite, and "subtotal without preload: N passed, N failed".
 # Exits non-zero when anything failed or a suite could not run.
 set -u
@@ -42,6 +43,7 @@ suite upgrade sh test/upgrade.sh
 suite backup sh test/dump-restore.sh
 suite crash sh test/crash.sh
 suite drizzle sh test/drizzle.sh
+suite pooler sh test/pooler.sh
 
 for f in regression.diffs output_iso/regression.diffs; do
 	[ -s "$f" ] && echo "differences: $f"

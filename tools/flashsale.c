@@ -74,6 +74,7 @@ typedef struct Options
 	bool		drop_first;		/* drop the first call's connection (keys) */
 	int			limit;			/* purchase limit per customer; 0 = none */
 	int			tabs;			/* checkouts of each buyer at once */
+	bool		prepared;		/* named prepared statements (-M prepared) */
 } Options;
 
 /*
@@ -179,6 +180,10 @@ usage(FILE *out)
 			"  -c, --client=NUM         number of concurrent database clients (default: one\n"
 			"                           per buyer, up to what the server allows); each\n"
 			"                           checks out buyers in turn\n"
+			"  -M, --protocol=prepared|extended\n"
+			"                           query protocol, as pgbench's: named prepared\n"
+			"                           statements (default), or unnamed ones, as a pooler\n"
+			"                           in transaction mode needs\n"
 			"  -q, --quiet              print only failed invariants and expectations\n"
 			"      --expect-orders=NUM  fail unless exactly NUM orders succeed\n"
 			"      --expect-rejected=NUM\n"
@@ -247,6 +252,7 @@ parse_options(int argc, char **argv, Options *opt)
 		{"tabs", required_argument, NULL, OPT_TABS},
 		{"client", required_argument, NULL, 'c'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"protocol", required_argument, NULL, 'M'},
 		{"expect-orders", required_argument, NULL, OPT_EXPECT_ORDERS},
 		{"expect-rejected", required_argument, NULL, OPT_EXPECT_REJECTED},
 		{"expect-stock", required_argument, NULL, OPT_EXPECT_STOCK},
@@ -264,7 +270,7 @@ parse_options(int argc, char **argv, Options *opt)
 		.buyers = 33,.stock = 20,.products = 1,.lines = 1,.quantity = 1,
 			.price_cents = 49900,.clients = 0,.name = "Flash Sale Smartphone",
 			.expect_orders = -1,.expect_rejected = -1,.expect_stock = -1,
-			.tabs = 1
+			.tabs = 1,.prepared = true
 	};
 
 	/* -? and --help, as every PostgreSQL client (getopt uses '?') */
@@ -274,7 +280,7 @@ parse_options(int argc, char **argv, Options *opt)
 		exit(0);
 	}
 
-	while ((c = getopt_long(argc, argv, "c:d:h:p:qU:V", long_options, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "c:d:h:M:p:qU:V", long_options, NULL)) != -1)
 	{
 		switch (c)
 		{
@@ -316,6 +322,14 @@ parse_options(int argc, char **argv, Options *opt)
 				break;
 			case 'q':
 				opt->quiet = true;
+				break;
+			case 'M':
+				if (strcmp(optarg, "prepared") == 0)
+					opt->prepared = true;
+				else if (strcmp(optarg, "extended") == 0)
+					opt->prepared = false;
+				else
+					die(EXIT_SETUP, "--protocol must be prepared or extended, not \"%s\"", optarg);
 				break;
 			case OPT_EXPECT_ORDERS:
 				opt->expect_orders = parse_number("expect-orders", optarg, 0, LLONG_MAX);
@@ -624,17 +638,23 @@ set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 	PQclear(run(conn, "COMMIT", 0, NULL));
 }
 
-/* How many connections the server will take from us */
+/*
+ * How many connections the server will take from us; no limit behind a
+ * pooler (the port the client reached is not the server's own)
+ */
 static int
 server_connection_room(PGconn *conn)
 {
 	PGresult   *res = run(conn,
 						  "SELECT pg_catalog.current_setting('max_connections')::int"
 						  "     - pg_catalog.current_setting('superuser_reserved_connections')::int"
-						  "     - (SELECT count(*) FROM pg_catalog.pg_stat_activity)::int",
+						  "     - (SELECT count(*) FROM pg_catalog.pg_stat_activity)::int,"
+						  "       pg_catalog.inet_server_port()",
 						  0, NULL);
 	int			room = atoi(PQgetvalue(res, 0, 0));
 
+	if (!PQgetisnull(res, 0, 1) && atoi(PQgetvalue(res, 0, 1)) != atoi(PQport(conn)))
+		room = INT_MAX;
 	PQclear(res);
 	return room;
 }
@@ -681,6 +701,8 @@ connect_worker(const Sale *sale, double deadline_ms)
 		PGconn	   *conn = deadline_ms > 0 ? connect_or_null(sale->opt)
 			: connect_or_die(sale->opt, EXIT_SETUP);
 
+		if (conn != NULL && !sale->opt->prepared)
+			return conn;
 		if (conn != NULL)
 		{
 			PGresult   *res = PQprepare(conn, "checkout", sale->checkout_sql,
@@ -706,6 +728,19 @@ connect_worker(const Sale *sale, double deadline_ms)
 	}
 }
 
+/*
+ * Run one of the sale's statements on a worker's connection: the named
+ * prepared statement, or with -M extended the SQL itself (unnamed)
+ */
+static PGresult *
+run_statement(Worker *w, const char *name, const char *sql, int nparams,
+			  const char *const *params)
+{
+	if (w->sale->opt->prepared)
+		return PQexecPrepared(w->conn, name, nparams, params, NULL, NULL, 0);
+	return PQexecParams(w->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+}
+
 /* With --tabs: put the buyer's cart lines back (those not there) */
 static void
 refill_cart(Worker *w, const Buyer *b)
@@ -721,7 +756,7 @@ refill_cart(Worker *w, const Buyer *b)
 	snprintf(id, sizeof(id), "%lld", b->customer_id);
 	snprintf(quantity, sizeof(quantity), "%d", opt->quantity);
 	params[1] = array_literal(ids, opt->lines);
-	PQclear(PQexecPrepared(w->conn, "refill", 3, params, NULL, NULL, 0));
+	PQclear(run_statement(w, "refill", w->sale->refill_sql, 3, params));
 	pg_free((char *) params[1]);
 	pg_free(ids);
 }
@@ -759,14 +794,15 @@ check_out(Worker *w, Buyer *b)
 		if (opt->drop_first && b->calls == 1)
 		{
 			/* Send the call, then drop the connection without its answer */
-			if (PQsendQueryPrepared(w->conn, "checkout", 2, params, NULL, NULL, 0))
+			if (opt->prepared ?
+				PQsendQueryPrepared(w->conn, "checkout", 2, params, NULL, NULL, 0) :
+				PQsendQueryParams(w->conn, w->sale->checkout_sql, 2, NULL, params, NULL, NULL, 0))
 				(void) PQflush(w->conn);
 			PQfinish(w->conn);
 			w->conn = NULL;
 			continue;
 		}
-		res = PQexecPrepared(w->conn, "checkout", opt->keys ? 2 : 1, params,
-							 NULL, NULL, 0);
+		res = run_statement(w, "checkout", w->sale->checkout_sql, opt->keys ? 2 : 1, params);
 		if (opt->retry_seconds > 0 && PQresultStatus(res) != PGRES_TUPLES_OK &&
 			connection_lost(res, w->conn) && now_ms() < deadline)
 		{
