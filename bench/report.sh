@@ -94,6 +94,27 @@ END {
 		printf "| %s | %.0f tps, p99 %.1f ms | %.0f tps, p99 %.1f ms | %.2f |\n", workloads[w], \
 			tps[c], p99[c], median(a), median(a "lat"), median(a) / tps[c]
 	}
+	nc = 0; best = 0
+	for (w = 1; w <= nw; w++) {
+		a = workloads[w] SUBSEP "pooled"
+		if (!(a in has))
+			continue
+		if (!nc++) {
+			print ""
+			print "The crowd through a pooler: the hot product bought by N buyers, each a connection, directly and"
+			print "through pgbouncer (transaction pooling, 8 server connections); n/a: past max_connections:"
+			print ""
+			print "| workload | directly | through pgbouncer | pooled / best direct at 32 |"
+			print "|---|---|---|---|"
+			c = "crowd-32" SUBSEP "shop_checkout"
+			if (c in has) best = median(c)
+		}
+		c = workloads[w] SUBSEP "shop_checkout"
+		vals[a "lat"] = lats[a]
+		direct = (c in has) ? sprintf("%.0f tps, p99 %.1f ms", tps[c], p99[c]) : "n/a"
+		printf "| %s | %s | %.0f tps, p99 %.1f ms | %s |\n", workloads[w], direct, \
+			median(a), median(a "lat"), (best > 0 ? sprintf("%.0f%%", 100 * median(a) / best) : "n/a")
+	}
 	nl = 0
 	for (w = 1; w <= nw; w++)
 		for (key in has) {

@@ -57,7 +57,13 @@ measure() {
 	[ "$add_to_cart" = 0 ] && prefill=$pid_min
 	reset_state "$slots" "$prefill" "$limit"
 	rm -f "$tmp"/log*
-	if ! PGOPTIONS="${PGOPTIONS:-} $options" pgbench -n -M prepared -c "$clients" -j "$threads" -T "$secs" \
+	# "pooled" flows go through pgbouncer (unnamed statements: transaction pooling)
+	target="-M prepared"
+	case $flow in
+		pooled*) target="-M extended -h 127.0.0.1 -p $PGBOUNCER_PORT" ;;
+	esac
+	# shellcheck disable=SC2086
+	if ! PGOPTIONS="${PGOPTIONS:-} $options" pgbench -n $target -c "$clients" -j "$threads" -T "$secs" \
 		-D pid_min="$pid_min" -D pid_max="$pid_max" -D add_to_cart="$add_to_cart" -D clients="$clients" \
 		-f "bench/flows/$script.sql" -l --sampling-rate="$sampling" --log-prefix="$tmp/log" \
 		>"$tmp/out" 2>&1 || grep -q 'aborted' "$tmp/out"; then
@@ -168,6 +174,27 @@ plain="shop_checkout|c_fresh||$hot_slots" keyed="keyed_limited|c_key_limit||$hot
 workload pay-1 1 1 1 "$plain" "$keyed"
 workload pay-32 32 1 1 "$plain" "$keyed"
 workload pay-128 128 1 1 "$plain" "$keyed"
+
+# The crowd through a pooler: the hot product (in slots) bought by 32, 128,
+# 1,000 and 10,000 buyers, each a connection, directly and through pgbouncer
+# in transaction pooling mode with 8 server connections (4x the cores).
+# Directly, a crowd past max_connections cannot connect at all: not run.
+case " $BENCH_WORKLOADS " in
+	*" crowd-"*|"  ")
+		. test/lib.sh
+		start_pgbouncer bench 8
+		trap 'stop_pgbouncer; rm -rf "$tmp"' EXIT
+		max_conn=$(psql -X -At -c 'SHOW max_connections')
+		pooled="pooled|c_fresh||$hot_slots"
+		for n in 32 128 1000 10000; do
+			if [ "$n" -lt "$((max_conn - 10))" ]; then
+				workload "crowd-$n" "$n" 1 1 "$plain" "$pooled"
+			else
+				workload "crowd-$n" "$n" 1 1 "$pooled"
+			fi
+		done
+		;;
+esac
 
 # The sold-out rush must have rejected every attempt
 sold=$(psql -X -At -c 'SELECT count(*) FROM order_items WHERE product_id = 2')

@@ -91,8 +91,10 @@ INI
 	chmod 755 "$PGBOUNCER_DIR"
 	ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 	if [ "$(id -u)" -eq 0 ]; then
+		# setpriv, not runuser: PAM would put the open files limit back to 1,024
 		chown -R postgres "$PGBOUNCER_DIR"
-		runuser -u postgres -- pgbouncer -d "$PGBOUNCER_DIR/pgbouncer.ini" || return 1
+		setpriv --reuid=postgres --regid=postgres --init-groups \
+			pgbouncer -d "$PGBOUNCER_DIR/pgbouncer.ini" || return 1
 	else
 		pgbouncer -d "$PGBOUNCER_DIR/pgbouncer.ini" || return 1
 	fi
