@@ -4,6 +4,8 @@
 #   make test   setup, build, install, and run every suite in throwaway
 #               clusters; ends with "N passed, N failed"
 #   make demo   setup, build, install, and run the flash-sale demo
+#               (POOLER=1 through pgbouncer, FAILOVER=1 with a failover)
+#   make test-failover  failover mid-sale with pg_auto_failover
 #   make bench  setup, build, install, and benchmark (bench/README.md)
 #   make deb    the Debian package, built as Debian builds PostgreSQL
 #               extensions (debian/, pg_buildext), into dist/
@@ -44,7 +46,7 @@ $(PGXS):
 	*) echo "$@ is missing: install postgresql-server-dev-15, or run make setup" >&2; exit 1 ;; \
 	esac
 
-.PHONY: setup installed packaged deb test test-run demo bench clean-tools
+.PHONY: setup installed packaged deb test test-run test-failover demo bench clean-tools
 
 setup:
 	@sh test/setup.sh
@@ -78,6 +80,11 @@ test: packaged
 test-run:
 	@sh test/suites.sh
 
+# Failover mid-sale with pg_auto_failover: a monitor, a primary and two
+# synchronous standbys as local clusters (test/failover.sh)
+test-failover: installed
+	@sh test/failover.sh
+
 # The flash sale: BUYERS buyers race for STOCK items of each of PRODUCTS
 # products, LINES lines per cart, each product's stock split into SLOTS
 # stock slots (0: none); POOLER=1 sends them through pgbouncer (transaction
@@ -90,10 +97,15 @@ SLOTS ?= 0
 POOLER ?= 0
 POOL ?= 8
 DEMO_CONNECTIONS = $(shell n=$(BUYERS); [ $$n -gt 500 ] && n=500; [ "$(POOLER)" = 1 ] && n=$(POOL); echo $$((n + 20)))
+FAILOVER ?= 0
 demo: installed
+ifeq ($(FAILOVER),1)
+	@sh test/failover.sh
+else
 	@BUYERS=$(BUYERS) STOCK=$(STOCK) LINES=$(LINES) PRODUCTS=$(PRODUCTS) SLOTS=$(SLOTS) \
 		POOLER=$(POOLER) POOL=$(POOL) \
 		pg_virtualenv -o max_connections=$(DEMO_CONNECTIONS) -- sh test/demo.sh
+endif
 
 # shop_checkout() against the flows it replaces, durable commit (bench/)
 bench: installed

@@ -45,10 +45,17 @@ verdict() {
 	fi
 }
 
-# check NAME COMMAND...: a "check:" verdict; counts failures in $failed
+# check NAME COMMAND...: a "check:" verdict; counts passes in $passed and
+# failures in $failed
+passed=0
 failed=0
 check() {
-	verdict check "$@" || failed=$((failed + 1))
+	if verdict check "$@"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		return 1
+	fi
 }
 
 # data DATABASE: its rows and sequences as pg_dump --data-only prints them,
