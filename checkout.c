@@ -100,8 +100,9 @@
  * Memory rules.  Plans are prepared once per backend and kept
  * (SPI_keepplan) in static variables (statements.c).  Everything else
  * lives in the SPI procedure context and is freed by SPI_finish, including
- * the description of the current lock step, which is cleared before the
- * call returns.  On an error SPI is cleaned up by the transaction (or
+ * the product ids the current lock step points to (the step is a constant
+ * phrase; only the error context callback formats it), which is cleared
+ * before the call returns.  On an error SPI is cleaned up by the transaction (or
  * subtransaction) abort.
  *
  * Security.  Every statement names its tables through the schema the
@@ -158,12 +159,16 @@ static int	checkout_idempotency_retention = 86400;
 #define CHECKOUT_QUEUE_MAX_LINES 16
 
 /*
- * The running call: its customer, what it is locking now (NULL when it is
- * not waiting for anything; palloc'd in the SPI context), when it started
- * locking products and how long that took, and the units it sold.
+ * The running call: its customer, what it is locking now (a phrase, NULL
+ * when it is not waiting for anything, and the ids that follow it: formatted
+ * only if an error needs them), when it started locking products and how
+ * long that took, and the units it sold.
  */
 static int64 checkout_customer_id = 0;
 static const char *checkout_step = NULL;
+static const int64 *checkout_step_ids = NULL;	/* valid until SPI_finish */
+static int	checkout_step_nids = 0;
+static int64 checkout_step_id = 0;
 static bool checkout_in_lock_wait = false;
 static instr_time checkout_lock_wait_start;
 static int64 checkout_lock_wait_us = 0;
@@ -171,22 +176,49 @@ static int64 checkout_items_sold = 0;
 static bool checkout_replayed = false;
 
 /*
- * Say what the checkout locks from now on ("locking products 1 and 2"), or
- * NULL once it waits for nothing: an error raised meanwhile names it.
+ * Say what the checkout locks from now on: a phrase, and the id that
+ * follows it ("queueing for product", 7; 0: none), or NULL once it waits
+ * for nothing.  An error raised meanwhile names it; nothing is formatted
+ * unless one is.
  */
 void
-checkout_lock_step(const char *what)
+checkout_lock_step(const char *what, int64 id)
 {
 	checkout_step = what;
+	checkout_step_id = id;
+	checkout_step_ids = id != 0 ? &checkout_step_id : NULL;
+	checkout_step_nids = id != 0 ? 1 : 0;
 }
 
-/* Error context callback: name what the checkout was locking, if anything */
+/* The same for the rows of n products ("locking products 1, 7 and 9") */
+static void
+lock_products_step(const int64 *ids, int n)
+{
+	checkout_step = n == 1 ? "locking product" : "locking products";
+	checkout_step_ids = ids;
+	checkout_step_nids = n;
+}
+
+/*
+ * Error context callback: name what the checkout was locking, if anything,
+ * with at most the first ten ids
+ */
 static void
 checkout_error_context(void *arg)
 {
-	if (checkout_step != NULL)
-		errcontext("while %s for the checkout of customer %lld",
-				   checkout_step, (long long) checkout_customer_id);
+	StringInfoData ids;
+
+	if (checkout_step == NULL)
+		return;
+	initStringInfo(&ids);
+	for (int i = 0; i < checkout_step_nids && i < 10; i++)
+		appendStringInfo(&ids, "%s%lld",
+						 i == 0 ? " " : (i == checkout_step_nids - 1 ? " and " : ", "),
+						 (long long) checkout_step_ids[i]);
+	if (checkout_step_nids > 10)
+		appendStringInfo(&ids, " and %d more", checkout_step_nids - 10);
+	errcontext("while %s%s for the checkout of customer %lld",
+			   checkout_step, ids.data, (long long) checkout_customer_id);
 }
 
 /*
@@ -202,10 +234,10 @@ read_cart(int64 customer_id, CartLine **lines_out)
 	Datum		last_slot;
 	bool		no_slots;
 
-	checkout_lock_step("locking the cart");
+	checkout_lock_step("locking the cart", 0);
 	if (SPI_execute_plan(cart_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "checkout: reading the cart failed");
-	checkout_lock_step(NULL);
+	checkout_lock_step(NULL, 0);
 
 	nlines = (int) SPI_processed;
 	lines = palloc0(sizeof(CartLine) * Max(nlines, 1));
@@ -281,10 +313,10 @@ claim_key(int64 customer_id, text *key)
 {
 	Datum		args[2] = {Int64GetDatum(customer_id), PointerGetDatum(key)};
 
-	checkout_lock_step("waiting for the call with the same idempotency key");
+	checkout_lock_step("waiting for the call with the same idempotency key", 0);
 	if (SPI_execute_plan(key_claim_plan, args, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "checkout: claiming the idempotency key failed");
-	checkout_lock_step(NULL);
+	checkout_lock_step(NULL, 0);
 	return SPI_processed == 1 ? DatumGetInt64(spi_value(0, 1)) : 0;
 }
 
@@ -356,7 +388,7 @@ check_limits(int64 customer_id, const CartLine *lines, int nlines)
 		return;
 
 	args[0] = Int64GetDatum(customer_id);
-	checkout_lock_step(psprintf("locking customer %lld", (long long) customer_id));
+	checkout_lock_step("locking customer", customer_id);
 	if (IsolationUsesXactSnapshot())
 	{
 		if (SPI_execute_plan(customer_lock_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
@@ -371,7 +403,7 @@ check_limits(int64 customer_id, const CartLine *lines, int nlines)
 							 CHECKOUT_CUSTOMER_LOCK);
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	}
-	checkout_lock_step(NULL);
+	checkout_lock_step(NULL, 0);
 
 	args[1] = bigint_array(ids, n);
 	args[2] = int_array(quantities, n);
@@ -427,11 +459,10 @@ queue_for_products(const CartLine *lines, int nlines)
 		if (lines[i].nslots > 0)
 			continue;
 		checkout_queue_lock_tag(&tag, lines[i].product_id);
-		checkout_lock_step(psprintf("queueing for product %lld",
-									(long long) lines[i].product_id));
+		checkout_lock_step("queueing for product", lines[i].product_id);
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	}
-	checkout_lock_step(NULL);
+	checkout_lock_step(NULL, 0);
 }
 
 /* Report an empty cart, or an unknown customer when there is none */
@@ -472,28 +503,6 @@ elapsed_us(instr_time start)
 }
 
 /*
- * "locking product 7" or "locking products 1, 7 and 9" (at most the first
- * ten ids), from the n ids of a bigint[] made by product_id_array
- */
-static const char *
-locking_products(Datum id_array, int n)
-{
-	ArrayType  *ids = DatumGetArrayTypeP(id_array);
-	int64	   *id = (int64 *) ARR_DATA_PTR(ids);
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, n == 1 ? "locking product " : "locking products ");
-	for (int i = 0; i < n && i < 10; i++)
-		appendStringInfo(&buf, "%s%lld",
-						 i == 0 ? "" : (i == n - 1 ? " and " : ", "),
-						 (long long) id[i]);
-	if (n > 10)
-		appendStringInfo(&buf, " and %d more", n - 10);
-	return buf.data;
-}
-
-/*
  * The ids of the cart's products as a bigint[], in the lines' (ascending)
  * order: all of them, or only those without slots.  *n is set to their
  * number.
@@ -528,10 +537,10 @@ lock_products(CartLine *lines, int nlines, SlotTakes *takes)
 	args[0] = product_id_array(lines, nlines, true, &nids);
 	if (nids == 0)
 		return;
-	checkout_lock_step(locking_products(args[0], nids));
+	lock_products_step((int64 *) ARR_DATA_PTR(DatumGetArrayTypeP(args[0])), nids);
 	if (SPI_execute_plan(lock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "checkout: locking the products failed");
-	checkout_lock_step(NULL);
+	checkout_lock_step(NULL, 0);
 
 	/* Both lists are in ascending product id; the foreign key pairs them */
 	if (SPI_processed != (uint64) nids)
@@ -622,11 +631,11 @@ write_order(int64 customer_id, const CartLine *lines, int nlines,
 	args[10] = Int32GetDatum(checkout_payment_window);
 
 	/* Its foreign key checks lock the customer's and the products' rows */
-	checkout_lock_step("writing the order");
+	checkout_lock_step("writing the order", 0);
 	if (SPI_execute_plan(write_plan, args, nulls, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "checkout: writing the order failed");
-	checkout_lock_step(NULL);
+	checkout_lock_step(NULL, 0);
 
 	return DatumGetInt64(spi_value(0, 1));
 }

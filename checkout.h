@@ -95,7 +95,7 @@ typedef enum CheckoutOutcome
 } CheckoutOutcome;
 
 /* checkout.c */
-extern void checkout_lock_step(const char *what);
+extern void checkout_lock_step(const char *what, int64 id);
 extern void checkout_queue_lock_tag(LOCKTAG *tag, int64 product_id);
 
 /* statements.c: the saved plans, valid after checkout_prepare_plans() */

@@ -155,9 +155,8 @@ lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes)
 	int64		total;
 	int32		need;
 
-	checkout_lock_step(psprintf(row_locked ? "locking the stock slots of product %lld" :
-								"locking product %lld and its stock slots",
-								(long long) line->product_id));
+	checkout_lock_step(row_locked ? "locking the stock slots of product" :
+					   "locking the row and the stock slots of product", line->product_id);
 	if (!row_locked)
 	{
 		if (SPI_execute_plan(product_plan, args, NULL, false, 1) != SPI_OK_SELECT ||
@@ -173,7 +172,7 @@ lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes)
 	if (SPI_execute_plan(all_slots_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "checkout: locking the stock slots of product %lld failed",
 			 (long long) line->product_id);
-	checkout_lock_step(NULL);
+	checkout_lock_step(NULL, 0);
 	total = line->stock;
 	for (uint64 i = 0; i < SPI_processed; i++)
 		total += DatumGetInt32(spi_value(i, 2));
@@ -222,25 +221,22 @@ take_from_slots(CartLine *line, SlotTakes *takes)
 	int32		start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
 													 line->nslots - 1);
 
-	checkout_lock_step(psprintf("taking a stock slot of product %lld",
-								(long long) line->product_id));
+	checkout_lock_step("taking a stock slot of product", line->product_id);
 	if (take_one_slot(slot_plan, line, start))
 	{
-		checkout_lock_step(NULL);
+		checkout_lock_step(NULL, 0);
 		return;
 	}
 
-	checkout_lock_step(psprintf("queueing for a stock slot of product %lld",
-								(long long) line->product_id));
+	checkout_lock_step("queueing for a stock slot of product", line->product_id);
 	checkout_queue_lock_tag(&tag, line->product_id);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	checkout_lock_step(psprintf("waiting for a stock slot of product %lld",
-								(long long) line->product_id));
+	checkout_lock_step("waiting for a stock slot of product", line->product_id);
 	if (take_one_slot(slot_plan, line, start) ||
 		take_one_slot(slot_wait_plan, line, start))
 	{
 		LockRelease(&tag, ExclusiveLock, false);
-		checkout_lock_step(NULL);
+		checkout_lock_step(NULL, 0);
 		return;
 	}
 	lock_all_stock(line, false, takes);
