@@ -22,24 +22,12 @@ base=${FAILOVER_PORT:-6500}
 W=$(mktemp -d)
 chmod 755 "$W"
 chown postgres "$W" 2>/dev/null || true
-export PATH="$(pg_config --bindir):$PATH" XDG_CONFIG_HOME="$W/config" XDG_DATA_HOME="$W/data"
-
-# as_pg COMMAND...: as the postgres user when we are root (pg_autoctl refuses root)
-as_pg() {
-	if [ "$(id -u)" -eq 0 ]; then
-		setpriv --reuid=postgres --regid=postgres --init-groups \
-			env PATH="$PATH" XDG_CONFIG_HOME="$XDG_CONFIG_HOME" XDG_DATA_HOME="$XDG_DATA_HOME" HOME="$W" "$@"
-	else
-		"$@"
-	fi
-}
+export PATH="$(pg_config --bindir):$PATH" XDG_CONFIG_HOME="$W/config" XDG_DATA_HOME="$W/data" HOME="$W"
 
 # run_node NAME: pg_autoctl run for a node, in a process group of its own
 run_node() {
-	setsid sh -c "$(command -v setpriv >/dev/null && [ "$(id -u)" -eq 0 ] &&
-		echo "setpriv --reuid=postgres --regid=postgres --init-groups") \
-		env PATH='$PATH' XDG_CONFIG_HOME='$XDG_CONFIG_HOME' XDG_DATA_HOME='$XDG_DATA_HOME' HOME='$W' \
-		pg_autoctl run --pgdata '$W/$1'" >>"$W/$1.log" 2>&1 &
+	# shellcheck disable=SC2086
+	setsid $AS_POSTGRES pg_autoctl run --pgdata "$W/$1" >>"$W/$1.log" 2>&1 &
 }
 
 # Stop every node and the monitor (their process groups), remove the files
@@ -57,7 +45,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-state() { as_pg pg_autoctl show state --pgdata "$W/monitor" 2>/dev/null; }
+state() { as_postgres pg_autoctl show state --pgdata "$W/monitor" 2>/dev/null; }
 # wait_for PATTERN SECONDS: until the formation's state matches (grep -E)
 wait_for() {
 	_i=0
@@ -69,7 +57,7 @@ wait_for() {
 }
 
 monitor="postgres://autoctl_node@localhost:$base/pg_auto_failover?sslmode=disable"
-as_pg pg_autoctl create monitor --pgdata "$W/monitor" --pgport "$base" \
+as_postgres pg_autoctl create monitor --pgdata "$W/monitor" --pgport "$base" \
 	--hostname localhost --auth trust --no-ssl >"$W/create.log" 2>&1 || { cat "$W/create.log"; exit 1; }
 run_node monitor
 sleep 2
@@ -83,7 +71,7 @@ done
 psql -X -q "postgres://postgres@localhost:$base/postgres?sslmode=disable" -c 'SELECT pg_reload_conf()' >/dev/null
 
 for n in 1 2 3; do
-	as_pg pg_autoctl create postgres --pgdata "$W/node$n" --pgport $((base + n)) \
+	as_postgres pg_autoctl create postgres --pgdata "$W/node$n" --pgport $((base + n)) \
 		--hostname localhost --name "node$n" --monitor "$monitor" --auth trust --no-ssl \
 		>"$W/create-node$n.log" 2>&1 || { cat "$W/create-node$n.log"; exit 1; }
 	run_node "node$n"

@@ -71,10 +71,19 @@ count_verdicts() {
 	echo "$_ok $_bad"
 }
 
+# as_postgres COMMAND...: run COMMAND as the postgres user when we are root
+# (pgbouncer and pg_autoctl refuse root), keeping the environment; setpriv,
+# not runuser, whose PAM session would put the open files limit back to
+# 1,024.  $AS_POSTGRES holds the same prefix, for setsid and the like.
+AS_POSTGRES=
+[ "$(id -u)" -eq 0 ] && AS_POSTGRES="setpriv --reuid=postgres --regid=postgres --init-groups"
+as_postgres() {
+	$AS_POSTGRES "$@"
+}
+
 # start_pgbouncer DATABASE POOL: pgbouncer in transaction pooling mode in
 # front of DATABASE on the server of the PG* variables, with POOL server
-# connections; sets PGBOUNCER_PORT (127.0.0.1).  Runs as the postgres user
-# when we are root (pgbouncer refuses root).  stop_pgbouncer stops it.
+# connections; sets PGBOUNCER_PORT (127.0.0.1).  stop_pgbouncer stops it.
 start_pgbouncer() {
 	PGBOUNCER_DIR=$(mktemp -d)
 	PGBOUNCER_PORT=$(( ${PGPORT:-5432} + 1000 ))
@@ -97,14 +106,8 @@ pidfile = $PGBOUNCER_DIR/pgbouncer.pid
 INI
 	chmod 755 "$PGBOUNCER_DIR"
 	ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-	if [ "$(id -u)" -eq 0 ]; then
-		# setpriv, not runuser: PAM would put the open files limit back to 1,024
-		chown -R postgres "$PGBOUNCER_DIR"
-		setpriv --reuid=postgres --regid=postgres --init-groups \
-			pgbouncer -d "$PGBOUNCER_DIR/pgbouncer.ini" || return 1
-	else
-		pgbouncer -d "$PGBOUNCER_DIR/pgbouncer.ini" || return 1
-	fi
+	[ -n "$AS_POSTGRES" ] && chown -R postgres "$PGBOUNCER_DIR"
+	as_postgres pgbouncer -d "$PGBOUNCER_DIR/pgbouncer.ini" || return 1
 	_i=0
 	until psql -X -At -h 127.0.0.1 -p "$PGBOUNCER_PORT" -d "$1" -c 'SELECT 1' >/dev/null 2>&1; do
 		_i=$((_i + 1))
