@@ -14,10 +14,10 @@
 # installed server as for any extension.  Warnings are errors only when
 # asked for: make COPT=-Werror (as CI does).  tools/ has its own Makefile.
 
-EXTENSION = checkout
+EXTENSION = checkout checkout_shard checkout_proxy
 MODULE_big = checkout
 OBJS = checkout.o slots.o statements.o stats.o
-DATA = $(notdir $(wildcard $(srcdir)/checkout--*.sql))
+DATA = $(notdir $(wildcard $(srcdir)/checkout--*.sql $(srcdir)/checkout_shard--*.sql $(srcdir)/checkout_proxy--*.sql))
 PGFILEDESC = "checkout - race-free e-commerce checkout"
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
