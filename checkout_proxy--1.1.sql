@@ -45,6 +45,23 @@
 -- Product ids, the same on every shard
 CREATE SEQUENCE @extschema@.product_id_seq;
 
+-- A transfer in transit (checkout_shard.in_transit())
+CREATE TYPE @extschema@.transfer AS (
+	transfer_id uuid,
+	product_id	bigint,
+	quantity	integer,
+	from_shard	integer,
+	to_shard	integer
+);
+
+-- A cart line its shard cannot serve (checkout_shard.short_lines())
+CREATE TYPE @extschema@.short_line AS (
+	shard		integer,
+	product_id	bigint,
+	available	integer,
+	requested	integer
+);
+
 -- One shard's reading of a product's stock (checkout_shard.stock_state())
 CREATE TYPE @extschema@.stock_reading AS (
 	shard		integer,		-- the shard's number
@@ -54,6 +71,17 @@ CREATE TYPE @extschema@.stock_reading AS (
 );
 
 /* ------------------------------------------------------ routing (PL/Proxy) */
+
+/*
+ * The hash that routes a customer: hashint8(customer_id), and 0 for a NULL
+ * id, whose shard then raises the checkout's own error for it
+ */
+CREATE FUNCTION @extschema@.checkout_customer_hash(customer_id bigint)
+RETURNS integer
+LANGUAGE sql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+RETURN coalesce(hashint8(customer_id), 0);
 
 -- The shard of an order: its id modulo 1024 (checkout_shard.shop_shard_init)
 CREATE FUNCTION @extschema@.checkout_order_shard(order_id bigint)
@@ -77,17 +105,16 @@ RETURNS @extschema@.checkout_result
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
-	RUN ON hashint8(customer_id);
+	RUN ON @extschema@.checkout_customer_hash(customer_id);
 	SELECT * FROM checkout_shard.checkout(customer_id, idempotency_key);
 $$;
 
 CREATE FUNCTION @extschema@.shard_short_lines(customer_id bigint)
-RETURNS TABLE (shard integer, product_id bigint, available integer,
-			   requested integer)
+RETURNS SETOF @extschema@.short_line
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
-	RUN ON hashint8(customer_id);
+	RUN ON @extschema@.checkout_customer_hash(customer_id);
 	SELECT * FROM checkout_shard.short_lines(customer_id);
 $$;
 
@@ -99,7 +126,7 @@ RETURNS TABLE (product_id bigint, name text, requested integer,
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
-	RUN ON hashint8(customer_id);
+	RUN ON @extschema@.checkout_customer_hash(customer_id);
 	SELECT * FROM checkout_shard.cart_status(customer_id);
 $$;
 
@@ -108,7 +135,7 @@ RETURNS boolean
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
-	RUN ON hashint8(customer_id);
+	RUN ON @extschema@.checkout_customer_hash(customer_id);
 	SELECT checkout_shard.create_customer(customer_id, name) AS shard_create_customer;
 $$;
 
@@ -118,7 +145,7 @@ RETURNS integer
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
-	RUN ON hashint8(customer_id);
+	RUN ON @extschema@.checkout_customer_hash(customer_id);
 	SELECT checkout_shard.set_cart_item(customer_id, product_id, quantity)
 		AS shard_set_cart_item;
 $$;
@@ -161,6 +188,17 @@ AS $$
 	CLUSTER 'checkout_shards';
 	RUN ON ALL;
 	SELECT checkout_shard.update_product(id, name, price_cents) AS shard_update_product;
+$$;
+
+CREATE FUNCTION @extschema@.shard_set_purchase_limit(product_id bigint,
+													 max_per_customer integer)
+RETURNS SETOF integer
+LANGUAGE plproxy
+AS $$
+	CLUSTER 'checkout_shards';
+	RUN ON ALL;
+	SELECT checkout_shard.set_purchase_limit(product_id, max_per_customer)
+		AS shard_set_purchase_limit;
 $$;
 
 CREATE FUNCTION @extschema@.shard_number(shard integer)
@@ -213,8 +251,7 @@ AS $$
 $$;
 
 CREATE FUNCTION @extschema@.shard_in_transit(shard integer, product_id bigint)
-RETURNS TABLE (transfer_id uuid, product_id bigint, quantity integer,
-			   from_shard integer, to_shard integer)
+RETURNS SETOF @extschema@.transfer
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
@@ -336,7 +373,7 @@ LANGUAGE sql
 STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-RETURN abs(hashint8(customer_id) % NULLIF(@extschema@.checkout_shard_count(), 0));
+RETURN abs(@extschema@.checkout_customer_hash(customer_id) % @extschema@.checkout_shard_count());
 
 /* ------------------------------------------------------ stock transfers */
 
@@ -373,12 +410,17 @@ SET client_min_messages = warning
 AS $$
 DECLARE
 	n			integer := @extschema@.checkout_shard_count();
-	t			record;
+	pending		@extschema@.transfer[];
+	t			@extschema@.transfer;
 	settled		integer := 0;
 BEGIN
 	FOR k IN 0 .. n - 1 LOOP
 		BEGIN
-			FOR t IN SELECT * FROM @extschema@.shard_in_transit(k, shop_settle_transfers.product_id)
+			-- read whole before calling other shards: PL/Proxy's cluster
+			-- state is one per backend, no call may run inside another
+			pending := ARRAY(SELECT x FROM @extschema@.shard_in_transit(k,
+										shop_settle_transfers.product_id) AS x);
+			FOREACH t IN ARRAY pending
 			LOOP
 				PERFORM @extschema@.shard_receive(t.to_shard, t.transfer_id, t.product_id,
 												  t.quantity, t.from_shard);
@@ -636,6 +678,32 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
+/*
+ * shop_set_purchase_limit(product_id, max_per_customer): the checkout
+ * extension's, on every shard (a customer buys on one shard only, so the
+ * limit holds shop-wide); returns the limit
+ */
+CREATE FUNCTION @extschema@.shop_set_purchase_limit(product_id bigint,
+													max_per_customer integer)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+	st			text; msg text; det text; hnt text;
+BEGIN
+	PERFORM @extschema@.shard_set_purchase_limit(shop_set_purchase_limit.product_id,
+												 shop_set_purchase_limit.max_per_customer);
+	RETURN shop_set_purchase_limit.max_per_customer;
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+							det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+	PERFORM @extschema@.checkout_reraise(st, msg, det, hnt, NULL);
+END
+$$;
+
 -- shop_create_customer(customer_id, name): a customer on its shard
 CREATE FUNCTION @extschema@.shop_create_customer(customer_id bigint, name text)
 RETURNS boolean
@@ -698,7 +766,8 @@ AS $$
 DECLARE
 	st			text; msg text; det text; hnt text;
 	result		@extschema@.checkout_result;
-	line		record;
+	short		@extschema@.short_line[];
+	line		@extschema@.short_line;
 	pulled		boolean;
 BEGIN
 	FOR attempt IN 1 .. 10 LOOP
@@ -719,7 +788,9 @@ BEGIN
 		-- short on this shard: pull every short line's missing units
 		pulled := false;
 		BEGIN
-			FOR line IN SELECT * FROM @extschema@.shard_short_lines(shop_checkout.customer_id)
+			-- read whole first: no PL/Proxy call may run inside another
+			short := ARRAY(SELECT x FROM @extschema@.shard_short_lines(shop_checkout.customer_id) AS x);
+			FOREACH line IN ARRAY short
 			LOOP
 				pulled := @extschema@.checkout_pull_stock(line.product_id, line.shard,
 														  line.requested - line.available,
@@ -940,6 +1011,7 @@ BEGIN
 				   ' @extschema@.shop_cancel_order(bigint, text), @extschema@.shop_cart_status(bigint),'
 				   ' @extschema@.shop_move_stock(bigint, integer, integer, integer),'
 				   ' @extschema@.shop_rebalance(bigint), @extschema@.shop_settle_transfers(bigint),'
+				   ' @extschema@.shop_set_purchase_limit(bigint, integer),'
 				   ' @extschema@.shop_product_stock(), @extschema@.shop_check_integrity(),'
 				   ' @extschema@.shop_shard_of(bigint) TO %s', shop_grant_admin.role);
 END

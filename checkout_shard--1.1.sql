@@ -207,6 +207,18 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION @extschema@.set_purchase_limit(product_id bigint, max_per_customer integer)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN shop_set_purchase_limit(set_purchase_limit.product_id,
+								   set_purchase_limit.max_per_customer);
+END
+$$;
+
 /*
  * The cart lines of a customer that this shard's quota cannot serve now:
  * how many units are short of each, with this shard's number
@@ -491,7 +503,7 @@ END
 $$;
 
 -- The transfers from here in transit (of one product, or of all: NULL)
-CREATE FUNCTION @extschema@.in_transit(product_id bigint)
+CREATE FUNCTION @extschema@.in_transit(of_product bigint)
 RETURNS TABLE (transfer_id uuid, product_id bigint, quantity integer,
 			   from_shard integer, to_shard integer)
 LANGUAGE plpgsql
@@ -504,7 +516,7 @@ BEGIN
 	SELECT st.transfer_id, st.product_id, st.quantity, st.from_shard, st.to_shard
 	  FROM @extschema@.stock_transfers AS st
 	 WHERE st.direction = 'out' AND st.delivered_at IS NULL
-	   AND (in_transit.product_id IS NULL OR st.product_id = in_transit.product_id)
+	   AND (in_transit.of_product IS NULL OR st.product_id = in_transit.of_product)
 	 ORDER BY st.created_at, st.transfer_id;
 END
 $$;

@@ -82,6 +82,12 @@ on_proxy() {
 	on_node proxy proxy "$@"
 }
 
+# shard_value K SQL: one value from shard K's database
+shard_value() {
+	PGHOST=$SHOP_DIR PGPORT=$(node_port "shard$1") PGUSER=postgres \
+		psql -X -q -v ON_ERROR_STOP=1 -d shop -At -c "$2"
+}
+
 # the connection string of the proxy's database (for libpq clients)
 proxy_conninfo() {
 	echo "host=$SHOP_DIR port=$SHOP_PORT user=postgres dbname=proxy"
@@ -103,4 +109,38 @@ new_shop() {
 		"CREATE SERVER checkout_shards FOREIGN DATA WRAPPER plproxy
 		   OPTIONS (modular_mapping '1'$_parts)" \
 		"CREATE USER MAPPING FOR PUBLIC SERVER checkout_shards"
+}
+
+# proxy_psql ARGS...: psql on the proxy's database (files, variables)
+proxy_psql() {
+	PGHOST=$SHOP_DIR PGPORT=$SHOP_PORT PGUSER=postgres \
+		psql -X -q -v ON_ERROR_STOP=1 -d proxy "$@"
+}
+
+# proxy_value SQL: one value from the proxy's database
+proxy_value() {
+	proxy_psql -At -c "$1"
+}
+
+# shard_sum N SQL: the sum over shards 0..N-1 of one number from each
+shard_sum() {
+	_total=0
+	for _k in $(seq 0 $(($1 - 1))); do
+		_v=$(shard_value "$_k" "$2") || return 1
+		_total=$((_total + _v))
+	done
+	echo "$_total"
+}
+
+# run_sale BUYERS CLIENTS: every buyer of sale_buyers checks out once
+# through the proxy, CLIENTS at a time (pgbench), after the last one is
+# connected
+run_sale() {
+	_clients=$2
+	[ "$_clients" -gt "$1" ] && _clients=$1
+	echo "SELECT sale_buy(nextval('sale_next'));" >"$SHOP_DIR/sale.pgbench"
+	PGHOST=$SHOP_DIR PGPORT=$SHOP_PORT PGUSER=postgres \
+		pgbench -n -c "$_clients" -j 2 -t $(( ($1 + _clients - 1) / _clients )) \
+		-f "$SHOP_DIR/sale.pgbench" proxy >"$SHOP_DIR/pgbench.log" 2>&1 ||
+		{ cat "$SHOP_DIR/pgbench.log" >&2; return 1; }
 }

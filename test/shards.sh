@@ -1,0 +1,294 @@
+#!/bin/sh
+# make test-shards: the shop sharded by customer with PL/Proxy
+# (docs/scale-out.md), on a proxy and four shard clusters of this machine
+# (test/shards-lib.sh).  Each check is a verdict line; the last line is
+# "shards: N passed, N failed".
+#
+#  1. the seed's sale (20 in stock, 33 buyers) over 2 and 4 shards, the
+#     buyers all on one shard, even, skewed: exactly 20 orders, 13 SH001,
+#     0 left, nothing in transit, integrity clean on every shard and across;
+#  2. 300 buyers with carts of 1 to 3 lines over 4 shards: stock conserved
+#     per product over the shop, every buyer told the truth (an order
+#     exactly its cart; SH001 only for a cart the final stock cannot serve);
+#  3. errors through the proxy: the same SQLSTATE, message, detail and hint
+#     as on the shard;
+#  4. a stock transfer blocked at each of its three steps while the mover's
+#     backend, the proxy, the sending or the receiving shard is killed, then
+#     settled: every unit moved once;
+#  5. a shard stopped mid-sale: its buyers get SH008, the others keep
+#     buying; after it is back, retries with the keys give each buyer
+#     exactly one answer and the books add up;
+#  6. the proxy's connection dropped during a checkout: the retry with the
+#     key returns the one order.
+set -u
+cd "$(dirname "$0")/.."
+. test/lib.sh
+. test/shards-lib.sh
+trap stop_shop EXIT INT TERM
+
+# expect NAME ACTUAL EXPECTED: a check comparing two values
+expect() {
+	if [ "$2" = "$3" ]; then
+		check "$1" true
+	else
+		echo "  $1: got [$2], expected [$3]"
+		check "$1" false
+	fi
+}
+
+# a fresh sharded shop over N shards with the sale harness in its proxy
+new_sale_shop() {
+	new_shop "$1" && proxy_psql -f test/fixtures/sale.sql >/dev/null
+}
+
+# books_add_up NAME N: over N shards, integrity clean everywhere, nothing in
+# transit, and per product: stock now + units sold = stock at the start
+books_add_up() {
+	expect "$1: integrity clean on every shard and across" \
+		"$(proxy_value 'SELECT count(*) FROM shop_check_integrity()')" 0
+	expect "$1: nothing in transit" \
+		"$(proxy_value 'SELECT coalesce(sum(in_transit), 0) FROM shop_product_stock()')" 0
+	_sold=$(shard_sum "$2" "SELECT coalesce(sum(quantity - cancelled_quantity), 0) FROM order_items")
+	_left=$(proxy_value 'SELECT sum(stock) FROM shop_product_stock()')
+	_opening=$(shard_sum "$2" "SELECT coalesce(sum(quantity), 0) FROM stock_movements WHERE kind = 'opening'")
+	expect "$1: stock conserved over the shop (left + sold = opening)" \
+		"$((_left + _sold))" "$_opening"
+}
+
+echo "shards: starting a proxy and 4 shard clusters"
+SHOP_CONNECTIONS=300 start_shop 4 || { echo "shards: FAILED cluster start"; exit 1; }
+
+# ------------------------------------------------------- 1. the seed's sale
+for shards in 2 4; do
+	for spread in one even skewed; do
+		name="seed sale over $shards shards, buyers $spread"
+		new_sale_shop "$shards" || { check "$name" false; continue; }
+		proxy_value "SELECT sale_setup(33, '$spread', 1, 20, 1, 1)" >/dev/null
+		run_sale 33 33 || { check "$name: ran" false; continue; }
+		expect "$name: 20 / 13 / 0" \
+			"$(proxy_value "SELECT count(order_id) || ' / ' || count(*) FILTER (WHERE sqlstate = 'SH001')
+								   || ' / ' || (SELECT sum(stock) FROM shop_product_stock())
+							  FROM sale_outcomes")" "20 / 13 / 0"
+		expect "$name: 33 answers, no other error" \
+			"$(proxy_value "SELECT count(*) || ' ' || count(*) FILTER (WHERE sqlstate NOT IN ('SH001')) FROM sale_outcomes")" "33 0"
+		expect "$name: 20 orders on the shards" \
+			"$(shard_sum "$shards" 'SELECT count(*) FROM orders')" 20
+		books_add_up "$name" "$shards"
+	done
+done
+
+# ----------------------------------------- 2. 300 multi-line carts, 4 shards
+name="300 carts of 1-3 lines over 4 shards"
+new_sale_shop 4
+proxy_value "SELECT sale_setup(300, 'even', 5, 120, 3, 3)" >/dev/null
+# quotas uneven, as a sale that ran for a while leaves them
+proxy_value "SELECT shop_move_stock(p, 1, 0, 20), shop_move_stock(p, 2, 0, 10) FROM generate_series(1, 5) p" >/dev/null
+run_sale 300 32 || check "$name: ran" false
+expect "$name: 300 answers, orders or SH001 only" \
+	"$(proxy_value "SELECT count(*) || ' ' || count(*) FILTER (WHERE order_id IS NULL AND sqlstate <> 'SH001') FROM sale_outcomes")" "300 0"
+books_add_up "$name" 4
+# every order is exactly its buyer's cart, and that cart is empty now; a
+# buyer rejected kept its cart, and some line of it cannot be served by
+# what is left over the whole shop (stock only fell during the sale)
+for k in 0 1 2 3; do
+	shard_value "$k" "SELECT o.id, o.customer_id, string_agg(oi.product_id || 'x' || oi.quantity, ',' ORDER BY oi.product_id)
+						   FROM orders o JOIN order_items oi ON oi.order_id = o.id GROUP BY o.id" 
+done | sort >"$SHOP_DIR/orders"
+for k in 0 1 2 3; do
+	shard_value "$k" "SELECT customer_id, string_agg(product_id || 'x' || quantity, ',' ORDER BY product_id)
+						   FROM cart_items GROUP BY customer_id"
+done | sort >"$SHOP_DIR/carts"
+proxy_value "SELECT order_id || '|' || customer_id FROM sale_outcomes WHERE order_id IS NOT NULL" | sort >"$SHOP_DIR/told"
+expect "$name: every buyer told of an order has exactly that order" \
+	"$(cut -d'|' -f1,2 "$SHOP_DIR/orders" | sort | cmp -s - "$SHOP_DIR/told" && echo same)" same
+proxy_value "SELECT customer_id FROM sale_outcomes WHERE order_id IS NULL" | sort >"$SHOP_DIR/rejected"
+expect "$name: the rejected kept their carts, the others' are empty" \
+	"$(cut -d'|' -f1 "$SHOP_DIR/carts" | sort | cmp -s - "$SHOP_DIR/rejected" && echo same)" same
+# the carts as set up, per buyer, against what was ordered
+proxy_value "SELECT b.customer_id || '|' || string_agg(((b.n + l) % 5 + 1) || 'x' || (1 + (b.n * 7 + l) % 3), ','
+				ORDER BY (b.n + l) % 5 + 1)
+			   FROM sale_buyers b, generate_series(0, 2) l GROUP BY b.customer_id" | sort >"$SHOP_DIR/cart_setup"
+cut -d'|' -f2,3 "$SHOP_DIR/orders" | sort >"$SHOP_DIR/ordered"
+expect "$name: each order holds its buyer's whole cart, each rejected cart is untouched" \
+	"$(cat "$SHOP_DIR/ordered" "$SHOP_DIR/carts" | sort | cmp -s - "$SHOP_DIR/cart_setup" && echo same)" same
+left=$(proxy_value "SELECT string_agg(product_id || ':' || stock, ' ') FROM shop_product_stock()")
+false_sold_out=0
+while IFS='|' read -r customer lines; do
+	servable=1
+	for line in $(echo "$lines" | tr ',' ' '); do
+		p=${line%x*} q=${line#*x}
+		for s in $left; do
+			[ "${s%:*}" = "$p" ] && [ "${s#*:}" -lt "$q" ] && servable=0
+		done
+	done
+	[ "$servable" = 1 ] && { echo "  customer $customer rejected with $lines, left: $left"; false_sold_out=$((false_sold_out + 1)); }
+done <"$SHOP_DIR/carts"
+expect "$name: no false sold out" "$false_sold_out" 0
+
+# --------------------------------------------- 3. errors through the proxy
+name="errors through the proxy"
+new_sale_shop 2
+proxy_value "SELECT sale_setup(4, 'one', 2, 2, 1, 1)" >/dev/null
+c1=$(proxy_value "SELECT customer_id FROM sale_buyers WHERE n = 1")
+c2=$(proxy_value "SELECT customer_id FROM sale_buyers WHERE n = 2")
+proxy_value "SELECT shop_set_purchase_limit(2, 1)" >/dev/null
+o1=$(proxy_value "SELECT shop_checkout($c1)")
+# the same statements on the proxy and on the shard (shard 0 holds them all)
+cat >"$SHOP_DIR/errors.sql" <<SQL
+\\set VERBOSITY verbose
+\\set SHOW_CONTEXT never
+SELECT shop_checkout($c1);
+SELECT shop_checkout(999999999);
+SELECT shop_checkout(NULL);
+SELECT shop_checkout($c2, '');
+SELECT shop_pay($o1, '');
+SELECT shop_cancel_order($o1, 'buyer changed their mind');
+SELECT shop_pay($o1, 'psp-1');
+SELECT shop_cart_status(NULL);
+SQL
+# (without the server's source locations and the times in details)
+errors_as_seen() {
+	grep -v '^LOCATION:' | sed -E 's/[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.+-]+/TIME/g'
+}
+proxy_psql -v ON_ERROR_STOP=0 -f "$SHOP_DIR/errors.sql" 2>&1 | errors_as_seen >"$SHOP_DIR/errors.proxy"
+new_sale_shop 2
+proxy_value "SELECT sale_setup(4, 'one', 2, 2, 1, 1)" >/dev/null
+proxy_value "SELECT shop_set_purchase_limit(2, 1)" >/dev/null
+o1b=$(shard_value 0 "SELECT shop_checkout($c1)")
+PGHOST=$SHOP_DIR PGPORT=$(node_port shard0) PGUSER=postgres psql -X -q -d shop -v ON_ERROR_STOP=0 \
+	-f "$SHOP_DIR/errors.sql" 2>&1 | errors_as_seen >"$SHOP_DIR/errors.shard"
+expect "$name: the same order id on a fresh shop (ids carry the shard)" "$o1b" "$o1"
+expect "$name: 7 errors" "$(grep -c '^psql:.*ERROR:' "$SHOP_DIR/errors.proxy")" 7
+if diff "$SHOP_DIR/errors.shard" "$SHOP_DIR/errors.proxy" >"$SHOP_DIR/errors.diff"; then
+	check "$name: SQLSTATE, message, detail and hint as the shard's" true
+else
+	cat "$SHOP_DIR/errors.diff"
+	check "$name: SQLSTATE, message, detail and hint as the shard's" false
+fi
+# SH001 across shards names the units the whole shop has
+proxy_value "SELECT shop_set_cart_item($c2, 1, 5)" >/dev/null
+expect "$name: SH001 with the shop's stock" \
+	"$(proxy_psql -c "\\set VERBOSITY verbose" -c "SELECT shop_checkout($c2)" 2>&1 | sed -n 's/^psql:[^ ]* ERROR:  //p')" \
+	"SH001: Insufficient stock for Flash Sale Item 1 (available: 2, requested: 5)"
+
+# ------------------------------------- 4. a transfer killed at each step
+# hold LOCK_SQL on NODE for SECONDS in the background
+hold() {
+	PGHOST=$SHOP_DIR PGPORT=$(node_port "$1") PGUSER=postgres \
+		psql -X -q -d "$2" -c "BEGIN" -c "$3" -c "SELECT pg_sleep($4)" -c "COMMIT" >/dev/null 2>&1 &
+}
+row_lock="SELECT FROM products WHERE id = 1 FOR UPDATE"
+table_lock="LOCK TABLE checkout_shard.stock_transfers IN EXCLUSIVE MODE"
+for step in send receive mark_delivered; do
+	for victim in mover proxy sender receiver; do
+		name="transfer killed at $step ($victim)"
+		new_sale_shop 2
+		proxy_value "SELECT shop_create_product('Flash Sale Smartphone', 49900, 20)" >/dev/null
+		case $step in
+		send) hold shard0 shop "$row_lock" 2 ;;
+		receive) hold shard1 shop "$row_lock" 2 ;;
+		mark_delivered)
+			hold shard1 shop "$row_lock" 1
+			sleep 0.3 ;;
+		esac
+		sleep 0.3
+		proxy_psql -c "SELECT shop_move_stock(1, 0, 1, 3)" >/dev/null 2>&1 &
+		mover=$!
+		if [ "$step" = mark_delivered ]; then
+			# the send has committed: block the mark on the sender, free the receive
+			sleep 0.3
+			hold shard0 shop "$table_lock" 2
+		fi
+		sleep 0.8
+		case $victim in
+		mover) proxy_value "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+							 WHERE query LIKE '%shop_move_stock%' AND pid <> pg_backend_pid()" >/dev/null ;;
+		proxy) shop_ctl stop -s -m immediate -D "$SHOP_DIR/proxy" ;;
+		sender) stop_shard 0 ;;
+		receiver) stop_shard 1 ;;
+		esac
+		wait "$mover" 2>/dev/null
+		sleep 1.5
+		wait
+		case $victim in
+		proxy) start_node proxy ;;
+		sender) start_shard 0 ;;
+		receiver) start_shard 1 ;;
+		esac
+		proxy_value "SELECT shop_settle_transfers()" >/dev/null
+		s0=$(shard_value 0 "SELECT stock FROM products WHERE id = 1")
+		s1=$(shard_value 1 "SELECT stock FROM products WHERE id = 1")
+		outs=$(shard_value 0 "SELECT count(*) FROM checkout_shard.stock_transfers WHERE direction = 'out'")
+		ins=$(shard_value 1 "SELECT count(*) FROM checkout_shard.stock_transfers WHERE direction = 'in'")
+		moved=$((s1 - 10))
+		case "$s0 $s1 $outs $ins" in
+		"10 10 0 0" | "7 13 1 1") check "$name: moved once or not at all ($s0 + $s1)" true ;;
+		*) echo "  shard 0 has $s0, shard 1 has $s1, $outs sent, $ins received"
+			check "$name: moved once or not at all" false ;;
+		esac
+		books_add_up "$name" 2 >"$SHOP_DIR/books"
+		if grep -q FAILED "$SHOP_DIR/books"; then
+			cat "$SHOP_DIR/books"
+			check "$name: books add up" false
+		else
+			check "$name: books add up" true
+		fi
+	done
+done
+
+# ------------------------------------------ 5. a shard stopped mid-sale
+name="shard 2 of 4 stopped mid-sale"
+new_sale_shop 4
+proxy_value "SELECT sale_setup(1200, 'even', 1, 600, 1, 1)" >/dev/null
+run_sale 1200 32 &
+sale=$!
+until [ "$(proxy_value 'SELECT count(*) FROM sale_outcomes')" -ge 150 ] || ! kill -0 "$sale" 2>/dev/null; do
+	sleep 0.05
+done
+stop_shard 2
+stopped_at=$(proxy_value "SELECT clock_timestamp()")
+wait "$sale"
+expect "$name: its buyers after the stop got SH008, no one else did" \
+	"$(proxy_value "SELECT count(*) FILTER (WHERE sqlstate = 'SH008' AND shop_shard_of(customer_id) <> 2)
+					 || ' ' || (count(*) FILTER (WHERE sqlstate = 'SH008') > 0)
+					FROM sale_outcomes")" "0 true"
+expect "$name: the other shards kept selling after the stop" \
+	"$(proxy_value "SELECT count(*) > 0 FROM sale_outcomes WHERE order_id IS NOT NULL
+					 AND at > '$stopped_at' AND shop_shard_of(customer_id) <> 2")" t
+expect "$name: SH008 names the shard" \
+	"$(proxy_value "SELECT DISTINCT message FROM sale_outcomes WHERE sqlstate = 'SH008'")" "shard 2 is unavailable"
+start_shard 2
+# every buyer without an order retries once with its key, one at a time
+proxy_value "SELECT sale_buy(b.n) FROM sale_buyers b
+			  WHERE b.customer_id IN (SELECT customer_id FROM sale_outcomes WHERE sqlstate = 'SH008')" >/dev/null
+proxy_value "SELECT shop_settle_transfers()" >/dev/null
+expect "$name: after the retries each buyer has at most one order, as told" \
+	"$(shard_sum 4 'SELECT count(*) - count(DISTINCT customer_id) FROM orders') $(shard_sum 4 'SELECT count(*) FROM orders')" \
+	"0 $(proxy_value "SELECT count(DISTINCT customer_id) FROM sale_outcomes WHERE order_id IS NOT NULL")"
+expect "$name: 600 sold in all" "$(shard_sum 4 'SELECT count(*) FROM orders')" 600
+books_add_up "$name" 4
+
+# ---------------------------- 6. the proxy's connection dropped mid-checkout
+name="proxy connection dropped mid-checkout"
+new_sale_shop 2
+proxy_value "SELECT sale_setup(1, 'even', 1, 10, 1, 1)" >/dev/null
+c=$(proxy_value "SELECT customer_id FROM sale_buyers")
+k=$(proxy_value "SELECT shop_shard_of($c)")
+hold "shard$k" shop "SELECT FROM cart_items WHERE customer_id = $c FOR UPDATE" 2
+sleep 0.3
+proxy_psql -At -c "SELECT shop_checkout($c, 'dropped-1')" >"$SHOP_DIR/first" 2>&1 &
+first=$!
+sleep 0.5
+proxy_value "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			  WHERE query LIKE '%dropped-1%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$first"
+expect "$name: the client lost its connection" \
+	"$(grep -q 'terminat\|server closed the connection' "$SHOP_DIR/first" && echo yes)" yes
+retry=$(proxy_value "SELECT shop_checkout($c, 'dropped-1')")
+expect "$name: the retry with the key returns the one order" \
+	"$(shard_value "$k" "SELECT string_agg(id::text, ',') FROM orders WHERE customer_id = $c")" "$retry"
+expect "$name: one unit sold" "$(proxy_value 'SELECT stock FROM shop_product_stock()')" 9
+books_add_up "$name" 2
+
+echo "shards: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
