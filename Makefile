@@ -6,6 +6,7 @@
 #   make demo   setup, build, install, and run the flash-sale demo
 #               (POOLER=1 through pgbouncer, FAILOVER=1 with a failover)
 #   make test-failover  failover mid-sale with pg_auto_failover
+#   make test-shards    the shop sharded by customer with PL/Proxy
 #   make bench  setup, build, install, and benchmark (bench/README.md)
 #   make deb    the Debian package, built as Debian builds PostgreSQL
 #               extensions (debian/, pg_buildext), into dist/
@@ -46,7 +47,7 @@ $(PGXS):
 	*) echo "$@ is missing: install postgresql-server-dev-15, or run make setup" >&2; exit 1 ;; \
 	esac
 
-.PHONY: setup installed packaged deb test test-run test-failover demo bench clean-tools
+.PHONY: setup installed packaged deb test test-run test-failover test-shards demo bench clean-tools
 
 setup:
 	@sh test/setup.sh
@@ -85,10 +86,16 @@ test-run:
 test-failover: installed
 	@sh test/failover.sh
 
+# The shop sharded by customer with PL/Proxy: a proxy and 4 shard clusters
+# (test/shards.sh, docs/scale-out.md)
+test-shards: installed
+	@sh test/shards.sh
+
 # The flash sale: BUYERS buyers race for STOCK items of each of PRODUCTS
 # products, LINES lines per cart, each product's stock split into SLOTS
 # stock slots (0: none); POOLER=1 sends them through pgbouncer (transaction
-# pooling, POOL server connections)
+# pooling, POOL server connections); SHARDS=N runs it on a shop sharded
+# over N shard clusters behind a PL/Proxy proxy
 BUYERS ?= 33
 STOCK ?= 20
 LINES ?= 1
@@ -98,9 +105,12 @@ POOLER ?= 0
 POOL ?= 8
 DEMO_CONNECTIONS = $(shell n=$(BUYERS); [ $$n -gt 500 ] && n=500; [ "$(POOLER)" = 1 ] && n=$(POOL); echo $$((n + 20)))
 FAILOVER ?= 0
+SHARDS ?= 0
 demo: installed
 ifeq ($(FAILOVER),1)
 	@sh test/failover.sh
+else ifneq ($(SHARDS),0)
+	@SHARDS=$(SHARDS) BUYERS=$(BUYERS) STOCK=$(STOCK) sh test/demo-shards.sh
 else
 	@BUYERS=$(BUYERS) STOCK=$(STOCK) LINES=$(LINES) PRODUCTS=$(PRODUCTS) SLOTS=$(SLOTS) \
 		POOLER=$(POOLER) POOL=$(POOL) \

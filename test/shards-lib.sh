@@ -4,7 +4,9 @@
 # One proxy cluster and SHARDS shard clusters, each a local cluster of its
 # own (initdb once, copied), run as the postgres user, listening on Unix
 # sockets in $SHOP_DIR only: the proxy on port $SHOP_PORT, shard k on
-# $SHOP_PORT + 1 + k.  Database "shop" on every shard holds the checkout
+# $SHOP_PORT + 1 + k.  fsync is off (the tests kill servers, never the
+# machine) but synchronous_commit stays on: an order a buyer was told of
+# must survive its shard's crash.  Database "shop" on every shard holds the checkout
 # and checkout_shard extensions; database "proxy" on the proxy holds
 # plproxy and checkout_proxy, and the PL/Proxy cluster 'checkout_shards'.
 #
@@ -34,7 +36,7 @@ node_port() {
 
 start_node() {
 	shop_ctl start -w -s -D "$SHOP_DIR/$1" -l "$SHOP_DIR/$1.log" \
-		-o "-p $(node_port "$1") -k $SHOP_DIR -c listen_addresses='' -c max_connections=${SHOP_CONNECTIONS:-200} -c fsync=${SHOP_FSYNC:-off} -c synchronous_commit=${SHOP_SYNC:-off} -c shared_buffers=64MB"
+		-o "-p $(node_port "$1") -k $SHOP_DIR -c listen_addresses='' -c max_connections=${SHOP_CONNECTIONS:-200} -c fsync=${SHOP_FSYNC:-off} -c synchronous_commit=${SHOP_SYNC:-on} -c shared_buffers=64MB"
 }
 
 start_shop() {

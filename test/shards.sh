@@ -168,7 +168,7 @@ fi
 # SH001 across shards names the units the whole shop has
 proxy_value "SELECT shop_set_cart_item($c2, 1, 5)" >/dev/null
 expect "$name: SH001 with the shop's stock" \
-	"$(proxy_psql -c "\\set VERBOSITY verbose" -c "SELECT shop_checkout($c2)" 2>&1 | sed -n 's/^psql:[^ ]* ERROR:  //p')" \
+	"$(proxy_psql -c "\\set VERBOSITY verbose" -c "SELECT shop_checkout($c2)" 2>&1 | sed -n 's/^ERROR:  //p')" \
 	"SH001: Insufficient stock for Flash Sale Item 1 (available: 2, requested: 5)"
 
 # ------------------------------------- 4. a transfer killed at each step
@@ -239,22 +239,21 @@ done
 # ------------------------------------------ 5. a shard stopped mid-sale
 name="shard 2 of 4 stopped mid-sale"
 new_sale_shop 4
-proxy_value "SELECT sale_setup(1200, 'even', 1, 600, 1, 1)" >/dev/null
-run_sale 1200 32 &
+proxy_value "SELECT sale_setup(2400, 'even', 1, 1200, 1, 1)" >/dev/null
+run_sale 2400 32 &
 sale=$!
-until [ "$(proxy_value 'SELECT count(*) FROM sale_outcomes')" -ge 150 ] || ! kill -0 "$sale" 2>/dev/null; do
+until [ "$(proxy_value 'SELECT count(*) FROM sale_outcomes')" -ge 100 ] || ! kill -0 "$sale" 2>/dev/null; do
 	sleep 0.05
 done
 stop_shard 2
-stopped_at=$(proxy_value "SELECT clock_timestamp()")
 wait "$sale"
 expect "$name: its buyers after the stop got SH008, no one else did" \
 	"$(proxy_value "SELECT count(*) FILTER (WHERE sqlstate = 'SH008' AND shop_shard_of(customer_id) <> 2)
 					 || ' ' || (count(*) FILTER (WHERE sqlstate = 'SH008') > 0)
 					FROM sale_outcomes")" "0 true"
 expect "$name: the other shards kept selling after the stop" \
-	"$(proxy_value "SELECT count(*) > 0 FROM sale_outcomes WHERE order_id IS NOT NULL
-					 AND at > '$stopped_at' AND shop_shard_of(customer_id) <> 2")" t
+	"$(proxy_value "SELECT count(*) > 0 FROM sale_outcomes WHERE order_id IS NOT NULL AND shop_shard_of(customer_id) <> 2
+					 AND at > (SELECT min(at) FROM sale_outcomes WHERE sqlstate = 'SH008')")" t
 expect "$name: SH008 names the shard" \
 	"$(proxy_value "SELECT DISTINCT message FROM sale_outcomes WHERE sqlstate = 'SH008'")" "shard 2 is unavailable"
 start_shard 2
@@ -265,7 +264,7 @@ proxy_value "SELECT shop_settle_transfers()" >/dev/null
 expect "$name: after the retries each buyer has at most one order, as told" \
 	"$(shard_sum 4 'SELECT count(*) - count(DISTINCT customer_id) FROM orders') $(shard_sum 4 'SELECT count(*) FROM orders')" \
 	"0 $(proxy_value "SELECT count(DISTINCT customer_id) FROM sale_outcomes WHERE order_id IS NOT NULL")"
-expect "$name: 600 sold in all" "$(shard_sum 4 'SELECT count(*) FROM orders')" 600
+expect "$name: 1200 sold in all" "$(shard_sum 4 'SELECT count(*) FROM orders')" 1200
 books_add_up "$name" 4
 
 # ---------------------------- 6. the proxy's connection dropped mid-checkout
