@@ -95,7 +95,8 @@ test-shards: installed
 # products, LINES lines per cart, each product's stock split into SLOTS
 # stock slots (0: none); POOLER=1 sends them through pgbouncer (transaction
 # pooling, POOL server connections); SHARDS=N runs it on a shop sharded
-# over N shard clusters behind a PL/Proxy proxy
+# over N shard clusters behind a PL/Proxy proxy, the buyers SPREAD (one,
+# even, skewed) over the shards
 BUYERS ?= 33
 STOCK ?= 20
 LINES ?= 1
@@ -106,11 +107,12 @@ POOL ?= 8
 DEMO_CONNECTIONS = $(shell n=$(BUYERS); [ $$n -gt 500 ] && n=500; [ "$(POOLER)" = 1 ] && n=$(POOL); echo $$((n + 20)))
 FAILOVER ?= 0
 SHARDS ?= 0
+SPREAD ?= skewed
 demo: installed
 ifeq ($(FAILOVER),1)
 	@sh test/failover.sh
 else ifneq ($(SHARDS),0)
-	@SHARDS=$(SHARDS) BUYERS=$(BUYERS) STOCK=$(STOCK) sh test/demo-shards.sh
+	@SHARDS=$(SHARDS) BUYERS=$(BUYERS) STOCK=$(STOCK) SPREAD=$(SPREAD) sh test/demo-shards.sh
 else
 	@BUYERS=$(BUYERS) STOCK=$(STOCK) LINES=$(LINES) PRODUCTS=$(PRODUCTS) SLOTS=$(SLOTS) \
 		POOLER=$(POOLER) POOL=$(POOL) \
