@@ -1,7 +1,18 @@
 #!/bin/sh
-# make bench: one throwaway cluster with durable commit, then the benchmark.
+# make bench: one throwaway cluster with durable commit, then the benchmark;
+# then the sharded shop's (bench/shards.sh: a proxy and two shard clusters
+# of its own).  BENCH_WORKLOADS="shards" runs only the latter; a list
+# without "shards" leaves it out.
 set -eu
 cd "$(dirname "$0")/.."
-exec pg_virtualenv -o fsync=on -o synchronous_commit=on \
-	-o max_connections=200 -o shared_buffers=256MB \
-	-- sh bench/run-in-cluster.sh
+case " ${BENCH_WORKLOADS:-} " in
+	" shards ") ;;
+	*)
+		pg_virtualenv -o fsync=on -o synchronous_commit=on \
+			-o max_connections=200 -o shared_buffers=256MB \
+			-- sh bench/run-in-cluster.sh
+		;;
+esac
+case " ${BENCH_WORKLOADS:-} " in
+	*" shards "*|"  ") sh bench/shards.sh ;;
+esac
