@@ -48,9 +48,8 @@ PGHOST=$SHOP_DIR PGPORT=$(node_port shard0) PGUSER=postgres \
 	psql -X -q -d shop -c "COPY bench_customers FROM STDIN" <"$SHOP_DIR/customers"
 for db in proxy shop; do
 	cat >"$SHOP_DIR/$db.pgbench" <<SQL
-WITH c AS (SELECT customer_id FROM bench_customers
-			WHERE n = nextval('bench_next') % $customers + 1)
-SELECT shop_checkout(c.customer_id) FROM c;
+SELECT shop_checkout(c.customer_id) FROM bench_customers AS c
+ WHERE c.n = (SELECT nextval('bench_next') % $customers + 1);
 SQL
 done
 
