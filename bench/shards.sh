@@ -94,9 +94,11 @@ pulls=$(shard_value 1 "SELECT count(*) FROM checkout_shard.stock_transfers WHERE
 
 # the median of each flow's rounds
 median() {
-	awk -v f="$1" -v col="$2" '$1 == f { v[n++] = $col }
-		END { asort(v); print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }' "$raw"
+	awk -v f="$1" -v col="$2" '$1 == f { print $col }' "$raw" | sort -n |
+		awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+echo "shards: flow round tps ms"
+cat "$raw"
 {
 	echo "# The sharded shop: the proxy hop and a pull ($(date -u +%Y-%m-%d))"
 	echo

@@ -10,6 +10,7 @@
 #  2. 300 buyers with carts of 1 to 3 lines over 4 shards: stock conserved
 #     per product over the shop, every buyer told the truth (an order
 #     exactly its cart; SH001 only for a cart the final stock cannot serve);
+#     and the rebalancer spreading a product's stock evenly;
 #  3. errors through the proxy: the same SQLSTATE, message, detail and hint
 #     as on the shard;
 #  4. a stock transfer blocked at each of its three steps while the mover's
@@ -124,6 +125,19 @@ while IFS='|' read -r customer lines; do
 	[ "$servable" = 1 ] && { echo "  customer $customer rejected with $lines, left: $left"; false_sold_out=$((false_sold_out + 1)); }
 done <"$SHOP_DIR/carts"
 expect "$name: no false sold out" "$false_sold_out" 0
+
+# ------------------------------------------- 2b. the rebalancer
+name="rebalance ahead of a sale"
+new_sale_shop 4
+proxy_value "SELECT shop_create_product('Flash Sale Smartphone', 49900, 42)" >/dev/null
+proxy_value "SELECT shop_move_stock(1, k, 0, 100) FROM generate_series(1, 3) AS k" >/dev/null
+expect "$name: all on shard 0 first" \
+	"$(proxy_value "SELECT string_agg(stock::text, ' ' ORDER BY shard) FROM shard_stock()")" "42 0 0 0"
+expect "$name: 31 units moved" "$(proxy_value 'SELECT shop_rebalance(1)')" 31
+expect "$name: quotas even, the first shards one more" \
+	"$(proxy_value "SELECT string_agg(stock::text, ' ' ORDER BY shard) FROM shard_stock()")" "11 11 10 10"
+expect "$name: nothing to move the second time" "$(proxy_value 'SELECT shop_rebalance(1)')" 0
+books_add_up "$name" 4
 
 # --------------------------------------------- 3. errors through the proxy
 name="errors through the proxy"
