@@ -26,6 +26,12 @@ results=${BENCH_SHARDS_RESULTS:-bench/results/$(date -u +%Y-%m-%d)-shards.md}
 customers=40000
 trap stop_shop EXIT INT TERM
 
+if [ -n "${BENCH_SHARDS_RAW:-}" ]; then
+	# only the report, from the raw figures of a run (flow round tps ms)
+	SHOP_DIR=$(mktemp -d)
+	cp "$BENCH_SHARDS_RAW" "$SHOP_DIR/raw"
+	raw=$SHOP_DIR/raw integrity=${BENCH_SHARDS_INTEGRITY:-?} pulls=${BENCH_SHARDS_PULLS:-?}
+else
 SHOP_FSYNC=on SHOP_SYNC=on start_shop 2
 new_shop 2
 raw=$SHOP_DIR/raw
@@ -91,19 +97,23 @@ done
 # every pull moved its unit exactly once, and the books add up
 integrity=$(proxy_value "SELECT count(*) FROM shop_check_integrity()")
 pulls=$(shard_value 1 "SELECT count(*) FROM checkout_shard.stock_transfers WHERE direction = 'out'")
+fi
 
 # the median of each flow's rounds
 median() {
 	awk -v f="$1" -v col="$2" '$1 == f { print $col }' "$raw" | sort -n |
-		awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+		awk -v col="$2" '{ v[NR] = $1 }
+			END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+				  printf(col == 3 ? "%.0f\n" : "%.2f\n", m) }'
 }
 echo "shards: flow round tps ms"
 cat "$raw"
+[ -n "${BENCH_SHARDS_RAW:-}" ] || cp "$raw" "${results%.md}.raw"
 {
 	echo "# The sharded shop: the proxy hop and a pull ($(date -u +%Y-%m-%d))"
 	echo
 	echo "\`make bench\` (bench/shards.sh): a proxy and 2 shard clusters on one machine ($(nproc) cores,"
-	echo "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), PostgreSQL $(pg_config --version | sed 's/[^0-9.]//g'),"
+	echo "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), PostgreSQL $(pg_config --version | sed 's/^PostgreSQL \([0-9.]*\).*/\1/'),"
 	echo "fsync and synchronous_commit on, Unix sockets; median of $rounds runs of $seconds s, flows interleaved."
 	echo
 	echo "| flow | clients | checkouts/s | mean latency (ms) | ratio |"
