@@ -185,6 +185,18 @@ expect "$name: SH001 with the shop's stock" \
 	"$(proxy_psql -c "\\set VERBOSITY verbose" -c "SELECT shop_checkout($c2)" 2>&1 | sed -n 's/^ERROR:  //p')" \
 	"SH001: Insufficient stock for Flash Sale Item 1 (available: 2, requested: 5)"
 
+# a storefront role granted on the proxy checks out; one not granted cannot
+proxy_psql -c "CREATE ROLE regress_proxy_app" -c "CREATE ROLE regress_proxy_nobody" \
+	-c "SELECT shop_grant_app('regress_proxy_app')" >/dev/null 2>&1
+proxy_value "SELECT shop_set_cart_item($c2, 1, 1)" >/dev/null
+expect "$name: a role granted shop_grant_app checks out through the proxy" \
+	"$(proxy_psql -At -c "SET ROLE regress_proxy_app" -c "SELECT shop_checkout($c2, 'granted') % 1024" 2>&1)" 0
+expect "$name: a role not granted gets 42501" \
+	"$(proxy_psql -c "\\set VERBOSITY verbose" -c "SET ROLE regress_proxy_nobody" -c "SELECT shop_checkout($c2)" 2>&1 |
+		sed -n 's/^ERROR:  \([0-9A-Z]*\):.*/\1/p')" 42501
+proxy_psql -c "DROP OWNED BY regress_proxy_app, regress_proxy_nobody" \
+	-c "DROP ROLE regress_proxy_app" -c "DROP ROLE regress_proxy_nobody" >/dev/null 2>&1
+
 # ------------------------------------- 4. a transfer killed at each step
 # hold LOCK_SQL on NODE for SECONDS in the background
 hold() {
