@@ -14,10 +14,14 @@ check "$package $version is installed (dpkg: $installed)" [ "$installed" = "inst
 sharedir=$(pg_config --sharedir)/extension
 pkglibdir=$(pg_config --pkglibdir)
 owned=0
-for f in "$sharedir/checkout.control" "$pkglibdir/checkout.so" "$sharedir"/checkout--*.sql; do
+# checkout, and checkout_shard and checkout_proxy (a sharded shop)
+loaded="$sharedir/checkout.control $pkglibdir/checkout.so $sharedir/checkout--*.sql
+$sharedir/checkout_shard.control $sharedir/checkout_shard--*.sql
+$sharedir/checkout_proxy.control $sharedir/checkout_proxy--*.sql"
+for f in $loaded; do
 	dpkg -S "$f" 2>/dev/null | grep -q "^$package:" && owned=$((owned + 1))
 done
-files=$(ls "$sharedir/checkout.control" "$pkglibdir/checkout.so" "$sharedir"/checkout--*.sql | wc -l)
+files=$(ls $loaded | wc -l)
 check "the package owns the extension's files the server loads ($owned of $files)" [ "$owned" = "$files" ]
 check "none of them changed since the package installed them (dpkg --verify)" \
 	sh -c "[ -z \"\$(dpkg --verify $package)\" ]"

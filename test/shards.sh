@@ -139,6 +139,25 @@ expect "$name: quotas even, the first shards one more" \
 expect "$name: nothing to move the second time" "$(proxy_value 'SELECT shop_rebalance(1)')" 0
 books_add_up "$name" 4
 
+# a product's price changed through the proxy on every shard; an order
+# paid and another cancelled through the proxy, routed by their ids
+name="products and orders through the proxy"
+expect "$name: a price change reaches every shard" \
+	"$(proxy_value "SELECT shop_update_product(1, NULL, 39900)") $(shard_sum 4 "SELECT count(*) FROM products WHERE price_cents = 39900")" "4 4"
+proxy_value "SELECT shop_create_customer(c, 'Buyer ' || c), shop_set_cart_item(c, 1, 2)
+			   FROM generate_series(1, 8) AS c" >/dev/null
+proxy_value "SELECT shop_checkout(c, 'pay-' || c) FROM generate_series(1, 8) AS c" >/dev/null
+expect "$name: 8 orders at the new price, on their buyers' shards" \
+	"$(proxy_value "SELECT count(*) FROM generate_series(1, 8) AS c WHERE shop_checkout(c, 'pay-' || c) % 1024 = shop_shard_of(c)")" 8
+expect "$name: shop_pay and shop_cancel_order find each order's shard" \
+	"$(proxy_value "SELECT string_agg(CASE WHEN c % 2 = 0 THEN shop_pay(shop_checkout(c, 'pay-' || c), 'psp-' || c)
+										ELSE shop_cancel_order(shop_checkout(c, 'pay-' || c), 'test') END, ' ' ORDER BY c)
+					  FROM generate_series(1, 4) AS c")" "cancelled paid cancelled paid"
+expect "$name: totals at the new price, cancelled stock back" \
+	"$(shard_sum 4 "SELECT coalesce(sum(total_cents), 0) FROM orders") $(proxy_value 'SELECT stock FROM shop_product_stock()')" \
+	"$((8 * 2 * 39900)) $((42 - 16 + 4))"
+books_add_up "$name" 4
+
 # --------------------------------------------- 3. errors through the proxy
 name="errors through the proxy"
 new_sale_shop 2
