@@ -26,7 +26,7 @@
  * empty reading one instant's truth.
  *
  * Errors.  PL/Proxy raises a shard's error with the shard's SQLSTATE, its
- * message prefixed with "shard_checkout(2): [shop] REMOTE ERROR: ", and its
+ * message prefixed with "public.shard_pay(3): [shop] REMOTE ERROR: ", and its
  * DETAIL and HINT prefixed with "Remote detail: " and "Remote hint: ".  The
  * functions here raise it again as the shard raised it (checkout_reraise());
  * a shard that cannot be reached is SH008.
@@ -100,25 +100,25 @@ CREATE TYPE @extschema@.checkout_result AS (
 	hint		text
 );
 
-CREATE FUNCTION @extschema@.shard_checkout(customer_id bigint, idempotency_key text)
+CREATE FUNCTION @extschema@.shard_checkout(route integer, customer_id bigint, idempotency_key text)
 RETURNS @extschema@.checkout_result
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
-	RUN ON @extschema@.checkout_customer_hash(customer_id);
+	RUN ON route;
 	SELECT * FROM checkout_shard.checkout(customer_id, idempotency_key);
 $$;
 
-CREATE FUNCTION @extschema@.shard_short_lines(customer_id bigint)
+CREATE FUNCTION @extschema@.shard_short_lines(route integer, customer_id bigint)
 RETURNS SETOF @extschema@.short_line
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
-	RUN ON @extschema@.checkout_customer_hash(customer_id);
+	RUN ON route;
 	SELECT * FROM checkout_shard.short_lines(customer_id);
 $$;
 
-CREATE FUNCTION @extschema@.shard_cart_status(customer_id bigint)
+CREATE FUNCTION @extschema@.shard_cart_status(route integer, customer_id bigint)
 RETURNS TABLE (product_id bigint, name text, requested integer,
 			   available integer, can_fulfil boolean,
 			   checkout_would_succeed boolean, purchase_limit integer,
@@ -126,45 +126,45 @@ RETURNS TABLE (product_id bigint, name text, requested integer,
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
-	RUN ON @extschema@.checkout_customer_hash(customer_id);
+	RUN ON route;
 	SELECT * FROM checkout_shard.cart_status(customer_id);
 $$;
 
-CREATE FUNCTION @extschema@.shard_create_customer(customer_id bigint, name text)
+CREATE FUNCTION @extschema@.shard_create_customer(route integer, customer_id bigint, name text)
 RETURNS boolean
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
-	RUN ON @extschema@.checkout_customer_hash(customer_id);
+	RUN ON route;
 	SELECT checkout_shard.create_customer(customer_id, name) AS shard_create_customer;
 $$;
 
-CREATE FUNCTION @extschema@.shard_set_cart_item(customer_id bigint, product_id bigint,
+CREATE FUNCTION @extschema@.shard_set_cart_item(route integer, customer_id bigint, product_id bigint,
 												quantity integer)
 RETURNS integer
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
-	RUN ON @extschema@.checkout_customer_hash(customer_id);
+	RUN ON route;
 	SELECT checkout_shard.set_cart_item(customer_id, product_id, quantity)
 		AS shard_set_cart_item;
 $$;
 
-CREATE FUNCTION @extschema@.shard_pay(order_id bigint, payment_ref text)
+CREATE FUNCTION @extschema@.shard_pay(route integer, order_id bigint, payment_ref text)
 RETURNS text
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
-	RUN ON @extschema@.checkout_order_shard(order_id);
+	RUN ON route;
 	SELECT checkout_shard.pay(order_id, payment_ref) AS shard_pay;
 $$;
 
-CREATE FUNCTION @extschema@.shard_cancel_order(order_id bigint, reason text)
+CREATE FUNCTION @extschema@.shard_cancel_order(route integer, order_id bigint, reason text)
 RETURNS text
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
-	RUN ON @extschema@.checkout_order_shard(order_id);
+	RUN ON route;
 	SELECT checkout_shard.cancel_order(order_id, reason) AS shard_cancel_order;
 $$;
 
@@ -715,7 +715,9 @@ AS $$
 DECLARE
 	st			text; msg text; det text; hnt text;
 BEGIN
-	RETURN @extschema@.shard_create_customer(shop_create_customer.customer_id,
+	RETURN @extschema@.shard_create_customer(
+		@extschema@.checkout_customer_hash(shop_create_customer.customer_id),
+		shop_create_customer.customer_id,
 											 shop_create_customer.name);
 EXCEPTION WHEN OTHERS THEN
 	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
@@ -740,7 +742,9 @@ AS $$
 DECLARE
 	st			text; msg text; det text; hnt text;
 BEGIN
-	RETURN @extschema@.shard_set_cart_item(shop_set_cart_item.customer_id,
+	RETURN @extschema@.shard_set_cart_item(
+		@extschema@.checkout_customer_hash(shop_set_cart_item.customer_id),
+		shop_set_cart_item.customer_id,
 										   shop_set_cart_item.product_id,
 										   shop_set_cart_item.quantity);
 EXCEPTION WHEN OTHERS THEN
@@ -769,10 +773,13 @@ DECLARE
 	short		@extschema@.short_line[];
 	line		@extschema@.short_line;
 	pulled		boolean;
+	-- PL/Proxy's hash of the customer, computed here: RUN ON an argument
+	-- spares PL/Proxy a query per call
+	route		integer := @extschema@.checkout_customer_hash(shop_checkout.customer_id);
 BEGIN
 	FOR attempt IN 1 .. 10 LOOP
 		BEGIN
-			result := @extschema@.shard_checkout(shop_checkout.customer_id,
+			result := @extschema@.shard_checkout(route, shop_checkout.customer_id,
 												 shop_checkout.idempotency_key);
 		EXCEPTION WHEN OTHERS THEN
 			-- the shard could not be reached, or its answer was lost
@@ -789,7 +796,7 @@ BEGIN
 		pulled := false;
 		BEGIN
 			-- read whole first: no PL/Proxy call may run inside another
-			short := ARRAY(SELECT x FROM @extschema@.shard_short_lines(shop_checkout.customer_id) AS x);
+			short := ARRAY(SELECT x FROM @extschema@.shard_short_lines(route, shop_checkout.customer_id) AS x);
 			FOREACH line IN ARRAY short
 			LOOP
 				pulled := @extschema@.checkout_pull_stock(line.product_id, line.shard,
@@ -808,11 +815,15 @@ BEGIN
 END
 $$;
 
+/*
+ * shop_checkout(customer_id): the same without a key.  Neither SECURITY
+ * DEFINER nor SET: so that PostgreSQL inlines it into the caller's query
+ * (its body names only the function above, schema-qualified); the caller
+ * needs EXECUTE on both, which shop_grant_app() grants.
+ */
 CREATE FUNCTION @extschema@.shop_checkout(customer_id bigint)
 RETURNS bigint
 LANGUAGE sql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 RETURN @extschema@.shop_checkout(customer_id, NULL::text);
 
 CREATE FUNCTION @extschema@.shop_cart_status(customer_id bigint)
@@ -828,7 +839,8 @@ AS $$
 DECLARE
 	st			text; msg text; det text; hnt text;
 BEGIN
-	RETURN QUERY SELECT * FROM @extschema@.shard_cart_status(shop_cart_status.customer_id);
+	RETURN QUERY SELECT * FROM @extschema@.shard_cart_status(
+		@extschema@.checkout_customer_hash(shop_cart_status.customer_id), shop_cart_status.customer_id);
 EXCEPTION WHEN OTHERS THEN
 	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
 							det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
@@ -847,7 +859,8 @@ AS $$
 DECLARE
 	st			text; msg text; det text; hnt text;
 BEGIN
-	RETURN @extschema@.shard_pay(shop_pay.order_id, shop_pay.payment_ref);
+	RETURN @extschema@.shard_pay(@extschema@.checkout_order_shard(shop_pay.order_id),
+								 shop_pay.order_id, shop_pay.payment_ref);
 EXCEPTION WHEN OTHERS THEN
 	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
 							det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
@@ -866,7 +879,8 @@ AS $$
 DECLARE
 	st			text; msg text; det text; hnt text;
 BEGIN
-	RETURN @extschema@.shard_cancel_order(shop_cancel_order.order_id,
+	RETURN @extschema@.shard_cancel_order(@extschema@.checkout_order_shard(shop_cancel_order.order_id),
+										  shop_cancel_order.order_id,
 										  shop_cancel_order.reason);
 EXCEPTION WHEN OTHERS THEN
 	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
