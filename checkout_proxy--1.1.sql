@@ -21,9 +21,10 @@
  * Stock.  Each shard sells from its own quota of a product's stock.  When
  * a checkout is short of stock on its shard, shop_checkout() here pulls the
  * missing units from other shards (checkout_pull_stock()) and checks out
- * again; it raises the shard's SH001 only when no shard holds the units:
- * read twice from every shard with no transfer in between, which makes the
- * empty reading one instant's truth.
+ * again; it raises the shard's SH001 only when the shop is proven short:
+ * every shard read twice with no transfer in between, the first readings
+ * adding up to less than the line needs, which makes them one instant's
+ * truth.
  *
  * Errors.  PL/Proxy raises a shard's error with the shard's SQLSTATE, its
  * message prefixed with "public.shard_pay(3): [shop] REMOTE ERROR: ", and its
@@ -482,12 +483,20 @@ $$;
 
 /*
  * Pull up to `wanted` units of a product into shard `target` from the other
- * shards, the fullest first; returns the units that reached it, or 0 when
- * every shard that can be reached was found empty of it twice with no
- * transfer of it anywhere in between and none in transit (so, at one
- * instant between the two readings, none was anywhere else) -- or when the
- * target's own stock rose meanwhile to `enough`, in which case it returns
- * 1 too, so that the caller checks out again.
+ * shards, the fullest first, so that the target holds `enough`.  Returns:
+ *   > 0  the units that reached the target, or 1 when the target holds
+ *        `enough` already: check out again;
+ *     0  proven that the shop has fewer than `enough` units of it: every
+ *        shard that can be reached was read twice, the sum of the first
+ *        readings (and nothing in transit) was below `enough`, and no
+ *        transfer of the product happened anywhere in between.  A shard's
+ *        stock only falls between transfers (no order is cancelled in a
+ *        sale), so at an instant between the two readings the whole shop
+ *        held fewer than `enough`;
+ *    -1  nothing proven: other pulls kept moving it for five rounds, or a
+ *        send failed (the caller tries again).
+ * Pulling only when the shop shows `enough` keeps two buyers from passing
+ * the last units back and forth, each short of its own quantity.
  */
 CREATE FUNCTION @extschema@.checkout_pull_stock(product_id bigint, target integer,
 												wanted integer, enough integer)
@@ -497,19 +506,57 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	n			integer := @extschema@.checkout_shard_count();
-	before		@extschema@.stock_reading[];
-	after		@extschema@.stock_reading[];
+	first		@extschema@.stock_reading[];
+	second		@extschema@.stock_reading[];
 	donor		record;
 	transfer	uuid;
 	got			integer;
 	moved		integer := 0;
 BEGIN
 	FOR round IN 1 .. 5 LOOP
-		PERFORM @extschema@.shop_settle_transfers(checkout_pull_stock.product_id);
-		before := ARRAY(SELECT s FROM generate_series(0, n - 1) AS k,
-						LATERAL @extschema@.checkout_stock_state(k, checkout_pull_stock.product_id) AS s
-						 WHERE s.shard IS NOT NULL ORDER BY s.shard);
-		FOR donor IN SELECT (d).* FROM unnest(before) AS d
+		first := ARRAY(SELECT s FROM generate_series(0, n - 1) AS k,
+					   LATERAL @extschema@.checkout_stock_state(k, checkout_pull_stock.product_id) AS s
+						WHERE s.shard IS NOT NULL ORDER BY s.shard);
+		-- units in transit (a mover died): deliver them first, read again
+		IF EXISTS (SELECT FROM unnest(first) AS f WHERE (f).in_transit > 0) THEN
+			PERFORM @extschema@.shop_settle_transfers(checkout_pull_stock.product_id);
+			CONTINUE;
+		END IF;
+		IF EXISTS (SELECT FROM unnest(first) AS f
+					WHERE (f).shard = checkout_pull_stock.target
+					  AND (f).stock >= checkout_pull_stock.enough) THEN
+			RETURN 1;
+		END IF;
+
+		IF (SELECT coalesce(sum((f).stock), 0) FROM unnest(first) AS f)
+		   < checkout_pull_stock.enough THEN
+			-- not enough anywhere, if nothing moved meanwhile
+			second := ARRAY(SELECT s FROM generate_series(0, n - 1) AS k,
+							LATERAL @extschema@.checkout_stock_state(k, checkout_pull_stock.product_id) AS s
+							 WHERE s.shard IS NOT NULL ORDER BY s.shard);
+			IF (SELECT string_agg(format('%s:%s', (f).shard, (f).transfers), ',') FROM unnest(first) AS f)
+			   IS NOT DISTINCT FROM
+			   (SELECT string_agg(format('%s:%s', (x).shard, (x).transfers), ',') FROM unnest(second) AS x)
+			   AND NOT EXISTS (SELECT FROM unnest(second) AS x WHERE (x).in_transit > 0) THEN
+				-- gather what is left onto the target, so that its SH001
+				-- names what the whole shop has
+				FOR donor IN SELECT (d).* FROM unnest(second) AS d
+							  WHERE (d).shard <> checkout_pull_stock.target AND (d).stock > 0
+				LOOP
+					BEGIN
+						PERFORM @extschema@.shop_move_stock(checkout_pull_stock.product_id,
+															donor.shard, checkout_pull_stock.target,
+															donor.stock);
+					EXCEPTION WHEN OTHERS THEN
+						NULL;	-- in transit: settled later
+					END;
+				END LOOP;
+				RETURN 0;
+			END IF;
+			CONTINUE;
+		END IF;
+
+		FOR donor IN SELECT (d).* FROM unnest(first) AS d
 					  WHERE (d).shard <> checkout_pull_stock.target AND (d).stock > 0
 					  ORDER BY (d).stock DESC, (d).shard
 		LOOP
@@ -520,8 +567,8 @@ BEGIN
 											  checkout_pull_stock.wanted - moved,
 											  checkout_pull_stock.target);
 			EXCEPTION WHEN OTHERS THEN
-				got := 0;	-- the donor went down, or its answer was lost:
-							-- a transfer it made is settled later
+				got := 0;	-- the donor went down, or its answer was lost: a
+							-- transfer it made is settled later
 			END;
 			IF got > 0 THEN
 				PERFORM @extschema@.shard_receive(checkout_pull_stock.target, transfer,
@@ -539,23 +586,9 @@ BEGIN
 		IF moved > 0 THEN
 			RETURN moved;
 		END IF;
-
-		after := ARRAY(SELECT s FROM generate_series(0, n - 1) AS k,
-					   LATERAL @extschema@.checkout_stock_state(k, checkout_pull_stock.product_id) AS s
-						WHERE s.shard IS NOT NULL ORDER BY s.shard);
-		IF EXISTS (SELECT FROM unnest(after) AS a
-					WHERE (a).shard = checkout_pull_stock.target
-					  AND (a).stock >= checkout_pull_stock.enough) THEN
-			RETURN 1;
-		END IF;
-		IF (SELECT string_agg(format('%s:%s', (b).shard, (b).transfers), ',') FROM unnest(before) AS b)
-		   IS NOT DISTINCT FROM
-		   (SELECT string_agg(format('%s:%s', (a).shard, (a).transfers), ',') FROM unnest(after) AS a)
-		   AND NOT EXISTS (SELECT FROM unnest(after) AS a WHERE (a).in_transit > 0) THEN
-			RETURN 0;
-		END IF;
+		-- the donors were bought empty meanwhile: read again
 	END LOOP;
-	RETURN 0;
+	RETURN -1;
 END
 $$;
 
@@ -772,12 +805,13 @@ DECLARE
 	result		@extschema@.checkout_result;
 	short		@extschema@.short_line[];
 	line		@extschema@.short_line;
-	pulled		boolean;
+	pulled		integer;
+	proven		boolean := false;
 	-- PL/Proxy's hash of the customer, computed here: RUN ON an argument
 	-- spares PL/Proxy a query per call
 	route		integer := @extschema@.checkout_customer_hash(shop_checkout.customer_id);
 BEGIN
-	FOR attempt IN 1 .. 10 LOOP
+	FOR attempt IN 1 .. 50 LOOP
 		BEGIN
 			result := @extschema@.shard_checkout(route, shop_checkout.customer_id,
 												 shop_checkout.idempotency_key);
@@ -790,37 +824,38 @@ BEGIN
 		END;
 		IF result.sqlstate IS NULL THEN
 			RETURN result.order_id;
+		ELSIF result.sqlstate <> 'SH001' OR proven THEN
+			PERFORM @extschema@.checkout_reraise(result.sqlstate, result.message,
+												 result.detail, result.hint, NULL);
 		END IF;
-		EXIT WHEN result.sqlstate <> 'SH001';
-		-- short on this shard: pull every short line's missing units
-		pulled := false;
+		-- short on this shard: pull every short line's missing units; the
+		-- shard's SH001 stands when a line is proven short everywhere
 		BEGIN
-			-- read whole first: no PL/Proxy call may run inside another
 			short := ARRAY(SELECT x FROM @extschema@.shard_short_lines(route, shop_checkout.customer_id) AS x);
+			pulled := 1;	-- no line short any more: check out again
 			FOREACH line IN ARRAY short
 			LOOP
 				pulled := @extschema@.checkout_pull_stock(line.product_id, line.shard,
 														  line.requested - line.available,
-														  line.requested) > 0;
-				EXIT WHEN NOT pulled;
+														  line.requested);
+				EXIT WHEN pulled = 0;
 			END LOOP;
 		EXCEPTION WHEN OTHERS THEN
-			pulled := false;	-- a shard went down: the shard's SH001 stands
+			pulled := 0;	-- a shard went down: the SH001 stands
 		END;
-		EXIT WHEN NOT pulled;
+		-- a line short over the whole shop: what was left of it was gathered
+		-- here; one more checkout gives the SH001 that says so
+		proven := pulled = 0;
 	END LOOP;
-	PERFORM @extschema@.checkout_reraise(result.sqlstate, result.message, result.detail,
-										 result.hint, NULL);
-	RETURN NULL;
+	-- other buyers took the units pulled for this one, 50 times over
+	RAISE EXCEPTION 'could not get the stock for the checkout of customer %: other checkouts took it first',
+		shop_checkout.customer_id
+		USING ERRCODE = 'serialization_failure',
+			  DETAIL = 'Units were pulled from other shards 50 times and bought by other customers of its shard each time.',
+			  HINT = 'Retry with the same idempotency key.';
 END
 $$;
 
-/*
- * shop_checkout(customer_id): the same without a key.  Neither SECURITY
- * DEFINER nor SET: so that PostgreSQL inlines it into the caller's query
- * (its body names only the function above, schema-qualified); the caller
- * needs EXECUTE on both, which shop_grant_app() grants.
- */
 CREATE FUNCTION @extschema@.shop_checkout(customer_id bigint)
 RETURNS bigint
 LANGUAGE sql

@@ -11,17 +11,17 @@
  * shard: its number, products and customers made through the proxy, and
  * stock transfers between shards.
  *
- * A transfer of units of a product from shard A to shard B is two local
- * transactions, one on each side, never a distributed one:
- *   1. on A, shop_shard_send(): take up to the units asked for from A's
+ * A transfer of units of a product from shard A to shard B is three local
+ * transactions, each on one side, never a distributed one:
+ *   1. on A, send(): take up to the units asked for from A's
  *      quota, and record the transfer ('out', its id) and a movement in the
  *      stock ledger, in one transaction;
- *   2. on B, shop_shard_receive(): record the transfer ('in', the same id,
+ *   2. on B, receive(): record the transfer ('in', the same id,
  *      under a primary key, so a second delivery of it does nothing) and
  *      add its units to B's quota with a movement, in one transaction;
- *   3. on A, shop_shard_mark_delivered(): note that B has it.
+ *   3. on A, mark_delivered(): note that B has it.
  * Between 1 and 3 the units are in transit: an 'out' row not yet marked
- * delivered.  Whoever finds one (the proxy settles them before any pull)
+ * delivered.  Whoever finds one (a pull that sees units in transit settles)
  * runs 2 and 3 again; 2 applies it at most once, so every unit moves
  * exactly once whichever side or mover dies in between.
  *
