@@ -63,6 +63,18 @@ CREATE TYPE @extschema@.short_line AS (
 	requested	integer
 );
 
+-- A line of shop_cart_status()
+CREATE TYPE @extschema@.cart_line AS (
+	product_id	bigint,
+	name		text,
+	requested	integer,
+	available	integer,
+	can_fulfil	boolean,
+	checkout_would_succeed boolean,
+	purchase_limit integer,
+	already_bought bigint
+);
+
 -- One shard's reading of a product's stock (checkout_shard.stock_state())
 CREATE TYPE @extschema@.stock_reading AS (
 	shard		integer,		-- the shard's number
@@ -120,10 +132,7 @@ AS $$
 $$;
 
 CREATE FUNCTION @extschema@.shard_cart_status(route integer, customer_id bigint)
-RETURNS TABLE (product_id bigint, name text, requested integer,
-			   available integer, can_fulfil boolean,
-			   checkout_would_succeed boolean, purchase_limit integer,
-			   already_bought bigint)
+RETURNS SETOF @extschema@.cart_line
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
@@ -281,13 +290,14 @@ AS $$
 	SELECT * FROM checkout_shard.transfers();
 $$;
 
-CREATE FUNCTION @extschema@.shard_stock()
+-- Every shard's stock of the products listed (NULL: of all)
+CREATE FUNCTION @extschema@.shard_stock(product_ids bigint[] DEFAULT NULL)
 RETURNS TABLE (shard integer, product_id bigint, stock integer)
 LANGUAGE plproxy
 AS $$
 	CLUSTER 'checkout_shards';
 	RUN ON ALL;
-	SELECT * FROM checkout_shard.stock();
+	SELECT * FROM checkout_shard.stock(product_ids);
 $$;
 
 /* ---------------------------------------------------------------- errors */
@@ -861,6 +871,13 @@ RETURNS bigint
 LANGUAGE sql
 RETURN @extschema@.shop_checkout(customer_id, NULL::text);
 
+/*
+ * shop_cart_status(customer_id): the checkout extension's, from the
+ * customer's shard; where its quota cannot serve a line, `available` is the
+ * whole shop's stock on sale (what a checkout would pull), and can_fulfil
+ * and checkout_would_succeed follow.  A shard down meanwhile: the shard's
+ * own view.
+ */
 CREATE FUNCTION @extschema@.shop_cart_status(customer_id bigint)
 RETURNS TABLE (product_id bigint, name text, requested integer,
 			   available integer, can_fulfil boolean,
@@ -873,14 +890,44 @@ SET client_min_messages = warning
 AS $$
 DECLARE
 	st			text; msg text; det text; hnt text;
+	lines		@extschema@.cart_line[];
+	shop_stock	jsonb;
 BEGIN
-	RETURN QUERY SELECT * FROM @extschema@.shard_cart_status(
-		@extschema@.checkout_customer_hash(shop_cart_status.customer_id), shop_cart_status.customer_id);
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-							det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
-	PERFORM @extschema@.checkout_reraise(st, msg, det, hnt,
-										 @extschema@.shop_shard_of(shop_cart_status.customer_id));
+	BEGIN
+		lines := ARRAY(SELECT x FROM @extschema@.shard_cart_status(
+							@extschema@.checkout_customer_hash(shop_cart_status.customer_id),
+							shop_cart_status.customer_id) AS x);
+	EXCEPTION WHEN OTHERS THEN
+		GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+								det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+		PERFORM @extschema@.checkout_reraise(st, msg, det, hnt,
+											 @extschema@.shop_shard_of(shop_cart_status.customer_id));
+	END;
+	IF EXISTS (SELECT FROM unnest(lines) AS l WHERE (l).available < (l).requested) THEN
+		BEGIN
+			SELECT jsonb_object_agg(s.product_id, s.stock) INTO shop_stock
+			  FROM (SELECT x.product_id, sum(x.stock) AS stock
+					  FROM @extschema@.shard_stock(ARRAY(SELECT (l).product_id
+														   FROM unnest(lines) AS l)) AS x
+					 GROUP BY x.product_id) AS s;
+		EXCEPTION WHEN OTHERS THEN
+			shop_stock := NULL;
+		END;
+	END IF;
+	RETURN QUERY
+	SELECT a.product_id, a.name, a.requested, a.available, a.fulfils,
+		   bool_and(a.fulfils) OVER (), a.purchase_limit, a.already_bought
+	  FROM (SELECT v.*, v.available >= v.requested
+						AND (v.purchase_limit IS NULL
+							 OR v.already_bought + v.requested <= v.purchase_limit) AS fulfils
+			  FROM (SELECT (l).product_id, (l).name, (l).requested, (l).purchase_limit,
+						   (l).already_bought,
+						   CASE WHEN (l).available < (l).requested
+								THEN coalesce((shop_stock ->> (l).product_id::text)::integer,
+											  (l).available)
+								ELSE (l).available END AS available
+					  FROM unnest(lines) AS l) AS v) AS a
+	 ORDER BY a.product_id;
 END
 $$;
 

@@ -539,8 +539,9 @@ BEGIN
 END
 $$;
 
--- Per product: this shard's stock on sale, for the proxy's sums
-CREATE FUNCTION @extschema@.stock()
+-- This shard's stock on sale of the products listed (NULL: of all), for
+-- the proxy's sums
+CREATE FUNCTION @extschema@.stock(product_ids bigint[])
 RETURNS TABLE (shard integer, product_id bigint, stock integer)
 LANGUAGE plpgsql
 STABLE
@@ -550,7 +551,8 @@ AS $$
 BEGIN
 	RETURN QUERY
 	SELECT @extschema@.shop_shard_number(), ps.product_id, ps.stock
-	  FROM product_stock AS ps;
+	  FROM product_stock AS ps
+	 WHERE stock.product_ids IS NULL OR ps.product_id = ANY (stock.product_ids);
 END
 $$;
 

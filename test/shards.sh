@@ -137,6 +137,20 @@ expect "$name: 31 units moved" "$(proxy_value 'SELECT shop_rebalance(1)')" 31
 expect "$name: quotas even, the first shards one more" \
 	"$(proxy_value "SELECT string_agg(stock::text, ' ' ORDER BY shard) FROM shard_stock()")" "11 11 10 10"
 expect "$name: nothing to move the second time" "$(proxy_value 'SELECT shop_rebalance(1)')" 0
+# the cart as a storefront shows it: a customer whose shard's quota is 0
+# sees the whole shop's stock, and that a checkout would succeed
+c=$(proxy_value "SELECT g FROM generate_series(100, 200) AS g WHERE shop_shard_of(g) = 3 LIMIT 1")
+proxy_value "SELECT shop_create_customer($c, 'Far Buyer'), shop_set_cart_item($c, 1, 12)" >/dev/null
+proxy_value "SELECT shop_move_stock(1, 3, 0, 10)" >/dev/null
+expect "$name: cart status with the shop's stock where the shard is short" \
+	"$(proxy_value "SELECT available || ' ' || can_fulfil || ' ' || checkout_would_succeed FROM shop_cart_status($c)")" "42 true true"
+expect "$name: the shard's own view says 0" \
+	"$(shard_value 3 "SELECT available || ' ' || checkout_would_succeed FROM shop_cart_status($c)")" "0 false"
+proxy_value "SELECT shop_set_cart_item($c, 1, 43)" >/dev/null
+expect "$name: and that 43 cannot be had" \
+	"$(proxy_value "SELECT available || ' ' || can_fulfil || ' ' || checkout_would_succeed FROM shop_cart_status($c)")" "42 false false"
+proxy_value "SELECT shop_set_cart_item($c, 1, 0)" >/dev/null
+proxy_value "SELECT shop_rebalance(1)" >/dev/null
 books_add_up "$name" 4
 
 # a product's price changed through the proxy on every shard; an order
