@@ -32,10 +32,12 @@
  * functions here raise it again as the shard raised it (checkout_reraise());
  * a shard that cannot be reached is SH008.
  *
- * Every function is SECURITY DEFINER with search_path pinned to pg_catalog
- * and pg_temp, names this extension's objects through @extschema@, and is
- * not executable by PUBLIC: shop_grant_app() and shop_grant_admin() grant
- * them.  PL/Proxy connects to the shards as the functions' owner (the user
+ * Every function names this extension's objects through @extschema@ and
+ * is not executable by PUBLIC.  The storefront's and the back office's
+ * (shop_*) are SECURITY DEFINER with search_path pinned to pg_catalog and
+ * pg_temp (but shop_checkout(customer_id), a one-line SQL function left
+ * inlinable), and shop_grant_app() and shop_grant_admin() grant them; the
+ * others (shard_*: PL/Proxy's calls, checkout_*: helpers) serve them.  PL/Proxy connects to the shards as the functions' owner (the user
  * mapping for it); the shards grant that role checkout_shard's functions
  * (checkout_shard.shop_shard_grant_proxy()).  Nothing here writes locally
  * but the product id sequence; every call to a shard commits there on its
@@ -1016,7 +1018,9 @@ $$;
  * extension's checks and its transfers against its ledger), with the
  * shard's number, then the shop's: a transfer received that no shard sent,
  * or with other units, product or shards than sent; a transfer received
- * twice; a product not on every shard.  No rows: consistent.
+ * twice; a partition of the cluster that is not the shard of its number
+ * (orders would be routed to the wrong shard); a product not on every
+ * shard.  No rows: consistent.
  */
 CREATE FUNCTION @extschema@.shop_check_integrity()
 RETURNS TABLE (problem text, product_id bigint, order_id bigint, detail text,
@@ -1056,6 +1060,12 @@ BEGIN
 	 WHERE s.direction = 'out' AND s.delivered
 	   AND NOT EXISTS (SELECT FROM t AS r WHERE r.transfer_id = s.transfer_id
 						  AND r.direction = 'in')
+	UNION ALL
+	SELECT 'shard_misnumbered', NULL::bigint, NULL::bigint,
+		   format('partition p%s of the cluster checkout_shards is shard %s', k, m.shard), k
+	  FROM generate_series(0, n - 1) AS k,
+		   LATERAL (SELECT @extschema@.shard_number(k) AS shard) AS m
+	 WHERE m.shard <> k
 	UNION ALL
 	SELECT 'product_not_on_every_shard', q.product_id, NULL::bigint,
 		   format('product %s is on %s of %s shards', q.product_id, count(*), n), NULL::integer

@@ -11,10 +11,12 @@
 # plproxy and checkout_proxy, and the PL/Proxy cluster 'checkout_shards'.
 #
 #   start_shop N      start the proxy and N shard clusters
-#   new_shop N [M]    fresh databases: a shop over shards 0..N-1 (M: make
-#                     proxy's cluster only M of them, to test a wrong one)
+#   new_shop N        fresh databases: a shop over shards 0..N-1
 #   on_shard K SQL... psql on shard K's database (sql's rules)
 #   on_proxy SQL...   psql on the proxy's database
+#   shard_value K SQL, proxy_value SQL   one value from there
+#   shard_conninfo K  the connection string of shard K's database
+#   run_sale BUYERS CLIENTS   the sale of test/fixtures/sale.sql, with pgbench
 #   stop_shard K / start_shard K   stop (immediate) and start a shard
 #   stop_shop         stop every cluster and remove $SHOP_DIR
 
@@ -90,9 +92,8 @@ shard_value() {
 		psql -X -q -v ON_ERROR_STOP=1 -d shop -At -c "$2"
 }
 
-# the connection string of the proxy's database (for libpq clients)
-proxy_conninfo() {
-	echo "host=$SHOP_DIR port=$SHOP_PORT user=postgres dbname=proxy"
+shard_conninfo() {
+	echo "host=$SHOP_DIR port=$(node_port "shard$1") dbname=shop connect_timeout=2"
 }
 
 new_shop() {
@@ -103,7 +104,7 @@ new_shop() {
 			"DROP DATABASE IF EXISTS shop WITH (FORCE)" "CREATE DATABASE shop" || return 1
 		on_shard "$k" "CREATE EXTENSION checkout" "CREATE EXTENSION checkout_shard" \
 			"SELECT checkout_shard.shop_shard_init($k)" >/dev/null || return 1
-		_parts="$_parts, p$k 'host=$SHOP_DIR port=$(node_port "shard$k") dbname=shop connect_timeout=2'"
+		_parts="$_parts, p$k '$(shard_conninfo "$k")'"
 	done
 	on_node proxy postgres "SET client_min_messages = warning" \
 		"DROP DATABASE IF EXISTS proxy WITH (FORCE)" "CREATE DATABASE proxy" || return 1

@@ -172,6 +172,14 @@ expect "$name: totals at the new price, cancelled stock back" \
 	"$((8 * 2 * 39900)) $((42 - 16 + 4))"
 books_add_up "$name" 4
 
+# partitions of the PL/Proxy cluster in the wrong order: found
+name="partitions in the wrong order"
+new_sale_shop 2
+proxy_psql -c "ALTER SERVER checkout_shards OPTIONS (SET p0 '$(shard_conninfo 1)', SET p1 '$(shard_conninfo 0)')"
+expect "$name: shop_check_integrity names both" \
+	"$(proxy_value "SELECT string_agg(problem || ' ' || shard, ', ' ORDER BY shard) FROM shop_check_integrity()")" \
+	"shard_misnumbered 0, shard_misnumbered 1"
+
 # --------------------------------------------- 3. errors through the proxy
 name="errors through the proxy"
 new_sale_shop 2
