@@ -391,19 +391,25 @@ RETURN abs(@extschema@.checkout_customer_hash(customer_id) % @extschema@.checkou
 /* ------------------------------------------------------ stock transfers */
 
 /*
- * One shard's stock state of a product, or NULL when the shard cannot be
- * reached (a pull goes on without it)
+ * Every shard's reading of a product's stock, in shard order; a shard that
+ * cannot be reached is left out (a pull or a rebalance goes on without it)
  */
-CREATE FUNCTION @extschema@.checkout_stock_state(on_shard integer, product_id bigint)
-RETURNS @extschema@.stock_reading
+CREATE FUNCTION @extschema@.checkout_read_stock(product_id bigint)
+RETURNS @extschema@.stock_reading[]
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	readings	@extschema@.stock_reading[] := '{}';
 BEGIN
-	RETURN @extschema@.shard_stock_state(checkout_stock_state.on_shard,
-										 checkout_stock_state.product_id);
-EXCEPTION WHEN OTHERS THEN
-	RETURN NULL;
+	FOR k IN 0 .. @extschema@.checkout_shard_count() - 1 LOOP
+		BEGIN
+			readings := readings || @extschema@.shard_stock_state(k, checkout_read_stock.product_id);
+		EXCEPTION WHEN OTHERS THEN
+			NULL;
+		END;
+	END LOOP;
+	RETURN readings;
 END
 $$;
 
@@ -517,7 +523,6 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	n			integer := @extschema@.checkout_shard_count();
 	first		@extschema@.stock_reading[];
 	second		@extschema@.stock_reading[];
 	donor		record;
@@ -526,9 +531,7 @@ DECLARE
 	moved		integer := 0;
 BEGIN
 	FOR round IN 1 .. 5 LOOP
-		first := ARRAY(SELECT s FROM generate_series(0, n - 1) AS k,
-					   LATERAL @extschema@.checkout_stock_state(k, checkout_pull_stock.product_id) AS s
-						WHERE s.shard IS NOT NULL ORDER BY s.shard);
+		first := @extschema@.checkout_read_stock(checkout_pull_stock.product_id);
 		-- units in transit (a mover died): deliver them first, read again
 		IF EXISTS (SELECT FROM unnest(first) AS f WHERE (f).in_transit > 0) THEN
 			PERFORM @extschema@.shop_settle_transfers(checkout_pull_stock.product_id);
@@ -543,9 +546,7 @@ BEGIN
 		IF (SELECT coalesce(sum((f).stock), 0) FROM unnest(first) AS f)
 		   < checkout_pull_stock.enough THEN
 			-- not enough anywhere, if nothing moved meanwhile
-			second := ARRAY(SELECT s FROM generate_series(0, n - 1) AS k,
-							LATERAL @extschema@.checkout_stock_state(k, checkout_pull_stock.product_id) AS s
-							 WHERE s.shard IS NOT NULL ORDER BY s.shard);
+			second := @extschema@.checkout_read_stock(checkout_pull_stock.product_id);
 			IF (SELECT string_agg(format('%s:%s', (f).shard, (f).transfers), ',') FROM unnest(first) AS f)
 			   IS NOT DISTINCT FROM
 			   (SELECT string_agg(format('%s:%s', (x).shard, (x).transfers), ',') FROM unnest(second) AS x)
@@ -616,7 +617,6 @@ SET search_path = pg_catalog, pg_temp
 SET client_min_messages = warning
 AS $$
 DECLARE
-	n			integer := @extschema@.checkout_shard_count();
 	shards		integer[];
 	surplus		integer[];		-- stock above its goal (negative: below)
 	total		bigint;
@@ -628,9 +628,8 @@ BEGIN
 	SELECT array_agg(s.shard ORDER BY s.shard), array_agg(s.stock ORDER BY s.shard),
 		   sum(s.stock), count(*)
 	  INTO shards, surplus, total, live
-	  FROM generate_series(0, n - 1) AS k,
-		   LATERAL @extschema@.checkout_stock_state(k, shop_rebalance.product_id) AS s
-	 WHERE s.shard IS NOT NULL AND s.stock IS NOT NULL;
+	  FROM unnest(@extschema@.checkout_read_stock(shop_rebalance.product_id)) AS s
+	 WHERE s.stock IS NOT NULL;
 	IF coalesce(live, 0) < 2 THEN
 		RETURN 0;
 	END IF;
@@ -990,22 +989,19 @@ DECLARE
 BEGIN
 	RETURN QUERY
 	WITH q AS (SELECT * FROM @extschema@.shard_stock()),
-		 t AS (SELECT * FROM @extschema@.shard_transfers())
-	SELECT q.product_id,
-		   sum(q.stock) + coalesce((SELECT sum(t.quantity) FROM t
-									 WHERE t.product_id = q.product_id
-									   AND t.direction = 'out' AND NOT t.delivered
-									   AND NOT EXISTS (SELECT FROM t AS r
-														WHERE r.transfer_id = t.transfer_id
-														  AND r.direction = 'in')), 0),
-		   coalesce((SELECT sum(t.quantity) FROM t
-					  WHERE t.product_id = q.product_id
-						AND t.direction = 'out' AND NOT t.delivered
+		 t AS (SELECT * FROM @extschema@.shard_transfers()),
+		 -- sent, not marked delivered, and not received either
+		 transit AS (SELECT s.product_id, sum(s.quantity) AS units
+					   FROM t AS s
+					  WHERE s.direction = 'out' AND NOT s.delivered
 						AND NOT EXISTS (SELECT FROM t AS r
-										 WHERE r.transfer_id = t.transfer_id
-										   AND r.direction = 'in')), 0)::bigint,
-		   count(*)::integer
-	  FROM q GROUP BY q.product_id ORDER BY q.product_id;
+										 WHERE r.transfer_id = s.transfer_id
+										   AND r.direction = 'in')
+					  GROUP BY s.product_id)
+	SELECT q.product_id, sum(q.stock) + coalesce(min(x.units), 0),
+		   coalesce(min(x.units), 0)::bigint, count(*)::integer
+	  FROM q LEFT JOIN transit AS x ON x.product_id = q.product_id
+	 GROUP BY q.product_id ORDER BY q.product_id;
 EXCEPTION WHEN OTHERS THEN
 	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
 							det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;

@@ -182,11 +182,15 @@ expect "$name: shop_check_integrity names both" \
 
 # --------------------------------------------- 3. errors through the proxy
 name="errors through the proxy"
-new_sale_shop 2
-proxy_value "SELECT sale_setup(4, 'one', 2, 2, 1, 1)" >/dev/null
+# the same small shop twice: once for the proxy's run, once for the shard's
+errors_shop() {
+	new_sale_shop 2 &&
+		proxy_value "SELECT sale_setup(4, 'one', 2, 2, 1, 1)" >/dev/null &&
+		proxy_value "SELECT shop_set_purchase_limit(2, 1)" >/dev/null
+}
+errors_shop
 c1=$(proxy_value "SELECT customer_id FROM sale_buyers WHERE n = 1")
 c2=$(proxy_value "SELECT customer_id FROM sale_buyers WHERE n = 2")
-proxy_value "SELECT shop_set_purchase_limit(2, 1)" >/dev/null
 o1=$(proxy_value "SELECT shop_checkout($c1)")
 # the same statements on the proxy and on the shard (shard 0 holds them all)
 cat >"$SHOP_DIR/errors.sql" <<SQL
@@ -206,9 +210,7 @@ errors_as_seen() {
 	grep -v '^LOCATION:' | sed -E 's/[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.+-]+/TIME/g'
 }
 proxy_psql -v ON_ERROR_STOP=0 -f "$SHOP_DIR/errors.sql" 2>&1 | errors_as_seen >"$SHOP_DIR/errors.proxy"
-new_sale_shop 2
-proxy_value "SELECT sale_setup(4, 'one', 2, 2, 1, 1)" >/dev/null
-proxy_value "SELECT shop_set_purchase_limit(2, 1)" >/dev/null
+errors_shop
 o1b=$(shard_value 0 "SELECT shop_checkout($c1)")
 PGHOST=$SHOP_DIR PGPORT=$(node_port shard0) PGUSER=postgres psql -X -q -d shop -v ON_ERROR_STOP=0 \
 	-f "$SHOP_DIR/errors.sql" 2>&1 | errors_as_seen >"$SHOP_DIR/errors.shard"
