@@ -97,6 +97,8 @@ SELECT kind, quantity, order_id = :order_id AS names_order, reason
 SELECT shop_pay(:order_id, 'psp-late');		-- cancelled
 \set VERBOSITY default
 SELECT shop_expire_orders(0);
+SELECT shop_expire_orders(NULL);
+\echo :LAST_ERROR_SQLSTATE
 SELECT * FROM shop_state;
 RESET checkout.payment_window;
 

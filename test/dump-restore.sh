@@ -11,18 +11,6 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# works DATABASE: integrity clean, a checkout succeeds, a new product's
-# opening stock is recorded
-works() {
-	[ "$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "
-		SELECT count(*) FROM shop_check_integrity();
-		SELECT shop_checkout(10) > 0;
-		INSERT INTO products (name, price_cents, stock) VALUES ('New', 100, 7);
-		SELECT count(*) FROM stock_movements m JOIN products p ON p.id = m.product_id
-		 WHERE p.name = 'New' AND m.kind = 'opening' AND m.quantity = 7;
-		SELECT count(*) FROM shop_check_integrity();" | tr '\n' ' ')" = "0 t 1 0 " ]
-}
-
 new_db checkout_backup checkout || exit 1
 psql -X -q -v ON_ERROR_STOP=1 -d checkout_backup -f test/fixtures/shop_data.sql >/dev/null || exit 1
 data checkout_backup >"$tmp/data"
@@ -33,7 +21,7 @@ check "pg_dump -Fc | pg_restore: restores without an error" \
 	pg_restore --exit-on-error -d checkout_restored "$tmp/shop.dump"
 data checkout_restored >"$tmp/restored"
 check "pg_restore: the same rows, ledger and sequences" diff -u "$tmp/data" "$tmp/restored"
-check "pg_restore: integrity clean, checkout and opening stock work" works checkout_restored
+check "pg_restore: integrity clean, checkout and opening stock work" shop_works checkout_restored
 
 pg_dump -Fp -f "$tmp/shop.sql" checkout_backup || exit 1
 new_db checkout_restored || exit 1
@@ -41,7 +29,7 @@ check "pg_dump -Fp | psql: restores without an error" \
 	psql -X -q -v ON_ERROR_STOP=1 -d checkout_restored -f "$tmp/shop.sql" -o /dev/null
 data checkout_restored >"$tmp/restored"
 check "psql: the same rows, ledger and sequences" diff -u "$tmp/data" "$tmp/restored"
-check "psql: integrity clean, checkout and opening stock work" works checkout_restored
+check "psql: integrity clean, checkout and opening stock work" shop_works checkout_restored
 
 sql postgres "DROP DATABASE checkout_backup" "DROP DATABASE checkout_restored"
 exit "$failed"

@@ -64,6 +64,19 @@ data() {
 	pg_dump --data-only "$1" | grep -Ev '^(--|\\(un)?restrict )'
 }
 
+# shop_works DATABASE: true when a shop made by test/fixtures/shop_data.sql
+# works: integrity clean, customer 10's checkout succeeds, a new product's
+# opening stock is recorded, integrity still clean (all four required)
+shop_works() {
+	[ "$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "
+		SELECT count(*) FROM shop_check_integrity();
+		SELECT shop_checkout(10) > 0;
+		INSERT INTO products (name, price_cents, stock) VALUES ('New', 100, 7);
+		SELECT count(*) FROM stock_movements m JOIN products p ON p.id = m.product_id
+		 WHERE p.name = 'New' AND m.kind = 'opening' AND m.quantity = 7;
+		SELECT count(*) FROM shop_check_integrity();" | tr '\n' ' ')" = "0 t 1 0 " ]
+}
+
 # count_verdicts FILE...: print "PASSED FAILED", the verdict lines in FILEs
 count_verdicts() {
 	_ok=$(cat "$@" | grep -Ec '^(test| ) .* \.\.\. ok|^ *ok [0-9]|^[A-Za-z_-]+: ok ')

@@ -31,5 +31,7 @@ state=$(psql -X -At -c "
 		   || (SELECT count(*) FROM cron.job_run_details WHERE status = 'succeeded')
 	  FROM orders AS o, product_stock AS ps WHERE o.id = 1")
 echo "order status, stock, integrity problems, succeeded runs: $state"
-verdict check "pg_cron runs shop_expire_orders() every minute: the expired order is cancelled, its stock back" \
-	[ "${state% *}" = "cancelled 5 0" ] && [ "${state##* }" -ge 1 ]
+verdict check "pg_cron ran shop_expire_orders() (succeeded runs: ${state##* })" \
+	[ "${state##* }" -ge 1 ]
+verdict check "the expired order is cancelled, its stock back, integrity clean" \
+	[ "${state% *}" = "cancelled 5 0" ]
