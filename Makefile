@@ -12,13 +12,15 @@
 #               extensions (debian/, pg_buildext), into dist/
 #
 # The usual PGXS targets (all, install, installcheck, clean) work against an
-# installed server as for any extension.  Warnings are errors only when
-# asked for: make COPT=-Werror (as CI does).  tools/ has its own Makefile.
+# installed server as for any extension; install and uninstall also install
+# and remove the sharded shop's extensions (sharding/, with a Makefile of its
+# own).  Warnings are errors only when asked for: make COPT=-Werror (as CI
+# does).  tools/ has its own Makefile.
 
-EXTENSION = checkout checkout_shard checkout_proxy
+EXTENSION = checkout
 MODULE_big = checkout
 OBJS = checkout.o slots.o statements.o stats.o
-DATA = $(notdir $(wildcard $(srcdir)/checkout--*.sql $(srcdir)/checkout_shard--*.sql $(srcdir)/checkout_proxy--*.sql))
+DATA = $(notdir $(wildcard $(srcdir)/checkout--*.sql))
 PGFILEDESC = "checkout - race-free e-commerce checkout"
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
@@ -38,6 +40,12 @@ include $(PGXS)
 # Every C file includes it (PGXS does not track header dependencies)
 $(OBJS): checkout.h
 
+# The sharded shop's extensions are installed with checkout (one package)
+install: install-sharding
+uninstall: uninstall-sharding
+install-sharding uninstall-sharding:
+	$(MAKE) -C $(srcdir)/sharding $(@:-sharding=) srcdir=$(abspath $(srcdir)/sharding) PG_CONFIG=$(PG_CONFIG)
+
 # On a fresh machine PGXS is not there until the setup step installs it:
 # make setup, test, demo and bench run that step (and make reads this file
 # again); any other target says what is missing
@@ -47,7 +55,7 @@ $(PGXS):
 	*) echo "$@ is missing: install postgresql-server-dev-15, or run make setup" >&2; exit 1 ;; \
 	esac
 
-.PHONY: setup installed packaged deb test test-run test-failover test-shards demo bench clean-tools
+.PHONY: install-sharding uninstall-sharding setup installed packaged deb test test-run test-failover test-shards demo bench clean-tools
 
 setup:
 	@sh test/setup.sh
@@ -87,9 +95,9 @@ test-failover: installed
 	@sh test/failover.sh
 
 # The shop sharded by customer with PL/Proxy: a proxy and 4 shard clusters
-# (test/shards.sh, docs/scale-out.md)
+# (sharding/test/shards.sh, docs/scale-out.md)
 test-shards: installed
-	@sh test/shards.sh
+	@sh sharding/test/shards.sh
 
 # The flash sale: BUYERS buyers race for STOCK items of each of PRODUCTS
 # products, LINES lines per cart, each product's stock split into SLOTS
@@ -112,7 +120,7 @@ demo: installed
 ifeq ($(FAILOVER),1)
 	@sh test/failover.sh
 else ifneq ($(SHARDS),0)
-	@SHARDS=$(SHARDS) BUYERS=$(BUYERS) STOCK=$(STOCK) SPREAD=$(SPREAD) sh test/demo-shards.sh
+	@SHARDS=$(SHARDS) BUYERS=$(BUYERS) STOCK=$(STOCK) SPREAD=$(SPREAD) sh sharding/test/demo.sh
 else
 	@BUYERS=$(BUYERS) STOCK=$(STOCK) LINES=$(LINES) PRODUCTS=$(PRODUCTS) SLOTS=$(SLOTS) \
 		POOLER=$(POOLER) POOL=$(POOL) \
@@ -126,3 +134,4 @@ bench: installed
 clean: clean-tools
 clean-tools:
 	$(MAKE) -C tools clean
+	$(MAKE) -C sharding clean

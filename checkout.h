@@ -31,7 +31,7 @@
  *	SH006	unknown order (shop_pay, shop_cancel_order, shop_cancel_items)
  *	SH007	an order that cannot be paid: cancelled, expired, paid already
  *			with another reference (shop_pay)
- *	SH008	a shard that cannot be reached (checkout_proxy--1.1.sql: the
+ *	SH008	a shard that cannot be reached (sharding/checkout_proxy--1.1.sql: the
  *			proxy of a sharded shop, docs/scale-out.md)
  *	22004	a NULL argument
  *	22003	an order total or a stock out of range

@@ -1,6 +1,6 @@
 #!/bin/sh
 # make bench: one throwaway cluster with durable commit, then the benchmark;
-# then the sharded shop's (bench/shards.sh: a proxy and two shard clusters
+# then the sharded shop's (sharding/bench/shards.sh: a proxy and two shard clusters
 # of its own).  BENCH_WORKLOADS="shards" runs only the latter; a list
 # without "shards" leaves it out.
 set -eu
@@ -14,5 +14,5 @@ case " ${BENCH_WORKLOADS:-} " in
 		;;
 esac
 case " ${BENCH_WORKLOADS:-} " in
-	*" shards "*|"  ") sh bench/shards.sh ;;
+	*" shards "*|"  ") sh sharding/bench/shards.sh ;;
 esac

@@ -2,8 +2,9 @@
 # The suites of checkout that need no preload, against the server named by
 # the PG* variables (pg_virtualenv sets them for a throwaway cluster):
 # pg_regress, isolation, pgTAP, the flash-sale races, the upgrade from 1.0,
-# the backup round trip, crashes mid-sale, the Drizzle example and a sale
-# through pgbouncer.  Prints every verdict line (test/lib.sh), a
+# the backup round trip, crashes mid-sale, the Drizzle example, a sale
+# through pgbouncer and the sharded shop in one cluster (sharding/, its
+# databases as shards).  Prints every verdict line (test/lib.sh), a
 # line per suite, and "subtotal without preload: N passed, N failed".
 # Exits non-zero when anything failed or a suite could not run.
 set -u
@@ -44,8 +45,9 @@ suite backup sh test/dump-restore.sh
 suite crash sh test/crash.sh
 suite drizzle sh test/drizzle.sh
 suite pooler sh test/pooler.sh
+suite sharding make --no-print-directory -C sharding installcheck
 
-for f in regression.diffs output_iso/regression.diffs; do
+for f in regression.diffs output_iso/regression.diffs sharding/regression.diffs; do
 	[ -s "$f" ] && echo "differences: $f"
 done
 set -- $(count_verdicts "$log"/*)

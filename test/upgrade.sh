@@ -69,4 +69,20 @@ check "shop_works fails when the upgraded shop's books are off" \
 	sh -c '. test/lib.sh; ! shop_works checkout_upgrade_1_0 2>/dev/null'
 
 sql postgres "DROP DATABASE checkout_fresh" "DROP DATABASE checkout_upgrade_1_0"
+
+# checkout_proxy (sharding/): its 1.1 updated has the objects of a fresh
+# install and keeps its one piece of data, the product id sequence
+proxy_objects() { psql -X -v ON_ERROR_STOP=1 -v ext=checkout_proxy -d "$1" -f test/fixtures/extension_objects.sql; }
+proxy_default=$(sed -n "s/^default_version = '\(.*\)'/\1/p" sharding/checkout_proxy.control)
+new_db checkout_proxy_fresh plproxy checkout_proxy || exit 1
+new_db checkout_proxy_upgrade plproxy "checkout_proxy VERSION '1.1'" || exit 1
+sql checkout_proxy_upgrade "SELECT setval('product_id_seq', 41)" "ALTER EXTENSION checkout_proxy UPDATE" || exit 1
+version=$(psql -X -At -d checkout_proxy_upgrade -c "SELECT extversion FROM pg_extension WHERE extname = 'checkout_proxy'")
+check "checkout_proxy 1.1 updates to $proxy_default (got $version)" [ "$version" = "$proxy_default" ]
+proxy_objects checkout_proxy_fresh >"$tmp/proxy-fresh" && proxy_objects checkout_proxy_upgrade >"$tmp/proxy-upgraded" || exit 1
+check "checkout_proxy 1.1 updated has exactly the objects of a fresh install ($(wc -l <"$tmp/proxy-fresh") lines)" \
+	diff -u "$tmp/proxy-fresh" "$tmp/proxy-upgraded"
+next=$(psql -X -At -d checkout_proxy_upgrade -c "SELECT nextval('product_id_seq')")
+check "checkout_proxy 1.1 updated keeps its product ids (next: $next)" [ "$next" = 42 ]
+sql postgres "DROP DATABASE checkout_proxy_fresh" "DROP DATABASE checkout_proxy_upgrade"
 exit "$failed"

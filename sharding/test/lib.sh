@@ -1,4 +1,4 @@
-# test/shards-lib.sh: a sharded shop on this machine, for make test-shards,
+# sharding/test/lib.sh: a sharded shop on this machine, for make test-shards,
 # make demo SHARDS=N and make bench (sourced after test/lib.sh).
 #
 # One proxy cluster and SHARDS shard clusters, each a local cluster of its
@@ -16,7 +16,7 @@
 #   on_proxy SQL...   psql on the proxy's database
 #   shard_value K SQL, proxy_value SQL   one value from there
 #   shard_conninfo K  the connection string of shard K's database
-#   run_sale BUYERS CLIENTS   the sale of test/fixtures/sale.sql, with pgbench
+#   run_sale BUYERS CLIENTS   the sale of sharding/test/sale.sql, with pgbench
 #   stop_shard K / start_shard K   stop (immediate) and start a shard
 #   stop_shop         stop every cluster and remove $SHOP_DIR
 

@@ -1,20 +1,20 @@
 #!/bin/sh
 # make demo SHARDS=N: the flash sale on a shop sharded by customer over N
-# shard clusters behind a PL/Proxy proxy (test/shards-lib.sh,
+# shard clusters behind a PL/Proxy proxy (sharding/test/lib.sh,
 # docs/scale-out.md): BUYERS buyers spread over the shards race for STOCK
 # units split evenly into the shards' quotas, through the proxy, with
 # idempotency keys; then the summary over the whole shop, and per shard.
 set -eu
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . test/lib.sh
-. test/shards-lib.sh
+. sharding/test/lib.sh
 : "${SHARDS:=4}" "${BUYERS:=33}" "${STOCK:=20}" "${SPREAD:=skewed}"
 trap stop_shop EXIT INT TERM
 
 echo "Starting a proxy and $SHARDS shard clusters (PL/Proxy, ports $SHOP_PORT-$((SHOP_PORT + SHARDS)))"
 start_shop "$SHARDS"
 new_shop "$SHARDS"
-proxy_psql -f test/fixtures/sale.sql >/dev/null
+proxy_psql -f sharding/test/sale.sql >/dev/null
 proxy_value "SELECT sale_setup($BUYERS, '$SPREAD', 1, $STOCK, 1, 1)" >/dev/null
 echo "Flash sale through the proxy: $BUYERS buyers ($SPREAD over the shards), $STOCK in stock split into $SHARDS quotas"
 echo

@@ -16,9 +16,9 @@
 # steady state, not the connections' start-up.  Prints the table and writes
 # it to bench/results/DATE-shards.md.
 set -eu
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . test/lib.sh
-. test/shards-lib.sh
+. sharding/test/lib.sh
 seconds=${BENCH_SECONDS:-8}
 rounds=${BENCH_ROUNDS:-3}
 warmup=${BENCH_WARMUP_SECONDS:-2}
@@ -112,7 +112,7 @@ cat "$raw"
 {
 	echo "# The sharded shop: the proxy hop and a pull ($(date -u +%Y-%m-%d))"
 	echo
-	echo "\`make bench\` (bench/shards.sh): a proxy and 2 shard clusters on one machine ($(nproc) cores,"
+	echo "\`make bench\` (sharding/bench/shards.sh): a proxy and 2 shard clusters on one machine ($(nproc) cores,"
 	echo "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), PostgreSQL $(pg_config --version | sed 's/^PostgreSQL \([0-9.]*\).*/\1/'),"
 	echo "fsync and synchronous_commit on, Unix sockets; median of $rounds runs of $seconds s, flows interleaved."
 	echo

@@ -1,7 +1,7 @@
 #!/bin/sh
 # make test-shards: the shop sharded by customer with PL/Proxy
 # (docs/scale-out.md), on a proxy and four shard clusters of this machine
-# (test/shards-lib.sh).  Each check is a verdict line; the last line is
+# (sharding/test/lib.sh).  Each check is a verdict line; the last line is
 # "shards: N passed, N failed".
 #
 #  1. the seed's sale (20 in stock, 33 buyers) over 2 and 4 shards, the
@@ -22,9 +22,9 @@
 #  6. the proxy's connection dropped during a checkout: the retry with the
 #     key returns the one order.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . test/lib.sh
-. test/shards-lib.sh
+. sharding/test/lib.sh
 trap stop_shop EXIT INT TERM
 
 # expect NAME ACTUAL EXPECTED: a check comparing two values
@@ -39,7 +39,7 @@ expect() {
 
 # a fresh sharded shop over N shards with the sale harness in its proxy
 new_sale_shop() {
-	new_shop "$1" && proxy_psql -f test/fixtures/sale.sql >/dev/null
+	new_shop "$1" && proxy_psql -f sharding/test/sale.sql >/dev/null
 }
 
 # books_add_up NAME N: over N shards, integrity clean everywhere, nothing in
