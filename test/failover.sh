@@ -60,7 +60,14 @@ monitor="postgres://autoctl_node@localhost:$base/pg_auto_failover?sslmode=disabl
 as_postgres pg_autoctl create monitor --pgdata "$W/monitor" --pgport "$base" \
 	--hostname localhost --auth trust --no-ssl >"$W/create.log" 2>&1 || { cat "$W/create.log"; exit 1; }
 run_node monitor
-sleep 2
+# the monitor's database accepts connections (at most 60 s)
+_i=0
+until psql -X -q "postgres://postgres@localhost:$base/pg_auto_failover?sslmode=disable" \
+	-c 'SELECT 1' >/dev/null 2>&1; do
+	_i=$((_i + 1))
+	[ "$_i" -gt 600 ] && { echo "the monitor did not start"; cat "$W/monitor.log"; exit 1; }
+	sleep 0.1
+done
 # Detect a dead primary sooner than the defaults (5 s checks, 20 s to
 # unhealthy, 30 s for the old primary to demote itself): a test's values
 for guc in "health_check_period = 1000" "node_considered_unhealthy_timeout = 4000" \

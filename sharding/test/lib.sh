@@ -19,6 +19,8 @@
 #   run_sale BUYERS CLIENTS   the sale of sharding/test/sale.sql, with pgbench
 #   stop_shard K / start_shard K   stop (immediate) and start a shard
 #   stop_shop         stop every cluster and remove $SHOP_DIR
+#   wait_until NODE DB SQL         poll until SQL is true there
+#   hold NODE NAME SQL / release NODE NAME   a session that holds a lock
 
 : "${SHOP_PORT:=6600}"
 PGBIN=$(pg_config --bindir)
@@ -146,4 +148,42 @@ run_sale() {
 		pgbench -n -c "$_clients" -j 2 -t $(( ($1 + _clients - 1) / _clients )) \
 		-f "$SHOP_DIR/sale.pgbench" proxy >"$SHOP_DIR/pgbench.log" 2>&1 ||
 		{ cat "$SHOP_DIR/pgbench.log" >&2; return 1; }
+}
+
+# wait_until NODE DB SQL: poll until SQL (one boolean) is true on NODE's
+# database DB, at most 60 s (then say what it waited for and fail)
+wait_until() {
+	_i=0
+	until [ "$(PGHOST=$SHOP_DIR PGPORT=$(node_port "$1") PGUSER=postgres \
+		psql -X -At -d "$2" -c "$3" 2>/dev/null)" = t ]; do
+		_i=$((_i + 1))
+		[ "$_i" -gt 1200 ] && { echo "  timed out on $1 waiting for: $3" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
+# hold NODE NAME SQL: a session on NODE's shop database, application_name
+# NAME, that runs SQL (a lock) in a transaction and keeps it until released;
+# returns once the lock is held
+hold() {
+	PGHOST=$SHOP_DIR PGPORT=$(node_port "$1") PGUSER=postgres PGAPPNAME=$2 \
+		psql -X -q -d shop -c "BEGIN" -c "$3" -c "SELECT pg_sleep(600)" -c "COMMIT" >/dev/null 2>&1 &
+	wait_until "$1" shop "SELECT EXISTS (SELECT FROM pg_stat_activity
+									  WHERE application_name = '$2' AND query LIKE '%pg_sleep%')"
+}
+
+# release NODE NAME: end the session NAME holds there (its transaction
+# rolls back and its locks go); nothing when NODE is down
+release() {
+	PGHOST=$SHOP_DIR PGPORT=$(node_port "$1") PGUSER=postgres psql -X -q -At -d shop \
+		-c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$2'" \
+		>/dev/null 2>&1
+	return 0
+}
+
+# waiting_on FUNCTION: SQL that is true while a backend (not a holder) runs
+# FUNCTION and waits for a lock, for wait_until
+waiting_on() {
+	echo "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+					 AND query LIKE '%$1%' AND application_name NOT LIKE 'holder%')"
 }

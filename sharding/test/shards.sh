@@ -241,11 +241,15 @@ proxy_psql -c "DROP OWNED BY regress_proxy_app, regress_proxy_nobody" \
 	-c "DROP ROLE regress_proxy_app" -c "DROP ROLE regress_proxy_nobody" >/dev/null 2>&1
 
 # ------------------------------------- 4. a transfer killed at each step
-# hold LOCK_SQL on NODE for SECONDS in the background
-hold() {
-	PGHOST=$SHOP_DIR PGPORT=$(node_port "$1") PGUSER=postgres \
-		psql -X -q -d "$2" -c "BEGIN" -c "$3" -c "SELECT pg_sleep($4)" -c "COMMIT" >/dev/null 2>&1 &
-}
+# Each step of a transfer (send on shard 0, receive on shard 1, mark
+# delivered on shard 0) is blocked by a lock held in another session; once
+# the step's backend waits for it, the mover's backend, the proxy, the
+# sender or the receiver is killed; then the lock is released, the victim
+# restarted and the transfers settled.  A transfer whose send committed is
+# delivered exactly once; one whose send did not moves nothing.  Only a
+# send on a shard that was stopped never commits: a send whose caller died
+# still commits once it gets its lock (the shard notices the lost client
+# only when it answers), and then settling delivers it.
 row_lock="SELECT FROM products WHERE id = 1 FOR UPDATE"
 table_lock="LOCK TABLE checkout_shard.stock_transfers IN EXCLUSIVE MODE"
 for step in send receive mark_delivered; do
@@ -254,46 +258,51 @@ for step in send receive mark_delivered; do
 		new_sale_shop 2
 		proxy_value "SELECT shop_create_product('Flash Sale Smartphone', 49900, 20)" >/dev/null
 		case $step in
-		send) hold shard0 shop "$row_lock" 2 ;;
-		receive) hold shard1 shop "$row_lock" 2 ;;
-		mark_delivered)
-			hold shard1 shop "$row_lock" 1
-			sleep 0.3 ;;
+		send) hold shard0 holder0 "$row_lock" ;;
+		*) hold shard1 holder1 "$row_lock" ;;
 		esac
-		sleep 0.3
-		proxy_psql -c "SELECT shop_move_stock(1, 0, 1, 3)" >/dev/null 2>&1 &
+		PGAPPNAME=mover proxy_psql -c "SELECT shop_move_stock(1, 0, 1, 3)" >/dev/null 2>&1 &
 		mover=$!
-		if [ "$step" = mark_delivered ]; then
-			# the send has committed: block the mark on the sender, free the receive
-			sleep 0.3
-			hold shard0 shop "$table_lock" 2
-		fi
-		sleep 0.8
+		case $step in
+		send) wait_until shard0 shop "$(waiting_on checkout_shard.send)" ;;
+		receive) wait_until shard1 shop "$(waiting_on checkout_shard.receive)" ;;
+		mark_delivered)
+			# the send has committed and the receive waits: block the mark on
+			# the sender, then let the receive go
+			wait_until shard1 shop "$(waiting_on checkout_shard.receive)" &&
+				hold shard0 holder0 "$table_lock" && release shard1 holder1 &&
+				wait_until shard0 shop "$(waiting_on checkout_shard.mark_delivered)" ;;
+		esac || check "$name: the step waits for the lock" false
 		case $victim in
 		mover) proxy_value "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-							 WHERE query LIKE '%shop_move_stock%' AND pid <> pg_backend_pid()" >/dev/null ;;
+							 WHERE application_name = 'mover'" >/dev/null ;;
 		proxy) shop_ctl stop -s -m immediate -D "$SHOP_DIR/proxy" ;;
 		sender) stop_shard 0 ;;
 		receiver) stop_shard 1 ;;
 		esac
-		wait "$mover" 2>/dev/null
-		sleep 1.5
+		release shard0 holder0
+		release shard1 holder1
+		wait "$mover"
 		wait
 		case $victim in
 		proxy) start_node proxy ;;
 		sender) start_shard 0 ;;
 		receiver) start_shard 1 ;;
 		esac
+		# the blocked step, if its shard is up, has finished
+		for k in 0 1; do
+			wait_until "shard$k" shop "SELECT NOT EXISTS (SELECT FROM pg_stat_activity
+									 WHERE query LIKE '%checkout_shard.%' AND state = 'active'
+									 AND pid <> pg_backend_pid())"
+		done
 		proxy_value "SELECT shop_settle_transfers()" >/dev/null
 		s0=$(shard_value 0 "SELECT stock FROM products WHERE id = 1")
 		s1=$(shard_value 1 "SELECT stock FROM products WHERE id = 1")
 		outs=$(shard_value 0 "SELECT count(*) FROM checkout_shard.stock_transfers WHERE direction = 'out'")
 		ins=$(shard_value 1 "SELECT count(*) FROM checkout_shard.stock_transfers WHERE direction = 'in'")
-		moved=$((s1 - 10))
-		case "$s0 $s1 $outs $ins" in
-		"10 10 0 0" | "7 13 1 1") check "$name: moved once or not at all ($s0 + $s1)" true ;;
-		*) echo "  shard 0 has $s0, shard 1 has $s1, $outs sent, $ins received"
-			check "$name: moved once or not at all" false ;;
+		case "$step $victim" in
+		"send sender") expect "$name: nothing moved (stock 0 / 1, out / in)" "$s0 $s1 $outs $ins" "10 10 0 0" ;;
+		*) expect "$name: moved once (stock 0 / 1, out / in)" "$s0 $s1 $outs $ins" "7 13 1 1" ;;
 		esac
 		books_add_up "$name" 2 >"$SHOP_DIR/books"
 		if grep -q FAILED "$SHOP_DIR/books"; then
@@ -342,14 +351,14 @@ new_sale_shop 2
 proxy_value "SELECT sale_setup(1, 'even', 1, 10, 1, 1)" >/dev/null
 c=$(proxy_value "SELECT customer_id FROM sale_buyers")
 k=$(proxy_value "SELECT shop_shard_of($c)")
-hold "shard$k" shop "SELECT FROM cart_items WHERE customer_id = $c FOR UPDATE" 2
-sleep 0.3
-proxy_psql -At -c "SELECT shop_checkout($c, 'dropped-1')" >"$SHOP_DIR/first" 2>&1 &
+hold "shard$k" holder "SELECT FROM cart_items WHERE customer_id = $c FOR UPDATE"
+PGAPPNAME=first proxy_psql -At -c "SELECT shop_checkout($c, 'dropped-1')" >"$SHOP_DIR/first" 2>&1 &
 first=$!
-sleep 0.5
+wait_until "shard$k" shop "$(waiting_on checkout_shard.checkout)"
 proxy_value "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-			  WHERE query LIKE '%dropped-1%' AND pid <> pg_backend_pid()" >/dev/null
+			  WHERE application_name = 'first'" >/dev/null
 wait "$first"
+release "shard$k" holder
 expect "$name: the client lost its connection" \
 	"$(grep -q 'terminat\|server closed the connection' "$SHOP_DIR/first" && echo yes)" yes
 retry=$(proxy_value "SELECT shop_checkout($c, 'dropped-1')")
