@@ -98,7 +98,9 @@
  * re-throws (slots.c's only rolls its subtransaction back and re-throws).
  *
  * Memory rules.  Plans are prepared once per backend and kept
- * (SPI_keepplan) in static variables (statements.c).  Everything else
+ * (SPI_keepplan) in statements.c's table.  The running call's state is a
+ * CheckoutCall on shop_checkout()'s stack, passed to the steps and to the
+ * error context callback as its argument.  Everything else
  * lives in the SPI procedure context and is freed by SPI_finish, including
  * the product ids the current lock step points to (the step is a constant
  * phrase; only the error context callback formats it), which is cleared
@@ -112,7 +114,8 @@
  * go in only as SPI parameters.
  *
  *-------------------------------------------------------------------------
- */#include "postgres.h"
+ */
+#include "postgres.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -120,10 +123,10 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "storage/lock.h"
-#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -159,66 +162,51 @@ static int	checkout_idempotency_retention = 86400;
 #define CHECKOUT_QUEUE_MAX_LINES 16
 
 /*
- * The running call: its customer, what it is locking now (a phrase, NULL
- * when it is not waiting for anything, and the ids that follow it: formatted
- * only if an error needs them), when it started locking products and how
- * long that took, and the units it sold.
- */
-static int64 checkout_customer_id = 0;
-static const char *checkout_step = NULL;
-static const int64 *checkout_step_ids = NULL;	/* valid until SPI_finish */
-static int	checkout_step_nids = 0;
-static int64 checkout_step_id = 0;
-static bool checkout_in_lock_wait = false;
-static instr_time checkout_lock_wait_start;
-static int64 checkout_lock_wait_us = 0;
-static int64 checkout_items_sold = 0;
-static bool checkout_replayed = false;
-
-/*
- * Say what the checkout locks from now on: a phrase, and the id that
- * follows it ("queueing for product", 7; 0: none), or NULL once it waits
- * for nothing.  An error raised meanwhile names it; nothing is formatted
- * unless one is.
+ * Say what the call locks from now on: a phrase, and the id that follows
+ * it ("queueing for product", 7; 0: none), or NULL once it waits for
+ * nothing.  An error raised meanwhile names it; nothing is formatted unless
+ * one is.
  */
 void
-checkout_lock_step(const char *what, int64 id)
+checkout_lock_step(CheckoutCall *call, const char *what, int64 id)
 {
-	checkout_step = what;
-	checkout_step_id = id;
-	checkout_step_ids = id != 0 ? &checkout_step_id : NULL;
-	checkout_step_nids = id != 0 ? 1 : 0;
+	call->step = what;
+	call->step_id = id;
+	call->step_ids = id != 0 ? &call->step_id : NULL;
+	call->step_nids = id != 0 ? 1 : 0;
 }
 
 /* The same for the rows of n products ("locking products 1, 7 and 9") */
 static void
-lock_products_step(const int64 *ids, int n)
+lock_products_step(CheckoutCall *call, const int64 *ids, int n)
 {
-	checkout_step = n == 1 ? "locking product" : "locking products";
-	checkout_step_ids = ids;
-	checkout_step_nids = n;
+	call->step = n == 1 ? "locking product" : "locking products";
+	call->step_ids = ids;
+	call->step_nids = n;
 }
 
 /*
- * Error context callback: name what the checkout was locking, if anything,
- * with at most the first ten ids
+ * Error context callback, its argument the running call (CheckoutCall):
+ * name what the checkout was locking, if anything, with at most the first
+ * ten ids
  */
 static void
 checkout_error_context(void *arg)
 {
+	const CheckoutCall *call = (const CheckoutCall *) arg;
 	StringInfoData ids;
 
-	if (checkout_step == NULL)
+	if (call->step == NULL)
 		return;
 	initStringInfo(&ids);
-	for (int i = 0; i < checkout_step_nids && i < 10; i++)
+	for (int i = 0; i < call->step_nids && i < 10; i++)
 		appendStringInfo(&ids, "%s%lld",
-						 i == 0 ? " " : (i == checkout_step_nids - 1 ? " and " : ", "),
-						 (long long) checkout_step_ids[i]);
-	if (checkout_step_nids > 10)
-		appendStringInfo(&ids, " and %d more", checkout_step_nids - 10);
+						 i == 0 ? " " : (i == call->step_nids - 1 ? " and " : ", "),
+						 (long long) call->step_ids[i]);
+	if (call->step_nids > 10)
+		appendStringInfo(&ids, " and %d more", call->step_nids - 10);
 	errcontext("while %s%s for the checkout of customer %lld",
-			   checkout_step, ids.data, (long long) checkout_customer_id);
+			   call->step, ids.data, (long long) call->customer_id);
 }
 
 /*
@@ -226,7 +214,7 @@ checkout_error_context(void *arg)
  * in ascending product id order.
  */
 static int
-read_cart(int64 customer_id, CartLine **lines_out)
+read_cart(CheckoutCall *call, int64 customer_id, CartLine **lines_out)
 {
 	Datum		args[1] = {Int64GetDatum(customer_id)};
 	CartLine   *lines;
@@ -234,12 +222,10 @@ read_cart(int64 customer_id, CartLine **lines_out)
 	Datum		last_slot;
 	bool		no_slots;
 
-	checkout_lock_step("locking the cart", 0);
-	if (SPI_execute_plan(cart_plan, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "checkout: reading the cart failed");
-	checkout_lock_step(NULL, 0);
+	checkout_lock_step(call, "locking the cart", 0);
+	nlines = (int) checkout_execute(CHECKOUT_CART, args, NULL, 0);
+	checkout_lock_step(call, NULL, 0);
 
-	nlines = (int) SPI_processed;
 	lines = palloc0(sizeof(CartLine) * Max(nlines, 1));
 	for (int i = 0; i < nlines; i++)
 	{
@@ -298,9 +284,9 @@ key_order(int64 customer_id, text *key)
 {
 	Datum		args[2] = {Int64GetDatum(customer_id), PointerGetDatum(key)};
 
-	if (SPI_execute_plan(key_lookup_plan, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "checkout: looking up the idempotency key failed");
-	return SPI_processed == 1 ? DatumGetInt64(spi_value(0, 1)) : 0;
+	if (checkout_execute(CHECKOUT_KEY_LOOKUP, args, NULL, 1) == 1)
+		return DatumGetInt64(spi_value(0, 1));
+	return 0;
 }
 
 /*
@@ -309,15 +295,15 @@ key_order(int64 customer_id, text *key)
  * waiting for it if it was in flight), 0.
  */
 static int64
-claim_key(int64 customer_id, text *key)
+claim_key(CheckoutCall *call, int64 customer_id, text *key)
 {
 	Datum		args[2] = {Int64GetDatum(customer_id), PointerGetDatum(key)};
+	bool		claimed;
 
-	checkout_lock_step("waiting for the call with the same idempotency key", 0);
-	if (SPI_execute_plan(key_claim_plan, args, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "checkout: claiming the idempotency key failed");
-	checkout_lock_step(NULL, 0);
-	return SPI_processed == 1 ? DatumGetInt64(spi_value(0, 1)) : 0;
+	checkout_lock_step(call, "waiting for the call with the same idempotency key", 0);
+	claimed = checkout_execute(CHECKOUT_KEY_CLAIM, args, NULL, 1) == 1;
+	checkout_lock_step(call, NULL, 0);
+	return claimed ? DatumGetInt64(spi_value(0, 1)) : 0;
 }
 
 /*
@@ -335,9 +321,7 @@ reject_on_snapshot(int64 customer_id, text *key)
 	int			nshort;
 	int64		replay;
 
-	if (SPI_execute_plan(short_plan, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "checkout: reading the stock failed");
-	nshort = (int) SPI_processed;
+	nshort = (int) checkout_execute(CHECKOUT_SHORT_LINES, args, NULL, 0);
 	if (nshort == 0)
 		return 0;
 
@@ -370,7 +354,7 @@ reject_on_snapshot(int64 customer_id, text *key)
  * misses another's order then gets 40001 from that update.
  */
 static void
-check_limits(int64 customer_id, const CartLine *lines, int nlines)
+check_limits(CheckoutCall *call, int64 customer_id, const CartLine *lines, int nlines)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * nlines);
 	Datum	   *quantities = palloc(sizeof(Datum) * nlines);
@@ -388,11 +372,10 @@ check_limits(int64 customer_id, const CartLine *lines, int nlines)
 		return;
 
 	args[0] = Int64GetDatum(customer_id);
-	checkout_lock_step("locking customer", customer_id);
+	checkout_lock_step(call, "locking customer", customer_id);
 	if (IsolationUsesXactSnapshot())
 	{
-		if (SPI_execute_plan(customer_lock_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "checkout: locking the customer failed");
+		(void) checkout_execute(CHECKOUT_LOCK_CUSTOMER, args, NULL, 0);
 	}
 	else
 	{
@@ -403,13 +386,11 @@ check_limits(int64 customer_id, const CartLine *lines, int nlines)
 							 CHECKOUT_CUSTOMER_LOCK);
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	}
-	checkout_lock_step(NULL, 0);
+	checkout_lock_step(call, NULL, 0);
 
 	args[1] = bigint_array(ids, n);
 	args[2] = int_array(quantities, n);
-	if (SPI_execute_plan(limit_plan, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "checkout: checking the purchase limits failed");
-	if (SPI_processed == 0)
+	if (checkout_execute(CHECKOUT_OVER_LIMIT, args, NULL, 0) == 0)
 		return;
 
 	initStringInfo(&detail);
@@ -447,7 +428,7 @@ checkout_queue_lock_tag(LOCKTAG *tag, int64 product_id)
  * when every slot is busy, in take_from_slots.)
  */
 static void
-queue_for_products(const CartLine *lines, int nlines)
+queue_for_products(CheckoutCall *call, const CartLine *lines, int nlines)
 {
 	if (!checkout_queue_locks || nlines > CHECKOUT_QUEUE_MAX_LINES)
 		return;
@@ -459,10 +440,10 @@ queue_for_products(const CartLine *lines, int nlines)
 		if (lines[i].nslots > 0)
 			continue;
 		checkout_queue_lock_tag(&tag, lines[i].product_id);
-		checkout_lock_step("queueing for product", lines[i].product_id);
+		checkout_lock_step(call, "queueing for product", lines[i].product_id);
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	}
-	checkout_lock_step(NULL, 0);
+	checkout_lock_step(call, NULL, 0);
 }
 
 /* Report an empty cart, or an unknown customer when there is none */
@@ -471,10 +452,7 @@ report_empty_cart(int64 customer_id)
 {
 	Datum		args[1] = {Int64GetDatum(customer_id)};
 
-	if (SPI_execute_plan(customer_plan, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "checkout: looking up the customer failed");
-
-	if (SPI_processed == 0)
+	if (checkout_execute(CHECKOUT_CUSTOMER, args, NULL, 1) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_UNKNOWN_CUSTOMER),
 				 errmsg("customer %lld does not exist",
@@ -528,24 +506,24 @@ product_id_array(const CartLine *lines, int nlines, bool unslotted_only,
  * lock_all_stock).
  */
 static void
-lock_products(CartLine *lines, int nlines, SlotTakes *takes)
+lock_products(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
 {
 	int			nids;
 	Datum		args[1];
+	uint64		nrows;
 	int			row = 0;
 
 	args[0] = product_id_array(lines, nlines, true, &nids);
 	if (nids == 0)
 		return;
-	lock_products_step((int64 *) ARR_DATA_PTR(DatumGetArrayTypeP(args[0])), nids);
-	if (SPI_execute_plan(lock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "checkout: locking the products failed");
-	checkout_lock_step(NULL, 0);
+	lock_products_step(call, (int64 *) ARR_DATA_PTR(DatumGetArrayTypeP(args[0])), nids);
+	nrows = checkout_execute(CHECKOUT_LOCK_PRODUCTS, args, NULL, 0);
+	checkout_lock_step(call, NULL, 0);
 
 	/* Both lists are in ascending product id; the foreign key pairs them */
-	if (SPI_processed != (uint64) nids)
+	if (nrows != (uint64) nids)
 		elog(ERROR, "checkout: %d cart lines but " UINT64_FORMAT " products",
-			 nids, SPI_processed);
+			 nids, nrows);
 	for (int i = 0; i < nlines; i++)
 	{
 		if (lines[i].nslots > 0)
@@ -564,7 +542,7 @@ lock_products(CartLine *lines, int nlines, SlotTakes *takes)
 	/* SPI_tuptable is not used beyond this point: the checks may query */
 	for (int i = 0; i < nlines; i++)
 		if (lines[i].nslots == 0 && lines[i].stock < lines[i].quantity)
-			lock_all_stock(&lines[i], true, takes);
+			lock_all_stock(call, &lines[i], true, takes);
 }
 
 /* Return the order's total in cents; raise an error on overflow */
@@ -594,8 +572,8 @@ order_total(const CartLine *lines, int nlines)
  * ordered cart lines, in one statement.  Return the new order's id.
  */
 static int64
-write_order(int64 customer_id, const CartLine *lines, int nlines,
-			const SlotTakes *takes, int64 total, int64 reserved_id)
+write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
+			int nlines, const SlotTakes *takes, int64 total, int64 reserved_id)
 {
 	Datum	   *quantities = palloc(sizeof(Datum) * nlines);
 	Datum	   *prices = palloc(sizeof(Datum) * nlines);
@@ -631,11 +609,10 @@ write_order(int64 customer_id, const CartLine *lines, int nlines,
 	args[10] = Int32GetDatum(checkout_payment_window);
 
 	/* Its foreign key checks lock the customer's and the products' rows */
-	checkout_lock_step("writing the order", 0);
-	if (SPI_execute_plan(write_plan, args, nulls, false, 0) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "checkout: writing the order failed");
-	checkout_lock_step(NULL, 0);
+	checkout_lock_step(call, "writing the order", 0);
+	if (checkout_execute(CHECKOUT_WRITE_ORDER, args, nulls, 0) != 1)
+		elog(ERROR, "checkout: writing the order wrote no order");
+	checkout_lock_step(call, NULL, 0);
 
 	return DatumGetInt64(spi_value(0, 1));
 }
@@ -648,7 +625,7 @@ write_order(int64 customer_id, const CartLine *lines, int nlines,
  * stock came back.
  */
 static bool
-reclaim_expired(CartLine *lines, int nlines, SlotTakes *takes)
+reclaim_expired(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
 {
 	Datum	   *short_ids = palloc(sizeof(Datum) * nlines);
 	int			nshort = 0;
@@ -680,15 +657,14 @@ reclaim_expired(CartLine *lines, int nlines, SlotTakes *takes)
 
 		if (!ItemPointerIsValid(&lines[i].ctid))
 			continue;
-		if (SPI_execute_plan(product_plan, args, NULL, false, 1) != SPI_OK_SELECT ||
-			SPI_processed != 1)
-			elog(ERROR, "checkout: reading product %lld again failed",
+		if (checkout_execute(CHECKOUT_LOCK_PRODUCT, args, NULL, 1) != 1)
+			elog(ERROR, "checkout: reading product %lld again found no row",
 				 (long long) lines[i].product_id);
 		lines[i].ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 4));
 		if (lines[i].stock < lines[i].quantity)
 		{
 			lines[i].stock = DatumGetInt32(spi_value(0, 3));
-			lock_all_stock(&lines[i], true, takes);
+			lock_all_stock(call, &lines[i], true, takes);
 		}
 	}
 	return true;
@@ -764,11 +740,11 @@ idempotency_key(FunctionCallInfo fcinfo)
 /*
  * The checkout itself: validate the arguments, then read, lock, validate
  * and write.  Returns the new order's id, or with an idempotency key used
- * before, that call's order (checkout_replayed); raises every error the
+ * before, that call's order (call->replayed); raises every error the
  * README lists.
  */
 static int64
-checkout(FunctionCallInfo fcinfo)
+checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 {
 	int64		customer_id;
 	text	   *key;
@@ -790,7 +766,7 @@ checkout(FunctionCallInfo fcinfo)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "checkout: SPI_connect failed");
 
-	checkout_prepare_plans(get_func_namespace(fcinfo->flinfo->fn_oid));
+	checkout_prepare_statements(get_func_namespace(fcinfo->flinfo->fn_oid));
 
 	/*
 	 * The settings come before fail fast too: left to itself its plan would
@@ -811,45 +787,45 @@ checkout(FunctionCallInfo fcinfo)
 		order_id = reject_on_snapshot(customer_id, key);
 	if (order_id == 0)
 	{
-		nlines = read_cart(customer_id, &lines);
+		nlines = read_cart(call, customer_id, &lines);
 		if (nlines == 0 && (key == NULL || (order_id = key_order(customer_id, key)) == 0))
 			report_empty_cart(customer_id);
 		if (order_id == 0 && key != NULL &&
-			(reserved_id = claim_key(customer_id, key)) == 0)
+			(reserved_id = claim_key(call, customer_id, key)) == 0)
 			order_id = key_order(customer_id, key);
 	}
 	if (order_id != 0)
 	{
-		checkout_replayed = true;
+		call->replayed = true;
 		AtEOXact_GUC(true, nestlevel);
 		SPI_finish();
 		return order_id;
 	}
 
-	check_limits(customer_id, lines, nlines);
+	check_limits(call, customer_id, lines, nlines);
 
 	/*
 	 * Queue and lock, timed for the statistics: the rows of products without
 	 * slots, then the slots of the others, in ascending product id order
 	 */
-	INSTR_TIME_SET_CURRENT(checkout_lock_wait_start);
-	checkout_in_lock_wait = true;
-	queue_for_products(lines, nlines);
-	lock_products(lines, nlines, &takes);
+	INSTR_TIME_SET_CURRENT(call->lock_wait_start);
+	call->in_lock_wait = true;
+	queue_for_products(call, lines, nlines);
+	lock_products(call, lines, nlines, &takes);
 	for (int i = 0; i < nlines; i++)
 		if (lines[i].nslots > 0 && !ItemPointerIsValid(&lines[i].ctid))
-			take_from_slots(&lines[i], &takes);
-	checkout_in_lock_wait = false;
-	checkout_lock_wait_us = elapsed_us(checkout_lock_wait_start);
+			take_from_slots(call, &lines[i], &takes);
+	call->in_lock_wait = false;
+	call->lock_wait_us = elapsed_us(call->lock_wait_start);
 
 	if (any_short(lines, nlines))
-		reclaim_expired(lines, nlines, &takes);
+		reclaim_expired(call, lines, nlines, &takes);
 	check_stock(lines, nlines);
-	order_id = write_order(customer_id, lines, nlines, &takes,
+	order_id = write_order(call, customer_id, lines, nlines, &takes,
 						   order_total(lines, nlines), reserved_id);
 
 	for (int i = 0; i < nlines; i++)
-		checkout_items_sold += lines[i].quantity;
+		call->items_sold += lines[i].quantity;
 	AtEOXact_GUC(true, nestlevel);
 	SPI_finish();
 
@@ -893,42 +869,37 @@ Datum
 shop_checkout(PG_FUNCTION_ARGS)
 {
 	ErrorContextCallback errcallback;
+	CheckoutCall call = {0};
 	instr_time	start;
 	int64		order_id;
 
 	INSTR_TIME_SET_CURRENT(start);
-	checkout_customer_id = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
-	checkout_step = NULL;
-	checkout_lock_wait_us = 0;
-	checkout_in_lock_wait = false;
-	checkout_items_sold = 0;
-	checkout_replayed = false;
+	call.customer_id = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
 
 	errcallback.callback = checkout_error_context;
-	errcallback.arg = NULL;
+	errcallback.arg = &call;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
 	PG_TRY();
 	{
-		order_id = checkout(fcinfo);
+		order_id = checkout(fcinfo, &call);
 	}
 	PG_CATCH();
 	{
 		/* Count the failure, then let the error go on unchanged */
-		if (checkout_in_lock_wait)
-			checkout_lock_wait_us += elapsed_us(checkout_lock_wait_start);
+		if (call.in_lock_wait)
+			call.lock_wait_us += elapsed_us(call.lock_wait_start);
 		checkout_stats_count(outcome_of(geterrcode()), 0, elapsed_us(start),
-							 checkout_lock_wait_us);
-		checkout_step = NULL;
+							 call.lock_wait_us);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
 	error_context_stack = errcallback.previous;
-	checkout_stats_count(checkout_replayed ? CHECKOUT_REPLAY : CHECKOUT_SUCCESS,
-						 checkout_items_sold,
-						 elapsed_us(start), checkout_lock_wait_us);
+	checkout_stats_count(call.replayed ? CHECKOUT_REPLAY : CHECKOUT_SUCCESS,
+						 call.items_sold,
+						 elapsed_us(start), call.lock_wait_us);
 	PG_RETURN_INT64(order_id);
 }
 

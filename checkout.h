@@ -15,6 +15,7 @@
 #define CHECKOUT_H
 
 #include "executor/spi.h"
+#include "portability/instr_time.h"
 #include "storage/itemptr.h"
 #include "storage/lock.h"
 
@@ -96,27 +97,57 @@ typedef enum CheckoutOutcome
 	CHECKOUT_OTHER_FAILURE
 } CheckoutOutcome;
 
+/*
+ * The running call of shop_checkout(), the argument of its error context
+ * callback: its customer, what it is locking now (a phrase, NULL when it is
+ * not waiting for anything, and the ids that follow it: formatted only if
+ * an error needs them), when it started locking products and how long that
+ * took, the units it sold, and whether it returned a key's order again.
+ */
+typedef struct CheckoutCall
+{
+	int64		customer_id;
+	const char *step;
+	const int64 *step_ids;		/* valid until SPI_finish */
+	int			step_nids;
+	int64		step_id;		/* step_ids of a step with one id */
+	bool		in_lock_wait;
+	instr_time	lock_wait_start;
+	int64		lock_wait_us;
+	int64		items_sold;
+	bool		replayed;
+} CheckoutCall;
+
 /* checkout.c */
-extern void checkout_lock_step(const char *what, int64 id);
+extern void checkout_lock_step(CheckoutCall *call, const char *what, int64 id);
 extern void checkout_queue_lock_tag(LOCKTAG *tag, int64 product_id);
 
-/* statements.c: the saved plans, valid after checkout_prepare_plans() */
-extern SPIPlanPtr short_plan;
-extern SPIPlanPtr cart_plan;
-extern SPIPlanPtr customer_plan;
-extern SPIPlanPtr lock_plan;
-extern SPIPlanPtr slot_plan;
-extern SPIPlanPtr slot_wait_plan;
-extern SPIPlanPtr slot_take_plan;
-extern SPIPlanPtr product_plan;
-extern SPIPlanPtr all_slots_plan;
-extern SPIPlanPtr write_plan;
-extern SPIPlanPtr key_lookup_plan;
-extern SPIPlanPtr key_claim_plan;
-extern SPIPlanPtr customer_lock_plan;
-extern SPIPlanPtr limit_plan;
-extern bool plans_for_1_0;
-extern void checkout_prepare_plans(Oid nspoid);
+/*
+ * statements.c: the statements of a checkout, each prepared once per
+ * backend (checkout_prepare_statements) and run by its name
+ */
+typedef enum CheckoutStatement
+{
+	CHECKOUT_SHORT_LINES,		/* fail fast: lines the snapshot cannot serve */
+	CHECKOUT_CART,				/* the cart, its lines locked */
+	CHECKOUT_CUSTOMER,			/* whether the customer exists */
+	CHECKOUT_LOCK_PRODUCTS,		/* the products without slots, locked */
+	CHECKOUT_FREE_SLOT,			/* a free slot that holds a line */
+	CHECKOUT_WAIT_FOR_SLOT,		/* the same, waiting for it */
+	CHECKOUT_TAKE_FROM_SLOT,	/* take a line's quantity from a slot */
+	CHECKOUT_LOCK_PRODUCT,		/* one product's row, locked */
+	CHECKOUT_LOCK_SLOTS,		/* all its slots, locked */
+	CHECKOUT_WRITE_ORDER,		/* stock, order, lines, cart: one write */
+	CHECKOUT_KEY_LOOKUP,		/* since 1.1: a key's order */
+	CHECKOUT_KEY_CLAIM,			/* claim a key for the new order */
+	CHECKOUT_LOCK_CUSTOMER,		/* the customer's turn (limits) */
+	CHECKOUT_OVER_LIMIT,		/* lines past a purchase limit */
+	NUM_CHECKOUT_STATEMENTS
+} CheckoutStatement;
+
+extern void checkout_prepare_statements(Oid nspoid);
+extern uint64 checkout_execute(CheckoutStatement stmt, Datum *values,
+							   const char *nulls, long count);
 extern Oid	checkout_reclaim_function(void);
 extern Datum spi_value(int row, int col);
 extern Datum bigint_array(Datum *values, int n);
@@ -124,8 +155,9 @@ extern Datum int_array(Datum *values, int n);
 extern Datum tid_array(Datum *values, int n);
 
 /* slots.c */
-extern void take_from_slots(CartLine *line, SlotTakes *takes);
-extern void lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes);
+extern void take_from_slots(CheckoutCall *call, CartLine *line, SlotTakes *takes);
+extern void lock_all_stock(CheckoutCall *call, CartLine *line, bool row_locked,
+						   SlotTakes *takes);
 
 /* stats.c */
 extern void checkout_stats_init(void);

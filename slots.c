@@ -61,7 +61,8 @@ add_slot_take(SlotTakes *takes, ItemPointer ctid, int32 amount)
 
 /*
  * Serve a line from one slot that holds the whole quantity, found with
- * plan (slot_plan or slot_wait_plan) from slot number start on, and take
+ * stmt (CHECKOUT_FREE_SLOT or CHECKOUT_WAIT_FOR_SLOT) from slot number
+ * start on, and take
  * the quantity from it.  All in
  * a subtransaction, kept when a slot served the line and rolled back when
  * none did: a locking read that finds a row changed meanwhile keeps that
@@ -73,7 +74,7 @@ add_slot_take(SlotTakes *takes, ItemPointer ctid, int32 amount)
  * served the line.
  */
 static bool
-take_one_slot(SPIPlanPtr plan, CartLine *line, int32 start)
+take_one_slot(CheckoutStatement stmt, CartLine *line, int32 start)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -87,16 +88,15 @@ take_one_slot(SPIPlanPtr plan, CartLine *line, int32 start)
 	PG_TRY();
 	{
 		/* From slot start up, then from slot 0 up to start */
-		if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "checkout: taking a stock slot failed");
-		if (SPI_processed == 0 && start > 0)
+		uint64		found = checkout_execute(stmt, args, NULL, 1);
+
+		if (found == 0 && start > 0)
 		{
 			args[2] = Int32GetDatum(0);
 			args[3] = Int32GetDatum(start);
-			if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "checkout: taking a stock slot failed");
+			found = checkout_execute(stmt, args, NULL, 1);
 		}
-		if (SPI_processed == 1)
+		if (found == 1)
 		{
 			ItemPointerData ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
 			Datum		take_args[2] = {PointerGetDatum(&ctid),
@@ -106,9 +106,8 @@ take_one_slot(SPIPlanPtr plan, CartLine *line, int32 start)
 			line->name = TextDatumGetCString(spi_value(0, 3));
 			line->unit_price_cents = DatumGetInt64(spi_value(0, 4));
 			line->row_take = 0;
-			if (SPI_execute_plan(slot_take_plan, take_args, NULL, false, 0) != SPI_OK_UPDATE ||
-				SPI_processed != 1)
-				elog(ERROR, "checkout: updating a stock slot of product %lld failed",
+			if (checkout_execute(CHECKOUT_TAKE_FROM_SLOT, take_args, NULL, 0) != 1)
+				elog(ERROR, "checkout: updating a stock slot of product %lld found no row",
 					 (long long) line->product_id);
 			served = true;
 		}
@@ -149,19 +148,20 @@ take_one_slot(SPIPlanPtr plan, CartLine *line, int32 start)
  * slots: the deadlock detector breaks that rare cycle with 40P01).
  */
 void
-lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes)
+lock_all_stock(CheckoutCall *call, CartLine *line, bool row_locked,
+			   SlotTakes *takes)
 {
 	Datum		args[1] = {Int64GetDatum(line->product_id)};
 	int64		total;
 	int32		need;
+	uint64		nslots;
 
-	checkout_lock_step(row_locked ? "locking the stock slots of product" :
+	checkout_lock_step(call, row_locked ? "locking the stock slots of product" :
 					   "locking the row and the stock slots of product", line->product_id);
 	if (!row_locked)
 	{
-		if (SPI_execute_plan(product_plan, args, NULL, false, 1) != SPI_OK_SELECT ||
-			SPI_processed != 1)
-			elog(ERROR, "checkout: locking product %lld failed",
+		if (checkout_execute(CHECKOUT_LOCK_PRODUCT, args, NULL, 1) != 1)
+			elog(ERROR, "checkout: locking product %lld found no row",
 				 (long long) line->product_id);
 		line->name = TextDatumGetCString(spi_value(0, 1));
 		line->unit_price_cents = DatumGetInt64(spi_value(0, 2));
@@ -169,12 +169,10 @@ lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes)
 		line->ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 4));
 	}
 
-	if (SPI_execute_plan(all_slots_plan, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "checkout: locking the stock slots of product %lld failed",
-			 (long long) line->product_id);
-	checkout_lock_step(NULL, 0);
+	nslots = checkout_execute(CHECKOUT_LOCK_SLOTS, args, NULL, 0);
+	checkout_lock_step(call, NULL, 0);
 	total = line->stock;
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (uint64 i = 0; i < nslots; i++)
 		total += DatumGetInt32(spi_value(i, 2));
 
 	/* From the row first, then slot after slot; nothing if short */
@@ -184,7 +182,7 @@ lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes)
 	{
 		line->row_take = (int32) Min(line->stock, (int64) need);
 		need -= line->row_take;
-		for (uint64 i = 0; need > 0 && i < SPI_processed; i++)
+		for (uint64 i = 0; need > 0 && i < nslots; i++)
 		{
 			int32		take = Min(DatumGetInt32(spi_value(i, 2)), need);
 
@@ -215,30 +213,30 @@ lock_all_stock(CartLine *line, bool row_locked, SlotTakes *takes)
  *	   out" while the stock on sale could serve them.
  */
 void
-take_from_slots(CartLine *line, SlotTakes *takes)
+take_from_slots(CheckoutCall *call, CartLine *line, SlotTakes *takes)
 {
 	LOCKTAG		tag;
 	int32		start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
 													 line->nslots - 1);
 
-	checkout_lock_step("taking a stock slot of product", line->product_id);
-	if (take_one_slot(slot_plan, line, start))
+	checkout_lock_step(call, "taking a stock slot of product", line->product_id);
+	if (take_one_slot(CHECKOUT_FREE_SLOT, line, start))
 	{
-		checkout_lock_step(NULL, 0);
+		checkout_lock_step(call, NULL, 0);
 		return;
 	}
 
-	checkout_lock_step("queueing for a stock slot of product", line->product_id);
+	checkout_lock_step(call, "queueing for a stock slot of product", line->product_id);
 	checkout_queue_lock_tag(&tag, line->product_id);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	checkout_lock_step("waiting for a stock slot of product", line->product_id);
-	if (take_one_slot(slot_plan, line, start) ||
-		take_one_slot(slot_wait_plan, line, start))
+	checkout_lock_step(call, "waiting for a stock slot of product", line->product_id);
+	if (take_one_slot(CHECKOUT_FREE_SLOT, line, start) ||
+		take_one_slot(CHECKOUT_WAIT_FOR_SLOT, line, start))
 	{
 		LockRelease(&tag, ExclusiveLock, false);
-		checkout_lock_step(NULL, 0);
+		checkout_lock_step(call, NULL, 0);
 		return;
 	}
-	lock_all_stock(line, false, takes);
+	lock_all_stock(call, line, false, takes);
 }
 

@@ -1,21 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * statements.c
- *		The SQL statements of a checkout, prepared once per backend and
- *		kept, and the small helpers that pass them parameters and read
- *		their results.
+ *		The SQL statements of a checkout, as a table: what each does, the
+ *		version it appeared in, its SPI result, its argument types and its
+ *		SQL, indexed by CheckoutStatement (checkout.h); each is prepared once
+ *		per backend, kept, and run by name with checkout_execute().  Also the
+ *		small helpers that pass them parameters and read their results.
  *
- * Versions.  A library of version 1.1 also serves a database where the
- * extension is still at 1.0 (installed, not yet updated): then the
- * statements leave out what 1.0 lacks (purchase limits, payment window,
- * expiry) and plans_for_1_0 says so; the plans are prepared again once the
- * extension is updated.
+ * Versions.  A library of version 1.1 or later also serves a database where
+ * the extension is still at 1.0 (installed, not yet updated): then the
+ * statements since 1.1 are not prepared, the others leave out what 1.0
+ * lacks (purchase limits, payment window, expiry: version_pieces()), and
+ * the plans are prepared again once the extension is updated.
  *
  * Memory rules.  Each statement is prepared with SPI_prepare_cursor as a
- * generic plan and kept (SPI_keepplan) in a static variable for the life of
- * the backend; they are all prepared again when the extension's schema
- * changes (its OID or its name: a schema renamed, or the extension dropped
- * and created again).  The schema's name is kept in TopMemoryContext.
+ * generic plan and kept (SPI_keepplan) in plans[] for the life of the
+ * backend; they are all prepared again when the extension's schema changes
+ * (its OID or its name: a schema renamed, or the extension dropped and
+ * created again).  The schema's name is kept in TopMemoryContext.
  * Everything the helpers return lives in the current (SPI procedure)
  * context.  Must be called while connected to SPI.
  *
@@ -44,59 +46,314 @@
 
 #include "checkout.h"
 
-/* Saved plans, valid for the schema named in plans_nspoid/plans_nspname */
+/*
+ * x.left_over: the units of product `product` that order o still holds,
+ * found by the line's primary key (OFFSET 0 keeps the planner from joining
+ * the other way round, through every sale of the product)
+ */
+#define LEFT_OVER_OF_LINE(product) \
+	" CROSS JOIN LATERAL (" \
+	"  SELECT oi.quantity OPERATOR(pg_catalog.-) oi.cancelled_quantity AS left_over" \
+	"    FROM %1$s.order_items AS oi" \
+	"   WHERE oi.order_id OPERATOR(pg_catalog.=) o.id" \
+	"     AND oi.product_id OPERATOR(pg_catalog.=) " product \
+	"  OFFSET 0) AS x"
+
+/*
+ * A slot of product $1 that holds at least $2, numbered from $3 up to below
+ * $4 (the caller starts at a random slot, so that buyers spread over the
+ * slots); the product row is read, not locked
+ */
+#define SLOT_QUERY \
+	"SELECT s.ctid, s.stock, p.name, p.price_cents" \
+	"  FROM %1$s.stock_slots AS s" \
+	"  JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) s.product_id" \
+	" WHERE s.product_id OPERATOR(pg_catalog.=) $1" \
+	"   AND s.slot OPERATOR(pg_catalog.>=) $3" \
+	"   AND s.slot OPERATOR(pg_catalog.<) $4" \
+	"   AND s.stock OPERATOR(pg_catalog.>=) $2" \
+	" ORDER BY s.slot" \
+	" LIMIT 1" \
+	"   FOR NO KEY UPDATE OF s"
+
+#define MAX_STATEMENT_ARGS 11
+
+/*
+ * One statement of a checkout.  Its SQL's "%1$s" stands for the quoted
+ * schema name, "%2$s" for the orders' id sequence (a quoted literal, for
+ * nextval()), "%3$s" to "%6$s" for the expressions that differ between
+ * versions (version_pieces()).
+ */
+typedef struct CheckoutStatementDef
+{
+	const char *what;			/* what it does, for an error that cannot
+								 * happen */
+	const char *since;			/* the first extension version it serves */
+	int			ok;				/* the SPI result code it returns */
+	bool		read_only;		/* runs on the statement's snapshot, no locks */
+	int			nargs;
+	Oid			argtypes[MAX_STATEMENT_ARGS];
+	const char *sql;
+} CheckoutStatementDef;
+
+static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
+
+	/*
+	 * 0. Fail fast: the lines the snapshot's stock on sale (the product's
+	 * row plus its slots) cannot serve, no locks.  Lateral a is computed only
+	 * for a line its row cannot serve (the join's filter runs first): NULL
+	 * when one slot can, else the row plus all its slots; OFFSET 0 keeps it
+	 * from being flattened into the filter, where it would be evaluated for
+	 * every line and twice for a short one.  Lateral e is what placed orders
+	 * past their payment window hold of a line that cannot be served: the
+	 * checkout takes that back (reclaim_expired in checkout.c) before saying
+	 * "sold out".
+	 */
+	[CHECKOUT_SHORT_LINES] = {
+		"reading the stock", "1.0", SPI_OK_SELECT, true, 1, {INT8OID},
+		"SELECT c.product_id, c.quantity, p.name, a.stock"
+		"  FROM %1$s.cart_items AS c"
+		"  JOIN %1$s.products AS p"
+		"    ON p.id OPERATOR(pg_catalog.=) c.product_id"
+		" CROSS JOIN LATERAL ("
+		"  SELECT CASE"
+		"         WHEN EXISTS (SELECT FROM %1$s.stock_slots AS s"
+		"                       WHERE s.product_id OPERATOR(pg_catalog.=) p.id"
+		"                         AND s.stock OPERATOR(pg_catalog.>=) c.quantity)"
+		"         THEN NULL"
+		"         ELSE p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
+		"              COALESCE((SELECT pg_catalog.sum(s.stock)"
+		"                          FROM %1$s.stock_slots AS s"
+		"                         WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
+		"         END AS stock"
+		"  OFFSET 0) AS a"
+		" CROSS JOIN LATERAL ("
+		"  SELECT %3$s AS held OFFSET 0) AS e"
+		" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+		"   AND p.stock OPERATOR(pg_catalog.<) c.quantity"
+		"   AND a.stock OPERATOR(pg_catalog.<) c.quantity"
+		"   AND a.stock OPERATOR(pg_catalog.+) e.held OPERATOR(pg_catalog.<) c.quantity"
+		" ORDER BY c.product_id"
+	},
+
+	/*
+	 * 1. The cart, read once and held: its lines are locked.  Which products
+	 * have slots, and their last slot's number (slots are numbered from 0),
+	 * is read on the snapshot (see lock_products for a product split
+	 * meanwhile); so is whether a product has a purchase limit (the limit
+	 * itself is read again under the customer's lock, CHECKOUT_OVER_LIMIT).
+	 */
+	[CHECKOUT_CART] = {
+		"reading the cart", "1.0", SPI_OK_SELECT, false, 1, {INT8OID},
+		"SELECT c.product_id, c.quantity,"
+		"       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
+		"         WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id),"
+		"       %4$s"
+		"  FROM %1$s.cart_items AS c"
+		" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+		" ORDER BY c.product_id"
+		"   FOR UPDATE OF c"
+	},
+
+	/* Tells an unknown customer from an empty cart */
+	[CHECKOUT_CUSTOMER] = {
+		"looking up the customer", "1.0", SPI_OK_SELECT, true, 1, {INT8OID},
+		"SELECT 1 FROM %1$s.customers AS c"
+		" WHERE c.id OPERATOR(pg_catalog.=) $1"
+	},
+
+	/* 3. The cart's products without slots ($1), locked in ascending id order */
+	[CHECKOUT_LOCK_PRODUCTS] = {
+		"locking the products", "1.0", SPI_OK_SELECT, false, 1, {INT8ARRAYOID},
+		"SELECT p.id, p.name, p.price_cents, p.stock, p.ctid"
+		"  FROM %1$s.products AS p"
+		" WHERE p.id OPERATOR(pg_catalog.=) ANY ($1)"
+		" ORDER BY p.id"
+		"   FOR NO KEY UPDATE"
+	},
+
+	/* 3b. The first free slot that holds the line (SLOT_QUERY) ... */
+	[CHECKOUT_FREE_SLOT] = {
+		"taking a stock slot", "1.0", SPI_OK_SELECT, false,
+		4, {INT8OID, INT4OID, INT4OID, INT4OID},
+		SLOT_QUERY " SKIP LOCKED"
+	},
+
+	/* ... or the first that still holds it once this one waited for it ... */
+	[CHECKOUT_WAIT_FOR_SLOT] = {
+		"waiting for a stock slot", "1.0", SPI_OK_SELECT, false,
+		4, {INT8OID, INT4OID, INT4OID, INT4OID},
+		SLOT_QUERY
+	},
+
+	/* ... and take $2 from the slot locked at ctid $1 */
+	[CHECKOUT_TAKE_FROM_SLOT] = {
+		"updating a stock slot", "1.0", SPI_OK_UPDATE, false, 2, {TIDOID, INT4OID},
+		"UPDATE %1$s.stock_slots AS s"
+		"   SET stock = s.stock OPERATOR(pg_catalog.-) $2"
+		" WHERE s.ctid OPERATOR(pg_catalog.=) $1"
+	},
+
+	/* 3c. Combining slots: lock the product row, ... */
+	[CHECKOUT_LOCK_PRODUCT] = {
+		"locking a product", "1.0", SPI_OK_SELECT, false, 1, {INT8OID},
+		"SELECT p.name, p.price_cents, p.stock, p.ctid"
+		"  FROM %1$s.products AS p"
+		" WHERE p.id OPERATOR(pg_catalog.=) $1"
+		"   FOR NO KEY UPDATE"
+	},
+
+	/* ... then all its slots, in slot order */
+	[CHECKOUT_LOCK_SLOTS] = {
+		"locking the stock slots", "1.0", SPI_OK_SELECT, false, 1, {INT8OID},
+		"SELECT s.ctid, s.stock"
+		"  FROM %1$s.stock_slots AS s"
+		" WHERE s.product_id OPERATOR(pg_catalog.=) $1"
+		" ORDER BY s.slot"
+		"   FOR NO KEY UPDATE"
+	},
+
+	/*
+	 * 5. Every write in one statement: $1 customer, $2 product ids, $3
+	 * quantities, $4 unit prices, $5 order total, $6 the locked product rows
+	 * to take stock from (ctids) and $7 how much from each, $8 and $9 the
+	 * same for stock slots.  Stock is updated by ctid (a TID scan, whatever
+	 * the planner thinks of the table's size): the rows are locked by this
+	 * transaction, so their ctids cannot change.  $10 is the order's id
+	 * when a key reserved it (else the identity's next), $11 the payment
+	 * window in seconds (0: none).
+	 */
+	[CHECKOUT_WRITE_ORDER] = {
+		"writing the order", "1.0", SPI_OK_SELECT, false,
+		11, {INT8OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8OID,
+		TIDARRAYOID, INT4ARRAYOID, TIDARRAYOID, INT4ARRAYOID, INT8OID, INT4OID},
+		"WITH line AS ("
+		"  SELECT l.product_id, l.quantity, l.unit_price_cents"
+		"    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"                    pg_catalog.unnest($4))"
+		"         AS l(product_id, quantity, unit_price_cents)"
+		"), sold AS ("
+		"  UPDATE %1$s.products AS p"
+		"     SET stock = p.stock OPERATOR(pg_catalog.-)"
+		"         ($7)[pg_catalog.array_position($6, p.ctid)]"
+		"   WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($6)"
+		"), slot_sold AS ("
+		"  UPDATE %1$s.stock_slots AS s"
+		"     SET stock = s.stock OPERATOR(pg_catalog.-)"
+		"         ($9)[pg_catalog.array_position($8, s.ctid)]"
+		"   WHERE s.ctid OPERATOR(pg_catalog.=) ANY ($8)"
+		"), new_order AS ("
+		"  INSERT INTO %1$s.orders (id, customer_id, total_cents%5$s)"
+		"  VALUES (COALESCE($10, pg_catalog.nextval(%2$s::pg_catalog.regclass)),"
+		"          $1, $5%6$s)"
+		"  RETURNING id"
+		"), new_lines AS ("
+		"  INSERT INTO %1$s.order_items"
+		"         (order_id, product_id, quantity, unit_price_cents)"
+		"  SELECT new_order.id, line.product_id, line.quantity,"
+		"         line.unit_price_cents"
+		"    FROM new_order, line"
+		"), ordered AS ("
+		"  DELETE FROM %1$s.cart_items AS c"
+		"   WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+		"     AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)"
+		")"
+		"SELECT new_order.id FROM new_order"
+	},
+
+	/* The order an idempotency key ($2) of a customer ($1) made */
+	[CHECKOUT_KEY_LOOKUP] = {
+		"looking up the idempotency key", "1.1", SPI_OK_SELECT, false,
+		2, {INT8OID, TEXTOID},
+		"SELECT k.order_id FROM %1$s.idempotency_keys AS k"
+		" WHERE k.customer_id OPERATOR(pg_catalog.=) $1"
+		"   AND k.idempotency_key OPERATOR(pg_catalog.=) $2"
+	},
+
+	/*
+	 * Claim a key for the order this checkout will write, reserving its id;
+	 * no row when the key is taken.  A call with the same key still in flight
+	 * holds the primary key's entry: this waits for its end, then inserts
+	 * (it rolled back) or finds the key taken (it committed).
+	 */
+	[CHECKOUT_KEY_CLAIM] = {
+		"claiming the idempotency key", "1.1", SPI_OK_INSERT_RETURNING, false,
+		2, {INT8OID, TEXTOID},
+		"INSERT INTO %1$s.idempotency_keys AS k"
+		"       (customer_id, idempotency_key, order_id)"
+		" VALUES ($1, $2, pg_catalog.nextval(%2$s::pg_catalog.regclass))"
+		" ON CONFLICT (customer_id, idempotency_key) DO NOTHING"
+		" RETURNING k.order_id"
+	},
+
+	/*
+	 * 2a. Purchase limits under REPEATABLE READ and SERIALIZABLE: two
+	 * checkouts of one customer take turns on its row (an update, so that
+	 * the second gets 40001 rather than count on a snapshot without the
+	 * first's order; see check_limits), ...
+	 */
+	[CHECKOUT_LOCK_CUSTOMER] = {
+		"locking the customer", "1.1", SPI_OK_UPDATE, false, 1, {INT8OID},
+		"UPDATE %1$s.customers AS c SET name = c.name"
+		" WHERE c.id OPERATOR(pg_catalog.=) $1"
+	},
+
+	/*
+	 * ... then the lines ($2 products, $3 quantities) that would take the
+	 * customer past a product's limit, counting the units of their orders
+	 * not cancelled: driven by the customer's orders, each probing its line
+	 * of the product by primary key (OFFSET 0: never a scan of the product's
+	 * every sale, which a hot product has thousands of)
+	 */
+	[CHECKOUT_OVER_LIMIT] = {
+		"checking the purchase limits", "1.1", SPI_OK_SELECT, false,
+		3, {INT8OID, INT8ARRAYOID, INT4ARRAYOID},
+		"SELECT q.product_id, p.name, l.max_per_customer,"
+		"       COALESCE(b.bought, 0), q.quantity"
+		"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3))"
+		"       AS q(product_id, quantity)"
+		"  JOIN %1$s.purchase_limits AS l"
+		"    ON l.product_id OPERATOR(pg_catalog.=) q.product_id"
+		"  JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) q.product_id"
+		" CROSS JOIN LATERAL ("
+		"  SELECT pg_catalog.sum(x.left_over) AS bought"
+		"    FROM %1$s.orders AS o"
+		LEFT_OVER_OF_LINE("q.product_id")
+		"   WHERE o.customer_id OPERATOR(pg_catalog.=) $1"
+		"     AND o.status OPERATOR(pg_catalog.<>) 'cancelled') AS b"
+		" WHERE COALESCE(b.bought, 0) OPERATOR(pg_catalog.+) q.quantity"
+		"       OPERATOR(pg_catalog.>) l.max_per_customer"
+		" ORDER BY q.product_id"
+	},
+};
+
+/*
+ * The saved plans (NULL: not prepared, or not of this version), valid for
+ * the schema plans_nspoid named plans_nspname, of version 1.0 or later
+ */
+static SPIPlanPtr plans[NUM_CHECKOUT_STATEMENTS];
 static Oid	plans_nspoid = InvalidOid;
 static char *plans_nspname = NULL;
-SPIPlanPtr	short_plan = NULL;
-SPIPlanPtr	cart_plan = NULL;
-SPIPlanPtr	customer_plan = NULL;
-SPIPlanPtr	lock_plan = NULL;
-SPIPlanPtr	slot_plan = NULL;
-SPIPlanPtr	slot_wait_plan = NULL;
-SPIPlanPtr	slot_take_plan = NULL;
-SPIPlanPtr	product_plan = NULL;
-SPIPlanPtr	all_slots_plan = NULL;
-SPIPlanPtr	write_plan = NULL;
-SPIPlanPtr	key_lookup_plan = NULL;
-SPIPlanPtr	key_claim_plan = NULL;
-SPIPlanPtr	customer_lock_plan = NULL;
-SPIPlanPtr	limit_plan = NULL;
-bool		plans_for_1_0 = false;
+static bool plans_for_1_0 = false;
+
+/* The pieces a statement's SQL names by number ("%1$s" is pieces[0]) */
+#define NUM_PIECES 6
 
 /*
- * The quoted schema name, the orders' id sequence as a quoted literal, and
- * three expressions that differ between versions: what placed orders past
- * their payment window hold of product p.id, whether the product of cart
- * line c has a purchase limit, and a new order's expires_at column and
- * value (each with a comma before it, or empty)
- */
-static const char *qschema;
-static const char *qorders_seq;
-static const char *held_expr;
-static const char *limited_expr;
-static const char *expires_column;
-static const char *expires_expr;
-
-/*
- * Prepare one statement and keep its plan for the life of the backend.
- * The statement's "%1$s" stands for the quoted schema name, "%2$s" for the
- * orders' id sequence (a quoted literal, for nextval()), "%3$s" to "%6$s"
- * for the expressions above.
+ * Prepare one statement with these pieces and keep its plan for the life
+ * of the backend
  */
 static SPIPlanPtr
-keep_plan(const char *sql_template, int nargs, Oid *argtypes)
+keep_plan(const CheckoutStatementDef *def, const char *const *pieces)
 {
 	StringInfoData sql;
 	SPIPlanPtr	plan;
 
-	const char *pieces[] = {qschema, qorders_seq, held_expr, limited_expr,
-	expires_column, expires_expr};
-
-	/* Not appendStringInfo: a template need not use every piece */
+	/* Not appendStringInfo: a statement need not use every piece */
 	initStringInfo(&sql);
-	for (const char *p = sql_template; *p; p++)
+	for (const char *p = def->sql; *p; p++)
 	{
-		if (p[0] == '%' && p[1] >= '1' && p[1] <= '0' + lengthof(pieces) &&
+		if (p[0] == '%' && p[1] >= '1' && p[1] <= '0' + NUM_PIECES &&
 			p[2] == '$' && p[3] == 's')
 		{
 			appendStringInfoString(&sql, pieces[p[1] - '1']);
@@ -111,7 +368,8 @@ keep_plan(const char *sql_template, int nargs, Oid *argtypes)
 	 * nothing a custom plan could do better, and planning each call costs
 	 * more than running it.
 	 */
-	plan = SPI_prepare_cursor(sql.data, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	plan = SPI_prepare_cursor(sql.data, def->nargs, (Oid *) def->argtypes,
+							  CURSOR_OPT_GENERIC_PLAN);
 	if (plan == NULL)
 		elog(ERROR, "checkout: SPI_prepare failed for \"%s\": %s",
 			 sql.data, SPI_result_code_string(SPI_result));
@@ -125,16 +383,11 @@ keep_plan(const char *sql_template, int nargs, Oid *argtypes)
 static void
 free_plans(void)
 {
-	SPIPlanPtr *plans[] = {&short_plan, &cart_plan, &customer_plan, &lock_plan,
-		&slot_plan, &slot_wait_plan, &slot_take_plan, &product_plan,
-		&all_slots_plan, &write_plan, &key_lookup_plan, &key_claim_plan,
-	&customer_lock_plan, &limit_plan};
-
-	for (int i = 0; i < lengthof(plans); i++)
+	for (int i = 0; i < NUM_CHECKOUT_STATEMENTS; i++)
 	{
-		if (*plans[i] != NULL)
-			SPI_freeplan(*plans[i]);
-		*plans[i] = NULL;
+		if (plans[i] != NULL)
+			SPI_freeplan(plans[i]);
+		plans[i] = NULL;
 	}
 	if (plans_nspname != NULL)
 		pfree(plans_nspname);
@@ -142,30 +395,9 @@ free_plans(void)
 	plans_nspoid = InvalidOid;
 }
 
-/*
- * x.left_over: the units of product `product` that order o still holds,
- * found by the line's primary key (OFFSET 0 keeps the planner from joining
- * the other way round, through every sale of the product)
- */
-#define LEFT_OVER_OF_LINE(product) \
-	" CROSS JOIN LATERAL (" \
-	"  SELECT oi.quantity OPERATOR(pg_catalog.-) oi.cancelled_quantity AS left_over" \
-	"    FROM %1$s.order_items AS oi" \
-	"   WHERE oi.order_id OPERATOR(pg_catalog.=) o.id" \
-	"     AND oi.product_id OPERATOR(pg_catalog.=) " product \
-	"  OFFSET 0) AS x"
-
-/* Say the plans are prepared for the schema nspoid named nspname */
-static void
-remember_plans(Oid nspoid, const char *nspname)
-{
-	plans_nspname = MemoryContextStrdup(TopMemoryContext, nspname);
-	plans_nspoid = nspoid;
-}
-
 /* The orders' id sequence of schema qschema, as a quoted literal */
 static const char *
-orders_sequence(void)
+orders_sequence(const char *qschema)
 {
 	char	   *sql = psprintf("SELECT pg_catalog.quote_literal(pg_catalog.pg_get_serial_sequence(%s, 'id'))",
 							   quote_literal_cstr(psprintf("%s.orders", qschema)));
@@ -176,27 +408,61 @@ orders_sequence(void)
 }
 
 /*
+ * The pieces "%3$s" to "%6$s" of the statements, which differ between
+ * versions: what placed orders past their payment window hold of product
+ * p.id, whether the product of cart line c has a purchase limit, and a new
+ * order's expires_at column and value (each with a comma before it, or
+ * empty).  Version 1.0 has no payment window and no limits.
+ */
+static void
+version_pieces(bool is_1_0, const char *qschema, const char **pieces)
+{
+	if (is_1_0)
+	{
+		pieces[0] = "0";
+		pieces[1] = "false";
+		pieces[2] = "";
+		pieces[3] = "";
+		return;
+	}
+
+	/*
+	 * Driven by the placed orders past their window (a partial index), each
+	 * probing its line of the product by primary key (OFFSET 0: never a scan
+	 * of the product's every sale)
+	 */
+	pieces[0] = psprintf("COALESCE((SELECT pg_catalog.sum(x.left_over)"
+						 "           FROM %1$s.orders AS o"
+						 LEFT_OVER_OF_LINE("p.id")
+						 "          WHERE o.status OPERATOR(pg_catalog.=) 'placed'"
+						 "            AND o.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()), 0)",
+						 qschema);
+	pieces[1] = psprintf("EXISTS (SELECT FROM %1$s.purchase_limits AS l"
+						 "         WHERE l.product_id OPERATOR(pg_catalog.=) c.product_id)",
+						 qschema);
+	pieces[2] = ", expires_at";
+	pieces[3] = ", CASE WHEN $11 OPERATOR(pg_catalog.>) 0"
+		"       THEN pg_catalog.now() OPERATOR(pg_catalog.+)"
+		"            pg_catalog.make_interval(secs => $11)"
+		"  END";
+}
+
+/*
  * Ensure the saved plans name the tables of schema nspoid (the schema
- * shop_checkout() lives in), and fit the extension's version there.  Must
- * be called while connected to SPI.
+ * shop_checkout() lives in), and fit the extension's version there: the
+ * statements since a later version are not prepared for a 1.0 install.
+ * Must be called while connected to SPI.
  */
 void
-checkout_prepare_plans(Oid nspoid)
+checkout_prepare_statements(Oid nspoid)
 {
 	char	   *nspname = get_namespace_name(nspoid);
-	bool		is_1_0 = !OidIsValid(get_relname_relid("purchase_limits", nspoid));
-	Oid			one_bigint[1] = {INT8OID};
-	Oid			one_bigint_array[1] = {INT8ARRAYOID};
-	Oid			slot_quantity[2] = {TIDOID, INT4OID};
-	Oid			slot_search[4] = {INT8OID, INT4OID, INT4OID, INT4OID};
-	Oid			customer_key[2] = {INT8OID, TEXTOID};
-	Oid			customer_lines[3] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID};
-	Oid			write_args[11] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID,
-		INT8ARRAYOID, INT8OID, TIDARRAYOID, INT4ARRAYOID, TIDARRAYOID,
-	INT4ARRAYOID, INT8OID, INT4OID};
+	bool		is_1_0;
+	const char *pieces[NUM_PIECES];
 
 	if (nspname == NULL)
 		elog(ERROR, "checkout: schema with OID %u does not exist", nspoid);
+	is_1_0 = !OidIsValid(get_relname_relid("purchase_limits", nspoid));
 
 	if (plans_nspoid == nspoid && plans_nspname != NULL &&
 		strcmp(plans_nspname, nspname) == 0 && plans_for_1_0 == is_1_0)
@@ -204,268 +470,35 @@ checkout_prepare_plans(Oid nspoid)
 
 	free_plans();
 	plans_for_1_0 = is_1_0;
-	qschema = quote_identifier(nspname);
-	qorders_seq = orders_sequence();
-	if (is_1_0)
-	{
-		held_expr = "0";
-		limited_expr = "false";
-		expires_column = "";
-		expires_expr = "";
-	}
-	else
-	{
-		/*
-		 * Driven by the placed orders past their window (a partial index),
-		 * each probing its line of the product by primary key (OFFSET 0:
-		 * never a scan of the product's every sale)
-		 */
-		held_expr = psprintf("COALESCE((SELECT pg_catalog.sum(x.left_over)"
-							 "           FROM %1$s.orders AS o"
-							 LEFT_OVER_OF_LINE("p.id")
-							 "          WHERE o.status OPERATOR(pg_catalog.=) 'placed'"
-							 "            AND o.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()), 0)",
-							 qschema);
-		limited_expr = psprintf("EXISTS (SELECT FROM %1$s.purchase_limits AS l"
-								"         WHERE l.product_id OPERATOR(pg_catalog.=) c.product_id)",
-								qschema);
-		expires_column = ", expires_at";
-		expires_expr = ", CASE WHEN $11 OPERATOR(pg_catalog.>) 0"
-			"       THEN pg_catalog.now() OPERATOR(pg_catalog.+)"
-			"            pg_catalog.make_interval(secs => $11)"
-			"  END";
-	}
+	pieces[0] = quote_identifier(nspname);
+	pieces[1] = orders_sequence(pieces[0]);
+	version_pieces(is_1_0, pieces[0], &pieces[2]);
+	for (int i = 0; i < NUM_CHECKOUT_STATEMENTS; i++)
+		if (!is_1_0 || strcmp(statements[i].since, "1.0") == 0)
+			plans[i] = keep_plan(&statements[i], pieces);
+	plans_nspname = MemoryContextStrdup(TopMemoryContext, nspname);
+	plans_nspoid = nspoid;
+}
 
-	/*
-	 * 0. Fail fast: the lines the snapshot's stock on sale (the product's
-	 * row plus its slots) cannot serve, no locks
-	 */
-	short_plan = keep_plan(
-						   "SELECT c.product_id, c.quantity, p.name, a.stock"
-						   "  FROM %1$s.cart_items AS c"
-						   "  JOIN %1$s.products AS p"
-						   "    ON p.id OPERATOR(pg_catalog.=) c.product_id"
-	/*
-	 * Only for a line its row cannot serve (the join's filter runs first):
-	 * NULL when one slot can, else the row plus all its slots.  OFFSET 0
-	 * keeps the subquery from being flattened into the filter, where it
-	 * would be evaluated for every line and twice for a short one.
-	 */
-						   " CROSS JOIN LATERAL ("
-						   "  SELECT CASE"
-						   "         WHEN EXISTS (SELECT FROM %1$s.stock_slots AS s"
-						   "                       WHERE s.product_id OPERATOR(pg_catalog.=) p.id"
-						   "                         AND s.stock OPERATOR(pg_catalog.>=) c.quantity)"
-						   "         THEN NULL"
-						   "         ELSE p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
-						   "              COALESCE((SELECT pg_catalog.sum(s.stock)"
-						   "                          FROM %1$s.stock_slots AS s"
-						   "                         WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
-						   "         END AS stock"
-						   "  OFFSET 0) AS a"
-	/*
-	 * ... and, for a line that cannot be served, what placed orders past
-	 * their payment window hold of it: the checkout takes that back
-	 * (reclaim_expired in checkout.c) before saying "sold out"
-	 */
-						   " CROSS JOIN LATERAL ("
-						   "  SELECT %3$s AS held OFFSET 0) AS e"
-						   " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-						   "   AND p.stock OPERATOR(pg_catalog.<) c.quantity"
-						   "   AND a.stock OPERATOR(pg_catalog.<) c.quantity"
-						   "   AND a.stock OPERATOR(pg_catalog.+) e.held OPERATOR(pg_catalog.<) c.quantity"
-						   " ORDER BY c.product_id",
-						   1, one_bigint);
+/*
+ * Run statement stmt with these arguments (nulls as SPI takes them), for at
+ * most count rows (0: all); return the number of rows it processed.  Any
+ * other result than the statement's own is an error that cannot happen.
+ */
+uint64
+checkout_execute(CheckoutStatement stmt, Datum *values, const char *nulls,
+				 long count)
+{
+	const CheckoutStatementDef *def = &statements[stmt];
+	int			rc;
 
-	/*
-	 * 1. The cart, read once and held: its lines are locked.  Which products
-	 * have slots, and their last slot's number (slots are numbered from 0),
-	 * is read on the snapshot (see lock_products for a product split
-	 * meanwhile); so is whether a product has a purchase limit (the limit
-	 * itself is read again under the customer's lock, limit_plan).
-	 */
-	cart_plan = keep_plan(
-						  "SELECT c.product_id, c.quantity,"
-						  "       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
-						  "         WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id),"
-						  "       %4$s"
-						  "  FROM %1$s.cart_items AS c"
-						  " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-						  " ORDER BY c.product_id"
-						  "   FOR UPDATE OF c",
-						  1, one_bigint);
-
-	/* Tells an unknown customer from an empty cart */
-	customer_plan = keep_plan(
-							  "SELECT 1 FROM %1$s.customers AS c"
-							  " WHERE c.id OPERATOR(pg_catalog.=) $1",
-							  1, one_bigint);
-
-	/* 3. The cart's products without slots, locked in ascending id order */
-	lock_plan = keep_plan(
-						  "SELECT p.id, p.name, p.price_cents, p.stock, p.ctid"
-						  "  FROM %1$s.products AS p"
-						  " WHERE p.id OPERATOR(pg_catalog.=) ANY ($1)"
-						  " ORDER BY p.id"
-						  "   FOR NO KEY UPDATE",
-						  1, one_bigint_array);
-
-	/*
-	 * 3b. A slot of product $1 that holds at least $2, numbered from $3 up to
-	 * below $4 (the caller starts at a random slot, so that buyers spread
-	 * over the slots): the first one free (SKIP LOCKED), or, in
-	 * slot_wait_plan, the first one that still holds enough once this
-	 * transaction has waited for it.  The product row is read, not locked.
-	 */
-#define SLOT_QUERY \
-	"SELECT s.ctid, s.stock, p.name, p.price_cents" \
-	"  FROM %1$s.stock_slots AS s" \
-	"  JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) s.product_id" \
-	" WHERE s.product_id OPERATOR(pg_catalog.=) $1" \
-	"   AND s.slot OPERATOR(pg_catalog.>=) $3" \
-	"   AND s.slot OPERATOR(pg_catalog.<) $4" \
-	"   AND s.stock OPERATOR(pg_catalog.>=) $2" \
-	" ORDER BY s.slot" \
-	" LIMIT 1" \
-	"   FOR NO KEY UPDATE OF s"
-	slot_plan = keep_plan(SLOT_QUERY " SKIP LOCKED", 4, slot_search);
-	slot_wait_plan = keep_plan(SLOT_QUERY, 4, slot_search);
-#undef SLOT_QUERY
-	/* ... and take $2 from the slot locked at ctid $1 */
-	slot_take_plan = keep_plan(
-							   "UPDATE %1$s.stock_slots AS s"
-							   "   SET stock = s.stock OPERATOR(pg_catalog.-) $2"
-							   " WHERE s.ctid OPERATOR(pg_catalog.=) $1",
-							   2, slot_quantity);
-
-	/* 3c. Combining slots: lock the product row, then all its slots */
-	product_plan = keep_plan(
-							 "SELECT p.name, p.price_cents, p.stock, p.ctid"
-							 "  FROM %1$s.products AS p"
-							 " WHERE p.id OPERATOR(pg_catalog.=) $1"
-							 "   FOR NO KEY UPDATE",
-							 1, one_bigint);
-	all_slots_plan = keep_plan(
-							   "SELECT s.ctid, s.stock"
-							   "  FROM %1$s.stock_slots AS s"
-							   " WHERE s.product_id OPERATOR(pg_catalog.=) $1"
-							   " ORDER BY s.slot"
-							   "   FOR NO KEY UPDATE",
-							   1, one_bigint);
-
-	/*
-	 * 5. Every write in one statement: $1 customer, $2 product ids, $3
-	 * quantities, $4 unit prices, $5 order total, $6 the locked product rows
-	 * to take stock from (ctids) and $7 how much from each, $8 and $9 the
-	 * same for stock slots.  Stock is updated by ctid (a TID scan, whatever
-	 * the planner thinks of the table's size): the rows are locked by this
-	 * transaction, so their ctids cannot change.  $10 is the order's id
-	 * when a key reserved it (else the identity's next), $11 the payment
-	 * window in seconds (0: none).
-	 */
-	write_plan = keep_plan(
-						   "WITH line AS ("
-						   "  SELECT l.product_id, l.quantity, l.unit_price_cents"
-						   "    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-						   "                    pg_catalog.unnest($4))"
-						   "         AS l(product_id, quantity, unit_price_cents)"
-						   "), sold AS ("
-						   "  UPDATE %1$s.products AS p"
-						   "     SET stock = p.stock OPERATOR(pg_catalog.-)"
-						   "         ($7)[pg_catalog.array_position($6, p.ctid)]"
-						   "   WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($6)"
-						   "), slot_sold AS ("
-						   "  UPDATE %1$s.stock_slots AS s"
-						   "     SET stock = s.stock OPERATOR(pg_catalog.-)"
-						   "         ($9)[pg_catalog.array_position($8, s.ctid)]"
-						   "   WHERE s.ctid OPERATOR(pg_catalog.=) ANY ($8)"
-						   "), new_order AS ("
-						   "  INSERT INTO %1$s.orders (id, customer_id, total_cents%5$s)"
-						   "  VALUES (COALESCE($10, pg_catalog.nextval(%2$s::pg_catalog.regclass)),"
-						   "          $1, $5%6$s)"
-						   "  RETURNING id"
-						   "), new_lines AS ("
-						   "  INSERT INTO %1$s.order_items"
-						   "         (order_id, product_id, quantity, unit_price_cents)"
-						   "  SELECT new_order.id, line.product_id, line.quantity,"
-						   "         line.unit_price_cents"
-						   "    FROM new_order, line"
-						   "), ordered AS ("
-						   "  DELETE FROM %1$s.cart_items AS c"
-						   "   WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-						   "     AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)"
-						   ")"
-						   "SELECT new_order.id FROM new_order",
-						   11, write_args);
-
-	/* The rest is of version 1.1 and later */
-	if (is_1_0)
-	{
-		remember_plans(nspoid, nspname);
-		return;
-	}
-
-	/* The order an idempotency key of a customer made */
-	key_lookup_plan = keep_plan(
-								"SELECT k.order_id FROM %1$s.idempotency_keys AS k"
-								" WHERE k.customer_id OPERATOR(pg_catalog.=) $1"
-								"   AND k.idempotency_key OPERATOR(pg_catalog.=) $2",
-								2, customer_key);
-
-	/*
-	 * Claim a key for the order this checkout will write, reserving its id;
-	 * no row when the key is taken.  A call with the same key still in flight
-	 * holds the primary key's entry: this waits for its end, then inserts
-	 * (it rolled back) or finds the key taken (it committed).
-	 */
-	key_claim_plan = keep_plan(
-							   "INSERT INTO %1$s.idempotency_keys AS k"
-							   "       (customer_id, idempotency_key, order_id)"
-							   " VALUES ($1, $2, pg_catalog.nextval(%2$s::pg_catalog.regclass))"
-							   " ON CONFLICT (customer_id, idempotency_key) DO NOTHING"
-							   " RETURNING k.order_id",
-							   2, customer_key);
-
-	/*
-	 * 2a. Purchase limits under REPEATABLE READ and SERIALIZABLE: two
-	 * checkouts of one customer take turns on its row (an update, so that
-	 * the second gets 40001 rather than count on a snapshot without the
-	 * first's order; see check_limits), ...
-	 */
-	customer_lock_plan = keep_plan(
-								   "UPDATE %1$s.customers AS c SET name = c.name"
-								   " WHERE c.id OPERATOR(pg_catalog.=) $1",
-								   1, one_bigint);
-
-	/*
-	 * ... then the lines ($2 products, $3 quantities) that would take the
-	 * customer past a product's limit, counting the units of their orders
-	 * not cancelled
-	 */
-	limit_plan = keep_plan(
-						   "SELECT q.product_id, p.name, l.max_per_customer,"
-						   "       COALESCE(b.bought, 0), q.quantity"
-						   "  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3))"
-						   "       AS q(product_id, quantity)"
-						   "  JOIN %1$s.purchase_limits AS l"
-						   "    ON l.product_id OPERATOR(pg_catalog.=) q.product_id"
-						   "  JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) q.product_id"
-	/*
-	 * Driven by the customer's orders, each probing its line of the
-	 * product by primary key (OFFSET 0: never a scan of the product's
-	 * every sale, which a hot product has thousands of)
-	 */
-						   " CROSS JOIN LATERAL ("
-						   "  SELECT pg_catalog.sum(x.left_over) AS bought"
-						   "    FROM %1$s.orders AS o"
-						   LEFT_OVER_OF_LINE("q.product_id")
-						   "   WHERE o.customer_id OPERATOR(pg_catalog.=) $1"
-						   "     AND o.status OPERATOR(pg_catalog.<>) 'cancelled') AS b"
-						   " WHERE COALESCE(b.bought, 0) OPERATOR(pg_catalog.+) q.quantity"
-						   "       OPERATOR(pg_catalog.>) l.max_per_customer"
-						   " ORDER BY q.product_id",
-						   3, customer_lines);
-	remember_plans(nspoid, nspname);
+	if (plans[stmt] == NULL)
+		elog(ERROR, "checkout: statement \"%s\" is not prepared for version %s",
+			 def->what, plans_for_1_0 ? "1.0" : "1.1");
+	rc = SPI_execute_plan(plans[stmt], values, nulls, def->read_only, count);
+	if (rc != def->ok)
+		elog(ERROR, "checkout: %s failed: %s", def->what, SPI_result_code_string(rc));
+	return SPI_processed;
 }
 
 /*

@@ -29,8 +29,8 @@
 
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
-#include "fmgr.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
