@@ -10,6 +10,7 @@
 #   make bench  setup, build, install, and benchmark (bench/README.md)
 #   make deb    the Debian package, built as Debian builds PostgreSQL
 #               extensions (debian/, pg_buildext), into dist/
+#   make indent format the C as PostgreSQL's pgindent does
 #
 # The usual PGXS targets (all, install, installcheck, clean) work against an
 # installed server as for any extension; install and uninstall also install
@@ -55,10 +56,15 @@ $(PGXS):
 	*) echo "$@ is missing: install postgresql-server-dev-15, or run make setup" >&2; exit 1 ;; \
 	esac
 
-.PHONY: install-sharding uninstall-sharding setup installed packaged deb test test-run test-failover test-shards demo bench clean-tools
+.PHONY: indent install-sharding uninstall-sharding setup installed packaged deb test test-run test-failover test-shards demo bench clean-tools
 
 setup:
 	@sh test/setup.sh
+
+# Format the C as PostgreSQL's pgindent does (tools/pgindent, pg_bsd_indent
+# from make setup)
+indent:
+	@tools/pgindent $(wildcard $(srcdir)/*.c $(srcdir)/*.h $(srcdir)/tools/*.c)
 
 # Build and install the extension, and build tools/flashsale
 installed: setup

@@ -7,7 +7,8 @@
 #     backup round trip (checkout as most shops install it);
 #  2. test/preload/run.sh in a cluster with shared_preload_libraries =
 #     'checkout': the live statistics;
-#  0. test/package.sh: the Debian package that make test installed;
+#  0. test/package.sh: the Debian package that make test installed, and
+#     the C formatted as pgindent formats it;
 #  3. test/cron/run.sh in a cluster with shared_preload_libraries =
 #     'pg_cron': shop_expire_orders() scheduled.  It mostly waits for the
 #     next minute, so it runs beside 1 and 2, in a cluster of its own (-t).
@@ -29,7 +30,12 @@ pg_virtualenv -t -o shared_preload_libraries=pg_cron -o cron.database_name=postg
 	-- sh test/cron/run.sh >"$log/cron" 2>&1 &
 cron=$!
 
-sh test/package.sh >"$log/package" 2>&1
+{
+	sh test/package.sh
+	# the C formatted as PostgreSQL's pgindent formats it (make indent)
+	verdict check "the C is formatted as pgindent formats it (make indent)" \
+		tools/pgindent --check ./*.c ./*.h tools/*.c
+} >"$log/package" 2>&1
 cat "$log/package"
 set -- $(count_verdicts "$log/package")
 package_passed=$1 package_failed=$2

@@ -7,7 +7,7 @@ set -eu
 packages="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap postgresql-15-cron
 libtap-parser-sourcehandler-pgtap-perl postgresql-common make gcc libpq-dev
 dpkg-dev debhelper postgresql-server-dev-all build-essential pgbouncer
-postgresql-15-auto-failover pg-auto-failover-cli postgresql-15-plproxy"
+postgresql-15-auto-failover pg-auto-failover-cli postgresql-15-plproxy pg-bsd-indent"
 
 missing=""
 for p in $packages; do
