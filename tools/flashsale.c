@@ -42,8 +42,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/logging.h"
 #include "getopt_long.h"
 #include "libpq-fe.h"
+#include "pqexpbuffer.h"
 
 /* Exit status, as pgbench's */
 #define EXIT_SETUP		1		/* bad options, or the sale could not start */
@@ -119,21 +121,7 @@ typedef struct Worker
 	pthread_t	thread;
 } Worker;
 
-static const char *progname = "flashsale";
-
-/* Print a message and exit with the given status */
-static void
-die(int status, const char *fmt,...)
-{
-	va_list		ap;
-
-	fprintf(stderr, "%s: ", progname);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(status);
-}
+static const char *progname;
 
 static double
 now_ms(void)
@@ -222,47 +210,156 @@ parse_number(const char *name, const char *arg, long long min, long long max)
 	errno = 0;
 	value = strtoll(arg, &end, 10);
 	if (errno != 0 || end == arg || *end != '\0' || value < min || value > max)
-		die(EXIT_SETUP, "--%s must be a whole number from %lld to %lld, not \"%s\"",
-			name, min, max, arg);
+		pg_fatal("--%s must be a whole number from %lld to %lld, not \"%s\"",
+				 name, min, max, arg);
 	return value;
+}
+
+/* The long options: those of the sale, of the run, and libpq's */
+enum
+{
+	OPT_BUYERS = 256, OPT_STOCK, OPT_PRODUCTS, OPT_LINES, OPT_QUANTITY,
+	OPT_PRICE, OPT_NAME, OPT_SLOTS, OPT_EXPECT_ORDERS, OPT_EXPECT_REJECTED,
+	OPT_EXPECT_STOCK, OPT_KEYS, OPT_RETRY, OPT_DROP_FIRST, OPT_LIMIT, OPT_TABS
+};
+
+static const struct option long_options[] = {
+	{"buyers", required_argument, NULL, OPT_BUYERS},
+	{"stock", required_argument, NULL, OPT_STOCK},
+	{"products", required_argument, NULL, OPT_PRODUCTS},
+	{"lines", required_argument, NULL, OPT_LINES},
+	{"quantity", required_argument, NULL, OPT_QUANTITY},
+	{"price", required_argument, NULL, OPT_PRICE},
+	{"name", required_argument, NULL, OPT_NAME},
+	{"slots", required_argument, NULL, OPT_SLOTS},
+	{"keys", no_argument, NULL, OPT_KEYS},
+	{"retry", required_argument, NULL, OPT_RETRY},
+	{"drop-first", no_argument, NULL, OPT_DROP_FIRST},
+	{"limit", required_argument, NULL, OPT_LIMIT},
+	{"tabs", required_argument, NULL, OPT_TABS},
+	{"client", required_argument, NULL, 'c'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"protocol", required_argument, NULL, 'M'},
+	{"expect-orders", required_argument, NULL, OPT_EXPECT_ORDERS},
+	{"expect-rejected", required_argument, NULL, OPT_EXPECT_REJECTED},
+	{"expect-stock", required_argument, NULL, OPT_EXPECT_STOCK},
+	{"dbname", required_argument, NULL, 'd'},
+	{"host", required_argument, NULL, 'h'},
+	{"port", required_argument, NULL, 'p'},
+	{"username", required_argument, NULL, 'U'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0}
+};
+
+/* An option that shapes the sale (products, buyers, carts); false if not one */
+static bool
+parse_sale_option(int c, const char *arg, Options *opt)
+{
+	switch (c)
+	{
+		case OPT_BUYERS:
+			opt->buyers = (int) parse_number("buyers", arg, 1, 1000000);
+			return true;
+		case OPT_STOCK:
+			opt->stock = (int) parse_number("stock", arg, 0, INT_MAX);
+			return true;
+		case OPT_PRODUCTS:
+			opt->products = (int) parse_number("products", arg, 1, 100000);
+			return true;
+		case OPT_LINES:
+			opt->lines = (int) parse_number("lines", arg, 1, 1000);
+			return true;
+		case OPT_QUANTITY:
+			opt->quantity = (int) parse_number("quantity", arg, 1, INT_MAX);
+			return true;
+		case OPT_PRICE:
+			opt->price_cents = parse_number("price", arg, 0, 1000000000000LL);
+			return true;
+		case OPT_NAME:
+			opt->name = arg;
+			return true;
+		case OPT_LIMIT:
+			opt->limit = (int) parse_number("limit", arg, 1, INT_MAX);
+			return true;
+		case OPT_TABS:
+			opt->tabs = (int) parse_number("tabs", arg, 1, 100);
+			return true;
+		case OPT_SLOTS:
+			opt->slots = (int) parse_number("slots", arg, 0, 64);
+			if (opt->slots == 1)
+				pg_fatal("--slots must be 0 (none) or 2 to 64, not 1");
+			return true;
+	}
+	return false;
+}
+
+/*
+ * An option of how the sale runs (connections, keys and retries) or what
+ * it must end with; false if not one
+ */
+static bool
+parse_run_option(int c, const char *arg, Options *opt)
+{
+	switch (c)
+	{
+		case 'c':
+			opt->clients = (int) parse_number("client", arg, 1, 10000);
+			return true;
+		case 'q':
+			opt->quiet = true;
+			return true;
+		case 'M':
+			if (strcmp(arg, "prepared") == 0)
+				opt->prepared = true;
+			else if (strcmp(arg, "extended") == 0)
+				opt->prepared = false;
+			else
+				pg_fatal("--protocol must be prepared or extended, not \"%s\"", arg);
+			return true;
+		case OPT_KEYS:
+			opt->keys = true;
+			return true;
+		case OPT_RETRY:
+			opt->retry_seconds = (int) parse_number("retry", arg, 0, 3600);
+			opt->keys = true;
+			return true;
+		case OPT_DROP_FIRST:
+			opt->drop_first = true;
+			opt->keys = true;
+			return true;
+		case OPT_EXPECT_ORDERS:
+			opt->expect_orders = parse_number("expect-orders", arg, 0, LLONG_MAX);
+			return true;
+		case OPT_EXPECT_REJECTED:
+			opt->expect_rejected = parse_number("expect-rejected", arg, 0, LLONG_MAX);
+			return true;
+		case OPT_EXPECT_STOCK:
+			opt->expect_stock = parse_number("expect-stock", arg, 0, LLONG_MAX);
+			return true;
+	}
+	return false;
+}
+
+/* The options that combine: the database argument, --lines, --drop-first */
+static void
+check_options(int argc, char **argv, Options *opt)
+{
+	/* The database, as pgbench's first argument */
+	if (optind < argc && opt->dbname == NULL)
+		opt->dbname = argv[optind++];
+	if (optind < argc)
+		pg_fatal("unexpected argument \"%s\"; try \"%s --help\"",
+				 argv[optind], progname);
+	if (opt->drop_first && opt->retry_seconds == 0)
+		opt->retry_seconds = 30;
+	if (opt->lines > opt->products)
+		pg_fatal("--lines (%d) must not exceed --products (%d): a cart holds each product once",
+				 opt->lines, opt->products);
 }
 
 static void
 parse_options(int argc, char **argv, Options *opt)
 {
-	enum
-	{
-		OPT_BUYERS = 256, OPT_STOCK, OPT_PRODUCTS, OPT_LINES, OPT_QUANTITY,
-		OPT_PRICE, OPT_NAME, OPT_SLOTS, OPT_EXPECT_ORDERS, OPT_EXPECT_REJECTED,
-		OPT_EXPECT_STOCK, OPT_KEYS, OPT_RETRY, OPT_DROP_FIRST, OPT_LIMIT, OPT_TABS
-	};
-	static const struct option long_options[] = {
-		{"buyers", required_argument, NULL, OPT_BUYERS},
-		{"stock", required_argument, NULL, OPT_STOCK},
-		{"products", required_argument, NULL, OPT_PRODUCTS},
-		{"lines", required_argument, NULL, OPT_LINES},
-		{"quantity", required_argument, NULL, OPT_QUANTITY},
-		{"price", required_argument, NULL, OPT_PRICE},
-		{"name", required_argument, NULL, OPT_NAME},
-		{"slots", required_argument, NULL, OPT_SLOTS},
-		{"keys", no_argument, NULL, OPT_KEYS},
-		{"retry", required_argument, NULL, OPT_RETRY},
-		{"drop-first", no_argument, NULL, OPT_DROP_FIRST},
-		{"limit", required_argument, NULL, OPT_LIMIT},
-		{"tabs", required_argument, NULL, OPT_TABS},
-		{"client", required_argument, NULL, 'c'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"protocol", required_argument, NULL, 'M'},
-		{"expect-orders", required_argument, NULL, OPT_EXPECT_ORDERS},
-		{"expect-rejected", required_argument, NULL, OPT_EXPECT_REJECTED},
-		{"expect-stock", required_argument, NULL, OPT_EXPECT_STOCK},
-		{"dbname", required_argument, NULL, 'd'},
-		{"host", required_argument, NULL, 'h'},
-		{"port", required_argument, NULL, 'p'},
-		{"username", required_argument, NULL, 'U'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}
-	};
 	int			c;
 
 	*opt = (Options)
@@ -282,6 +379,8 @@ parse_options(int argc, char **argv, Options *opt)
 
 	while ((c = getopt_long(argc, argv, "c:d:h:M:p:qU:V", long_options, NULL)) != -1)
 	{
+		if (parse_sale_option(c, optarg, opt) || parse_run_option(c, optarg, opt))
+			continue;
 		switch (c)
 		{
 			case 'd':
@@ -296,91 +395,15 @@ parse_options(int argc, char **argv, Options *opt)
 			case 'U':
 				opt->username = optarg;
 				break;
-			case OPT_BUYERS:
-				opt->buyers = (int) parse_number("buyers", optarg, 1, 1000000);
-				break;
-			case OPT_STOCK:
-				opt->stock = (int) parse_number("stock", optarg, 0, INT_MAX);
-				break;
-			case OPT_PRODUCTS:
-				opt->products = (int) parse_number("products", optarg, 1, 100000);
-				break;
-			case OPT_LINES:
-				opt->lines = (int) parse_number("lines", optarg, 1, 1000);
-				break;
-			case OPT_QUANTITY:
-				opt->quantity = (int) parse_number("quantity", optarg, 1, INT_MAX);
-				break;
-			case OPT_PRICE:
-				opt->price_cents = parse_number("price", optarg, 0, 1000000000000LL);
-				break;
-			case 'c':
-				opt->clients = (int) parse_number("client", optarg, 1, 10000);
-				break;
-			case OPT_NAME:
-				opt->name = optarg;
-				break;
-			case 'q':
-				opt->quiet = true;
-				break;
-			case 'M':
-				if (strcmp(optarg, "prepared") == 0)
-					opt->prepared = true;
-				else if (strcmp(optarg, "extended") == 0)
-					opt->prepared = false;
-				else
-					die(EXIT_SETUP, "--protocol must be prepared or extended, not \"%s\"", optarg);
-				break;
-			case OPT_EXPECT_ORDERS:
-				opt->expect_orders = parse_number("expect-orders", optarg, 0, LLONG_MAX);
-				break;
-			case OPT_EXPECT_REJECTED:
-				opt->expect_rejected = parse_number("expect-rejected", optarg, 0, LLONG_MAX);
-				break;
-			case OPT_EXPECT_STOCK:
-				opt->expect_stock = parse_number("expect-stock", optarg, 0, LLONG_MAX);
-				break;
-			case OPT_KEYS:
-				opt->keys = true;
-				break;
-			case OPT_RETRY:
-				opt->retry_seconds = (int) parse_number("retry", optarg, 0, 3600);
-				opt->keys = true;
-				break;
-			case OPT_DROP_FIRST:
-				opt->drop_first = true;
-				opt->keys = true;
-				break;
-			case OPT_LIMIT:
-				opt->limit = (int) parse_number("limit", optarg, 1, INT_MAX);
-				break;
-			case OPT_TABS:
-				opt->tabs = (int) parse_number("tabs", optarg, 1, 100);
-				break;
-			case OPT_SLOTS:
-				opt->slots = (int) parse_number("slots", optarg, 0, 64);
-				if (opt->slots == 1)
-					die(EXIT_SETUP, "--slots must be 0 (none) or 2 to 64, not 1");
-				break;
 			case 'V':
 				puts("flashsale (checkout) " PG_VERSION);
 				exit(0);
 			default:
-				fprintf(stderr, "Try \"%s --help\" for more information.\n", progname);
+				pg_log_error_hint("Try \"%s --help\" for more information.", progname);
 				exit(EXIT_SETUP);
 		}
 	}
-	/* The database, as pgbench's first argument */
-	if (optind < argc && opt->dbname == NULL)
-		opt->dbname = argv[optind++];
-	if (optind < argc)
-		die(EXIT_SETUP, "unexpected argument \"%s\"; try \"%s --help\"",
-			argv[optind], progname);
-	if (opt->drop_first && opt->retry_seconds == 0)
-		opt->retry_seconds = 30;
-	if (opt->lines > opt->products)
-		die(EXIT_SETUP, "--lines (%d) must not exceed --products (%d): a cart holds each product once",
-			opt->lines, opt->products);
+	check_options(argc, argv, opt);
 }
 
 /*
@@ -405,7 +428,10 @@ connect_or_die(const Options *opt, int status)
 	PGconn	   *conn = connect_with(opt);
 
 	if (PQstatus(conn) != CONNECTION_OK)
-		die(status, "cannot connect to the server: %s", PQerrorMessage(conn));
+	{
+		pg_log_error("cannot connect to the server: %s", PQerrorMessage(conn));
+		exit(status);
+	}
 	return conn;
 }
 
@@ -435,73 +461,24 @@ run(PGconn *conn, const char *sql, int nparams, const char *const *params)
 	ExecStatusType st = PQresultStatus(res);
 
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-		die(EXIT_SETUP, "query failed: %s\nquery: %s", PQerrorMessage(conn), sql);
+		pg_fatal("query failed: %s\nquery: %s", PQerrorMessage(conn), sql);
 	return res;
 }
 
-/* Build a SQL statement with every "@" replaced by the quoted schema */
-static char *
-with_schema(const char *template, const char *qschema)
-{
-	size_t		len = strlen(template) + 1;
-	char	   *sql,
-			   *out;
-
-	for (const char *p = template; *p; p++)
-		if (*p == '@')
-			len += strlen(qschema);
-	sql = out = pg_malloc(len);
-	for (const char *p = template; *p; p++)
-	{
-		if (*p == '@')
-			out = stpcpy(out, qschema);
-		else
-			*out++ = *p;
-	}
-	*out = '\0';
-	return sql;
-}
-
-/* A growing text buffer, for array literals */
-typedef struct Text
-{
-	char	   *data;
-	size_t		len;
-	size_t		cap;
-} Text;
-
-static void
-text_printf(Text *t, const char *fmt,...)
-{
-	va_list		ap;
-	int			n;
-
-	for (;;)
-	{
-		size_t		room = t->cap - t->len;
-
-		va_start(ap, fmt);
-		n = vsnprintf(t->data ? t->data + t->len : NULL, room, fmt, ap);
-		va_end(ap);
-		if ((size_t) n < room)
-			break;
-		t->cap = (t->cap + n + 1) * 2;
-		t->data = pg_realloc(t->data, t->cap);
-	}
-	t->len += n;
-}
-
-/* "{a,b,c}" from n numbers */
+/* "{a,b,c}" from n numbers, pg_malloc'd */
 static char *
 array_literal(const long long *values, int n)
 {
-	Text		t = {0};
+	PQExpBufferData buf;
 
-	text_printf(&t, "{");
+	initPQExpBuffer(&buf);
+	appendPQExpBufferChar(&buf, '{');
 	for (int i = 0; i < n; i++)
-		text_printf(&t, i ? ",%lld" : "%lld", values[i]);
-	text_printf(&t, "}");
-	return t.data;
+		appendPQExpBuffer(&buf, i ? ",%lld" : "%lld", values[i]);
+	appendPQExpBufferChar(&buf, '}');
+	if (PQExpBufferDataBroken(buf))
+		pg_fatal("out of memory");
+	return buf.data;
 }
 
 /* Product index of line j of buyer i's cart: K distinct products, spread */
@@ -525,8 +502,8 @@ extension_schema(PGconn *conn)
 	char	   *qschema;
 
 	if (PQntuples(res) != 1)
-		die(EXIT_SETUP, "the checkout extension is not installed in database \"%s\"; run CREATE EXTENSION checkout",
-			PQdb(conn));
+		pg_fatal("the checkout extension is not installed in database \"%s\"; run CREATE EXTENSION checkout",
+				 PQdb(conn));
 	qschema = PQescapeIdentifier(conn, PQgetvalue(res, 0, 0),
 								 strlen(PQgetvalue(res, 0, 0)));
 	PQclear(res);
@@ -540,14 +517,13 @@ for_each_product(PGconn *conn, const char *qschema, const char *function,
 {
 	char		number[16];
 	const char *params[2] = {array_literal(product_ids, n), number};
-	char	   *call = psprintf("SELECT @.%s(p.id, $2::integer)"
-								"  FROM pg_catalog.unnest($1::bigint[]) AS p(id)", function);
-	char	   *sql = with_schema(call, qschema);
+	char	   *sql = psprintf("SELECT %1$s.%2$s(p.id, $2::integer)"
+							   "  FROM pg_catalog.unnest($1::bigint[]) AS p(id)",
+							   qschema, function);
 
 	snprintf(number, sizeof(number), "%d", value);
 	PQclear(run(conn, sql, 2, params));
 	pg_free(sql);
-	pg_free(call);
 	pg_free((char *) params[0]);
 }
 
@@ -556,9 +532,14 @@ static void
 set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 			long long *product_ids, Buyer *buyers)
 {
-	char		products[16], stock[16], price[24], nbuyers[16];
+	char		products[16],
+				stock[16],
+				price[24],
+				nbuyers[16];
 	const char *params[4];
-	long long  *cart_customer, *cart_product_id, *cart_quantity;
+	long long  *cart_customer,
+			   *cart_product_id,
+			   *cart_quantity;
 	int			ncart = opt->buyers * opt->lines;
 	PGresult   *res;
 	char	   *sql;
@@ -574,11 +555,11 @@ set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 	params[1] = price;
 	params[2] = stock;
 	params[3] = products;
-	sql = with_schema("INSERT INTO @.products (name, price_cents, stock)"
-					  " SELECT CASE WHEN g = 1 THEN $1 ELSE $1 || ' #' || g END,"
-					  "        $2::bigint, $3::integer"
-					  "   FROM pg_catalog.generate_series(1, $4::integer) AS g"
-					  " ORDER BY g RETURNING id", qschema);
+	sql = psprintf("INSERT INTO %1$s.products (name, price_cents, stock)"
+				   " SELECT CASE WHEN g = 1 THEN $1 ELSE $1 || ' #' || g END,"
+				   "        $2::bigint, $3::integer"
+				   "   FROM pg_catalog.generate_series(1, $4::integer) AS g"
+				   " ORDER BY g RETURNING id", qschema);
 	res = run(conn, sql, 4, params);
 	pg_free(sql);
 	for (int i = 0; i < opt->products; i++)
@@ -590,10 +571,10 @@ set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 						 opt->products, opt->slots);
 
 	params[0] = nbuyers;
-	sql = with_schema("INSERT INTO @.customers (name)"
-					  " SELECT 'flashsale buyer ' || g"
-					  "   FROM pg_catalog.generate_series(1, $1::integer) AS g"
-					  " ORDER BY g RETURNING id", qschema);
+	sql = psprintf("INSERT INTO %1$s.customers (name)"
+				   " SELECT 'flashsale buyer ' || g"
+				   "   FROM pg_catalog.generate_series(1, $1::integer) AS g"
+				   " ORDER BY g RETURNING id", qschema);
 	res = run(conn, sql, 1, params);
 	pg_free(sql);
 	for (int i = 0; i < opt->buyers; i++)
@@ -624,9 +605,8 @@ set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 	params[0] = array_literal(cart_customer, ncart);
 	params[1] = array_literal(cart_product_id, ncart);
 	params[2] = array_literal(cart_quantity, ncart);
-	sql = with_schema("INSERT INTO @.cart_items (customer_id, product_id, quantity)"
-					  " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::integer[])",
-					  qschema);
+	sql = psprintf("INSERT INTO %1$s.cart_items (customer_id, product_id, quantity)"
+				   " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::integer[])", qschema);
 	PQclear(run(conn, sql, 3, params));
 	pg_free(sql);
 	for (int i = 0; i < 3; i++)
@@ -699,7 +679,7 @@ connect_worker(const Sale *sale, double deadline_ms)
 	for (;;)
 	{
 		PGconn	   *conn = deadline_ms > 0 ? connect_or_null(sale->opt)
-			: connect_or_die(sale->opt, EXIT_SETUP);
+		: connect_or_die(sale->opt, EXIT_SETUP);
 
 		if (conn != NULL && !sale->opt->prepared)
 			return conn;
@@ -719,7 +699,7 @@ connect_worker(const Sale *sale, double deadline_ms)
 			if (ok)
 				return conn;
 			if (deadline_ms <= 0)
-				die(EXIT_SETUP, "cannot prepare the checkout: %s", PQerrorMessage(conn));
+				pg_fatal("cannot prepare the checkout: %s", PQerrorMessage(conn));
 			PQfinish(conn);
 		}
 		if (now_ms() > deadline_ms)
@@ -814,8 +794,8 @@ check_out(Worker *w, Buyer *b)
 
 		/*
 		 * With --tabs, another tab may have ordered the cart first: put it
-		 * back and check out again, once, as a shopper would (with a new
-		 * key: it is a new checkout)
+		 * back and check out again, once, as a shopper would (with a new key:
+		 * it is a new checkout)
 		 */
 		if (w->sale->refill_sql != NULL && !b->refilled &&
 			PQresultStatus(res) != PGRES_TUPLES_OK &&
@@ -889,7 +869,8 @@ run_sale(Sale *sale, int nconn)
 	Worker	   *workers = pg_malloc0(sizeof(Worker) * nconn);
 	bool		tty = isatty(STDERR_FILENO) && !sale->opt->quiet;
 	bool		drew = false;
-	double		start, elapsed;
+	double		start,
+				elapsed;
 
 	pthread_barrier_init(&sale->start, NULL, nconn + 1);
 	for (int t = 0; t < nconn; t++)
@@ -897,7 +878,7 @@ run_sale(Sale *sale, int nconn)
 		workers[t].sale = sale;
 		workers[t].conn = connect_worker(sale, 0);
 		if (pthread_create(&workers[t].thread, NULL, buyer_thread, &workers[t]) != 0)
-			die(EXIT_SETUP, "cannot start thread %d of %d", t + 1, nconn);
+			pg_fatal("cannot start thread %d of %d", t + 1, nconn);
 	}
 
 	pthread_barrier_wait(&sale->start);
@@ -939,7 +920,8 @@ report(const Options *opt, const Buyer *buyers, int n, long long final_stock,
 				retried = 0;
 	double	   *lat = pg_malloc(sizeof(double) * n);
 	char		states[64][6];
-	int			counts[64], nstates = 0;
+	int			counts[64],
+				nstates = 0;
 	const char *examples[64];
 
 	for (int i = 0; i < n; i++)
@@ -1003,91 +985,128 @@ violation(const char *fmt,...)
 	violations++;
 }
 
+/* What the checks of the invariants look at: the sale's rows */
+typedef struct Checks
+{
+	PGconn	   *conn;
+	const char *qschema;
+	const Options *opt;
+	const Buyer *buyers;
+	char	   *product_array;	/* the sale's product ids, "{...}" */
+	char	   *customer_array; /* its buyers' customer ids, "{...}" */
+} Checks;
+
 /*
- * Check the invariants on the rows this sale created; return the final
- * stock of all its products.
+ * Per product: initial stock - final stock on sale (its row plus its slots)
+ * = quantity ordered; return the final stock of all the sale's products
  */
 static long long
-check_invariants(PGconn *conn, const char *qschema, const Options *opt,
-				 const long long *product_ids, const Buyer *buyers)
+check_stock_moved(const Checks *c)
 {
-	long long  *customer_ids = pg_malloc(sizeof(long long) * opt->buyers);
-	const char *params[2];
-	PGresult   *res;
-	char	   *sql;
+	const char *params[1] = {c->product_array};
+	char	   *sql = psprintf("SELECT p.product_id, p.stock,"
+							   "       (SELECT coalesce(sum(i.quantity), 0) FROM %1$s.order_items i"
+							   "         WHERE i.product_id = p.product_id)"
+							   "  FROM %1$s.product_stock p WHERE p.product_id = ANY ($1::bigint[])"
+							   " ORDER BY p.product_id", c->qschema);
+	PGresult   *res = run(c->conn, sql, 1, params);
 	long long	final_stock = 0;
-	int			cursor = 0;
 
-	for (int i = 0; i < opt->buyers; i++)
-		customer_ids[i] = buyers[i * opt->tabs].customer_id;
-	params[0] = array_literal(product_ids, opt->products);
-	params[1] = array_literal(customer_ids, opt->buyers);
-
-	/*
-	 * Per product: initial stock - final stock on sale (its row plus its
-	 * slots) = quantity ordered
-	 */
-	sql = with_schema("SELECT p.product_id, p.stock,"
-					  "       (SELECT coalesce(sum(i.quantity), 0) FROM @.order_items i"
-					  "         WHERE i.product_id = p.product_id)"
-					  "  FROM @.product_stock p WHERE p.product_id = ANY ($1::bigint[])"
-					  " ORDER BY p.product_id",
-					  qschema);
-	res = run(conn, sql, 1, params);
-	pg_free(sql);
 	for (int r = 0; r < PQntuples(res); r++)
 	{
 		long long	stock = strtoll(PQgetvalue(res, r, 1), NULL, 10);
 		long long	sold = strtoll(PQgetvalue(res, r, 2), NULL, 10);
 
 		final_stock += stock;
-		if (opt->stock - stock != sold)
+		if (c->opt->stock - stock != sold)
 			violation("product %s: stock went %d -> %lld but %lld were ordered",
-					  PQgetvalue(res, r, 0), opt->stock, stock, sold);
+					  PQgetvalue(res, r, 0), c->opt->stock, stock, sold);
 	}
 	PQclear(res);
-
-	/* Every order has lines and its total equals them */
-	sql = with_schema("SELECT o.id, o.total_cents,"
-					  "       (SELECT count(*) FROM @.order_items i WHERE i.order_id = o.id),"
-					  "       (SELECT coalesce(sum(i.quantity * i.unit_price_cents), 0)"
-					  "          FROM @.order_items i WHERE i.order_id = o.id)"
-					  "  FROM @.orders o WHERE o.customer_id = ANY ($1::bigint[])"
-					  "   AND (NOT EXISTS (SELECT 1 FROM @.order_items i WHERE i.order_id = o.id)"
-					  "        OR o.total_cents <> (SELECT sum(i.quantity * i.unit_price_cents)"
-					  "                               FROM @.order_items i WHERE i.order_id = o.id))",
-					  qschema);
-	res = run(conn, sql, 1, params + 1);
 	pg_free(sql);
+	return final_stock;
+}
+
+/* Every order has lines and its total equals them */
+static void
+check_order_totals(const Checks *c)
+{
+	const char *params[1] = {c->customer_array};
+	char	   *sql = psprintf("SELECT o.id, o.total_cents,"
+							   "       (SELECT count(*) FROM %1$s.order_items i WHERE i.order_id = o.id),"
+							   "       (SELECT coalesce(sum(i.quantity * i.unit_price_cents), 0)"
+							   "          FROM %1$s.order_items i WHERE i.order_id = o.id)"
+							   "  FROM %1$s.orders o WHERE o.customer_id = ANY ($1::bigint[])"
+							   "   AND (NOT EXISTS (SELECT 1 FROM %1$s.order_items i WHERE i.order_id = o.id)"
+							   "        OR o.total_cents <> (SELECT sum(i.quantity * i.unit_price_cents)"
+							   "                               FROM %1$s.order_items i WHERE i.order_id = o.id))",
+							   c->qschema);
+	PGresult   *res = run(c->conn, sql, 1, params);
+
 	for (int r = 0; r < PQntuples(res); r++)
 		violation("order %s: total %s, but %s lines totalling %s",
 				  PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
 				  PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
 	PQclear(res);
-
-	/*
-	 * Per buyer, in customer id order: its orders, its cart lines and their
-	 * quantity.
-	 */
-	sql = with_schema("SELECT c.id,"
-					  "       (SELECT pg_catalog.string_agg(o.id::text, ',' ORDER BY o.id)"
-					  "          FROM @.orders o WHERE o.customer_id = c.id),"
-					  "       (SELECT count(*) FROM @.cart_items ci WHERE ci.customer_id = c.id),"
-					  "       (SELECT coalesce(sum(ci.quantity), 0) FROM @.cart_items ci"
-					  "         WHERE ci.customer_id = c.id)"
-					  "  FROM pg_catalog.unnest($1::bigint[]) AS c(id) ORDER BY c.id",
-					  qschema);
-	res = run(conn, sql, 1, params + 1);
 	pg_free(sql);
+}
+
+/* "a,b,c": the orders a buyer's tabs were told of, in id order */
+static char *
+orders_told(const Buyer *tabs, int ntabs)
+{
+	long long  *told = pg_malloc(sizeof(long long) * ntabs);
+	int			ntold = 0;
+	PQExpBufferData buf;
+
+	for (int t = 0; t < ntabs; t++)
+		if (tabs[t].ordered)
+		{
+			int			k = ntold++;
+
+			while (k > 0 && told[k - 1] > tabs[t].order_id)
+			{
+				told[k] = told[k - 1];
+				k--;
+			}
+			told[k] = tabs[t].order_id;
+		}
+	initPQExpBuffer(&buf);
+	for (int k = 0; k < ntold; k++)
+		appendPQExpBuffer(&buf, k ? ",%lld" : "%lld", told[k]);
+	if (PQExpBufferDataBroken(buf))
+		pg_fatal("out of memory");
+	pg_free(told);
+	return buf.data;
+}
+
+/*
+ * Every buyer has exactly the orders it was told of; with one tab, its cart
+ * was emptied by its order, and is intact otherwise
+ */
+static void
+check_buyers_told_truth(const Checks *c)
+{
+	const Options *opt = c->opt;
+	const char *params[1] = {c->customer_array};
+	char	   *sql = psprintf("SELECT c.id,"
+							   "       (SELECT pg_catalog.string_agg(o.id::text, ',' ORDER BY o.id)"
+							   "          FROM %1$s.orders o WHERE o.customer_id = c.id),"
+							   "       (SELECT count(*) FROM %1$s.cart_items ci WHERE ci.customer_id = c.id),"
+							   "       (SELECT coalesce(sum(ci.quantity), 0) FROM %1$s.cart_items ci"
+							   "         WHERE ci.customer_id = c.id)"
+							   "  FROM pg_catalog.unnest($1::bigint[]) AS c(id) ORDER BY c.id",
+							   c->qschema);
+	PGresult   *res = run(c->conn, sql, 1, params);
+	int			cursor = 0;
+
 	for (int i = 0; i < opt->buyers; i++)
 	{
-		const Buyer *tabs = &buyers[i * opt->tabs];
-		const Buyer *b = tabs;
-		long long  *told = pg_malloc(sizeof(long long) * opt->tabs);
-		int			ntold = 0;
-		Text		expected = {0};
+		const Buyer *b = &c->buyers[i * opt->tabs];
+		char	   *told;
 		const char *orders;
-		long long	lines, quantity;
+		long long	lines,
+					quantity;
 
 		/* rows come in customer id order; buyers were created in that order */
 		while (cursor < PQntuples(res) &&
@@ -1103,30 +1122,13 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 		lines = strtoll(PQgetvalue(res, cursor, 2), NULL, 10);
 		quantity = strtoll(PQgetvalue(res, cursor, 3), NULL, 10);
 
-		/* The orders its tabs were told of, in id order */
-		for (int t = 0; t < opt->tabs; t++)
-			if (tabs[t].ordered)
-			{
-				int			k = ntold++;
-
-				while (k > 0 && told[k - 1] > tabs[t].order_id)
-				{
-					told[k] = told[k - 1];
-					k--;
-				}
-				told[k] = tabs[t].order_id;
-			}
-		text_printf(&expected, "%s", "");
-		for (int k = 0; k < ntold; k++)
-			text_printf(&expected, k ? ",%lld" : "%lld", told[k]);
-		if (strcmp(orders, expected.data) != 0)
+		told = orders_told(b, opt->tabs);
+		if (strcmp(orders, told) != 0)
 			violation("buyer %lld was told %s%s but has orders {%s}",
-					  b->customer_id, ntold ? "of orders " : "no order",
-					  expected.data, orders);
-		pg_free(expected.data);
+					  b->customer_id, told[0] ? "of orders " : "no order",
+					  told, orders);
 		pg_free(told);
 
-		/* With one tab, its cart: emptied by the order, intact otherwise */
 		if (opt->tabs > 1)
 			continue;
 		if (b->ordered && lines != 0)
@@ -1138,58 +1140,94 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 					  b->customer_id, b->sqlstate, lines, quantity);
 	}
 	PQclear(res);
-
-	/*
-	 * No false "sold out": stock only falls during the sale, so a buyer told
-	 * SH001 must still have a cart line that the final stock on sale cannot
-	 * serve.
-	 */
-	{
-		int			nrejected = 0;
-
-		for (int i = 0; i < opt->buyers && opt->tabs == 1; i++)
-			if (!buyers[i].ordered && strcmp(buyers[i].sqlstate, "SH001") == 0)
-				customer_ids[nrejected++] = buyers[i].customer_id;
-		pg_free((char *) params[1]);
-		params[1] = array_literal(customer_ids, nrejected);
-	}
-	sql = with_schema("SELECT c.id FROM pg_catalog.unnest($1::bigint[]) AS c(id)"
-					  " WHERE NOT EXISTS (SELECT 1 FROM @.cart_items ci"
-					  "                     JOIN @.product_stock ps ON ps.product_id = ci.product_id"
-					  "                    WHERE ci.customer_id = c.id AND ps.stock < ci.quantity)"
-					  " ORDER BY c.id", qschema);
-	res = run(conn, sql, 1, params + 1);
 	pg_free(sql);
+}
+
+/*
+ * No false "sold out": stock only falls during the sale, so a buyer told
+ * SH001 must still have a cart line that the final stock on sale cannot
+ * serve (with one tab per buyer)
+ */
+static void
+check_no_false_sold_out(const Checks *c)
+{
+	long long  *rejected = pg_malloc(sizeof(long long) * c->opt->buyers);
+	int			nrejected = 0;
+	const char *params[1];
+	char	   *sql;
+	PGresult   *res;
+
+	for (int i = 0; i < c->opt->buyers && c->opt->tabs == 1; i++)
+		if (!c->buyers[i].ordered && strcmp(c->buyers[i].sqlstate, "SH001") == 0)
+			rejected[nrejected++] = c->buyers[i].customer_id;
+	params[0] = array_literal(rejected, nrejected);
+	sql = psprintf("SELECT c.id FROM pg_catalog.unnest($1::bigint[]) AS c(id)"
+				   " WHERE NOT EXISTS (SELECT 1 FROM %1$s.cart_items ci"
+				   "                     JOIN %1$s.product_stock ps ON ps.product_id = ci.product_id"
+				   "                    WHERE ci.customer_id = c.id AND ps.stock < ci.quantity)"
+				   " ORDER BY c.id", c->qschema);
+	res = run(c->conn, sql, 1, params);
 	for (int r = 0; r < PQntuples(res); r++)
 		violation("buyer %s was told SH001, but the stock left could serve its cart",
 				  PQgetvalue(res, r, 0));
 	PQclear(res);
-
-	/* Nobody bought past the limit, counting orders not cancelled */
-	if (opt->limit > 0)
-	{
-		char		limit[16];
-		const char *limit_params[2] = {params[0], limit};
-
-		snprintf(limit, sizeof(limit), "%d", opt->limit);
-		sql = with_schema("SELECT o.customer_id, i.product_id,"
-						  "       pg_catalog.sum(i.quantity - i.cancelled_quantity)"
-						  "  FROM @.orders o JOIN @.order_items i ON i.order_id = o.id"
-						  " WHERE i.product_id = ANY ($1::bigint[]) AND o.status <> 'cancelled'"
-						  " GROUP BY o.customer_id, i.product_id "
-						  "HAVING pg_catalog.sum(i.quantity - i.cancelled_quantity) > $2::integer",
-						  qschema);
-		res = run(conn, sql, 2, limit_params);
-		pg_free(sql);
-		for (int r = 0; r < PQntuples(res); r++)
-			violation("buyer %s bought %s of product %s, past the limit of %d",
-					  PQgetvalue(res, r, 0), PQgetvalue(res, r, 2),
-					  PQgetvalue(res, r, 1), opt->limit);
-		PQclear(res);
-	}
-
+	pg_free(sql);
 	pg_free((char *) params[0]);
-	pg_free((char *) params[1]);
+	pg_free(rejected);
+}
+
+/* Nobody bought past the limit, counting orders not cancelled */
+static void
+check_limit_held(const Checks *c)
+{
+	char		limit[16];
+	const char *params[2] = {c->product_array, limit};
+	char	   *sql;
+	PGresult   *res;
+
+	snprintf(limit, sizeof(limit), "%d", c->opt->limit);
+	sql = psprintf("SELECT o.customer_id, i.product_id,"
+				   "       pg_catalog.sum(i.quantity - i.cancelled_quantity)"
+				   "  FROM %1$s.orders o JOIN %1$s.order_items i ON i.order_id = o.id"
+				   " WHERE i.product_id = ANY ($1::bigint[]) AND o.status <> 'cancelled'"
+				   " GROUP BY o.customer_id, i.product_id "
+				   "HAVING pg_catalog.sum(i.quantity - i.cancelled_quantity) > $2::integer",
+				   c->qschema);
+	res = run(c->conn, sql, 2, params);
+	for (int r = 0; r < PQntuples(res); r++)
+		violation("buyer %s bought %s of product %s, past the limit of %d",
+				  PQgetvalue(res, r, 0), PQgetvalue(res, r, 2),
+				  PQgetvalue(res, r, 1), c->opt->limit);
+	PQclear(res);
+	pg_free(sql);
+}
+
+/*
+ * Check the invariants on the rows this sale created; return the final
+ * stock of all its products.
+ */
+static long long
+check_invariants(PGconn *conn, const char *qschema, const Options *opt,
+				 const long long *product_ids, const Buyer *buyers)
+{
+	long long  *customer_ids = pg_malloc(sizeof(long long) * opt->buyers);
+	Checks		c = {conn, qschema, opt, buyers};
+	long long	final_stock;
+
+	for (int i = 0; i < opt->buyers; i++)
+		customer_ids[i] = buyers[i * opt->tabs].customer_id;
+	c.product_array = array_literal(product_ids, opt->products);
+	c.customer_array = array_literal(customer_ids, opt->buyers);
+
+	final_stock = check_stock_moved(&c);
+	check_order_totals(&c);
+	check_buyers_told_truth(&c);
+	check_no_false_sold_out(&c);
+	if (opt->limit > 0)
+		check_limit_held(&c);
+
+	pg_free(c.product_array);
+	pg_free(c.customer_array);
 	pg_free(customer_ids);
 	return final_stock;
 }
@@ -1228,10 +1266,16 @@ main(int argc, char **argv)
 	char	   *qschema;
 	long long  *product_ids;
 	Sale		sale = {0};
-	int			nconn, room, orders = 0, rejected = 0, mismatches = 0;
+	int			nconn,
+				room,
+				orders = 0,
+				rejected = 0,
+				mismatches = 0;
 	long long	final_stock;
 	double		elapsed;
 
+	pg_logging_init(argv[0]);
+	progname = get_progname(argv[0]);
 	parse_options(argc, argv, &opt);
 
 	conn = connect_or_die(&opt, EXIT_SETUP);
@@ -1246,8 +1290,8 @@ main(int argc, char **argv)
 	if (nconn > room)
 	{
 		if (opt.clients)
-			die(EXIT_SETUP, "the server has room for %d more connections, not --client=%d; raise max_connections",
-				room, opt.clients);
+			pg_fatal("the server has room for %d more connections, not --client=%d; raise max_connections",
+					 room, opt.clients);
 		nconn = room < 1 ? 1 : room;
 	}
 
@@ -1256,14 +1300,14 @@ main(int argc, char **argv)
 	sale.nbuyers = opt.buyers * opt.tabs;
 	sale.buyers = pg_malloc0(sizeof(Buyer) * sale.nbuyers);
 	set_up_sale(conn, qschema, &opt, product_ids, sale.buyers);
-	sale.checkout_sql = with_schema(opt.keys ? "SELECT @.shop_checkout($1::bigint, $2::text)"
-									: "SELECT @.shop_checkout($1::bigint)", qschema);
+	sale.checkout_sql = psprintf(opt.keys ? "SELECT %1$s.shop_checkout($1::bigint, $2::text)"
+								 : "SELECT %1$s.shop_checkout($1::bigint)", qschema);
 	sale.product_ids = product_ids;
 	if (opt.tabs > 1)
-		sale.refill_sql = with_schema("INSERT INTO @.cart_items (customer_id, product_id, quantity)"
-									  " SELECT $1::bigint, p.id, $3::integer"
-									  "   FROM pg_catalog.unnest($2::bigint[]) AS p(id)"
-									  " ON CONFLICT DO NOTHING", qschema);
+		sale.refill_sql = psprintf("INSERT INTO %1$s.cart_items (customer_id, product_id, quantity)"
+								   " SELECT $1::bigint, p.id, $3::integer"
+								   "   FROM pg_catalog.unnest($2::bigint[]) AS p(id)"
+								   " ON CONFLICT DO NOTHING", qschema);
 
 	elapsed = run_sale(&sale, nconn);
 
@@ -1287,8 +1331,8 @@ main(int argc, char **argv)
 			 strncmp(sale.buyers[i].sqlstate, "08", 2) == 0 ||
 			 strncmp(sale.buyers[i].sqlstate, "57", 2) == 0))
 		{
-			fprintf(stderr, "%s: buyer %lld lost its connection: %s\n", progname,
-					sale.buyers[i].customer_id, sale.buyers[i].message);
+			pg_log_error("buyer %lld lost its connection: %s",
+						 sale.buyers[i].customer_id, sale.buyers[i].message);
 			mismatches++;
 		}
 	mismatches += expect("successful orders", opt.expect_orders, orders);
@@ -1296,8 +1340,7 @@ main(int argc, char **argv)
 	mismatches += expect("final stock", opt.expect_stock, final_stock);
 
 	if (violations > 0)
-		fprintf(stderr, "%s: %d invariant%s FAILED\n", progname, violations,
-				violations == 1 ? "" : "s");
+		pg_log_error("%d invariant%s FAILED", violations, violations == 1 ? "" : "s");
 	else if (!opt.quiet)
 	{
 		if (opt.tabs == 1)
