@@ -74,3 +74,12 @@ BEGIN ATOMIC
 						  THEN 1 ELSE 0 END
 	 WHERE s.product_id = shop_spread_stock.product_id;
 END;
+
+/*
+ * The checkout plans its statements with enable_seqscan off (checkout.c,
+ * set_call_settings): its own SET clause sets it, at the GUC nesting level
+ * that SET search_path opens anyway, where the C code opened a second one
+ * on every call.
+ */
+ALTER FUNCTION @extschema@.shop_checkout(bigint) SET enable_seqscan = off;
+ALTER FUNCTION @extschema@.shop_checkout(bigint, text) SET enable_seqscan = off;

@@ -125,6 +125,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "optimizer/cost.h"
 #include "portability/instr_time.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
@@ -223,7 +224,9 @@ read_cart(CheckoutCall *call, int64 customer_id, CartLine **lines_out)
 	bool		no_slots;
 
 	checkout_lock_step(call, "locking the cart", 0);
-	nlines = (int) checkout_execute(CHECKOUT_CART, args, NULL, 0);
+	nlines = (int) checkout_execute(checkout_shop_uses(CHECKOUT_LIMITS) ?
+									CHECKOUT_CART : CHECKOUT_CART_PLAIN,
+									args, NULL, 0);
 	checkout_lock_step(call, NULL, 0);
 
 	lines = palloc0(sizeof(CartLine) * Max(nlines, 1));
@@ -321,7 +324,9 @@ reject_on_snapshot(int64 customer_id, text *key)
 	int			nshort;
 	int64		replay;
 
-	nshort = (int) checkout_execute(CHECKOUT_SHORT_LINES, args, NULL, 0);
+	nshort = (int) checkout_execute(checkout_shop_uses(CHECKOUT_EXPIRY) ?
+									CHECKOUT_SHORT_LINES : CHECKOUT_SHORT_LINES_PLAIN,
+									args, NULL, 0);
 	if (nshort == 0)
 		return 0;
 
@@ -639,8 +644,8 @@ reclaim_expired(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *take
 		return false;
 
 	/*
-	 * Called directly, not through SQL: a role that may only check out has
-	 * no EXECUTE on it, and it runs as the extension's owner
+	 * Called directly, not through SQL: a role that may only check out has no
+	 * EXECUTE on it, and it runs as the extension's owner
 	 */
 	if (DatumGetInt32(OidFunctionCall1(reclaim_function,
 									   bigint_array(short_ids, nshort))) == 0)
@@ -683,7 +688,7 @@ any_short(const CartLine *lines, int nlines)
 /*
  * Settings for the rest of this call, at a new GUC nesting level, which the
  * caller pops with AtEOXact_GUC() (or the transaction abort does); returns
- * the level.
+ * the level, or 0 when nothing had to be set.
  *
  * enable_seqscan = off: every statement here finds rows by key or by ctid,
  * and a generic plan must not pick a sequential scan because a table looks
@@ -692,16 +697,24 @@ any_short(const CartLine *lines, int nlines)
  * 10 rows then costs more than reading the table).  Plans are built, and
  * rebuilt after an invalidation, only while a call runs, so they are always
  * built with this setting; it covers the foreign key checks the writes fire.
+ * Since 1.2 shop_checkout's own SET clause sets it, at the nesting level
+ * that its SET search_path opens anyway; the 1.1 definition (a backend
+ * whose library is newer than its objects, mid-upgrade) does not: then it
+ * is set here.
  *
  * lock_timeout = checkout.lock_timeout, when that is set: bounds lock waits.
  */
 static int
 set_call_settings(void)
 {
-	int			nestlevel = NewGUCNestLevel();
+	int			nestlevel;
 
-	(void) set_config_option("enable_seqscan", "off", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (!enable_seqscan && checkout_lock_timeout == 0)
+		return 0;
+	nestlevel = NewGUCNestLevel();
+	if (enable_seqscan)
+		(void) set_config_option("enable_seqscan", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (checkout_lock_timeout > 0)
 	{
 		char		value[32];
@@ -711,6 +724,14 @@ set_call_settings(void)
 								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	}
 	return nestlevel;
+}
+
+/* Pop the settings of set_call_settings(), if it made any */
+static void
+reset_call_settings(int nestlevel)
+{
+	if (nestlevel > 0)
+		AtEOXact_GUC(true, nestlevel);
 }
 
 /*
@@ -777,8 +798,8 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 
 	/*
 	 * A key used before: its order, changing nothing.  Looked for only where
-	 * the call would otherwise end, so that a first call pays no lookup:
-	 * when fail fast rejects (the first call may have committed before this
+	 * the call would otherwise end, so that a first call pays no lookup: when
+	 * fail fast rejects (the first call may have committed before this
 	 * snapshot), when the cart is empty (the first emptied it), and when the
 	 * key cannot be claimed (taken, after waiting if the first was in
 	 * flight).
@@ -797,7 +818,7 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	if (order_id != 0)
 	{
 		call->replayed = true;
-		AtEOXact_GUC(true, nestlevel);
+		reset_call_settings(nestlevel);
 		SPI_finish();
 		return order_id;
 	}
@@ -826,7 +847,7 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 
 	for (int i = 0; i < nlines; i++)
 		call->items_sold += lines[i].quantity;
-	AtEOXact_GUC(true, nestlevel);
+	reset_call_settings(nestlevel);
 	SPI_finish();
 
 	return order_id;
@@ -950,5 +971,6 @@ _PG_init(void)
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("checkout");
 
+	checkout_statements_init();
 	checkout_stats_init();
 }

@@ -129,7 +129,9 @@ extern void checkout_queue_lock_tag(LOCKTAG *tag, int64 product_id);
 typedef enum CheckoutStatement
 {
 	CHECKOUT_SHORT_LINES,		/* fail fast: lines the snapshot cannot serve */
+	CHECKOUT_SHORT_LINES_PLAIN, /* ... where no order had a payment window */
 	CHECKOUT_CART,				/* the cart, its lines locked */
+	CHECKOUT_CART_PLAIN,		/* ... where no product had a limit */
 	CHECKOUT_CUSTOMER,			/* whether the customer exists */
 	CHECKOUT_LOCK_PRODUCTS,		/* the products without slots, locked */
 	CHECKOUT_FREE_SLOT,			/* a free slot that holds a line */
@@ -145,7 +147,16 @@ typedef enum CheckoutStatement
 	NUM_CHECKOUT_STATEMENTS
 } CheckoutStatement;
 
+/* What a shop may never have used, so that a checkout need not look for it */
+typedef enum CheckoutFeature
+{
+	CHECKOUT_EXPIRY,			/* orders with a payment window */
+	CHECKOUT_LIMITS				/* purchase limits */
+} CheckoutFeature;
+
+extern void checkout_statements_init(void);
 extern void checkout_prepare_statements(Oid nspoid);
+extern bool checkout_shop_uses(CheckoutFeature feature);
 extern uint64 checkout_execute(CheckoutStatement stmt, Datum *values,
 							   const char *nulls, long count);
 extern Oid	checkout_reclaim_function(void);

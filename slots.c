@@ -239,4 +239,3 @@ take_from_slots(CheckoutCall *call, CartLine *line, SlotTakes *takes)
 	}
 	lock_all_stock(call, line, false, takes);
 }
-

@@ -33,16 +33,21 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
 #include "nodes/pg_list.h"
 #include "parser/parse_func.h"
+#include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "checkout.h"
 
@@ -91,6 +96,9 @@ typedef struct CheckoutStatementDef
 	const char *since;			/* the first extension version it serves */
 	int			ok;				/* the SPI result code it returns */
 	bool		read_only;		/* runs on the statement's snapshot, no locks */
+	bool		plain;			/* prepared without the payment window and
+								 * limits, as for 1.0 (a shop that has never
+								 * used them: checkout_shop_uses()) */
 	int			nargs;
 	Oid			argtypes[MAX_STATEMENT_ARGS];
 	const char *sql;
@@ -99,18 +107,20 @@ typedef struct CheckoutStatementDef
 static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 
 	/*
-	 * 0. Fail fast: the lines the snapshot's stock on sale (the product's
-	 * row plus its slots) cannot serve, no locks.  Lateral a is computed only
-	 * for a line its row cannot serve (the join's filter runs first): NULL
-	 * when one slot can, else the row plus all its slots; OFFSET 0 keeps it
-	 * from being flattened into the filter, where it would be evaluated for
-	 * every line and twice for a short one.  Lateral e is what placed orders
-	 * past their payment window hold of a line that cannot be served: the
-	 * checkout takes that back (reclaim_expired in checkout.c) before saying
-	 * "sold out".
+	 * 0. Fail fast: the lines the snapshot's stock on sale (the product's row
+	 * plus its slots) cannot serve, no locks.  Lateral a is computed only for
+	 * a line its row cannot serve (the join's filter runs first): NULL when
+	 * one slot can, else the row plus all its slots; OFFSET 0 keeps it from
+	 * being flattened into the filter, where it would be evaluated for every
+	 * line and twice for a short one.  Its held says whether placed orders
+	 * past their payment window hold units of the product: then the line is
+	 * not rejected here, and the checkout takes those units back under its
+	 * locks (reclaim_expired in checkout.c) before it can say "sold out".
+	 * Only whether, not how many: an EXISTS costs the executor far less to
+	 * start than a sum, and a rejection here must only never be wrong.
 	 */
 	[CHECKOUT_SHORT_LINES] = {
-		"reading the stock", "1.0", SPI_OK_SELECT, true, 1, {INT8OID},
+		"reading the stock", "1.0", SPI_OK_SELECT, true, false, 1, {INT8OID},
 		"SELECT c.product_id, c.quantity, p.name, a.stock"
 		"  FROM %1$s.cart_items AS c"
 		"  JOIN %1$s.products AS p"
@@ -125,14 +135,40 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 		"              COALESCE((SELECT pg_catalog.sum(s.stock)"
 		"                          FROM %1$s.stock_slots AS s"
 		"                         WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
-		"         END AS stock"
+		"         END AS stock,"
+		"         %3$s AS held"
 		"  OFFSET 0) AS a"
-		" CROSS JOIN LATERAL ("
-		"  SELECT %3$s AS held OFFSET 0) AS e"
 		" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
 		"   AND p.stock OPERATOR(pg_catalog.<) c.quantity"
 		"   AND a.stock OPERATOR(pg_catalog.<) c.quantity"
-		"   AND a.stock OPERATOR(pg_catalog.+) e.held OPERATOR(pg_catalog.<) c.quantity"
+		"   AND NOT a.held"
+		" ORDER BY c.product_id"
+	},
+
+	/* The same where no order has ever had a payment window */
+	[CHECKOUT_SHORT_LINES_PLAIN] = {
+		"reading the stock", "1.0", SPI_OK_SELECT, true, true, 1, {INT8OID},
+		"SELECT c.product_id, c.quantity, p.name, a.stock"
+		"  FROM %1$s.cart_items AS c"
+		"  JOIN %1$s.products AS p"
+		"    ON p.id OPERATOR(pg_catalog.=) c.product_id"
+		" CROSS JOIN LATERAL ("
+		"  SELECT CASE"
+		"         WHEN EXISTS (SELECT FROM %1$s.stock_slots AS s"
+		"                       WHERE s.product_id OPERATOR(pg_catalog.=) p.id"
+		"                         AND s.stock OPERATOR(pg_catalog.>=) c.quantity)"
+		"         THEN NULL"
+		"         ELSE p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
+		"              COALESCE((SELECT pg_catalog.sum(s.stock)"
+		"                          FROM %1$s.stock_slots AS s"
+		"                         WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
+		"         END AS stock,"
+		"         %3$s AS held"
+		"  OFFSET 0) AS a"
+		" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+		"   AND p.stock OPERATOR(pg_catalog.<) c.quantity"
+		"   AND a.stock OPERATOR(pg_catalog.<) c.quantity"
+		"   AND NOT a.held"
 		" ORDER BY c.product_id"
 	},
 
@@ -144,7 +180,20 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 	 * itself is read again under the customer's lock, CHECKOUT_OVER_LIMIT).
 	 */
 	[CHECKOUT_CART] = {
-		"reading the cart", "1.0", SPI_OK_SELECT, false, 1, {INT8OID},
+		"reading the cart", "1.0", SPI_OK_SELECT, false, false, 1, {INT8OID},
+		"SELECT c.product_id, c.quantity,"
+		"       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
+		"         WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id),"
+		"       %4$s"
+		"  FROM %1$s.cart_items AS c"
+		" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+		" ORDER BY c.product_id"
+		"   FOR UPDATE OF c"
+	},
+
+	/* The same where no product has ever had a purchase limit */
+	[CHECKOUT_CART_PLAIN] = {
+		"reading the cart", "1.0", SPI_OK_SELECT, false, true, 1, {INT8OID},
 		"SELECT c.product_id, c.quantity,"
 		"       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
 		"         WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id),"
@@ -157,14 +206,14 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 
 	/* Tells an unknown customer from an empty cart */
 	[CHECKOUT_CUSTOMER] = {
-		"looking up the customer", "1.0", SPI_OK_SELECT, true, 1, {INT8OID},
+		"looking up the customer", "1.0", SPI_OK_SELECT, true, false, 1, {INT8OID},
 		"SELECT 1 FROM %1$s.customers AS c"
 		" WHERE c.id OPERATOR(pg_catalog.=) $1"
 	},
 
 	/* 3. The cart's products without slots ($1), locked in ascending id order */
 	[CHECKOUT_LOCK_PRODUCTS] = {
-		"locking the products", "1.0", SPI_OK_SELECT, false, 1, {INT8ARRAYOID},
+		"locking the products", "1.0", SPI_OK_SELECT, false, false, 1, {INT8ARRAYOID},
 		"SELECT p.id, p.name, p.price_cents, p.stock, p.ctid"
 		"  FROM %1$s.products AS p"
 		" WHERE p.id OPERATOR(pg_catalog.=) ANY ($1)"
@@ -174,21 +223,21 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 
 	/* 3b. The first free slot that holds the line (SLOT_QUERY) ... */
 	[CHECKOUT_FREE_SLOT] = {
-		"taking a stock slot", "1.0", SPI_OK_SELECT, false,
+		"taking a stock slot", "1.0", SPI_OK_SELECT, false, false,
 		4, {INT8OID, INT4OID, INT4OID, INT4OID},
 		SLOT_QUERY " SKIP LOCKED"
 	},
 
 	/* ... or the first that still holds it once this one waited for it ... */
 	[CHECKOUT_WAIT_FOR_SLOT] = {
-		"waiting for a stock slot", "1.0", SPI_OK_SELECT, false,
+		"waiting for a stock slot", "1.0", SPI_OK_SELECT, false, false,
 		4, {INT8OID, INT4OID, INT4OID, INT4OID},
 		SLOT_QUERY
 	},
 
 	/* ... and take $2 from the slot locked at ctid $1 */
 	[CHECKOUT_TAKE_FROM_SLOT] = {
-		"updating a stock slot", "1.0", SPI_OK_UPDATE, false, 2, {TIDOID, INT4OID},
+		"updating a stock slot", "1.0", SPI_OK_UPDATE, false, false, 2, {TIDOID, INT4OID},
 		"UPDATE %1$s.stock_slots AS s"
 		"   SET stock = s.stock OPERATOR(pg_catalog.-) $2"
 		" WHERE s.ctid OPERATOR(pg_catalog.=) $1"
@@ -196,7 +245,7 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 
 	/* 3c. Combining slots: lock the product row, ... */
 	[CHECKOUT_LOCK_PRODUCT] = {
-		"locking a product", "1.0", SPI_OK_SELECT, false, 1, {INT8OID},
+		"locking a product", "1.0", SPI_OK_SELECT, false, false, 1, {INT8OID},
 		"SELECT p.name, p.price_cents, p.stock, p.ctid"
 		"  FROM %1$s.products AS p"
 		" WHERE p.id OPERATOR(pg_catalog.=) $1"
@@ -205,7 +254,7 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 
 	/* ... then all its slots, in slot order */
 	[CHECKOUT_LOCK_SLOTS] = {
-		"locking the stock slots", "1.0", SPI_OK_SELECT, false, 1, {INT8OID},
+		"locking the stock slots", "1.0", SPI_OK_SELECT, false, false, 1, {INT8OID},
 		"SELECT s.ctid, s.stock"
 		"  FROM %1$s.stock_slots AS s"
 		" WHERE s.product_id OPERATOR(pg_catalog.=) $1"
@@ -219,12 +268,12 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 	 * to take stock from (ctids) and $7 how much from each, $8 and $9 the
 	 * same for stock slots.  Stock is updated by ctid (a TID scan, whatever
 	 * the planner thinks of the table's size): the rows are locked by this
-	 * transaction, so their ctids cannot change.  $10 is the order's id
-	 * when a key reserved it (else the identity's next), $11 the payment
-	 * window in seconds (0: none).
+	 * transaction, so their ctids cannot change.  $10 is the order's id when
+	 * a key reserved it (else the identity's next), $11 the payment window in
+	 * seconds (0: none).
 	 */
 	[CHECKOUT_WRITE_ORDER] = {
-		"writing the order", "1.0", SPI_OK_SELECT, false,
+		"writing the order", "1.0", SPI_OK_SELECT, false, false,
 		11, {INT8OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8OID,
 		TIDARRAYOID, INT4ARRAYOID, TIDARRAYOID, INT4ARRAYOID, INT8OID, INT4OID},
 		"WITH line AS ("
@@ -263,7 +312,7 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 
 	/* The order an idempotency key ($2) of a customer ($1) made */
 	[CHECKOUT_KEY_LOOKUP] = {
-		"looking up the idempotency key", "1.1", SPI_OK_SELECT, false,
+		"looking up the idempotency key", "1.1", SPI_OK_SELECT, false, false,
 		2, {INT8OID, TEXTOID},
 		"SELECT k.order_id FROM %1$s.idempotency_keys AS k"
 		" WHERE k.customer_id OPERATOR(pg_catalog.=) $1"
@@ -273,11 +322,11 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 	/*
 	 * Claim a key for the order this checkout will write, reserving its id;
 	 * no row when the key is taken.  A call with the same key still in flight
-	 * holds the primary key's entry: this waits for its end, then inserts
-	 * (it rolled back) or finds the key taken (it committed).
+	 * holds the primary key's entry: this waits for its end, then inserts (it
+	 * rolled back) or finds the key taken (it committed).
 	 */
 	[CHECKOUT_KEY_CLAIM] = {
-		"claiming the idempotency key", "1.1", SPI_OK_INSERT_RETURNING, false,
+		"claiming the idempotency key", "1.1", SPI_OK_INSERT_RETURNING, false, false,
 		2, {INT8OID, TEXTOID},
 		"INSERT INTO %1$s.idempotency_keys AS k"
 		"       (customer_id, idempotency_key, order_id)"
@@ -288,25 +337,25 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 
 	/*
 	 * 2a. Purchase limits under REPEATABLE READ and SERIALIZABLE: two
-	 * checkouts of one customer take turns on its row (an update, so that
-	 * the second gets 40001 rather than count on a snapshot without the
-	 * first's order; see check_limits), ...
+	 * checkouts of one customer take turns on its row (an update, so that the
+	 * second gets 40001 rather than count on a snapshot without the first's
+	 * order; see check_limits), ...
 	 */
 	[CHECKOUT_LOCK_CUSTOMER] = {
-		"locking the customer", "1.1", SPI_OK_UPDATE, false, 1, {INT8OID},
+		"locking the customer", "1.1", SPI_OK_UPDATE, false, false, 1, {INT8OID},
 		"UPDATE %1$s.customers AS c SET name = c.name"
 		" WHERE c.id OPERATOR(pg_catalog.=) $1"
 	},
 
 	/*
 	 * ... then the lines ($2 products, $3 quantities) that would take the
-	 * customer past a product's limit, counting the units of their orders
-	 * not cancelled: driven by the customer's orders, each probing its line
-	 * of the product by primary key (OFFSET 0: never a scan of the product's
+	 * customer past a product's limit, counting the units of their orders not
+	 * cancelled: driven by the customer's orders, each probing its line of
+	 * the product by primary key (OFFSET 0: never a scan of the product's
 	 * every sale, which a hot product has thousands of)
 	 */
 	[CHECKOUT_OVER_LIMIT] = {
-		"checking the purchase limits", "1.1", SPI_OK_SELECT, false,
+		"checking the purchase limits", "1.1", SPI_OK_SELECT, false, false,
 		3, {INT8OID, INT8ARRAYOID, INT4ARRAYOID},
 		"SELECT q.product_id, p.name, l.max_per_customer,"
 		"       COALESCE(b.bought, 0), q.quantity"
@@ -329,12 +378,18 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 
 /*
  * The saved plans (NULL: not prepared, or not of this version), valid for
- * the schema plans_nspoid named plans_nspname, of version 1.0 or later
+ * the schema plans_nspoid named plans_nspname, of version 1.0 or later;
+ * plans_checked says nothing in the catalogs changed since they were
+ * checked (a syscache callback clears it), so that a call need not look
+ * them up again.  The OIDs of the relations checkout_shop_uses() reads.
  */
 static SPIPlanPtr plans[NUM_CHECKOUT_STATEMENTS];
 static Oid	plans_nspoid = InvalidOid;
 static char *plans_nspname = NULL;
 static bool plans_for_1_0 = false;
+static bool plans_checked = false;
+static Oid	expiry_index_oid = InvalidOid;
+static Oid	limits_table_oid = InvalidOid;
 
 /* The pieces a statement's SQL names by number ("%1$s" is pieces[0]) */
 #define NUM_PIECES 6
@@ -409,17 +464,18 @@ orders_sequence(const char *qschema)
 
 /*
  * The pieces "%3$s" to "%6$s" of the statements, which differ between
- * versions: what placed orders past their payment window hold of product
- * p.id, whether the product of cart line c has a purchase limit, and a new
- * order's expires_at column and value (each with a comma before it, or
- * empty).  Version 1.0 has no payment window and no limits.
+ * versions: whether placed orders past their payment window hold units of
+ * product p.id, whether the product of cart line c has a purchase limit,
+ * and a new order's expires_at column and value (each with a comma before
+ * it, or empty).  Version 1.0 has no payment window and no limits; the
+ * plain statements are prepared with its pieces.
  */
 static void
 version_pieces(bool is_1_0, const char *qschema, const char **pieces)
 {
 	if (is_1_0)
 	{
-		pieces[0] = "0";
+		pieces[0] = "false";
 		pieces[1] = "false";
 		pieces[2] = "";
 		pieces[3] = "";
@@ -431,11 +487,11 @@ version_pieces(bool is_1_0, const char *qschema, const char **pieces)
 	 * probing its line of the product by primary key (OFFSET 0: never a scan
 	 * of the product's every sale)
 	 */
-	pieces[0] = psprintf("COALESCE((SELECT pg_catalog.sum(x.left_over)"
-						 "           FROM %1$s.orders AS o"
+	pieces[0] = psprintf("EXISTS (SELECT FROM %1$s.orders AS o"
 						 LEFT_OVER_OF_LINE("p.id")
-						 "          WHERE o.status OPERATOR(pg_catalog.=) 'placed'"
-						 "            AND o.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()), 0)",
+						 "         WHERE o.status OPERATOR(pg_catalog.=) 'placed'"
+						 "           AND o.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+						 "           AND x.left_over OPERATOR(pg_catalog.>) 0)",
 						 qschema);
 	pieces[1] = psprintf("EXISTS (SELECT FROM %1$s.purchase_limits AS l"
 						 "         WHERE l.product_id OPERATOR(pg_catalog.=) c.product_id)",
@@ -447,22 +503,46 @@ version_pieces(bool is_1_0, const char *qschema, const char **pieces)
 		"  END";
 }
 
+/* A schema or a relation changed: check the plans again at the next call */
+static void
+catalog_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	plans_checked = false;
+}
+
+/* Watch the catalogs the plans depend on (from _PG_init) */
+void
+checkout_statements_init(void)
+{
+	CacheRegisterSyscacheCallback(NAMESPACEOID, catalog_changed, (Datum) 0);
+	CacheRegisterSyscacheCallback(RELNAMENSP, catalog_changed, (Datum) 0);
+}
+
 /*
  * Ensure the saved plans name the tables of schema nspoid (the schema
  * shop_checkout() lives in), and fit the extension's version there: the
  * statements since a later version are not prepared for a 1.0 install.
- * Must be called while connected to SPI.
+ * Looks at the catalogs only when they changed since the last call.  Must
+ * be called while connected to SPI.
  */
 void
 checkout_prepare_statements(Oid nspoid)
 {
-	char	   *nspname = get_namespace_name(nspoid);
+	char	   *nspname;
 	bool		is_1_0;
 	const char *pieces[NUM_PIECES];
+	const char *plain_pieces[NUM_PIECES];
 
+	if (plans_checked && plans_nspoid == nspoid)
+		return;
+
+	nspname = get_namespace_name(nspoid);
 	if (nspname == NULL)
 		elog(ERROR, "checkout: schema with OID %u does not exist", nspoid);
-	is_1_0 = !OidIsValid(get_relname_relid("purchase_limits", nspoid));
+	limits_table_oid = get_relname_relid("purchase_limits", nspoid);
+	expiry_index_oid = get_relname_relid("orders_expires_at_idx", nspoid);
+	is_1_0 = !OidIsValid(limits_table_oid);
+	plans_checked = true;
 
 	if (plans_nspoid == nspoid && plans_nspname != NULL &&
 		strcmp(plans_nspname, nspname) == 0 && plans_for_1_0 == is_1_0)
@@ -470,14 +550,58 @@ checkout_prepare_statements(Oid nspoid)
 
 	free_plans();
 	plans_for_1_0 = is_1_0;
-	pieces[0] = quote_identifier(nspname);
-	pieces[1] = orders_sequence(pieces[0]);
+	pieces[0] = plain_pieces[0] = quote_identifier(nspname);
+	pieces[1] = plain_pieces[1] = orders_sequence(pieces[0]);
 	version_pieces(is_1_0, pieces[0], &pieces[2]);
+	version_pieces(true, pieces[0], &plain_pieces[2]);
 	for (int i = 0; i < NUM_CHECKOUT_STATEMENTS; i++)
 		if (!is_1_0 || strcmp(statements[i].since, "1.0") == 0)
-			plans[i] = keep_plan(&statements[i], pieces);
+			plans[i] = keep_plan(&statements[i],
+								 statements[i].plain ? plain_pieces : pieces);
 	plans_nspname = MemoryContextStrdup(TopMemoryContext, nspname);
 	plans_nspoid = nspoid;
+}
+
+/*
+ * Whether the relation relid has more than `empty` blocks: false only when
+ * it has never held a row since it was created (a heap with no block, a
+ * B-tree with only its metapage; neither VACUUM nor deletes give a B-tree
+ * its pages back).  True when it is not there: then the full statements
+ * are used.
+ */
+static bool
+ever_had_rows(Oid relid, BlockNumber empty)
+{
+	Relation	rel;
+	BlockNumber nblocks;
+
+	if (!OidIsValid(relid) ||
+		(rel = try_relation_open(relid, AccessShareLock)) == NULL)
+		return true;
+	nblocks = RelationGetNumberOfBlocks(rel);
+	relation_close(rel, NoLock);
+	return nblocks > empty;
+}
+
+/*
+ * Whether the shop may have used what the plain statements leave out:
+ * CHECKOUT_EXPIRY, an order with a payment window (the partial index of
+ * placed orders with one, orders_expires_at_idx, has ever had an entry;
+ * every order that can be past its window is in it), or CHECKOUT_LIMITS, a
+ * purchase limit (purchase_limits has ever had a row).  When not, a
+ * checkout uses the plain statements and pays nothing for either: they are
+ * the same statements without the subqueries that could only find nothing.
+ * A limit or an order made after this looks is treated as made after the
+ * checkout, as a concurrent one may be.
+ */
+bool
+checkout_shop_uses(CheckoutFeature feature)
+{
+	if (plans_for_1_0)
+		return false;
+	if (feature == CHECKOUT_EXPIRY)
+		return ever_had_rows(expiry_index_oid, 1);
+	return ever_had_rows(limits_table_oid, 0);
 }
 
 /*

@@ -172,8 +172,8 @@ db_stats(void)
 			return my_db_stats = &stats_shared->db[i];
 
 	/*
-	 * Claim the first free one; when another backend of this database
-	 * claimed it first, that one is ours too
+	 * Claim the first free one; when another backend of this database claimed
+	 * it first, that one is ours too
 	 */
 	for (int i = 0; i < CHECKOUT_STATS_DATABASES; i++)
 	{
