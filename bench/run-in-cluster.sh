@@ -17,6 +17,7 @@ results=${BENCH_RESULTS:-bench/results/$(date -u +%Y-%m-%d).md}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 raw=$tmp/raw
+: >"$raw"
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'CREATE DATABASE bench'
 export PGDATABASE=bench
@@ -219,6 +220,13 @@ esac
 
 sh bench/report.sh "$raw" "$seconds" "$rounds" "$tmp/sustained" >"$tmp/report"
 mkdir -p "$(dirname "$results")"
+cat "$tmp/report" >"$results"
+
+# Every release beside the current code (BENCH_WORKLOADS="releases": only
+# that), appended to the report
+case " $BENCH_WORKLOADS " in
+	*" releases "*|"  ") BENCH_RESULTS=$tmp/report sh bench/releases.sh ;;
+esac
 cat "$tmp/report" >"$results"
 echo
 cat "$tmp/report"

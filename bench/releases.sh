@@ -1,0 +1,117 @@
+#!/bin/sh
+# make bench, inside the throwaway cluster of bench/run.sh: every release of
+# RELEASES (built beside the current code by bench/build-releases.sh, as
+# extensions checkout_rXY) and the current code, side by side on the same
+# workloads, so that a change that slows a common path shows in every run.
+# Each version has a database of its own with the data of bench/setup.sql.
+#
+#   soldout-32  32 clients, every cart holds the sold-out product: the
+#               rejection path (fail fast), through bench.try_shop_checkout
+#   cpu-1line   1 client, synchronous_commit off: the CPU cost of a
+#               one-line checkout of one of 1,000 products
+#   cpu-50line  the same with a 50-line cart
+#   hot-32      32 clients, one hot product (its row, no slots)
+#
+# Rounds are interleaved (each version once per round, each round starting
+# with the next version, so that none always runs last); each figure
+# is the median of BENCH_ROUNDS (default 3) runs of BENCH_SECONDS (default
+# 8) seconds after a warm-up run.  No VACUUM between rounds: a sale runs for
+# minutes without one.  Prints the table and appends it to $BENCH_RESULTS.
+set -eu
+cd "$(dirname "$0")/.."
+seconds=${BENCH_SECONDS:-8}
+rounds=${BENCH_ROUNDS:-3}
+warmup=${BENCH_WARMUP_SECONDS:-2}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# the versions: "1.0:checkout_r10 1.1:checkout_r11 current:checkout"
+versions=$(grep -v '^#' RELEASES | while read -r v c; do printf '%s:checkout_r%s ' "$v" "$(echo "$v" | tr -d .)"; done)
+versions="${versions}current:checkout"
+
+for vx in $versions; do
+	db=bench_$(echo "${vx%%:*}" | tr . _)
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+	psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION ${vx#*:}" -f bench/setup.sql >/dev/null
+	# every client's cart holds the sold-out product (customers 1..32)
+	psql -X -q -v ON_ERROR_STOP=1 -d "$db" \
+		-c "INSERT INTO cart_items SELECT g, 2, 1 FROM generate_series(101, 132) AS g" \
+		-c 'VACUUM ANALYZE'
+done
+
+# run VERSION WORKLOAD ROUND SECONDS: one pgbench run; appends
+# "workload version round tps" to $tmp/raw unless ROUND is warmup
+run() {
+	db=bench_$(echo "$1" | tr . _)
+	opts=
+	case $2 in
+	soldout-32) clients=32 flow=c_try pmin=2 pmax=2 cart=0 base=100 ;;
+	cpu-1line) clients=1 flow=c pmin=3 pmax=1002 cart=1 base=0 opts="-c synchronous_commit=off" ;;
+	cpu-50line) clients=1 flow=c_50 pmin=3 pmax=1002 cart=1 base=0 opts="-c synchronous_commit=off" ;;
+	hot-32) clients=32 flow=c pmin=1 pmax=1 cart=1 base=0 ;;
+	esac
+	# the sold-out rush's buyers are customers 101..132 (their carts filled)
+	sed "s/^\\\\set cid :client_id + 1/\\\\set cid :client_id + 1 + $base/" "bench/flows/$flow.sql" >"$tmp/$flow-$base.sql"
+	PGOPTIONS="$opts" pgbench -n -M prepared -c "$clients" -j 2 -T "$4" -d "$db" \
+		-D pid_min="$pmin" -D pid_max="$pmax" -D add_to_cart="$cart" -D clients="$clients" \
+		-f "$tmp/$flow-$base.sql" >"$tmp/out" 2>&1 ||
+		{ cat "$tmp/out" >&2; echo "bench: $2 failed on $1" >&2; exit 1; }
+	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$tmp/out" | head -n 1)
+	[ "$3" = warmup ] && return 0
+	echo "$2 $1 $3 $tps" >>"$tmp/raw"
+	printf '  %-11s %-8s round %s: %8.0f tps\n' "$2" "$1" "$3" "$tps"
+}
+
+workloads=${BENCH_RELEASE_WORKLOADS:-soldout-32 cpu-1line cpu-50line hot-32}
+for w in $workloads; do
+	echo "releases, $w:"
+	for vx in $versions; do run "${vx%%:*}" "$w" warmup "$warmup"; done
+	r=1
+	while [ "$r" -le "$rounds" ]; do
+		# each round starts with the next version: none always runs last
+		for vx in $(echo "$versions" | awk -v r="$r" '{ for (i = 0; i < NF; i++) print $((r - 1 + i) % NF + 1) }'); do
+			run "${vx%%:*}" "$w" "$r" "$seconds"
+		done
+		r=$((r + 1))
+	done
+done
+
+# The sold-out product must never have been sold
+for vx in $versions; do
+	db=bench_$(echo "${vx%%:*}" | tr . _)
+	sold=$(psql -X -At -d "$db" -c 'SELECT count(*) FROM order_items WHERE product_id = 2')
+	[ "$sold" -eq 0 ] || { echo "bench: the sold-out product was sold $sold times on ${vx%%:*}" >&2; exit 1; }
+done
+
+# The table: median tps per version, and the current code's ratio to each
+names=$(for vx in $versions; do printf '%s ' "${vx%%:*}"; done)
+{
+	echo
+	echo "## Releases side by side (bench/releases.sh)"
+	echo
+	echo "Median of $rounds runs of $seconds s each, versions interleaved, in one cluster (fsync on; cpu-* with"
+	echo "synchronous_commit off), $(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}')."
+	echo
+	awk -v names="$names" '
+		{ v[$1 " " $2] = v[$1 " " $2] " " $4; w[$1] = 1; if (!($1 in order)) order[$1] = ++n; wl[order[$1]] = $1 }
+		function median(s,    a, k, i, j, t) {
+			k = split(s, a, " ")
+			for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+			return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+		}
+		END {
+			nv = split(names, vs, " ")
+			printf "| workload |"; for (i = 1; i <= nv; i++) printf " %s |", vs[i]
+			for (i = 1; i < nv; i++) printf " current ÷ %s |", vs[i]
+			printf "\n|---|"; for (i = 1; i < 2 * nv; i++) printf "---|"; printf "\n"
+			for (o = 1; o <= n; o++) {
+				x = wl[o]; printf "| %s |", x
+				for (i = 1; i <= nv; i++) { m[i] = median(v[x " " vs[i]]); printf " %.0f |", m[i] }
+				for (i = 1; i < nv; i++) printf " %.2f |", m[nv] / m[i]
+				printf "\n"
+			}
+		}' "$tmp/raw"
+} >"$tmp/report"
+cat "$tmp/report"
+[ -n "${BENCH_RESULTS:-}" ] && cat "$tmp/report" >>"$BENCH_RESULTS"
+exit 0
