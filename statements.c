@@ -81,6 +81,44 @@
 	" LIMIT 1" \
 	"   FOR NO KEY UPDATE OF s"
 
+/*
+ * The fail-fast statement and the cart's, each in two plans: with the
+ * pieces of the extension's version, and plain (CHECKOUT_*_PLAIN)
+ */
+#define SHORT_LINES_SQL \
+	"SELECT c.product_id, c.quantity, p.name, a.stock" \
+	"  FROM %1$s.cart_items AS c" \
+	"  JOIN %1$s.products AS p" \
+	"    ON p.id OPERATOR(pg_catalog.=) c.product_id" \
+	" CROSS JOIN LATERAL (" \
+	"  SELECT CASE" \
+	"         WHEN EXISTS (SELECT FROM %1$s.stock_slots AS s" \
+	"                       WHERE s.product_id OPERATOR(pg_catalog.=) p.id" \
+	"                         AND s.stock OPERATOR(pg_catalog.>=) c.quantity)" \
+	"         THEN NULL" \
+	"         ELSE p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)" \
+	"              COALESCE((SELECT pg_catalog.sum(s.stock)" \
+	"                          FROM %1$s.stock_slots AS s" \
+	"                         WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)" \
+	"         END AS stock," \
+	"         %3$s AS held" \
+	"  OFFSET 0) AS a" \
+	" WHERE c.customer_id OPERATOR(pg_catalog.=) $1" \
+	"   AND p.stock OPERATOR(pg_catalog.<) c.quantity" \
+	"   AND a.stock OPERATOR(pg_catalog.<) c.quantity" \
+	"   AND NOT a.held" \
+	" ORDER BY c.product_id"
+
+#define CART_SQL \
+	"SELECT c.product_id, c.quantity," \
+	"       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s" \
+	"         WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id)," \
+	"       %4$s" \
+	"  FROM %1$s.cart_items AS c" \
+	" WHERE c.customer_id OPERATOR(pg_catalog.=) $1" \
+	" ORDER BY c.product_id" \
+	"   FOR UPDATE OF c"
+
 #define MAX_STATEMENT_ARGS 11
 
 /*
@@ -121,55 +159,13 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 	 */
 	[CHECKOUT_SHORT_LINES] = {
 		"reading the stock", "1.0", SPI_OK_SELECT, true, false, 1, {INT8OID},
-		"SELECT c.product_id, c.quantity, p.name, a.stock"
-		"  FROM %1$s.cart_items AS c"
-		"  JOIN %1$s.products AS p"
-		"    ON p.id OPERATOR(pg_catalog.=) c.product_id"
-		" CROSS JOIN LATERAL ("
-		"  SELECT CASE"
-		"         WHEN EXISTS (SELECT FROM %1$s.stock_slots AS s"
-		"                       WHERE s.product_id OPERATOR(pg_catalog.=) p.id"
-		"                         AND s.stock OPERATOR(pg_catalog.>=) c.quantity)"
-		"         THEN NULL"
-		"         ELSE p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
-		"              COALESCE((SELECT pg_catalog.sum(s.stock)"
-		"                          FROM %1$s.stock_slots AS s"
-		"                         WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
-		"         END AS stock,"
-		"         %3$s AS held"
-		"  OFFSET 0) AS a"
-		" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-		"   AND p.stock OPERATOR(pg_catalog.<) c.quantity"
-		"   AND a.stock OPERATOR(pg_catalog.<) c.quantity"
-		"   AND NOT a.held"
-		" ORDER BY c.product_id"
+		SHORT_LINES_SQL
 	},
 
 	/* The same where no order has ever had a payment window */
 	[CHECKOUT_SHORT_LINES_PLAIN] = {
 		"reading the stock", "1.0", SPI_OK_SELECT, true, true, 1, {INT8OID},
-		"SELECT c.product_id, c.quantity, p.name, a.stock"
-		"  FROM %1$s.cart_items AS c"
-		"  JOIN %1$s.products AS p"
-		"    ON p.id OPERATOR(pg_catalog.=) c.product_id"
-		" CROSS JOIN LATERAL ("
-		"  SELECT CASE"
-		"         WHEN EXISTS (SELECT FROM %1$s.stock_slots AS s"
-		"                       WHERE s.product_id OPERATOR(pg_catalog.=) p.id"
-		"                         AND s.stock OPERATOR(pg_catalog.>=) c.quantity)"
-		"         THEN NULL"
-		"         ELSE p.stock::pg_catalog.int8 OPERATOR(pg_catalog.+)"
-		"              COALESCE((SELECT pg_catalog.sum(s.stock)"
-		"                          FROM %1$s.stock_slots AS s"
-		"                         WHERE s.product_id OPERATOR(pg_catalog.=) p.id), 0)"
-		"         END AS stock,"
-		"         %3$s AS held"
-		"  OFFSET 0) AS a"
-		" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-		"   AND p.stock OPERATOR(pg_catalog.<) c.quantity"
-		"   AND a.stock OPERATOR(pg_catalog.<) c.quantity"
-		"   AND NOT a.held"
-		" ORDER BY c.product_id"
+		SHORT_LINES_SQL
 	},
 
 	/*
@@ -181,27 +177,13 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 	 */
 	[CHECKOUT_CART] = {
 		"reading the cart", "1.0", SPI_OK_SELECT, false, false, 1, {INT8OID},
-		"SELECT c.product_id, c.quantity,"
-		"       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
-		"         WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id),"
-		"       %4$s"
-		"  FROM %1$s.cart_items AS c"
-		" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-		" ORDER BY c.product_id"
-		"   FOR UPDATE OF c"
+		CART_SQL
 	},
 
 	/* The same where no product has ever had a purchase limit */
 	[CHECKOUT_CART_PLAIN] = {
 		"reading the cart", "1.0", SPI_OK_SELECT, false, true, 1, {INT8OID},
-		"SELECT c.product_id, c.quantity,"
-		"       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
-		"         WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id),"
-		"       %4$s"
-		"  FROM %1$s.cart_items AS c"
-		" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-		" ORDER BY c.product_id"
-		"   FOR UPDATE OF c"
+		CART_SQL
 	},
 
 	/* Tells an unknown customer from an empty cart */
