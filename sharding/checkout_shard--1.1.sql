@@ -82,7 +82,7 @@ CREATE FUNCTION @extschema@.shop_shard_init(shard integer)
 RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 DECLARE
 	current_shard integer;
@@ -118,7 +118,7 @@ RETURNS integer
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 DECLARE
 	n			integer;
@@ -154,7 +154,7 @@ CREATE FUNCTION @extschema@.checkout(customer_id bigint, idempotency_key text)
 RETURNS @extschema@.checkout_result
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 DECLARE
 	result		@extschema@.checkout_result;
@@ -174,7 +174,7 @@ CREATE FUNCTION @extschema@.pay(order_id bigint, payment_ref text)
 RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	RETURN shop_pay(pay.order_id, pay.payment_ref);
@@ -185,7 +185,7 @@ CREATE FUNCTION @extschema@.cancel_order(order_id bigint, reason text)
 RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	RETURN shop_cancel_order(cancel_order.order_id, cancel_order.reason);
@@ -200,7 +200,7 @@ RETURNS TABLE (product_id bigint, name text, requested integer,
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	RETURN QUERY SELECT * FROM shop_cart_status(cart_status.customer_id);
@@ -211,7 +211,7 @@ CREATE FUNCTION @extschema@.set_purchase_limit(product_id bigint, max_per_custom
 RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	RETURN shop_set_purchase_limit(set_purchase_limit.product_id,
@@ -229,7 +229,7 @@ RETURNS TABLE (shard integer, product_id bigint, available integer,
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	RETURN QUERY
@@ -251,7 +251,7 @@ RETURNS TABLE (problem text, product_id bigint, order_id bigint, detail text,
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 DECLARE
 	me			integer := @extschema@.shop_shard_number();
@@ -288,7 +288,7 @@ CREATE FUNCTION @extschema@.create_product(id bigint, name text, price_cents big
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	INSERT INTO products (id, name, price_cents, stock)
@@ -304,7 +304,7 @@ CREATE FUNCTION @extschema@.update_product(id bigint, name text, price_cents big
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	UPDATE products AS p
@@ -320,7 +320,7 @@ CREATE FUNCTION @extschema@.create_customer(id bigint, name text)
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	INSERT INTO customers (id, name) VALUES (create_customer.id, create_customer.name)
@@ -339,7 +339,7 @@ CREATE FUNCTION @extschema@.set_cart_item(customer_id bigint, product_id bigint,
 RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	IF set_cart_item.customer_id IS NULL OR set_cart_item.product_id IS NULL
@@ -390,7 +390,7 @@ CREATE FUNCTION @extschema@.stock_state(product_id bigint,
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	shard := @extschema@.shop_shard_number();
@@ -415,7 +415,7 @@ CREATE FUNCTION @extschema@.send(transfer_id uuid, product_id bigint, quantity i
 RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 DECLARE
 	me			integer := @extschema@.shop_shard_number();
@@ -459,7 +459,7 @@ CREATE FUNCTION @extschema@.receive(transfer_id uuid, product_id bigint, quantit
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 DECLARE
 	me			integer := @extschema@.shop_shard_number();
@@ -491,7 +491,7 @@ CREATE FUNCTION @extschema@.mark_delivered(transfer_id uuid)
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	UPDATE @extschema@.stock_transfers AS st
@@ -509,7 +509,7 @@ RETURNS TABLE (transfer_id uuid, product_id bigint, quantity integer,
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	RETURN QUERY
@@ -529,7 +529,7 @@ RETURNS TABLE (shard integer, transfer_id uuid, direction text, product_id bigin
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	RETURN QUERY
@@ -546,7 +546,7 @@ RETURNS TABLE (shard integer, product_id bigint, stock integer)
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp  -- made pg_catalog, <checkout's schema>, pg_temp at install: the DO block at the end
 AS $$
 BEGIN
 	RETURN QUERY
