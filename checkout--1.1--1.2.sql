@@ -83,3 +83,19 @@ END;
  */
 ALTER FUNCTION @extschema@.shop_checkout(bigint) SET enable_seqscan = off;
 ALTER FUNCTION @extschema@.shop_checkout(bigint, text) SET enable_seqscan = off;
+
+/*
+ * The uninstall guard (guard.c): DROP EXTENSION checkout, or DROP SCHEMA of
+ * its schema, is refused while orders has a row, unless checkout.allow_drop
+ * is on.  The event trigger is a member of the extension: it goes with it.
+ */
+CREATE FUNCTION @extschema@.shop_guard_drop()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'shop_guard_drop'
+LANGUAGE C;
+
+REVOKE ALL ON FUNCTION @extschema@.shop_guard_drop() FROM PUBLIC;
+
+CREATE EVENT TRIGGER checkout_guard_drop ON ddl_command_start
+	WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+	EXECUTE FUNCTION @extschema@.shop_guard_drop();

@@ -969,6 +969,7 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+	checkout_guard_init();
 	MarkGUCPrefixReserved("checkout");
 
 	checkout_statements_init();

@@ -6,6 +6,7 @@
  * checkout.c	shop_checkout(): the steps of a checkout, the settings, the
  *				error context and the statistics of each call
  * statements.c	the saved SPI statements and the helpers that run them
+ * guard.c		the uninstall guard: no DROP EXTENSION of a shop with orders
  * slots.c		serving a line from a product's stock slots
  * stats.c		the live statistics in shared memory
  *
@@ -38,6 +39,8 @@
  *	22003	an order total or a stock out of range
  *	22023	an invalid argument value (an idempotency key empty or over 255
  *			characters; stock and order functions)
+ *	2BP01	DROP EXTENSION checkout, or DROP SCHEMA of its schema, while
+ *			orders has a row and checkout.allow_drop is off (guard.c)
  *	55000	statistics asked for without shared_preload_libraries
  *	55P03	a lock wait longer than checkout.lock_timeout (PostgreSQL's own
  *			error, with a context line naming what was being locked)
@@ -164,6 +167,9 @@ extern Datum spi_value(int row, int col);
 extern Datum bigint_array(Datum *values, int n);
 extern Datum int_array(Datum *values, int n);
 extern Datum tid_array(Datum *values, int n);
+
+/* guard.c */
+extern void checkout_guard_init(void);
 
 /* slots.c */
 extern void take_from_slots(CheckoutCall *call, CartLine *line, SlotTakes *takes);

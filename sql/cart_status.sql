@@ -31,4 +31,5 @@ SELECT * FROM shop_cart_status(NULL);
 SELECT * FROM shop_cart_status(42);
 \echo :LAST_ERROR_SQLSTATE
 
+SET checkout.allow_drop = on;
 DROP EXTENSION checkout CASCADE;

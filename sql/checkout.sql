@@ -75,4 +75,5 @@ EXECUTE co(2);
 DEALLOCATE co;
 SELECT * FROM shop_state;
 
+SET checkout.allow_drop = on;
 DROP EXTENSION checkout CASCADE;

@@ -95,4 +95,5 @@ SELECT p.name, i.quantity FROM order_items i JOIN products p ON p.id = i.product
 -- Stock can never go negative, whatever writes it
 UPDATE products SET stock = -1 WHERE id = 3;
 
+SET checkout.allow_drop = on;
 DROP EXTENSION checkout CASCADE;

@@ -69,4 +69,5 @@ SELECT c.relname
   JOIN pg_class c ON c.oid = t.oid
  WHERE e.extname = 'checkout' AND c.relname LIKE 'stock_movements%' ORDER BY 1;
 
+SET checkout.allow_drop = on;
 DROP EXTENSION checkout CASCADE;

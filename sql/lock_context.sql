@@ -74,5 +74,6 @@ UPDATE products SET stock = 0 WHERE id = 1;
 SELECT shop_checkout(1);
 
 SELECT dblink_disconnect('holder');
+SET checkout.allow_drop = on;
 DROP EXTENSION checkout CASCADE;
 DROP EXTENSION dblink;

@@ -151,4 +151,5 @@ SELECT shop_set_purchase_limit(1, NULL) AS max_per_customer;
 SELECT count(*) AS limits FROM purchase_limits;
 
 SELECT * FROM shop_check_integrity();
+SET checkout.allow_drop = on;
 DROP EXTENSION checkout CASCADE;

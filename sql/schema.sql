@@ -58,6 +58,7 @@ SELECT id, stock FROM shop.products;
 
 -- Re-created in another schema (whose name needs quoting) within the same
 -- session: the saved plans follow the function to its new schema
+SET checkout.allow_drop = on;
 DROP EXTENSION checkout CASCADE;
 CREATE SCHEMA "Shop Floor";
 CREATE EXTENSION checkout SCHEMA "Shop Floor";
@@ -84,5 +85,6 @@ SELECT c.relname
 -- Not relocatable
 ALTER EXTENSION checkout SET SCHEMA public;
 
+SET checkout.allow_drop = on;
 DROP EXTENSION checkout CASCADE;
 DROP SCHEMA decoy, shop, "Shop; Floor""s" CASCADE;

@@ -87,4 +87,5 @@ SELECT * FROM stock_state;
 SELECT * FROM shop_check_integrity();
 
 DROP VIEW stock_state;
+SET checkout.allow_drop = on;
 DROP EXTENSION checkout;

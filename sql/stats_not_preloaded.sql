@@ -25,4 +25,5 @@ SET checkout.lock_timeout = -1;
 RESET checkout.lock_timeout;
 SET checkout.no_such_setting = 1;
 
+SET checkout.allow_drop = on;
 DROP EXTENSION checkout CASCADE;

@@ -151,5 +151,6 @@ SELECT * FROM dblink(format('host=%s port=%s dbname=regress_stats_10',
 	AS t(columns_in_1_0 bigint);
 DROP DATABASE regress_stats_10;
 
+SET checkout.allow_drop = on;
 DROP EXTENSION checkout CASCADE;
 DROP EXTENSION dblink;
