@@ -2,7 +2,8 @@
 #
 #   make setup  install the Debian packages the build and the tests need
 #   make test   setup, build, install, and run every suite in throwaway
-#               clusters; ends with "N passed, N failed"
+#               clusters; ends with "N passed, N failed" (PG=17 or PG=18:
+#               the core suites against that major, test/major.sh)
 #   make demo   setup, build, install, and run the flash-sale demo
 #               (POOLER=1 through pgbouncer, FAILOVER=1 with a failover)
 #   make test-failover  failover mid-sale with pg_auto_failover
@@ -56,7 +57,7 @@ $(PGXS):
 	*) echo "$@ is missing: install postgresql-server-dev-15, or run make setup" >&2; exit 1 ;; \
 	esac
 
-.PHONY: indent install-sharding uninstall-sharding setup installed packaged deb test test-run test-failover test-shards demo bench clean-tools
+.PHONY: roots indent install-sharding uninstall-sharding setup installed packaged deb test test-run test-failover test-shards demo bench clean-tools
 
 setup:
 	@sh test/setup.sh
@@ -87,9 +88,20 @@ packaged: deb
 	@sh test/as-root.sh dpkg -i dist/postgresql-15-checkout_$(DEB_VERSION)_*.deb >/dev/null
 
 # Everything, against the installed package, ending in one
-# "N passed, N failed" line
+# "N passed, N failed" line.  PG=17 or PG=18: the core suites against that
+# major, in a Debian root file system kept under /var/cache/checkout-roots
+# (test/major.sh; made when missing, again with make roots PG=N)
+PG ?= 15
+ifeq ($(PG),15)
 test: packaged
 	@sh test/run-all.sh
+else
+test:
+	@sh test/as-root.sh sh test/major.sh $(PG)
+endif
+
+roots:
+	@sh test/as-root.sh sh test/root.sh $(PG)
 
 # The suites that need no preload, against the server of the PG* variables
 test-run:

@@ -972,6 +972,8 @@ report(const Options *opt, const Buyer *buyers, int n, long long final_stock,
 /* Report a broken invariant; count it */
 static int	violations = 0;
 
+static void violation(const char *fmt,...) pg_attribute_printf(1, 2);
+
 static void
 violation(const char *fmt,...)
 {

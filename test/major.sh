@@ -1,0 +1,61 @@
+#!/bin/sh
+# make test PG=N (N = 17 or 18): the core suites against PostgreSQL N, the
+# same commands as make test on 15, inside a Debian root file system that
+# has that major (Debian 13 for 17, Debian sid for 18), made by mmdebstrap
+# under $CHECKOUT_ROOTS (default /var/cache/checkout-roots) when missing and
+# kept, so that it does not change under a commit; make roots PG=N makes it
+# again on demand.  The source is copied in; the extension and
+# tools/flashsale are built and installed there, then pg_regress,
+# isolation, pgTAP, the races, the upgrade, the backup round trips and the
+# crashes run in a throwaway cluster (test/suites.sh with CHECKOUT_CORE=1),
+# and the statistics in one with the preload.  The cluster add-ons (pooler,
+# failover, shards, pg_cron, Drizzle) run on 15.  Ends with one line,
+# "N passed, N failed".  Runs as root (chroot, mount).
+set -u
+cd "$(dirname "$0")/.."
+major=$1
+roots=${CHECKOUT_ROOTS:-/var/cache/checkout-roots}
+root=$roots/pg$major
+
+[ -x "$root/usr/lib/postgresql/$major/bin/pg_config" ] || sh test/root.sh "$major" || exit 1
+
+# The source, fresh: what git tracks and what it does not ignore
+rm -rf "$root/src/checkout"
+mkdir -p "$root/src/checkout"
+{ git ls-files -z; git ls-files -z --others --exclude-standard; } |
+	tar --null -T - -cf - | tar -xf - -C "$root/src/checkout" || exit 1
+
+mounted=""
+cleanup() {
+	for m in $mounted; do umount "$root/$m" 2>/dev/null; done
+}
+trap cleanup EXIT INT TERM
+mount -t proc proc "$root/proc" && mounted="proc" || exit 1
+mount -t tmpfs shm "$root/dev/shm" && mounted="dev/shm $mounted" || exit 1
+
+chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+	PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config CHECKOUT_CORE=1 MAJOR="$major" \
+	sh -c '
+	cd /src/checkout || exit 1
+	make -s PG_CONFIG=$PG_CONFIG COPT=-Werror all >/dev/null &&
+		make -s PG_CONFIG=$PG_CONFIG install >/dev/null &&
+		make -s -C tools PG_CONFIG=$PG_CONFIG >/dev/null || { echo "build: FAILED"; exit 1; }
+	. test/lib.sh
+	log=$(mktemp -d)
+	pg_virtualenv -v "$MAJOR" -o max_connections=300 -- sh test/suites.sh >"$log/main" 2>&1
+	rc_main=$?
+	grep -vE "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC " "$log/main"
+	for f in regression.diffs output_iso/regression.diffs; do
+		[ -s "$f" ] && { echo "--- $f"; cat "$f"; }
+	done
+	pg_virtualenv -v "$MAJOR" -o shared_preload_libraries=checkout -o max_connections=100 \
+		-- sh test/preload/run.sh >"$log/preload" 2>&1
+	rc_preload=$?
+	grep -vE "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC " "$log/preload"
+	[ -s test/preload/regression.diffs ] && cat test/preload/regression.diffs
+	set -- $(count_verdicts "$log/main" "$log/preload")
+	passed=$1 failed=$2
+	[ "$rc_main" -ne 0 ] || [ "$rc_preload" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+	echo "PostgreSQL $MAJOR: $passed passed, $failed failed"
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]'
