@@ -8,7 +8,8 @@
 # tools/flashsale are built and installed there, then pg_regress,
 # isolation, pgTAP, the races, the upgrade, the backup round trips and the
 # crashes run in a throwaway cluster (test/suites.sh with CHECKOUT_CORE=1),
-# and the statistics in one with the preload.  The cluster add-ons (pooler,
+# the statistics in one with the preload, and an upgrade from 1.1 during a
+# sale, with and without the preload (test/online-upgrade.sh).  The cluster add-ons (pooler,
 # failover, shards, pg_cron, Drizzle) run on 15.  Ends with one line,
 # "N passed, N failed".  Runs as root (chroot, mount).
 set -u
@@ -19,11 +20,13 @@ root=$roots/pg$major
 
 [ -x "$root/usr/lib/postgresql/$major/bin/pg_config" ] || sh test/root.sh "$major" || exit 1
 
-# The source, fresh: what git tracks and what it does not ignore
+# The source, fresh: what git tracks and what it does not ignore; and 1.1
+# as released, for the upgrade during business (test/online-upgrade.sh)
 rm -rf "$root/src/checkout"
 mkdir -p "$root/src/checkout"
 { git ls-files -z; git ls-files -z --others --exclude-standard; } |
 	tar --null -T - -cf - | tar -xf - -C "$root/src/checkout" || exit 1
+git archive "$(sed -n 's/^1\.1 //p' RELEASES)" >"$root/src/checkout-1.1.tar" || exit 1
 
 mounted=""
 cleanup() {
@@ -53,7 +56,11 @@ chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
 	rc_preload=$?
 	grep -vE "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC " "$log/preload"
 	[ -s test/preload/regression.diffs ] && cat test/preload/regression.diffs
-	set -- $(count_verdicts "$log/main" "$log/preload")
+	sh test/online-upgrade.sh >"$log/online" 2>&1
+	grep -vE "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC " "$log/online"
+	set -- $(count_verdicts "$log/online")
+	echo "online upgrade: $1 passed, $2 failed"
+	set -- $(count_verdicts "$log/main" "$log/preload" "$log/online")
 	passed=$1 failed=$2
 	[ "$rc_main" -ne 0 ] || [ "$rc_preload" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
 	echo "PostgreSQL $MAJOR: $passed passed, $failed failed"
