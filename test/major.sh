@@ -26,7 +26,9 @@ rm -rf "$root/src/checkout"
 mkdir -p "$root/src/checkout"
 { git ls-files -z; git ls-files -z --others --exclude-standard; } |
 	tar --null -T - -cf - | tar -xf - -C "$root/src/checkout" || exit 1
-git archive "$(sed -n 's/^1\.1 //p' RELEASES)" >"$root/src/checkout-1.1.tar" || exit 1
+release=$(sed -n 's/^1\.1 //p' RELEASES)
+git archive "$release" >"$root/src/checkout-1.1.tar" ||
+	{ echo "online upgrade: FAILED release 1.1 ($release) is not in this clone's history"; exit 1; }
 
 mounted=""
 cleanup() {
