@@ -31,6 +31,9 @@ ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
 EXTRA_CLEAN = results regression.diffs regression.out output_iso \
 	test/preload/results test/preload/regression.diffs test/preload/regression.out
 
+# The PostgreSQL major of make test and make deb (15: this machine's)
+PG ?= 15
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifeq ($(PGXS),)
@@ -74,13 +77,19 @@ installed: setup
 	@sh test/as-root.sh $(MAKE) -s --no-print-directory install >/dev/null
 
 # The Debian package (debian/): dpkg-buildpackage writes it beside the
-# source tree; it is moved into dist/
+# source tree; it is moved into dist/.  PG=17 or PG=18: built inside that
+# major's root (test/major.sh), copied into dist/
 DEB_VERSION = $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+ifneq ($(PG),15)
+deb:
+	@sh test/as-root.sh sh test/major.sh $(PG) deb
+else
 deb: setup
 	dpkg-buildpackage -us -uc -b
 	mkdir -p dist
 	mv ../postgresql-*-checkout*_$(DEB_VERSION)_*.deb ../checkout_$(DEB_VERSION)_*.buildinfo \
 		../checkout_$(DEB_VERSION)_*.changes dist/
+endif
 
 # The package built and installed (dpkg -i), and tools/flashsale built
 packaged: deb
@@ -91,7 +100,6 @@ packaged: deb
 # "N passed, N failed" line.  PG=17 or PG=18: the core suites against that
 # major, in a Debian root file system kept under /var/cache/checkout-roots
 # (test/major.sh; made when missing, again with make roots PG=N)
-PG ?= 15
 ifeq ($(PG),15)
 test: packaged
 	@sh test/run-all.sh

@@ -1,11 +1,13 @@
 #!/bin/sh
-# make test PG=N (N = 17 or 18): the core suites against PostgreSQL N, the
-# same commands as make test on 15, inside a Debian root file system that
+# make test PG=N (N = 17 or 18): the Debian package and the core suites
+# against PostgreSQL N, the same commands as make test on 15 (make deb
+# PG=N: only the package, copied into dist/), inside a Debian root file system that
 # has that major (Debian 13 for 17, Debian sid for 18), made by mmdebstrap
 # under $CHECKOUT_ROOTS (default /var/cache/checkout-roots) when missing and
 # kept, so that it does not change under a commit; make roots PG=N makes it
-# again on demand.  The source is copied in; the extension and
-# tools/flashsale are built and installed there, then pg_regress,
+# again on demand.  The source is copied in; the package is built there
+# (debian/control made for N), installed with dpkg -i and checked
+# (test/package.sh), tools/flashsale built, then pg_regress,
 # isolation, pgTAP, the races, the upgrade, the backup round trips and the
 # crashes run in a throwaway cluster (test/suites.sh with CHECKOUT_CORE=1),
 # the statistics in one with the preload, and an upgrade from 1.1 during a
@@ -19,6 +21,7 @@ roots=${CHECKOUT_ROOTS:-/var/cache/checkout-roots}
 root=$roots/pg$major
 
 [ -x "$root/usr/lib/postgresql/$major/bin/pg_config" ] || sh test/root.sh "$major" || exit 1
+[ "${2:-}" = deb ] && deb_only=1 || deb_only=0
 
 # The source, fresh: what git tracks and what it does not ignore; and 1.1
 # as released, for the upgrade during business (test/online-upgrade.sh)
@@ -39,14 +42,25 @@ mount -t proc proc "$root/proc" && mounted="proc" || exit 1
 mount -t tmpfs shm "$root/dev/shm" && mounted="dev/shm $mounted" || exit 1
 
 chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-	PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config CHECKOUT_CORE=1 MAJOR="$major" \
+	PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config CHECKOUT_CORE=1 MAJOR="$major" DEB_ONLY=$deb_only \
 	sh -c '
 	cd /src/checkout || exit 1
-	make -s PG_CONFIG=$PG_CONFIG COPT=-Werror all >/dev/null &&
-		make -s PG_CONFIG=$PG_CONFIG install >/dev/null &&
-		make -s -C tools PG_CONFIG=$PG_CONFIG >/dev/null || { echo "build: FAILED"; exit 1; }
+	# the Debian package of this major (debian/control made for it), built as
+	# make deb builds it on 15, installed with dpkg -i; and tools/flashsale
+	make -s PG_CONFIG=$PG_CONFIG COPT=-Werror all >/dev/null && make -s clean >/dev/null &&
+		pg_buildext updatecontrol >/dev/null 2>&1 &&
+		dpkg-buildpackage -us -uc -b >/tmp/deb.log 2>&1 &&
+		mkdir -p dist && mv ../postgresql-$MAJOR-checkout_*.deb dist/ &&
+		{ dpkg -r postgresql-$MAJOR-checkout >/dev/null 2>&1
+		  rm -f /usr/share/postgresql/$MAJOR/extension/checkout* /usr/lib/postgresql/$MAJOR/lib/checkout.so
+		  dpkg -i dist/postgresql-$MAJOR-checkout_*.deb >/dev/null; } &&
+		make -s -C tools PG_CONFIG=$PG_CONFIG >/dev/null ||
+		{ tail -30 /tmp/deb.log; echo "build: FAILED"; exit 1; }
+	[ "$DEB_ONLY" = 1 ] && exit 0
 	. test/lib.sh
 	log=$(mktemp -d)
+	sh test/package.sh >"$log/package" 2>&1
+	cat "$log/package"
 	pg_virtualenv -v "$MAJOR" -o max_connections=300 -- sh test/suites.sh >"$log/main" 2>&1
 	rc_main=$?
 	grep -vE "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC " "$log/main"
@@ -62,9 +76,15 @@ chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
 	grep -vE "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC " "$log/online"
 	set -- $(count_verdicts "$log/online")
 	echo "online upgrade: $1 passed, $2 failed"
-	set -- $(count_verdicts "$log/main" "$log/preload" "$log/online")
+	set -- $(count_verdicts "$log/package" "$log/main" "$log/preload" "$log/online")
 	passed=$1 failed=$2
 	[ "$rc_main" -ne 0 ] || [ "$rc_preload" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
 	echo "PostgreSQL $MAJOR: $passed passed, $failed failed"
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]'
+rc=$?
+if [ "$deb_only" = 1 ] && [ "$rc" -eq 0 ]; then
+	mkdir -p dist && cp "$root"/src/checkout/dist/postgresql-"$major"-checkout_*.deb dist/ &&
+		ls dist/postgresql-"$major"-checkout_*.deb
+fi
+exit "$rc"

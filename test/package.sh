@@ -6,7 +6,7 @@ set -u
 cd "$(dirname "$0")/.."
 . test/lib.sh
 
-package=postgresql-15-checkout
+package=postgresql-$(pg_config --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')-checkout
 version=$(dpkg-parsechangelog -S Version)
 installed=$(dpkg-query -W -f='${Status} ${Version}' "$package" 2>/dev/null)
 check "$package $version is installed (dpkg: $installed)" [ "$installed" = "install ok installed $version" ]
