@@ -77,6 +77,12 @@ shop_works() {
 		SELECT count(*) FROM shop_check_integrity();" | tr '\n' ' ')" = "0 t 1 0 " ]
 }
 
+# quiet_server_log FILE: FILE without the server log that pg_virtualenv
+# prints when its command fails
+quiet_server_log() {
+	grep -vE '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC ' "$1"
+}
+
 # count_verdicts FILE...: print "PASSED FAILED", the verdict lines in FILEs
 count_verdicts() {
 	_ok=$(cat "$@" | grep -Ec '^(test| ) .* \.\.\. ok|^ *ok [0-9]|^[A-Za-z_-]+: ok ')

@@ -63,17 +63,17 @@ chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
 	cat "$log/package"
 	pg_virtualenv -v "$MAJOR" -o max_connections=300 -- sh test/suites.sh >"$log/main" 2>&1
 	rc_main=$?
-	grep -vE "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC " "$log/main"
+	quiet_server_log "$log/main"
 	for f in regression.diffs output_iso/regression.diffs; do
 		[ -s "$f" ] && { echo "--- $f"; cat "$f"; }
 	done
 	pg_virtualenv -v "$MAJOR" -o shared_preload_libraries=checkout -o max_connections=100 \
 		-- sh test/preload/run.sh >"$log/preload" 2>&1
 	rc_preload=$?
-	grep -vE "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC " "$log/preload"
+	quiet_server_log "$log/preload"
 	[ -s test/preload/regression.diffs ] && cat test/preload/regression.diffs
 	sh test/online-upgrade.sh >"$log/online" 2>&1
-	grep -vE "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC " "$log/online"
+	quiet_server_log "$log/online"
 	set -- $(count_verdicts "$log/online")
 	echo "online upgrade: $1 passed, $2 failed"
 	set -- $(count_verdicts "$log/package" "$log/main" "$log/preload" "$log/online")

@@ -20,11 +20,6 @@ cd "$(dirname "$0")/.."
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 
-# Drop the server log that pg_virtualenv prints when its command fails
-quiet_server_log() {
-	grep -vE '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC ' "$1"
-}
-
 pg_virtualenv -t -o shared_preload_libraries=pg_cron -o cron.database_name=postgres \
 	-o cron.use_background_workers=on -o max_worker_processes=16 \
 	-- sh test/cron/run.sh >"$log/cron" 2>&1 &

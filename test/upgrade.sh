@@ -16,7 +16,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 default=$(sed -n "s/^default_version = '\(.*\)'/\1/p" checkout.control)
-objects() { psql -X -v ON_ERROR_STOP=1 -d "$1" -f test/fixtures/extension_objects.sql; }
+# objects DATABASE [EXTENSION]: the extension's objects (checkout by default)
+objects() {
+	psql -X -v ON_ERROR_STOP=1 -v ext="${2:-checkout}" -d "$1" -f test/fixtures/extension_objects.sql
+}
 rows() { psql -X -v ON_ERROR_STOP=1 -d "$1" -f test/fixtures/shop_rows.sql; }
 
 new_db checkout_fresh checkout || exit 1
@@ -87,14 +90,14 @@ if [ "$(psql -X -At -d postgres -c "SELECT count(*) FROM pg_available_extensions
 	echo "upgrade: checkout_proxy left out: PL/Proxy is not installed for this server"
 	exit "$failed"
 fi
-proxy_objects() { psql -X -v ON_ERROR_STOP=1 -v ext=checkout_proxy -d "$1" -f test/fixtures/extension_objects.sql; }
 proxy_default=$(sed -n "s/^default_version = '\(.*\)'/\1/p" sharding/checkout_proxy.control)
 new_db checkout_proxy_fresh plproxy checkout_proxy || exit 1
 new_db checkout_proxy_upgrade plproxy "checkout_proxy VERSION '1.1'" || exit 1
 sql checkout_proxy_upgrade "SELECT setval('product_id_seq', 41)" "ALTER EXTENSION checkout_proxy UPDATE" || exit 1
 version=$(psql -X -At -d checkout_proxy_upgrade -c "SELECT extversion FROM pg_extension WHERE extname = 'checkout_proxy'")
 check "checkout_proxy 1.1 updates to $proxy_default (got $version)" [ "$version" = "$proxy_default" ]
-proxy_objects checkout_proxy_fresh >"$tmp/proxy-fresh" && proxy_objects checkout_proxy_upgrade >"$tmp/proxy-upgraded" || exit 1
+objects checkout_proxy_fresh checkout_proxy >"$tmp/proxy-fresh" &&
+	objects checkout_proxy_upgrade checkout_proxy >"$tmp/proxy-upgraded" || exit 1
 check "checkout_proxy 1.1 updated has exactly the objects of a fresh install ($(wc -l <"$tmp/proxy-fresh") lines)" \
 	diff -u "$tmp/proxy-fresh" "$tmp/proxy-upgraded"
 next=$(psql -X -At -d checkout_proxy_upgrade -c "SELECT nextval('product_id_seq')")
