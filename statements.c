@@ -599,8 +599,8 @@ checkout_execute(CheckoutStatement stmt, Datum *values, const char *nulls,
 	int			rc;
 
 	if (plans[stmt] == NULL)
-		elog(ERROR, "checkout: statement \"%s\" is not prepared for version %s",
-			 def->what, plans_for_1_0 ? "1.0" : "1.1");
+		elog(ERROR, "checkout: statement \"%s\" (since %s) is not prepared for this install",
+			 def->what, def->since);
 	rc = SPI_execute_plan(plans[stmt], values, nulls, def->read_only, count);
 	if (rc != def->ok)
 		elog(ERROR, "checkout: %s failed: %s", def->what, SPI_result_code_string(rc));
