@@ -345,10 +345,11 @@ reject_on_snapshot(int64 customer_id, text *key)
 }
 
 /*
- * Purchase limits: when a line's product has one, two checkouts of one
- * customer take turns (different customers never meet), then raise SH005 if
- * the cart would take the customer past a product's limit, counting the
- * units of their orders not cancelled.
+ * Purchase limits: when a line's product has one, or the voucher has a limit
+ * per customer (voucher_limited: counted later, take_voucher_use), two
+ * checkouts of one customer take turns (different customers never meet),
+ * then raise SH005 if the cart would take the customer past a product's
+ * limit, counting the units of their orders not cancelled.
  *
  * Under READ COMMITTED the turn is a transaction-level lock on the customer
  * id in the lock manager (writes nothing): the count that follows takes a
@@ -359,7 +360,8 @@ reject_on_snapshot(int64 customer_id, text *key)
  * misses another's order then gets 40001 from that update.
  */
 static void
-check_limits(CheckoutCall *call, int64 customer_id, const CartLine *lines, int nlines)
+check_limits(CheckoutCall *call, int64 customer_id, const CartLine *lines, int nlines,
+			 bool voucher_limited)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * nlines);
 	Datum	   *quantities = palloc(sizeof(Datum) * nlines);
@@ -373,7 +375,7 @@ check_limits(CheckoutCall *call, int64 customer_id, const CartLine *lines, int n
 			ids[n] = Int64GetDatum(lines[i].product_id);
 			quantities[n++] = Int32GetDatum(lines[i].quantity);
 		}
-	if (n == 0)
+	if (n == 0 && !voucher_limited)
 		return;
 
 	args[0] = Int64GetDatum(customer_id);
@@ -392,6 +394,8 @@ check_limits(CheckoutCall *call, int64 customer_id, const CartLine *lines, int n
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	}
 	checkout_lock_step(call, NULL, 0);
+	if (n == 0)
+		return;
 
 	args[1] = bigint_array(ids, n);
 	args[2] = int_array(quantities, n);
@@ -574,11 +578,14 @@ order_total(const CartLine *lines, int nlines)
 
 /*
  * Decrement the stock, insert the order and its lines, and delete the
- * ordered cart lines, in one statement.  Return the new order's id.
+ * ordered cart lines, in one statement; with a voucher, take its use (if
+ * limited) and record it, the discount off total (the subtotal) and each
+ * line's share.  Return the new order's id.
  */
 static int64
 write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
-			int nlines, const SlotTakes *takes, int64 total, int64 reserved_id)
+			int nlines, const SlotTakes *takes, int64 total, int64 reserved_id,
+			const Voucher *voucher)
 {
 	Datum	   *quantities = palloc(sizeof(Datum) * nlines);
 	Datum	   *prices = palloc(sizeof(Datum) * nlines);
@@ -586,8 +593,8 @@ write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
 	Datum	   *row_takes = palloc(sizeof(Datum) * nlines);
 	int			nrows = 0;
 	int			nids;
-	Datum		args[11];
-	char		nulls[11];
+	Datum		args[16];
+	char		nulls[16];
 
 	memset(nulls, ' ', sizeof(nulls));
 	for (int i = 0; i < nlines; i++)
@@ -612,10 +619,21 @@ write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
 	args[9] = Int64GetDatum(reserved_id);
 	nulls[9] = reserved_id == 0 ? 'n' : ' ';
 	args[10] = Int32GetDatum(checkout_payment_window);
+	if (voucher != NULL)
+	{
+		args[4] = Int64GetDatum(total - voucher->discount_cents);
+		args[11] = Int64GetDatum(voucher->id);
+		args[12] = Int64GetDatum(voucher->code_id);
+		args[13] = Int64GetDatum(voucher->discount_cents);
+		args[14] = spread_discount(lines, nlines, total, voucher->discount_cents);
+		args[15] = PointerGetDatum(&voucher->use_ctid);
+		nulls[15] = ItemPointerIsValid(&voucher->use_ctid) ? ' ' : 'n';
+	}
 
 	/* Its foreign key checks lock the customer's and the products' rows */
 	checkout_lock_step(call, "writing the order", 0);
-	if (checkout_execute(CHECKOUT_WRITE_ORDER, args, nulls, 0) != 1)
+	if (checkout_execute(voucher != NULL ? CHECKOUT_WRITE_VOUCHER_ORDER : CHECKOUT_WRITE_ORDER,
+						 args, nulls, 0) != 1)
 		elog(ERROR, "checkout: writing the order wrote no order");
 	checkout_lock_step(call, NULL, 0);
 
@@ -769,11 +787,15 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 {
 	int64		customer_id;
 	text	   *key;
+	text	   *code;
+	Voucher		voucher_data;
+	Voucher    *voucher = NULL;
 	CartLine   *lines;
 	int			nlines;
 	SlotTakes	takes = {0};
 	int64		order_id = 0;
 	int64		reserved_id = 0;
+	int64		total;
 	int			nestlevel;
 
 	if (PG_ARGISNULL(0))
@@ -783,6 +805,7 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 				 errhint("Pass the id of an existing customer to shop_checkout().")));
 	customer_id = PG_GETARG_INT64(0);
 	key = idempotency_key(fcinfo);
+	code = voucher_code_argument(fcinfo, 2);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "checkout: SPI_connect failed");
@@ -804,8 +827,20 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	 * key cannot be claimed (taken, after waiting if the first was in
 	 * flight).
 	 */
-	if (checkout_fail_fast)
+	if (code != NULL)
+	{
+		voucher = &voucher_data;
+		find_voucher(customer_id, code, voucher);
+		if (voucher->verdict != VOUCHER_OK && voucher->verdict != VOUCHER_USED_UP &&
+			(key == NULL || (order_id = key_order(customer_id, key)) == 0))
+			reject_voucher(voucher);
+	}
+	if (order_id == 0 && checkout_fail_fast)
 		order_id = reject_on_snapshot(customer_id, key);
+	if (order_id == 0 && checkout_fail_fast && voucher != NULL &&
+		voucher->verdict == VOUCHER_USED_UP &&
+		(key == NULL || (order_id = key_order(customer_id, key)) == 0))
+		reject_voucher(voucher);
 	if (order_id == 0)
 	{
 		nlines = read_cart(call, customer_id, &lines);
@@ -823,7 +858,10 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 		return order_id;
 	}
 
-	check_limits(call, customer_id, lines, nlines);
+	if (voucher != NULL)
+		lock_voucher_code(call, voucher);
+	check_limits(call, customer_id, lines, nlines,
+				 voucher != NULL && voucher->per_customer_limit > 0);
 
 	/*
 	 * Queue and lock, timed for the statistics: the rows of products without
@@ -842,8 +880,11 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	if (any_short(lines, nlines))
 		reclaim_expired(call, lines, nlines, &takes);
 	check_stock(lines, nlines);
-	order_id = write_order(call, customer_id, lines, nlines, &takes,
-						   order_total(lines, nlines), reserved_id);
+	total = order_total(lines, nlines);
+	if (voucher != NULL)
+		take_voucher_use(call, customer_id, total, voucher);
+	order_id = write_order(call, customer_id, lines, nlines, &takes, total,
+						   reserved_id, voucher);
 
 	for (int i = 0; i < nlines; i++)
 		call->items_sold += lines[i].quantity;
@@ -867,6 +908,12 @@ outcome_of(int sqlerrcode)
 			return CHECKOUT_UNKNOWN_CUSTOMER;
 		case ERRCODE_CHECKOUT_PURCHASE_LIMIT:
 			return CHECKOUT_PURCHASE_LIMIT;
+		case ERRCODE_CHECKOUT_VOUCHER_INVALID:
+			return CHECKOUT_VOUCHER_INVALID;
+		case ERRCODE_CHECKOUT_VOUCHER_LIMIT:
+			return CHECKOUT_VOUCHER_LIMIT;
+		case ERRCODE_CHECKOUT_VOUCHER_CUSTOMER_LIMIT:
+			return CHECKOUT_VOUCHER_CUSTOMER_LIMIT;
 		case ERRCODE_LOCK_NOT_AVAILABLE:
 			return CHECKOUT_LOCK_TIMEOUT;
 		case ERRCODE_T_R_SERIALIZATION_FAILURE:
@@ -876,18 +923,14 @@ outcome_of(int sqlerrcode)
 	}
 }
 
-PG_FUNCTION_INFO_V1(shop_checkout);
-
 /*
- * shop_checkout(customer_id bigint) RETURNS bigint
- * shop_checkout(customer_id bigint, idempotency_key text) RETURNS bigint
- *
- * Not STRICT: a NULL customer id raises 22004 rather than returning NULL.
- * Counts every call in the statistics (when preloaded); an error raised
- * while it waits for a lock names what it was locking (error context).
+ * One call of shop_checkout, in any of its forms.  Not STRICT: a NULL
+ * customer id raises 22004 rather than returning NULL.  Counts every call
+ * in the statistics (when preloaded); an error raised while it waits for a
+ * lock names what it was locking (error context).
  */
-Datum
-shop_checkout(PG_FUNCTION_ARGS)
+static Datum
+checkout_counted(FunctionCallInfo fcinfo)
 {
 	ErrorContextCallback errcallback;
 	CheckoutCall call = {0};
@@ -922,6 +965,32 @@ shop_checkout(PG_FUNCTION_ARGS)
 						 call.items_sold,
 						 elapsed_us(start), call.lock_wait_us);
 	PG_RETURN_INT64(order_id);
+}
+
+PG_FUNCTION_INFO_V1(shop_checkout);
+
+/*
+ * shop_checkout(customer_id bigint) RETURNS bigint
+ * shop_checkout(customer_id bigint, idempotency_key text) RETURNS bigint
+ */
+Datum
+shop_checkout(PG_FUNCTION_ARGS)
+{
+	return checkout_counted(fcinfo);
+}
+
+PG_FUNCTION_INFO_V1(shop_checkout_with_voucher);
+
+/*
+ * shop_checkout(customer_id bigint, idempotency_key text, voucher_code text)
+ * RETURNS bigint, since 1.2: a symbol of its own, which a library older
+ * than 1.2 lacks, so that such a library refuses the call rather than
+ * check out at full price
+ */
+Datum
+shop_checkout_with_voucher(PG_FUNCTION_ARGS)
+{
+	return checkout_counted(fcinfo);
 }
 
 /* Module load: the checkout.* settings, and the statistics when preloaded */

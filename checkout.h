@@ -8,6 +8,7 @@
  * statements.c	the saved SPI statements and the helpers that run them
  * guard.c		the uninstall guard: no DROP EXTENSION of a shop with orders
  * slots.c		serving a line from a product's stock slots
+ * voucher.c	a voucher's code: checked, its limits, its use, its discount
  * stats.c		the live statistics in shared memory
  *
  *-------------------------------------------------------------------------
@@ -16,6 +17,7 @@
 #define CHECKOUT_H
 
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "portability/instr_time.h"
 #include "storage/itemptr.h"
 #include "storage/lock.h"
@@ -35,6 +37,12 @@
  *			with another reference (shop_pay)
  *	SH008	a shard that cannot be reached (sharding/checkout_proxy--1.1.sql: the
  *			proxy of a sharded shop, docs/scale-out.md)
+ *	SH009	a voucher code that cannot be used: unknown, not valid yet,
+ *			expired, single-use and used, or the cart under its smallest
+ *			subtotal (shop_checkout, shop_cart_status)
+ *	SH010	a voucher's usage limit reached (shop_checkout)
+ *	SH011	a voucher's limit per customer reached (shop_checkout)
+ *	SH012	unknown voucher (the voucher functions in the install script)
  *	22004	a NULL argument
  *	22003	an order total or a stock out of range
  *	22023	an invalid argument value (an idempotency key empty or over 255
@@ -53,12 +61,18 @@
 #define ERRCODE_CHECKOUT_PURCHASE_LIMIT	MAKE_SQLSTATE('S','H','0','0','5')
 #define ERRCODE_CHECKOUT_UNKNOWN_ORDER	MAKE_SQLSTATE('S','H','0','0','6')
 #define ERRCODE_CHECKOUT_ORDER_STATE		MAKE_SQLSTATE('S','H','0','0','7')
+#define ERRCODE_CHECKOUT_VOUCHER_INVALID	MAKE_SQLSTATE('S','H','0','0','9')
+#define ERRCODE_CHECKOUT_VOUCHER_LIMIT	MAKE_SQLSTATE('S','H','0','1','0')
+#define ERRCODE_CHECKOUT_VOUCHER_CUSTOMER_LIMIT	MAKE_SQLSTATE('S','H','0','1','1')
 
 /* The longest idempotency key, in characters */
 #define CHECKOUT_MAX_KEY_LENGTH 255
 
 /* The most slots a product's stock can be split into (stock_slots.slot < 64) */
 #define CHECKOUT_MAX_SLOTS 64
+
+/* The longest voucher code, in characters */
+#define CHECKOUT_MAX_CODE_LENGTH 255
 
 /* One line of the cart, completed from its locked product row */
 typedef struct CartLine
@@ -97,8 +111,50 @@ typedef enum CheckoutOutcome
 	CHECKOUT_UNKNOWN_CUSTOMER,
 	CHECKOUT_LOCK_TIMEOUT,
 	CHECKOUT_SERIALIZATION_FAILURE,
-	CHECKOUT_OTHER_FAILURE
+	CHECKOUT_OTHER_FAILURE,
+	CHECKOUT_VOUCHER_INVALID,
+	CHECKOUT_VOUCHER_LIMIT,
+	CHECKOUT_VOUCHER_CUSTOMER_LIMIT
 } CheckoutOutcome;
+
+/*
+ * Why a voucher's code cannot serve a checkout, as read on the snapshot
+ * (CHECKOUT_VOUCHER's verdict column)
+ */
+typedef enum VoucherVerdict
+{
+	VOUCHER_OK,
+	VOUCHER_NOT_YET_VALID,
+	VOUCHER_EXPIRED,
+	VOUCHER_CODE_USED,			/* a single-use code an order holds */
+	VOUCHER_BELOW_MIN_TOTAL,
+	VOUCHER_USED_UP,			/* no use left (SH010) */
+	VOUCHER_UNKNOWN
+} VoucherVerdict;
+
+/*
+ * The voucher a checkout uses, read with its code (find_voucher), and the
+ * use it takes: the slot row locked for it (invalid: none, the voucher has
+ * no usage limit) and the discount
+ */
+typedef struct Voucher
+{
+	text	   *code;			/* as the buyer typed it */
+	char	   *code_cstr;
+	int64		code_id;
+	bool		single_use;
+	int64		id;
+	int32		percent_off;	/* 0: an amount off */
+	int64		amount_off_cents;
+	int32		usage_limit;	/* 0: none */
+	int32		per_customer_limit; /* 0: none */
+	int32		use_slots;
+	int64		min_total_cents;
+	int64		subtotal_cents; /* on the snapshot, when min_total_cents > 0 */
+	VoucherVerdict verdict;
+	ItemPointerData use_ctid;	/* the voucher_slots row its use comes from */
+	int64		discount_cents;
+} Voucher;
 
 /*
  * The running call of shop_checkout(), the argument of its error context
@@ -147,6 +203,13 @@ typedef enum CheckoutStatement
 	CHECKOUT_KEY_CLAIM,			/* claim a key for the new order */
 	CHECKOUT_LOCK_CUSTOMER,		/* the customer's turn (limits) */
 	CHECKOUT_OVER_LIMIT,		/* lines past a purchase limit */
+	CHECKOUT_VOUCHER,			/* since 1.2: a code and its voucher */
+	CHECKOUT_LOCK_CODE,			/* a single-use code's turn */
+	CHECKOUT_CODE_USED,			/* whether an order holds a single-use code */
+	CHECKOUT_CUSTOMER_USES,		/* a customer's orders with a voucher */
+	CHECKOUT_FREE_USE,			/* a free voucher slot with a use left */
+	CHECKOUT_LOCK_USES,			/* all of a voucher's slots, locked */
+	CHECKOUT_WRITE_VOUCHER_ORDER,	/* CHECKOUT_WRITE_ORDER with a voucher */
 	NUM_CHECKOUT_STATEMENTS
 } CheckoutStatement;
 
@@ -167,6 +230,16 @@ extern Datum spi_value(int row, int col);
 extern Datum bigint_array(Datum *values, int n);
 extern Datum int_array(Datum *values, int n);
 extern Datum tid_array(Datum *values, int n);
+
+/* voucher.c */
+extern text *voucher_code_argument(FunctionCallInfo fcinfo, int argno);
+extern void find_voucher(int64 customer_id, text *code, Voucher *voucher);
+extern void reject_voucher(const Voucher *voucher);
+extern void lock_voucher_code(CheckoutCall *call, Voucher *voucher);
+extern void take_voucher_use(CheckoutCall *call, int64 customer_id,
+							 int64 subtotal, Voucher *voucher);
+extern Datum spread_discount(const CartLine *lines, int nlines, int64 subtotal,
+							 int64 discount);
 
 /* guard.c */
 extern void checkout_guard_init(void);

@@ -11,7 +11,9 @@
  * the extension is still at 1.0 (installed, not yet updated): then the
  * statements since 1.1 are not prepared, the others leave out what 1.0
  * lacks (purchase limits, payment window, expiry: version_pieces()), and
- * the plans are prepared again once the extension is updated.
+ * the plans are prepared again once the extension is updated.  Likewise
+ * the statements since 1.2 (vouchers) are prepared only where its tables
+ * are; only shop_checkout(bigint, text, text), of 1.2, runs them.
  *
  * Memory rules.  Each statement is prepared with SPI_prepare_cursor as a
  * generic plan and kept (SPI_keepplan) in plans[] for the life of the
@@ -119,7 +121,52 @@
 	" ORDER BY c.product_id" \
 	"   FOR UPDATE OF c"
 
-#define MAX_STATEMENT_ARGS 11
+/*
+ * Every write of a checkout in one statement (CHECKOUT_WRITE_ORDER and,
+ * with a voucher, CHECKOUT_WRITE_VOUCHER_ORDER, which passes the pieces
+ * that record it): the lines' columns, a CTE, the order's and its lines'
+ * columns and values (each piece empty or starting with a comma)
+ */
+#define WRITE_ORDER_ARGTYPES \
+	INT8OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8OID, \
+	TIDARRAYOID, INT4ARRAYOID, TIDARRAYOID, INT4ARRAYOID, INT8OID, INT4OID
+
+#define WRITE_ORDER_SQL(more_lines, line_column, cte, order_columns, \
+						order_values, line_value) \
+	"WITH line AS (" \
+	"  SELECT l.*" \
+	"    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)," \
+	"                    pg_catalog.unnest($4)" more_lines ")" \
+	"         AS l(product_id, quantity, unit_price_cents" line_column ")" \
+	"), sold AS (" \
+	"  UPDATE %1$s.products AS p" \
+	"     SET stock = p.stock OPERATOR(pg_catalog.-)" \
+	"         ($7)[pg_catalog.array_position($6, p.ctid)]" \
+	"   WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($6)" \
+	"), slot_sold AS (" \
+	"  UPDATE %1$s.stock_slots AS s" \
+	"     SET stock = s.stock OPERATOR(pg_catalog.-)" \
+	"         ($9)[pg_catalog.array_position($8, s.ctid)]" \
+	"   WHERE s.ctid OPERATOR(pg_catalog.=) ANY ($8)" \
+	")" cte ", new_order AS (" \
+	"  INSERT INTO %1$s.orders (id, customer_id, total_cents%5$s" order_columns ")" \
+	"  VALUES (COALESCE($10, pg_catalog.nextval(%2$s::pg_catalog.regclass))," \
+	"          $1, $5%6$s" order_values ")" \
+	"  RETURNING id" \
+	"), new_lines AS (" \
+	"  INSERT INTO %1$s.order_items" \
+	"         (order_id, product_id, quantity, unit_price_cents" line_column ")" \
+	"  SELECT new_order.id, line.product_id, line.quantity," \
+	"         line.unit_price_cents" line_value \
+	"    FROM new_order, line" \
+	"), ordered AS (" \
+	"  DELETE FROM %1$s.cart_items AS c" \
+	"   WHERE c.customer_id OPERATOR(pg_catalog.=) $1" \
+	"     AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)" \
+	")" \
+	"SELECT new_order.id FROM new_order"
+
+#define MAX_STATEMENT_ARGS 16
 
 /*
  * One statement of a checkout.  Its SQL's "%1$s" stands for the quoted
@@ -256,40 +303,8 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 	 */
 	[CHECKOUT_WRITE_ORDER] = {
 		"writing the order", "1.0", SPI_OK_SELECT, false, false,
-		11, {INT8OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8OID,
-		TIDARRAYOID, INT4ARRAYOID, TIDARRAYOID, INT4ARRAYOID, INT8OID, INT4OID},
-		"WITH line AS ("
-		"  SELECT l.product_id, l.quantity, l.unit_price_cents"
-		"    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-		"                    pg_catalog.unnest($4))"
-		"         AS l(product_id, quantity, unit_price_cents)"
-		"), sold AS ("
-		"  UPDATE %1$s.products AS p"
-		"     SET stock = p.stock OPERATOR(pg_catalog.-)"
-		"         ($7)[pg_catalog.array_position($6, p.ctid)]"
-		"   WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($6)"
-		"), slot_sold AS ("
-		"  UPDATE %1$s.stock_slots AS s"
-		"     SET stock = s.stock OPERATOR(pg_catalog.-)"
-		"         ($9)[pg_catalog.array_position($8, s.ctid)]"
-		"   WHERE s.ctid OPERATOR(pg_catalog.=) ANY ($8)"
-		"), new_order AS ("
-		"  INSERT INTO %1$s.orders (id, customer_id, total_cents%5$s)"
-		"  VALUES (COALESCE($10, pg_catalog.nextval(%2$s::pg_catalog.regclass)),"
-		"          $1, $5%6$s)"
-		"  RETURNING id"
-		"), new_lines AS ("
-		"  INSERT INTO %1$s.order_items"
-		"         (order_id, product_id, quantity, unit_price_cents)"
-		"  SELECT new_order.id, line.product_id, line.quantity,"
-		"         line.unit_price_cents"
-		"    FROM new_order, line"
-		"), ordered AS ("
-		"  DELETE FROM %1$s.cart_items AS c"
-		"   WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-		"     AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)"
-		")"
-		"SELECT new_order.id FROM new_order"
+		11, {WRITE_ORDER_ARGTYPES},
+		WRITE_ORDER_SQL("", "", "", "", "", "")
 	},
 
 	/* The order an idempotency key ($2) of a customer ($1) made */
@@ -356,6 +371,131 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 		"       OPERATOR(pg_catalog.>) l.max_per_customer"
 		" ORDER BY q.product_id"
 	},
+
+	/*
+	 * Before any lock, on the snapshot: the code $1 (matched as its unique
+	 * index does: upper() under "C" changes ASCII letters only), its voucher,
+	 * and its verdict (VoucherVerdict): not valid yet, expired, a single-use
+	 * code an order not cancelled holds, the subtotal of customer $2's cart
+	 * under the voucher's smallest (read only when it has one), or no use
+	 * left in any slot (only whether any slot has one: EXISTS stops at the
+	 * first).  The dates are compared with the transaction's now().
+	 */
+	[CHECKOUT_VOUCHER] = {
+		"reading the voucher", "1.2", SPI_OK_SELECT, true, false,
+		2, {TEXTOID, INT8OID},
+		"SELECT vc.id, vc.single_use, v.id, COALESCE(v.percent_off, 0),"
+		"       COALESCE(v.amount_off_cents, 0), COALESCE(v.usage_limit, 0),"
+		"       COALESCE(v.per_customer_limit, 0), v.use_slots, v.min_total_cents,"
+		"       COALESCE(t.subtotal, 0),"
+		"       CASE WHEN v.starts_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN 1"
+		"            WHEN v.ends_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 2"
+		"            WHEN vc.single_use AND EXISTS ("
+		"                 SELECT FROM %1$s.orders AS o"
+		"                  WHERE o.voucher_code_id OPERATOR(pg_catalog.=) vc.id"
+		"                    AND o.status OPERATOR(pg_catalog.<>) 'cancelled') THEN 3"
+		"            WHEN t.subtotal OPERATOR(pg_catalog.<) v.min_total_cents THEN 4"
+		"            WHEN v.usage_limit IS NOT NULL AND NOT EXISTS ("
+		"                 SELECT FROM %1$s.voucher_slots AS s"
+		"                  WHERE s.voucher_id OPERATOR(pg_catalog.=) v.id"
+		"                    AND s.remaining OPERATOR(pg_catalog.>) 0) THEN 5"
+		"            ELSE 0 END"
+		"  FROM %1$s.voucher_codes AS vc"
+		"  JOIN %1$s.vouchers AS v ON v.id OPERATOR(pg_catalog.=) vc.voucher_id"
+		"  LEFT JOIN LATERAL ("
+		"       SELECT LEAST(COALESCE(pg_catalog.sum("
+		"                 c.quantity::pg_catalog.numeric OPERATOR(pg_catalog.*) p.price_cents), 0),"
+		"               9223372036854775807::pg_catalog.numeric)::pg_catalog.int8 AS subtotal"
+		"         FROM %1$s.cart_items AS c"
+		"         JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) c.product_id"
+		"        WHERE c.customer_id OPERATOR(pg_catalog.=) $2"
+		"       HAVING v.min_total_cents OPERATOR(pg_catalog.>) 0) AS t ON true"
+		" WHERE pg_catalog.upper(vc.code COLLATE \"C\")"
+		"       OPERATOR(pg_catalog.=) pg_catalog.upper($1 COLLATE \"C\")"
+	},
+
+	/*
+	 * A single-use code's turn ($1, its id): an update of its row, so that a
+	 * second checkout with it waits for the first, then (READ COMMITTED) sees
+	 * its order, or (REPEATABLE READ, SERIALIZABLE) gets 40001 ...
+	 */
+	[CHECKOUT_LOCK_CODE] = {
+		"locking the voucher code", "1.2", SPI_OK_UPDATE, false, false, 1, {INT8OID},
+		"UPDATE %1$s.voucher_codes AS vc SET single_use = vc.single_use"
+		" WHERE vc.id OPERATOR(pg_catalog.=) $1"
+	},
+
+	/* ... and whether an order not cancelled holds it */
+	[CHECKOUT_CODE_USED] = {
+		"reading the voucher code's orders", "1.2", SPI_OK_SELECT, false, false,
+		1, {INT8OID},
+		"SELECT FROM %1$s.orders AS o"
+		" WHERE o.voucher_code_id OPERATOR(pg_catalog.=) $1"
+		"   AND o.status OPERATOR(pg_catalog.<>) 'cancelled'"
+		" LIMIT 1"
+	},
+
+	/*
+	 * The orders not cancelled of customer $2 with voucher $1, under the
+	 * customer's turn (check_limits)
+	 */
+	[CHECKOUT_CUSTOMER_USES] = {
+		"counting the customer's uses of the voucher", "1.2", SPI_OK_SELECT, false, false,
+		2, {INT8OID, INT8OID},
+		"SELECT pg_catalog.count(*) FROM %1$s.orders AS o"
+		" WHERE o.voucher_id OPERATOR(pg_catalog.=) $1"
+		"   AND o.customer_id OPERATOR(pg_catalog.=) $2"
+		"   AND o.status OPERATOR(pg_catalog.<>) 'cancelled'"
+	},
+
+	/*
+	 * A free slot of voucher $1 with a use left, starting at slot $2 of $3 (a
+	 * random one, so that buyers spread over the slots); the use is taken by
+	 * the write (CHECKOUT_WRITE_VOUCHER_ORDER), by its ctid ...
+	 */
+	[CHECKOUT_FREE_USE] = {
+		"taking a use of the voucher", "1.2", SPI_OK_SELECT, false, false,
+		3, {INT8OID, INT4OID, INT4OID},
+		"SELECT s.ctid FROM %1$s.voucher_slots AS s"
+		" WHERE s.voucher_id OPERATOR(pg_catalog.=) $1"
+		"   AND s.remaining OPERATOR(pg_catalog.>) 0"
+		" ORDER BY (s.slot OPERATOR(pg_catalog.+) $3 OPERATOR(pg_catalog.-) $2)"
+		"          OPERATOR(pg_catalog.%) $3"
+		" LIMIT 1"
+		"   FOR NO KEY UPDATE SKIP LOCKED"
+	},
+
+	/*
+	 * ... or, when every slot with a use left is busy, all of its slots, in
+	 * slot order, waiting for them: then the first with a use left serves,
+	 * and none means the limit is reached (SH010)
+	 */
+	[CHECKOUT_LOCK_USES] = {
+		"waiting for a use of the voucher", "1.2", SPI_OK_SELECT, false, false,
+		1, {INT8OID},
+		"SELECT s.ctid, s.remaining FROM %1$s.voucher_slots AS s"
+		" WHERE s.voucher_id OPERATOR(pg_catalog.=) $1"
+		" ORDER BY s.slot"
+		"   FOR NO KEY UPDATE"
+	},
+
+	/*
+	 * CHECKOUT_WRITE_ORDER with a voucher: $12 the voucher, $13 its code, $14
+	 * the discount, $15 each line's share of it, $16 the locked voucher_slots
+	 * row its use comes from (NULL: no usage limit)
+	 */
+	[CHECKOUT_WRITE_VOUCHER_ORDER] = {
+		"writing the order", "1.2", SPI_OK_SELECT, false, false,
+		16, {WRITE_ORDER_ARGTYPES, INT8OID, INT8OID, INT8OID, INT8ARRAYOID, TIDOID},
+		WRITE_ORDER_SQL(", pg_catalog.unnest($15)", ", discount_cents",
+						", used AS ("
+						"  UPDATE %1$s.voucher_slots AS vs"
+						"     SET remaining = vs.remaining OPERATOR(pg_catalog.-) 1"
+						"   WHERE vs.ctid OPERATOR(pg_catalog.=) $16"
+						")",
+						", voucher_id, voucher_code_id, discount_cents",
+						", $12, $13, $14", ", line.discount_cents")
+	},
 };
 
 /*
@@ -369,6 +509,7 @@ static SPIPlanPtr plans[NUM_CHECKOUT_STATEMENTS];
 static Oid	plans_nspoid = InvalidOid;
 static char *plans_nspname = NULL;
 static bool plans_for_1_0 = false;
+static bool plans_for_vouchers = false;
 static bool plans_checked = false;
 static Oid	expiry_index_oid = InvalidOid;
 static Oid	limits_table_oid = InvalidOid;
@@ -512,6 +653,7 @@ checkout_prepare_statements(Oid nspoid)
 {
 	char	   *nspname;
 	bool		is_1_0;
+	bool		has_vouchers;
 	const char *pieces[NUM_PIECES];
 	const char *plain_pieces[NUM_PIECES];
 
@@ -524,20 +666,25 @@ checkout_prepare_statements(Oid nspoid)
 	limits_table_oid = get_relname_relid("purchase_limits", nspoid);
 	expiry_index_oid = get_relname_relid("orders_expires_at_idx", nspoid);
 	is_1_0 = !OidIsValid(limits_table_oid);
+	has_vouchers = OidIsValid(get_relname_relid("voucher_slots", nspoid));
 	plans_checked = true;
 
 	if (plans_nspoid == nspoid && plans_nspname != NULL &&
-		strcmp(plans_nspname, nspname) == 0 && plans_for_1_0 == is_1_0)
+		strcmp(plans_nspname, nspname) == 0 && plans_for_1_0 == is_1_0 &&
+		plans_for_vouchers == has_vouchers)
 		return;
 
 	free_plans();
 	plans_for_1_0 = is_1_0;
+	plans_for_vouchers = has_vouchers;
 	pieces[0] = plain_pieces[0] = quote_identifier(nspname);
 	pieces[1] = plain_pieces[1] = orders_sequence(pieces[0]);
 	version_pieces(is_1_0, pieces[0], &pieces[2]);
 	version_pieces(true, pieces[0], &plain_pieces[2]);
 	for (int i = 0; i < NUM_CHECKOUT_STATEMENTS; i++)
-		if (!is_1_0 || strcmp(statements[i].since, "1.0") == 0)
+		if (strcmp(statements[i].since, "1.0") == 0 ||
+			(strcmp(statements[i].since, "1.1") == 0 && !is_1_0) ||
+			(strcmp(statements[i].since, "1.2") == 0 && has_vouchers))
 			plans[i] = keep_plan(&statements[i],
 								 statements[i].plain ? plain_pieces : pieces);
 	plans_nspname = MemoryContextStrdup(TopMemoryContext, nspname);

@@ -21,7 +21,8 @@
  *
  * shop_checkout_stats() fills as many columns as the SQL function declares
  * (as pg_stat_statements does): the library of a newer version still
- * answers an install not yet updated (1.0 had the first 19 columns).
+ * answers an install not yet updated (1.0 had the first 19 columns, 1.1
+ * the first 23).
  *
  *-------------------------------------------------------------------------
  */
@@ -65,12 +66,16 @@ typedef enum CheckoutCounter
 	STAT_PURCHASE_LIMIT,
 	STAT_ORDERS_CANCELLED,
 	STAT_ORDERS_EXPIRED,
+	STAT_VOUCHER_INVALID,
+	STAT_VOUCHER_LIMIT,
+	STAT_VOUCHER_CUSTOMER_LIMIT,
 	STAT_COUNTERS
 } CheckoutCounter;
 
-/* Columns of shop_checkout_stats(): 1.0 had 19, 1.1 four more */
+/* Columns of shop_checkout_stats(): 1.0 had 19, 1.1 four more, 1.2 three more */
 #define STATS_COLUMNS_1_0 19
-#define STATS_COLUMNS 23
+#define STATS_COLUMNS_1_1 23
+#define STATS_COLUMNS 26
 
 typedef struct CheckoutDbStats
 {
@@ -213,6 +218,9 @@ checkout_stats_count(CheckoutOutcome outcome, int64 items_sold,
 		[CHECKOUT_LOCK_TIMEOUT] = STAT_LOCK_TIMEOUTS,
 		[CHECKOUT_SERIALIZATION_FAILURE] = STAT_SERIALIZATION_FAILURES,
 		[CHECKOUT_OTHER_FAILURE] = STAT_OTHER_FAILURES,
+		[CHECKOUT_VOUCHER_INVALID] = STAT_VOUCHER_INVALID,
+		[CHECKOUT_VOUCHER_LIMIT] = STAT_VOUCHER_LIMIT,
+		[CHECKOUT_VOUCHER_CUSTOMER_LIMIT] = STAT_VOUCHER_CUSTOMER_LIMIT,
 	};
 	CheckoutDbStats *e;
 
@@ -246,7 +254,8 @@ shop_checkout_stats(PG_FUNCTION_ARGS)
 	ensure_stats_enabled();
 	InitMaterializedSRF(fcinfo, 0);
 	ncolumns = rsinfo->setDesc->natts;
-	if (ncolumns != STATS_COLUMNS_1_0 && ncolumns != STATS_COLUMNS)
+	if (ncolumns != STATS_COLUMNS_1_0 && ncolumns != STATS_COLUMNS_1_1 &&
+		ncolumns != STATS_COLUMNS)
 		elog(ERROR, "checkout: shop_checkout_stats() declares %d columns", ncolumns);
 
 	for (int i = 0; i < CHECKOUT_STATS_DATABASES; i++)
@@ -295,6 +304,9 @@ shop_checkout_stats(PG_FUNCTION_ARGS)
 		values[col++] = Int64GetDatum((int64) c[STAT_PURCHASE_LIMIT]);
 		values[col++] = Int64GetDatum((int64) c[STAT_ORDERS_CANCELLED]);
 		values[col++] = Int64GetDatum((int64) c[STAT_ORDERS_EXPIRED]);
+		values[col++] = Int64GetDatum((int64) c[STAT_VOUCHER_INVALID]);
+		values[col++] = Int64GetDatum((int64) c[STAT_VOUCHER_LIMIT]);
+		values[col++] = Int64GetDatum((int64) c[STAT_VOUCHER_CUSTOMER_LIMIT]);
 		Assert(col == lengthof(values));
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

@@ -6,8 +6,8 @@ CREATE EXTENSION checkout;
 SELECT plan(62);
 
 SELECT has_function('shop_checkout', ARRAY['bigint']);
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE proname = 'shop_checkout'), 2,
-		  'shop_checkout(bigint) and shop_checkout(bigint, text)');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE proname = 'shop_checkout'), 3,
+		  'shop_checkout(bigint), shop_checkout(bigint, text) and shop_checkout(bigint, text, text)');
 SELECT function_returns('shop_checkout', ARRAY['bigint'], 'bigint');
 SELECT function_lang_is('shop_checkout', ARRAY['bigint'], 'c');
 SELECT isnt_strict('shop_checkout', ARRAY['bigint']);
@@ -106,7 +106,8 @@ SELECT set_eq($$SELECT DISTINCT proname::text FROM pg_proc WHERE prosecdef
 					'shop_adjust_stock', 'shop_split_stock', 'shop_merge_stock',
 					'shop_cancel_order', 'shop_cancel_items', 'shop_expire_orders',
 					'shop_set_purchase_limit', 'shop_purge_idempotency_keys',
-					'shop_check_integrity', 'shop_reclaim_expired'],
+					'shop_check_integrity', 'shop_reclaim_expired', 'shop_create_voucher',
+					'shop_end_voucher', 'shop_add_voucher_code', 'shop_generate_voucher_codes'],
 			  'the functions that run with the owner''s rights, and no others');
 SELECT is_empty($$SELECT oid::regprocedure FROM pg_proc WHERE prosecdef AND proname LIKE 'shop\_%'
 				   AND NOT coalesce(proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)$$,

@@ -6,8 +6,9 @@ SELECT plan(117);
 
 SELECT tables_are('public',
 	ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
-		  'stock_movements', 'stock_slots', 'idempotency_keys', 'purchase_limits'],
-	'the extension creates exactly its nine tables');
+		  'stock_movements', 'stock_slots', 'idempotency_keys', 'purchase_limits',
+		  'vouchers', 'voucher_codes', 'voucher_slots'],
+	'the extension creates exactly its twelve tables');
 
 -- products
 SELECT columns_are('products', ARRAY['id', 'name', 'price_cents', 'stock']);
@@ -66,7 +67,8 @@ SELECT is((SELECT confdeltype FROM pg_constraint
 
 -- orders
 SELECT columns_are('orders', ARRAY['id', 'customer_id', 'total_cents', 'created_at',
-	'status', 'expires_at', 'paid_at', 'payment_ref', 'cancelled_at', 'cancel_reason']);
+	'status', 'expires_at', 'paid_at', 'payment_ref', 'cancelled_at', 'cancel_reason',
+	'voucher_id', 'voucher_code_id', 'discount_cents']);
 SELECT col_type_is('orders', 'id', 'bigint');
 SELECT col_type_is('orders', 'customer_id', 'bigint');
 SELECT col_type_is('orders', 'total_cents', 'bigint');
@@ -99,7 +101,8 @@ SELECT is((SELECT attidentity FROM pg_attribute
 
 -- order_items
 SELECT columns_are('order_items',
-	ARRAY['order_id', 'product_id', 'quantity', 'unit_price_cents', 'cancelled_quantity']);
+	ARRAY['order_id', 'product_id', 'quantity', 'unit_price_cents', 'cancelled_quantity',
+		  'discount_cents']);
 SELECT col_type_is('order_items', 'cancelled_quantity', 'integer');
 SELECT col_not_null('order_items', 'cancelled_quantity');
 SELECT col_default_is('order_items', 'cancelled_quantity', '0');
@@ -178,8 +181,8 @@ SELECT col_type_is('purchase_limits', 'max_per_customer', 'integer');
 SELECT col_has_check('purchase_limits', 'max_per_customer');
 
 -- the views
-SELECT views_are('public', ARRAY['shop_checkout_stats', 'product_stock'],
-				 'the extension creates exactly two views');
+SELECT views_are('public', ARRAY['shop_checkout_stats', 'product_stock', 'voucher_usage'],
+				 'the extension creates exactly three views');
 SELECT columns_are('product_stock', ARRAY['product_id', 'stock', 'slots']);
 SELECT col_type_is('product_stock', 'stock', 'integer');
 
@@ -193,8 +196,9 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_extension e,
 				 WHERE e.extname = 'checkout'$$,
 			  ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
 					'stock_movements', 'stock_slots', 'idempotency_keys', 'purchase_limits',
+					'vouchers', 'voucher_codes', 'voucher_slots',
 					'products_id_seq', 'customers_id_seq', 'orders_id_seq',
-					'stock_movements_id_seq'],
+					'stock_movements_id_seq', 'vouchers_id_seq', 'voucher_codes_id_seq'],
 			  'pg_dump dumps the rows of every table and the identity sequences');
 SELECT has_index('cart_items', 'cart_items_product_id_idx', 'product_id',
 				 'cart_items are indexed on product_id');

@@ -42,6 +42,32 @@ upgraded() {
 	sql "$1" "ALTER EXTENSION checkout UPDATE"
 }
 
+# voucher_works DATABASE: the updated shop redeems a voucher (1.2): a 10%
+# code limited to one use discounts a new customer's order, and a second
+# customer's checkout with it is refused with SH010; integrity stays clean
+voucher_works() {
+	[ "$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "
+		SELECT shop_add_voucher_code(shop_create_voucher('Upgrade 10%', percent_off => 10,
+														 usage_limit => 1), 'UPGRADE10');
+		INSERT INTO customers (name) VALUES ('Voucher A'), ('Voucher B');
+		INSERT INTO cart_items (customer_id, product_id, quantity)
+		SELECT c.id, p.product_id, 1
+		  FROM customers AS c,
+			   (SELECT min(product_id) AS product_id FROM product_stock WHERE stock >= 2) AS p
+		 WHERE c.name LIKE 'Voucher _';
+		SELECT shop_checkout((SELECT id FROM customers WHERE name = 'Voucher A'),
+							 NULL, 'upgrade10') > 0;
+		SELECT o.discount_cents * 10 = o.total_cents + o.discount_cents
+		  FROM orders AS o WHERE o.voucher_id IS NOT NULL;
+		DO \$\$ BEGIN
+			PERFORM shop_checkout((SELECT id FROM customers WHERE name = 'Voucher B'),
+								  NULL, 'UPGRADE10');
+			RAISE EXCEPTION 'the second use of a voucher limited to one went through';
+		EXCEPTION WHEN SQLSTATE 'SH010' THEN NULL;
+		END \$\$;
+		SELECT count(*) FROM shop_check_integrity();" | tr '\n' ' ')" = "UPGRADE10 t t 0 " ]
+}
+
 for from in 1.0 1.1; do
 	db=checkout_upgrade_$(echo "$from" | tr . _)
 	upgraded "$db" "$from" || exit 1
@@ -58,6 +84,8 @@ for from in 1.0 1.1; do
 		diff -u "$tmp/data-before" "$tmp/data-after"
 	check "$from updated works: integrity clean, a checkout succeeds, opening stock recorded" \
 		shop_works "$db"
+	check "$from updated redeems a voucher: discounted once, then SH010, integrity clean" \
+		voucher_works "$db"
 	sql postgres "DROP DATABASE $db"
 done
 

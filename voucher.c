@@ -1,0 +1,339 @@
+/*-------------------------------------------------------------------------
+ *
+ * voucher.c
+ *		A checkout with a voucher's code (shop_checkout(customer_id,
+ *		idempotency_key, voucher_code), since 1.2): the code read and judged
+ *		on the snapshot, a single-use code's turn, the limit per customer,
+ *		the use taken from the voucher's slots, and the discount spread over
+ *		the order's lines.
+ *
+ * Order of the checks, each raising before anything is written: the code
+ * (SH009: unknown, not valid yet, expired, a single-use code used, the
+ * cart under the voucher's smallest subtotal), then the cart (SH001,
+ * SH005, checkout.c), then the voucher's limits (SH010, then SH011).  A
+ * limit reached never falls back to full price: the call fails.
+ *
+ * Why the snapshot may refuse.  What find_voucher reads is committed data
+ * as of a moment within this call, as checkout.c's fail fast: a code
+ * unknown, a window closed, a single-use code held by a committed order
+ * not cancelled, or no use left in any slot were all true at that moment.
+ * What passes is checked again under locks: a single-use code under its
+ * row's turn (lock_voucher_code), the uses under the slot's row lock and
+ * the limit per customer under the customer's turn (take_voucher_use).
+ *
+ * Locking rules.  A voucher with a usage limit keeps its remaining uses in
+ * voucher_slots rows (up to 16), as a hot product keeps its stock in stock
+ * slots: a checkout locks one free slot with a use left (SKIP LOCKED, from
+ * a random slot on), and only when every such slot is busy locks all of
+ * them in slot order, waiting, to take a use from the first with one left
+ * or to prove none is left (SH010: committed orders not cancelled hold
+ * every use).  The use is taken by the order's write, by the slot row's
+ * ctid.  The voucher's slots are the last rows a checkout locks, after its
+ * products and their stock slots; a single-use code's row is locked right
+ * after the idempotency key, before the customer's turn and the products.
+ * Cancels and expiries give a use back (the orders_release_voucher_use
+ * trigger) after locking the order and its products, so they follow the
+ * same order.  A voucher without a usage limit has no slot: redeeming it
+ * writes nothing but the order.
+ *
+ * Memory rules.  Everything lives in the SPI procedure context of the call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+
+#include "checkout.h"
+
+#ifndef HAVE_INT128
+#error "checkout needs a 128-bit integer type to spread a discount"
+#endif
+
+/*
+ * The voucher code argument number argno: NULL when absent or NULL (no
+ * code); 22023 when empty or longer than CHECKOUT_MAX_CODE_LENGTH
+ * characters
+ */
+text *
+voucher_code_argument(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *code;
+	int			length;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	code = PG_GETARG_TEXT_PP(argno);
+	length = pg_mbstrlen_with_len(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code));
+	if (length == 0 || length > CHECKOUT_MAX_CODE_LENGTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("voucher code must be 1 to %d characters long",
+						CHECKOUT_MAX_CODE_LENGTH),
+				 errdetail("Got a code of %d characters.", length),
+				 errhint("Pass the code as the buyer typed it, or NULL for none.")));
+	return code;
+}
+
+/*
+ * Read the code and its voucher on the snapshot, with its verdict (see
+ * CHECKOUT_VOUCHER); an unknown code's is VOUCHER_UNKNOWN.  Raises
+ * nothing: the caller looks for an idempotent replay first.
+ */
+void
+find_voucher(int64 customer_id, text *code, Voucher *voucher)
+{
+	Datum		args[2] = {PointerGetDatum(code), Int64GetDatum(customer_id)};
+
+	memset(voucher, 0, sizeof(Voucher));
+	voucher->code = code;
+	voucher->code_cstr = text_to_cstring(code);
+	ItemPointerSetInvalid(&voucher->use_ctid);
+	if (checkout_execute(CHECKOUT_VOUCHER, args, NULL, 1) == 0)
+	{
+		voucher->verdict = VOUCHER_UNKNOWN;
+		return;
+	}
+	voucher->code_id = DatumGetInt64(spi_value(0, 1));
+	voucher->single_use = DatumGetBool(spi_value(0, 2));
+	voucher->id = DatumGetInt64(spi_value(0, 3));
+	voucher->percent_off = DatumGetInt32(spi_value(0, 4));
+	voucher->amount_off_cents = DatumGetInt64(spi_value(0, 5));
+	voucher->usage_limit = DatumGetInt32(spi_value(0, 6));
+	voucher->per_customer_limit = DatumGetInt32(spi_value(0, 7));
+	voucher->use_slots = DatumGetInt32(spi_value(0, 8));
+	voucher->min_total_cents = DatumGetInt64(spi_value(0, 9));
+	voucher->subtotal_cents = DatumGetInt64(spi_value(0, 10));
+	voucher->verdict = (VoucherVerdict) DatumGetInt32(spi_value(0, 11));
+}
+
+/* Raise SH009: the code cannot serve this checkout (verdict says why) */
+static void
+reject_code(const Voucher *voucher)
+{
+	const char *code = voucher->code_cstr;
+
+	switch (voucher->verdict)
+	{
+		case VOUCHER_UNKNOWN:
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECKOUT_VOUCHER_INVALID),
+					 errmsg("Voucher %s does not exist", code),
+					 errdetail("No voucher code matches %s, whatever the case of its letters A to Z.",
+							   code),
+					 errhint("Check the code, or check out without it.")));
+			break;
+		case VOUCHER_NOT_YET_VALID:
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECKOUT_VOUCHER_INVALID),
+					 errmsg("Voucher %s is not valid yet", code),
+					 errdetail("Code %lld of voucher %lld: the voucher starts later.",
+							   (long long) voucher->code_id, (long long) voucher->id),
+					 errhint("Check out without it, or wait until it starts.")));
+			break;
+		case VOUCHER_EXPIRED:
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECKOUT_VOUCHER_INVALID),
+					 errmsg("Voucher %s has expired", code),
+					 errdetail("Code %lld of voucher %lld: the voucher has ended.",
+							   (long long) voucher->code_id, (long long) voucher->id),
+					 errhint("Check out without it.")));
+			break;
+		case VOUCHER_CODE_USED:
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECKOUT_VOUCHER_INVALID),
+					 errmsg("Voucher %s has already been used", code),
+					 errdetail("Code %lld of voucher %lld is single-use, and an order not cancelled holds it.",
+							   (long long) voucher->code_id, (long long) voucher->id),
+					 errhint("Check out without it.")));
+			break;
+		case VOUCHER_BELOW_MIN_TOTAL:
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECKOUT_VOUCHER_INVALID),
+					 errmsg("Voucher %s needs a subtotal of at least %lld cents (cart: %lld)",
+							code, (long long) voucher->min_total_cents,
+							(long long) voucher->subtotal_cents),
+					 errdetail("Code %lld of voucher %lld: min_total_cents is %lld.",
+							   (long long) voucher->code_id, (long long) voucher->id,
+							   (long long) voucher->min_total_cents),
+					 errhint("Add to the cart, or check out without the code.")));
+			break;
+		case VOUCHER_OK:
+		case VOUCHER_USED_UP:
+			elog(ERROR, "checkout: voucher verdict %d is not SH009", voucher->verdict);
+	}
+}
+
+/* Raise SH010: the voucher's usage limit is reached */
+static void
+reject_used_up(const Voucher *voucher, int32 used)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECKOUT_VOUCHER_LIMIT),
+			 errmsg("Voucher %s has reached its usage limit (limit: %d, used: %d)",
+					voucher->code_cstr, voucher->usage_limit, used),
+			 errdetail("Voucher %lld: orders not cancelled hold all of its %d uses.",
+					   (long long) voucher->id, voucher->usage_limit),
+			 errhint("Check out without the code; a use comes back only when one of its orders is cancelled or expires.")));
+}
+
+/*
+ * Raise the error of a verdict read on the snapshot: SH009, or SH010 when
+ * no use is left
+ */
+void
+reject_voucher(const Voucher *voucher)
+{
+	if (voucher->verdict == VOUCHER_USED_UP)
+		reject_used_up(voucher, voucher->usage_limit);
+	reject_code(voucher);
+}
+
+/*
+ * A single-use code: take its turn (an update of its row: see
+ * CHECKOUT_LOCK_CODE), then raise SH009 if an order not cancelled holds it
+ */
+void
+lock_voucher_code(CheckoutCall *call, Voucher *voucher)
+{
+	Datum		args[1] = {Int64GetDatum(voucher->code_id)};
+
+	if (!voucher->single_use)
+		return;
+	checkout_lock_step(call, "locking voucher code", voucher->code_id);
+	(void) checkout_execute(CHECKOUT_LOCK_CODE, args, NULL, 0);
+	checkout_lock_step(call, NULL, 0);
+	if (checkout_execute(CHECKOUT_CODE_USED, args, NULL, 1) > 0)
+	{
+		voucher->verdict = VOUCHER_CODE_USED;
+		reject_code(voucher);
+	}
+}
+
+/*
+ * Lock a voucher_slots row with a use left for this checkout: a free one
+ * from a random slot on, else all of them in slot order, waiting; raise
+ * SH010 when none has a use left
+ */
+static void
+lock_use(CheckoutCall *call, Voucher *voucher)
+{
+	Datum		args[3];
+	int32		left = 0;
+	uint64		nslots;
+
+	args[0] = Int64GetDatum(voucher->id);
+	args[1] = Int32GetDatum((int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
+														 voucher->use_slots - 1));
+	args[2] = Int32GetDatum(voucher->use_slots);
+	if (checkout_execute(CHECKOUT_FREE_USE, args, NULL, 1) == 1)
+	{
+		voucher->use_ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
+		return;
+	}
+
+	checkout_lock_step(call, "waiting for a use of voucher", voucher->id);
+	nslots = checkout_execute(CHECKOUT_LOCK_USES, args, NULL, 0);
+	checkout_lock_step(call, NULL, 0);
+	for (uint64 i = 0; i < nslots; i++)
+	{
+		int32		remaining = DatumGetInt32(spi_value(i, 2));
+
+		if (remaining > 0 && !ItemPointerIsValid(&voucher->use_ctid))
+			voucher->use_ctid = *(ItemPointer) DatumGetPointer(spi_value(i, 1));
+		left += remaining;
+	}
+	if (!ItemPointerIsValid(&voucher->use_ctid))
+		reject_used_up(voucher, voucher->usage_limit - left);
+}
+
+/*
+ * Under the checkout's locks, once its stock is proven and its subtotal
+ * known: raise SH009 when the subtotal is under the voucher's smallest
+ * (prices read under the locks), lock a use of a limited voucher (SH010),
+ * count the customer's uses under its turn (SH011), and compute the
+ * discount: floor(subtotal * percent / 100), or the amount, at most the
+ * subtotal.
+ */
+void
+take_voucher_use(CheckoutCall *call, int64 customer_id, int64 subtotal,
+				 Voucher *voucher)
+{
+	if (subtotal < voucher->min_total_cents)
+	{
+		voucher->subtotal_cents = subtotal;
+		voucher->verdict = VOUCHER_BELOW_MIN_TOTAL;
+		reject_code(voucher);
+	}
+	if (voucher->usage_limit > 0)
+		lock_use(call, voucher);
+	if (voucher->per_customer_limit > 0)
+	{
+		Datum		args[2] = {Int64GetDatum(voucher->id), Int64GetDatum(customer_id)};
+		int64		uses;
+
+		(void) checkout_execute(CHECKOUT_CUSTOMER_USES, args, NULL, 1);
+		uses = DatumGetInt64(spi_value(0, 1));
+		if (uses >= voucher->per_customer_limit)
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECKOUT_VOUCHER_CUSTOMER_LIMIT),
+					 errmsg("Voucher %s can be used %d time%s per customer (already used: %lld)",
+							voucher->code_cstr, voucher->per_customer_limit,
+							voucher->per_customer_limit == 1 ? "" : "s",
+							(long long) uses),
+					 errdetail("Voucher %lld: customer %lld has %lld orders not cancelled with it.",
+							   (long long) voucher->id, (long long) customer_id,
+							   (long long) uses),
+					 errhint("Check out without the code.")));
+	}
+
+	if (voucher->percent_off > 0)
+		voucher->discount_cents = (int64) ((int128) subtotal * voucher->percent_off / 100);
+	else
+		voucher->discount_cents = Min(voucher->amount_off_cents, subtotal);
+}
+
+/*
+ * Each line's share of the discount, as a bigint[] in the lines' order:
+ * in proportion to the line's total, rounded down, and the cents left
+ * over one each to the lines with the largest remainders (the first line
+ * of equal ones), so that the shares add up to the discount and no share
+ * exceeds its line's total.
+ */
+Datum
+spread_discount(const CartLine *lines, int nlines, int64 subtotal, int64 discount)
+{
+	Datum	   *shares = palloc(sizeof(Datum) * nlines);
+	int64	   *share = palloc(sizeof(int64) * nlines);
+	int128	   *remainder = palloc(sizeof(int128) * nlines);
+	bool	   *bumped = palloc0(sizeof(bool) * nlines);
+	int64		left = discount;
+
+	for (int i = 0; i < nlines; i++)
+	{
+		int128		part = (int128) discount *
+		(lines[i].unit_price_cents * (int64) lines[i].quantity);
+
+		share[i] = subtotal > 0 ? (int64) (part / subtotal) : 0;
+		remainder[i] = subtotal > 0 ? part % subtotal : 0;
+		left -= share[i];
+	}
+	while (left-- > 0)
+	{
+		int			best = -1;
+
+		for (int i = 0; i < nlines; i++)
+			if (!bumped[i] && (best < 0 || remainder[i] > remainder[best]))
+				best = i;
+		bumped[best] = true;
+		share[best]++;
+	}
+	for (int i = 0; i < nlines; i++)
+		shares[i] = Int64GetDatum(share[i]);
+	return bigint_array(shares, nlines);
+}
