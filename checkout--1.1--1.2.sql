@@ -170,22 +170,24 @@ COMMENT ON TABLE @extschema@.voucher_slots IS
 
 /*
  * The order records its voucher, the code typed and the discount; each
- * line its share of the discount.  The constraints are NOT VALID: the rows
- * already there hold NULL and 0, and validating them would hold the
- * orders' lock for a scan of every order during the update (checkouts
- * wait for it); new rows are checked.
+ * line its share of the discount.  No foreign keys to vouchers and
+ * voucher_codes: each would make every redemption lock its voucher's row
+ * and its code's row (KEY SHARE), one row for the whole crowd of a flash
+ * sale, which voucher_slots exists to avoid; a voucher or a code that
+ * orders name cannot be deleted instead (shop_keep_used_vouchers).  The
+ * CHECK constraints are NOT VALID: the rows already there hold NULL and 0,
+ * and validating them would hold the orders' lock for a scan of every
+ * order during the update (checkouts wait for it); new rows are checked.
  */
 ALTER TABLE @extschema@.orders
 	ADD COLUMN voucher_id bigint,
 	ADD COLUMN voucher_code_id bigint,
 	ADD COLUMN discount_cents bigint NOT NULL DEFAULT 0;
 ALTER TABLE @extschema@.orders
-	ADD CONSTRAINT orders_voucher_id_fkey FOREIGN KEY (voucher_id)
-		REFERENCES @extschema@.vouchers NOT VALID,
-	ADD CONSTRAINT orders_voucher_code_id_fkey FOREIGN KEY (voucher_code_id)
-		REFERENCES @extschema@.voucher_codes NOT VALID,
 	ADD CONSTRAINT orders_discount_cents_check
-		CHECK (discount_cents >= 0 AND (discount_cents = 0 OR voucher_id IS NOT NULL)) NOT VALID;
+		CHECK (discount_cents >= 0 AND (discount_cents = 0 OR voucher_id IS NOT NULL)) NOT VALID,
+	ADD CONSTRAINT orders_voucher_code_check
+		CHECK ((voucher_id IS NULL) = (voucher_code_id IS NULL)) NOT VALID;
 ALTER TABLE @extschema@.order_items
 	ADD COLUMN discount_cents bigint NOT NULL DEFAULT 0;
 ALTER TABLE @extschema@.order_items
@@ -198,6 +200,33 @@ CREATE INDEX orders_voucher_id_idx ON @extschema@.orders (voucher_id, customer_i
 -- The orders of a single-use code
 CREATE INDEX orders_voucher_code_id_idx ON @extschema@.orders (voucher_code_id)
 	WHERE voucher_code_id IS NOT NULL;
+
+/*
+ * What the foreign keys would have guarded: a voucher or a code that an
+ * order names is never deleted (end a voucher with shop_end_voucher()).
+ */
+CREATE FUNCTION @extschema@.shop_keep_used_vouchers()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF (TG_TABLE_NAME = 'vouchers' AND EXISTS (
+			SELECT FROM @extschema@.orders AS o WHERE o.voucher_id = OLD.id))
+	   OR (TG_TABLE_NAME = 'voucher_codes' AND EXISTS (
+			SELECT FROM @extschema@.orders AS o WHERE o.voucher_code_id = OLD.id)) THEN
+		RAISE EXCEPTION 'cannot delete % %: orders use it', TG_TABLE_NAME, OLD.id
+			USING ERRCODE = 'foreign_key_violation',
+				  HINT = 'End a voucher with shop_end_voucher() instead.';
+	END IF;
+	RETURN OLD;
+END
+$$;
+
+CREATE TRIGGER vouchers_keep_used BEFORE DELETE ON @extschema@.vouchers
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.shop_keep_used_vouchers();
+CREATE TRIGGER voucher_codes_keep_used BEFORE DELETE ON @extschema@.voucher_codes
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.shop_keep_used_vouchers();
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.vouchers', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.voucher_codes', '');
@@ -319,9 +348,10 @@ BEGIN
 								  shop_create_voucher.starts_at, shop_create_voucher.ends_at);
 	END IF;
 
-	-- up to 16 rows of uses, so that 16 buyers redeem it at once
+	-- up to 64 rows of uses (as many as stock slots), so that 64 buyers
+	-- redeem it at once
 	slots := CASE WHEN shop_create_voucher.usage_limit IS NULL THEN 0
-				  ELSE least(shop_create_voucher.usage_limit, 16) END;
+				  ELSE least(shop_create_voucher.usage_limit, 64) END;
 	INSERT INTO @extschema@.vouchers AS v
 		(name, percent_off, amount_off_cents, usage_limit, per_customer_limit,
 		 starts_at, ends_at, min_total_cents, use_slots)
@@ -895,6 +925,7 @@ REVOKE ALL ON FUNCTION @extschema@.shop_require_value(boolean, text) FROM PUBLIC
 REVOKE ALL ON FUNCTION @extschema@.shop_require_code(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shop_lock_voucher(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shop_release_voucher_use() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_keep_used_vouchers() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shop_voucher_verdict(bigint, text) FROM PUBLIC;
 
 -- Only for roles granted them (shop_grant_app, shop_grant_admin)

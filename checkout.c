@@ -310,6 +310,35 @@ claim_key(CheckoutCall *call, int64 customer_id, text *key)
 }
 
 /*
+ * Raise SH001 for the nshort lines of the last SPI result (product id,
+ * quantity, name and stock from column col on) that the snapshot's stock
+ * cannot serve, if any; but first, with a key, look again whether a call
+ * with it has committed since: then return that order's id.  0 when no
+ * line is short.
+ */
+static int64
+reject_short_lines(int64 customer_id, text *key, int nshort, int col)
+{
+	CartLine   *short_lines;
+	int64		replay;
+
+	if (nshort == 0)
+		return 0;
+	short_lines = palloc0(sizeof(CartLine) * nshort);
+	for (int i = 0; i < nshort; i++)
+	{
+		short_lines[i].product_id = DatumGetInt64(spi_value(i, col));
+		short_lines[i].quantity = DatumGetInt32(spi_value(i, col + 1));
+		short_lines[i].name = TextDatumGetCString(spi_value(i, col + 2));
+		short_lines[i].stock = DatumGetInt64(spi_value(i, col + 3));
+	}
+	if (key != NULL && (replay = key_order(customer_id, key)) != 0)
+		return replay;
+	check_stock(short_lines, nshort);
+	elog(ERROR, "checkout: short lines passed the stock check");
+}
+
+/*
  * Fail fast: raise SH001 if, on the snapshot and without taking any lock,
  * the stock cannot serve some line of the cart (counting what orders past
  * their payment window hold: the checkout takes that back).  See the header
@@ -320,28 +349,12 @@ static int64
 reject_on_snapshot(int64 customer_id, text *key)
 {
 	Datum		args[1] = {Int64GetDatum(customer_id)};
-	CartLine   *short_lines;
 	int			nshort;
-	int64		replay;
 
 	nshort = (int) checkout_execute(checkout_shop_uses(CHECKOUT_EXPIRY) ?
 									CHECKOUT_SHORT_LINES : CHECKOUT_SHORT_LINES_PLAIN,
 									args, NULL, 0);
-	if (nshort == 0)
-		return 0;
-
-	short_lines = palloc0(sizeof(CartLine) * nshort);
-	for (int i = 0; i < nshort; i++)
-	{
-		short_lines[i].product_id = DatumGetInt64(spi_value(i, 1));
-		short_lines[i].quantity = DatumGetInt32(spi_value(i, 2));
-		short_lines[i].name = TextDatumGetCString(spi_value(i, 3));
-		short_lines[i].stock = DatumGetInt64(spi_value(i, 4));
-	}
-	if (key != NULL && (replay = key_order(customer_id, key)) != 0)
-		return replay;
-	check_stock(short_lines, nshort);
-	elog(ERROR, "checkout: short lines passed the stock check");
+	return reject_short_lines(customer_id, key, nshort, 1);
 }
 
 /*
@@ -829,18 +842,22 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	 */
 	if (code != NULL)
 	{
+		/* the code first, then the cart's stock, then whether a use is left */
+		int			nshort;
+
 		voucher = &voucher_data;
-		find_voucher(customer_id, code, voucher);
+		find_voucher(customer_id, code, checkout_fail_fast, voucher, &nshort);
 		if (voucher->verdict != VOUCHER_OK && voucher->verdict != VOUCHER_USED_UP &&
 			(key == NULL || (order_id = key_order(customer_id, key)) == 0))
 			reject_voucher(voucher);
+		if (order_id == 0)
+			order_id = reject_short_lines(customer_id, key, nshort, VOUCHER_COLUMNS + 1);
+		if (order_id == 0 && checkout_fail_fast && voucher->verdict == VOUCHER_USED_UP &&
+			(key == NULL || (order_id = key_order(customer_id, key)) == 0))
+			reject_voucher(voucher);
 	}
-	if (order_id == 0 && checkout_fail_fast)
+	else if (checkout_fail_fast)
 		order_id = reject_on_snapshot(customer_id, key);
-	if (order_id == 0 && checkout_fail_fast && voucher != NULL &&
-		voucher->verdict == VOUCHER_USED_UP &&
-		(key == NULL || (order_id = key_order(customer_id, key)) == 0))
-		reject_voucher(voucher);
 	if (order_id == 0)
 	{
 		nlines = read_cart(call, customer_id, &lines);

@@ -204,11 +204,13 @@ typedef enum CheckoutStatement
 	CHECKOUT_LOCK_CUSTOMER,		/* the customer's turn (limits) */
 	CHECKOUT_OVER_LIMIT,		/* lines past a purchase limit */
 	CHECKOUT_VOUCHER,			/* since 1.2: a code and its voucher */
+	CHECKOUT_VOUCHER_SHORT_LINES,	/* ... and fail fast, in one */
+	CHECKOUT_VOUCHER_SHORT_LINES_PLAIN, /* ... where no order had a window */
 	CHECKOUT_LOCK_CODE,			/* a single-use code's turn */
 	CHECKOUT_CODE_USED,			/* whether an order holds a single-use code */
 	CHECKOUT_CUSTOMER_USES,		/* a customer's orders with a voucher */
 	CHECKOUT_FREE_USE,			/* a free voucher slot with a use left */
-	CHECKOUT_LOCK_USES,			/* all of a voucher's slots, locked */
+	CHECKOUT_WAIT_FOR_USE,		/* the same, waiting for one */
 	CHECKOUT_WRITE_VOUCHER_ORDER,	/* CHECKOUT_WRITE_ORDER with a voucher */
 	NUM_CHECKOUT_STATEMENTS
 } CheckoutStatement;
@@ -233,7 +235,11 @@ extern Datum tid_array(Datum *values, int n);
 
 /* voucher.c */
 extern text *voucher_code_argument(FunctionCallInfo fcinfo, int argno);
-extern void find_voucher(int64 customer_id, text *code, Voucher *voucher);
+
+/* The columns of a voucher in CHECKOUT_VOUCHER's result */
+#define VOUCHER_COLUMNS 11
+extern void find_voucher(int64 customer_id, text *code, bool fail_fast,
+						 Voucher *voucher, int *nshort);
 extern void reject_voucher(const Voucher *voucher);
 extern void lock_voucher_code(CheckoutCall *call, Voucher *voucher);
 extern void take_voucher_use(CheckoutCall *call, int64 customer_id,

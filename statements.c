@@ -84,6 +84,21 @@
 	"   FOR NO KEY UPDATE OF s"
 
 /*
+ * A slot of voucher $1 with a use left, numbered from $2 up to below $3, in
+ * the primary key's order (the caller starts at a random slot, so that
+ * buyers spread over them, and then wraps around)
+ */
+#define VOUCHER_SLOT_QUERY \
+	"SELECT s.ctid FROM %1$s.voucher_slots AS s" \
+	" WHERE s.voucher_id OPERATOR(pg_catalog.=) $1" \
+	"   AND s.slot OPERATOR(pg_catalog.>=) $2" \
+	"   AND s.slot OPERATOR(pg_catalog.<) $3" \
+	"   AND s.remaining OPERATOR(pg_catalog.>) 0" \
+	" ORDER BY s.slot" \
+	" LIMIT 1" \
+	"   FOR NO KEY UPDATE"
+
+/*
  * The fail-fast statement and the cart's, each in two plans: with the
  * pieces of the extension's version, and plain (CHECKOUT_*_PLAIN)
  */
@@ -110,6 +125,53 @@
 	"   AND a.stock OPERATOR(pg_catalog.<) c.quantity" \
 	"   AND NOT a.held" \
 	" ORDER BY c.product_id"
+
+/*
+ * A voucher's code $2 and its voucher, for customer $1's cart (see
+ * CHECKOUT_VOUCHER): VOUCHER_COLUMNS columns
+ */
+#define VOUCHER_SQL \
+	"SELECT vc.id, vc.single_use, v.id, COALESCE(v.percent_off, 0)," \
+	"       COALESCE(v.amount_off_cents, 0), COALESCE(v.usage_limit, 0)," \
+	"       COALESCE(v.per_customer_limit, 0), v.use_slots, v.min_total_cents," \
+	"       COALESCE(t.subtotal, 0)," \
+	"       CASE WHEN v.starts_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN 1" \
+	"            WHEN v.ends_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 2" \
+	"            WHEN vc.single_use AND EXISTS (" \
+	"                 SELECT FROM %1$s.orders AS o" \
+	"                  WHERE o.voucher_code_id OPERATOR(pg_catalog.=) vc.id" \
+	"                    AND o.status OPERATOR(pg_catalog.<>) 'cancelled') THEN 3" \
+	"            WHEN t.subtotal OPERATOR(pg_catalog.<) v.min_total_cents THEN 4" \
+	"            WHEN v.usage_limit IS NOT NULL AND NOT EXISTS (" \
+	"                 SELECT FROM %1$s.voucher_slots AS s" \
+	"                  WHERE s.voucher_id OPERATOR(pg_catalog.=) v.id" \
+	"                    AND s.remaining OPERATOR(pg_catalog.>) 0) THEN 5" \
+	"            ELSE 0 END AS verdict" \
+	"  FROM %1$s.voucher_codes AS vc" \
+	"  JOIN %1$s.vouchers AS v ON v.id OPERATOR(pg_catalog.=) vc.voucher_id" \
+	" CROSS JOIN LATERAL (" \
+	"       SELECT CASE WHEN v.min_total_cents OPERATOR(pg_catalog.>) 0 THEN (" \
+	"              SELECT LEAST(COALESCE(pg_catalog.sum(c.quantity::pg_catalog.numeric" \
+	"                                       OPERATOR(pg_catalog.*) p.price_cents), 0)," \
+	"                           9223372036854775807::pg_catalog.numeric)::pg_catalog.int8" \
+	"                FROM %1$s.cart_items AS c" \
+	"                JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) c.product_id" \
+	"               WHERE c.customer_id OPERATOR(pg_catalog.=) $1) END AS subtotal" \
+	"       OFFSET 0) AS t" \
+	" WHERE pg_catalog.upper(vc.code COLLATE \"C\")" \
+	"       OPERATOR(pg_catalog.=) pg_catalog.upper($2 COLLATE \"C\")"
+
+/*
+ * The voucher's columns and then the short lines' (SHORT_LINES_SQL), or
+ * NULLs: at least one row, whether the code exists or not and whether a
+ * line is short or not
+ */
+#define VOUCHER_SHORT_LINES_SQL \
+	"SELECT v.*, s.*" \
+	"  FROM (SELECT) AS one" \
+	"  LEFT JOIN (" VOUCHER_SQL ") AS v ON true" \
+	"  LEFT JOIN LATERAL (" SHORT_LINES_SQL ") AS s ON true" \
+	" ORDER BY s.product_id"
 
 #define CART_SQL \
 	"SELECT c.product_id, c.quantity," \
@@ -377,41 +439,34 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 	 * index does: upper() under "C" changes ASCII letters only), its voucher,
 	 * and its verdict (VoucherVerdict): not valid yet, expired, a single-use
 	 * code an order not cancelled holds, the subtotal of customer $2's cart
-	 * under the voucher's smallest (read only when it has one), or no use
-	 * left in any slot (only whether any slot has one: EXISTS stops at the
-	 * first).  The dates are compared with the transaction's now().
+	 * under the voucher's smallest (read only when it has one: the CASE runs
+	 * the subquery only then, OFFSET 0 runs it once), or no use left in any
+	 * slot (only whether any slot has one: EXISTS stops at the first).  The
+	 * dates are compared with the transaction's now().
 	 */
 	[CHECKOUT_VOUCHER] = {
 		"reading the voucher", "1.2", SPI_OK_SELECT, true, false,
-		2, {TEXTOID, INT8OID},
-		"SELECT vc.id, vc.single_use, v.id, COALESCE(v.percent_off, 0),"
-		"       COALESCE(v.amount_off_cents, 0), COALESCE(v.usage_limit, 0),"
-		"       COALESCE(v.per_customer_limit, 0), v.use_slots, v.min_total_cents,"
-		"       COALESCE(t.subtotal, 0),"
-		"       CASE WHEN v.starts_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN 1"
-		"            WHEN v.ends_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 2"
-		"            WHEN vc.single_use AND EXISTS ("
-		"                 SELECT FROM %1$s.orders AS o"
-		"                  WHERE o.voucher_code_id OPERATOR(pg_catalog.=) vc.id"
-		"                    AND o.status OPERATOR(pg_catalog.<>) 'cancelled') THEN 3"
-		"            WHEN t.subtotal OPERATOR(pg_catalog.<) v.min_total_cents THEN 4"
-		"            WHEN v.usage_limit IS NOT NULL AND NOT EXISTS ("
-		"                 SELECT FROM %1$s.voucher_slots AS s"
-		"                  WHERE s.voucher_id OPERATOR(pg_catalog.=) v.id"
-		"                    AND s.remaining OPERATOR(pg_catalog.>) 0) THEN 5"
-		"            ELSE 0 END"
-		"  FROM %1$s.voucher_codes AS vc"
-		"  JOIN %1$s.vouchers AS v ON v.id OPERATOR(pg_catalog.=) vc.voucher_id"
-		"  LEFT JOIN LATERAL ("
-		"       SELECT LEAST(COALESCE(pg_catalog.sum("
-		"                 c.quantity::pg_catalog.numeric OPERATOR(pg_catalog.*) p.price_cents), 0),"
-		"               9223372036854775807::pg_catalog.numeric)::pg_catalog.int8 AS subtotal"
-		"         FROM %1$s.cart_items AS c"
-		"         JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) c.product_id"
-		"        WHERE c.customer_id OPERATOR(pg_catalog.=) $2"
-		"       HAVING v.min_total_cents OPERATOR(pg_catalog.>) 0) AS t ON true"
-		" WHERE pg_catalog.upper(vc.code COLLATE \"C\")"
-		"       OPERATOR(pg_catalog.=) pg_catalog.upper($1 COLLATE \"C\")"
+		2, {INT8OID, TEXTOID},
+		VOUCHER_SQL
+	},
+
+	/*
+	 * The same and fail fast (CHECKOUT_SHORT_LINES) in one statement, for a
+	 * rejection to cost one statement as a sold-out one does: one row of the
+	 * voucher's columns (NULL: an unknown code) per short line of customer
+	 * $1's cart, or one with NULL short line when none is short
+	 */
+	[CHECKOUT_VOUCHER_SHORT_LINES] = {
+		"reading the voucher and the stock", "1.2", SPI_OK_SELECT, true, false,
+		2, {INT8OID, TEXTOID},
+		VOUCHER_SHORT_LINES_SQL
+	},
+
+	/* The same where no order had a payment window */
+	[CHECKOUT_VOUCHER_SHORT_LINES_PLAIN] = {
+		"reading the voucher and the stock", "1.2", SPI_OK_SELECT, true, true,
+		2, {INT8OID, TEXTOID},
+		VOUCHER_SHORT_LINES_SQL
 	},
 
 	/*
@@ -456,27 +511,19 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 	[CHECKOUT_FREE_USE] = {
 		"taking a use of the voucher", "1.2", SPI_OK_SELECT, false, false,
 		3, {INT8OID, INT4OID, INT4OID},
-		"SELECT s.ctid FROM %1$s.voucher_slots AS s"
-		" WHERE s.voucher_id OPERATOR(pg_catalog.=) $1"
-		"   AND s.remaining OPERATOR(pg_catalog.>) 0"
-		" ORDER BY (s.slot OPERATOR(pg_catalog.+) $3 OPERATOR(pg_catalog.-) $2)"
-		"          OPERATOR(pg_catalog.%) $3"
-		" LIMIT 1"
-		"   FOR NO KEY UPDATE SKIP LOCKED"
+		VOUCHER_SLOT_QUERY " SKIP LOCKED"
 	},
 
 	/*
-	 * ... or, when every slot with a use left is busy, all of its slots, in
-	 * slot order, waiting for them: then the first with a use left serves,
-	 * and none means the limit is reached (SH010)
+	 * ... or, when every slot with a use left is busy, the same waiting for
+	 * the first such slot: once its holder ends, the slot is read again and
+	 * passed over if its holder took its last use (then the next one is
+	 * tried); none means every use is taken (SH010)
 	 */
-	[CHECKOUT_LOCK_USES] = {
+	[CHECKOUT_WAIT_FOR_USE] = {
 		"waiting for a use of the voucher", "1.2", SPI_OK_SELECT, false, false,
-		1, {INT8OID},
-		"SELECT s.ctid, s.remaining FROM %1$s.voucher_slots AS s"
-		" WHERE s.voucher_id OPERATOR(pg_catalog.=) $1"
-		" ORDER BY s.slot"
-		"   FOR NO KEY UPDATE"
+		3, {INT8OID, INT4OID, INT4OID},
+		VOUCHER_SLOT_QUERY
 	},
 
 	/*

@@ -22,12 +22,12 @@
  * the limit per customer under the customer's turn (take_voucher_use).
  *
  * Locking rules.  A voucher with a usage limit keeps its remaining uses in
- * voucher_slots rows (up to 16), as a hot product keeps its stock in stock
+ * voucher_slots rows (up to 64), as a hot product keeps its stock in stock
  * slots: a checkout locks one free slot with a use left (SKIP LOCKED, from
- * a random slot on), and only when every such slot is busy locks all of
- * them in slot order, waiting, to take a use from the first with one left
- * or to prove none is left (SH010: committed orders not cancelled hold
- * every use).  The use is taken by the order's write, by the slot row's
+ * a random slot on), and only when every such slot is busy waits for the
+ * first of them; once its holder ends, the row is read again and passed
+ * over if its last use was taken.  Finding no slot with a use left proves
+ * that committed orders not cancelled hold every use (SH010).  The use is taken by the order's write, by the slot row's
  * ctid.  The voucher's slots are the last rows a checkout locks, after its
  * products and their stock slots; a single-use code's row is locked right
  * after the idempotency key, before the customer's turn and the products.
@@ -82,19 +82,47 @@ voucher_code_argument(FunctionCallInfo fcinfo, int argno)
 
 /*
  * Read the code and its voucher on the snapshot, with its verdict (see
- * CHECKOUT_VOUCHER); an unknown code's is VOUCHER_UNKNOWN.  Raises
+ * CHECKOUT_VOUCHER); an unknown code's is VOUCHER_UNKNOWN.  With
+ * fail_fast, in the same statement, the cart's lines the stock cannot
+ * serve (CHECKOUT_SHORT_LINES): *nshort of them, left in SPI_tuptable
+ * from column VOUCHER_COLUMNS + 1 on, in rows 0 to *nshort - 1.  Raises
  * nothing: the caller looks for an idempotent replay first.
  */
 void
-find_voucher(int64 customer_id, text *code, Voucher *voucher)
+find_voucher(int64 customer_id, text *code, bool fail_fast, Voucher *voucher,
+			 int *nshort)
 {
-	Datum		args[2] = {PointerGetDatum(code), Int64GetDatum(customer_id)};
+	Datum		args[2] = {Int64GetDatum(customer_id), PointerGetDatum(code)};
+	uint64		nrows;
+	bool		unknown;
 
 	memset(voucher, 0, sizeof(Voucher));
 	voucher->code = code;
 	voucher->code_cstr = text_to_cstring(code);
 	ItemPointerSetInvalid(&voucher->use_ctid);
-	if (checkout_execute(CHECKOUT_VOUCHER, args, NULL, 1) == 0)
+	*nshort = 0;
+	if (!fail_fast)
+		nrows = checkout_execute(CHECKOUT_VOUCHER, args, NULL, 1);
+	else
+	{
+		nrows = checkout_execute(checkout_shop_uses(CHECKOUT_EXPIRY) ?
+								 CHECKOUT_VOUCHER_SHORT_LINES :
+								 CHECKOUT_VOUCHER_SHORT_LINES_PLAIN, args, NULL, 0);
+		for (uint64 i = 0; i < nrows; i++)
+		{
+			bool		no_line;
+
+			(void) SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+								 VOUCHER_COLUMNS + 1, &no_line);
+			if (!no_line)
+				(*nshort)++;
+		}
+	}
+	if (nrows == 0)
+		unknown = true;
+	else
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &unknown);
+	if (unknown)
 	{
 		voucher->verdict = VOUCHER_UNKNOWN;
 		return;
@@ -217,39 +245,29 @@ lock_voucher_code(CheckoutCall *call, Voucher *voucher)
 
 /*
  * Lock a voucher_slots row with a use left for this checkout: a free one
- * from a random slot on, else all of them in slot order, waiting; raise
- * SH010 when none has a use left
+ * from a random slot on, else the first such slot, waiting for it (read
+ * again once free); raise SH010 when none has a use left
  */
 static void
 lock_use(CheckoutCall *call, Voucher *voucher)
 {
-	Datum		args[3];
-	int32		left = 0;
-	uint64		nslots;
+	int32		start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
+													 voucher->use_slots - 1);
+	Datum		from_start[3] = {Int64GetDatum(voucher->id), Int32GetDatum(start),
+	Int32GetDatum(voucher->use_slots)};
+	Datum		to_start[3] = {Int64GetDatum(voucher->id), Int32GetDatum(0),
+	Int32GetDatum(start)};
 
-	args[0] = Int64GetDatum(voucher->id);
-	args[1] = Int32GetDatum((int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
-														 voucher->use_slots - 1));
-	args[2] = Int32GetDatum(voucher->use_slots);
-	if (checkout_execute(CHECKOUT_FREE_USE, args, NULL, 1) == 1)
+	if (checkout_execute(CHECKOUT_FREE_USE, from_start, NULL, 1) == 0 &&
+		checkout_execute(CHECKOUT_FREE_USE, to_start, NULL, 1) == 0)
 	{
-		voucher->use_ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
-		return;
+		checkout_lock_step(call, "waiting for a use of voucher", voucher->id);
+		if (checkout_execute(CHECKOUT_WAIT_FOR_USE, from_start, NULL, 1) == 0 &&
+			checkout_execute(CHECKOUT_WAIT_FOR_USE, to_start, NULL, 1) == 0)
+			reject_used_up(voucher, voucher->usage_limit);
+		checkout_lock_step(call, NULL, 0);
 	}
-
-	checkout_lock_step(call, "waiting for a use of voucher", voucher->id);
-	nslots = checkout_execute(CHECKOUT_LOCK_USES, args, NULL, 0);
-	checkout_lock_step(call, NULL, 0);
-	for (uint64 i = 0; i < nslots; i++)
-	{
-		int32		remaining = DatumGetInt32(spi_value(i, 2));
-
-		if (remaining > 0 && !ItemPointerIsValid(&voucher->use_ctid))
-			voucher->use_ctid = *(ItemPointer) DatumGetPointer(spi_value(i, 1));
-		left += remaining;
-	}
-	if (!ItemPointerIsValid(&voucher->use_ctid))
-		reject_used_up(voucher, voucher->usage_limit - left);
+	voucher->use_ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
 }
 
 /*

@@ -23,6 +23,21 @@ psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'CREATE DATABASE bench'
 export PGDATABASE=bench
 psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION checkout'
 psql -X -q -v ON_ERROR_STOP=1 -f bench/setup.sql >/dev/null
+# Vouchers (1.2): BENCH10, 10% off, limited far above what a run sells;
+# USEDUP, limited to the one use customer 10201 makes of it here
+psql -X -q -v ON_ERROR_STOP=1 \
+	-c "SELECT shop_add_voucher_code(shop_create_voucher('bench', percent_off => 10,
+														  usage_limit => 2000000000), 'BENCH10')" \
+	-c "SELECT shop_add_voucher_code(shop_create_voucher('used up', percent_off => 10,
+														  usage_limit => 1), 'USEDUP')" \
+	-c "INSERT INTO cart_items VALUES (10201, 3, 1)" \
+	-c "SELECT shop_checkout(10201, NULL, 'USEDUP')" \
+	-c "CREATE FUNCTION bench.try_voucher_checkout(customer_id bigint, code text)
+		RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+		AS \$\$ BEGIN
+			RETURN public.shop_checkout(customer_id, NULL, code);
+		EXCEPTION WHEN SQLSTATE 'SH010' THEN RETURN NULL;
+		END \$\$" >/dev/null
 
 # reset_state SLOTS PREFILL [LIMIT]: put the tables back as they were (the
 # order history and the idle carts only, full stock, no idempotency key),
@@ -175,6 +190,19 @@ plain="shop_checkout|c_fresh||$hot_slots" keyed="keyed_limited|c_key_limit||$hot
 workload pay-1 1 1 1 "$plain" "$keyed"
 workload pay-32 32 1 1 "$plain" "$keyed"
 workload pay-128 128 1 1 "$plain" "$keyed"
+
+# Vouchers: the keyed checkout of the hot product (in slots) by the crowd,
+# with and without the code of one voucher every buyer types; and, as the
+# sold-out rush, rejections once a voucher is used up (SH010) against
+# rejections of the sold-out product (SH001), both from carts that hold
+# one line, the handler turning the error into NULL
+key="keyed|c_key||$hot_slots" voucher="voucher|c_key_voucher||$hot_slots"
+workload voucher-1 1 1 1 "$key" "$voucher"
+workload voucher-32 32 1 1 "$key" "$voucher"
+workload voucher-128 128 1 1 "$key" "$voucher"
+add_to_cart=1 sampling=0.1
+workload usedup-32 32 2 2 "soldout|c_try" "usedup|c_try_usedup||$hot_slots"
+sampling=1
 
 # The crowd through a pooler: the hot product (in slots) bought by 32, 128,
 # 1,000 and 10,000 buyers, each a connection, directly and through pgbouncer

@@ -84,4 +84,16 @@ race "limit: 150 buyers in 2 tabs, 2 per customer, 2-line carts over 4 slots" \
 	--limit 2 --tabs 2 --quantity 1 --lines 2 --products 2 --slots 4 --buyers 150 \
 	--stock 1000 --client 60
 
+# Vouchers (1.2): 2,000 buyers of a hot product in slots all type one
+# code of a voucher limited to 100: exactly 100 discounted orders, the
+# others SH010 (flashsale checks no order past the limit, none fewer when
+# a buyer was told SH010, and each order's discount); with every first
+# call dropped and retried with its key, still 100
+race "voucher: 2000 buyers, one code limited to 100, 16 slots, 64 connections" \
+	--voucher 100 --slots 16 --buyers 2000 --stock 3000 --client 64 \
+	--expect-orders 100 --expect-rejected 0 --expect-stock 2900
+race "voucher with keys: 500 buyers drop their first call and retry, limit 100" \
+	--voucher 100 --slots 16 --drop-first --buyers 500 --stock 3000 --client 40 \
+	--expect-orders 100 --expect-rejected 0 --expect-stock 2900
+
 exit "$failed"

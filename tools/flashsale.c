@@ -15,7 +15,9 @@
  *	- every successful buyer has exactly the order it was told of and an
  *	  empty cart; every failed buyer has no order and its cart intact;
  *	- no false "sold out": every buyer rejected with SH001 has a cart line
- *	  that the final stock on sale cannot serve (stock only falls meanwhile).
+ *	  that the final stock on sale cannot serve (stock only falls meanwhile);
+ *	- with --voucher, no more orders carry the voucher than its limit, none
+ *	  fewer if a buyer was told SH010, and each has its discount.
  *
  * Threads: one per connection.  Each takes the next buyer from a shared
  * atomic counter and records the result in that buyer's slot; no other
@@ -76,6 +78,8 @@ typedef struct Options
 	bool		drop_first;		/* drop the first call's connection (keys) */
 	int			limit;			/* purchase limit per customer; 0 = none */
 	int			tabs;			/* checkouts of each buyer at once */
+	int			voucher_limit;	/* every buyer redeems one code of a 20%
+								 * voucher limited to this; 0 = none */
 	bool		prepared;		/* named prepared statements (-M prepared) */
 } Options;
 
@@ -105,6 +109,7 @@ typedef struct Sale
 	const Options *opt;
 	const char *checkout_sql;
 	const char *refill_sql;		/* with --tabs: put the buyer's cart back */
+	const char *voucher_code;	/* with --voucher: the code every buyer types */
 	const long long *product_ids;
 	Buyer	   *buyers;
 	int			nbuyers;
@@ -165,6 +170,9 @@ usage(FILE *out)
 			"      --limit=NUM          a purchase limit of NUM per customer on each product\n"
 			"      --tabs=NUM           each buyer checks out from NUM tabs at once, each tab\n"
 			"                           putting the buyer's cart back first (default: 1)\n"
+			"      --voucher=NUM        every buyer checks out with the code of a voucher of\n"
+			"                           20%% off limited to NUM uses:\n"
+			"                           SELECT shop_checkout($1, $2, $3)\n"
 			"  -c, --client=NUM         number of concurrent database clients (default: one\n"
 			"                           per buyer, up to what the server allows); each\n"
 			"                           checks out buyers in turn\n"
@@ -193,7 +201,9 @@ usage(FILE *out)
 			"exactly the order it was told of, and a failed buyer its cart intact; no\n"
 			"buyer told SH001 while the stock left could serve its cart; with --tabs, every\n"
 			"buyer has exactly the orders its tabs were told of (carts are not checked);\n"
-			"with --limit, nobody bought past the limit.\n"
+			"with --limit, nobody bought past the limit; with --voucher, no more orders\n"
+			"carry the voucher than its limit, none fewer if a buyer was told SH010, and\n"
+			"each has its discount.\n"
 			"\n"
 			"Exit status: 0 success; 1 bad options or setup (cannot connect, extension not\n"
 			"installed); 2 errors during the run (an invariant or an expectation failed).\n",
@@ -220,7 +230,8 @@ enum
 {
 	OPT_BUYERS = 256, OPT_STOCK, OPT_PRODUCTS, OPT_LINES, OPT_QUANTITY,
 	OPT_PRICE, OPT_NAME, OPT_SLOTS, OPT_EXPECT_ORDERS, OPT_EXPECT_REJECTED,
-	OPT_EXPECT_STOCK, OPT_KEYS, OPT_RETRY, OPT_DROP_FIRST, OPT_LIMIT, OPT_TABS
+	OPT_EXPECT_STOCK, OPT_KEYS, OPT_RETRY, OPT_DROP_FIRST, OPT_LIMIT, OPT_TABS,
+	OPT_VOUCHER
 };
 
 static const struct option long_options[] = {
@@ -237,6 +248,7 @@ static const struct option long_options[] = {
 	{"drop-first", no_argument, NULL, OPT_DROP_FIRST},
 	{"limit", required_argument, NULL, OPT_LIMIT},
 	{"tabs", required_argument, NULL, OPT_TABS},
+	{"voucher", required_argument, NULL, OPT_VOUCHER},
 	{"client", required_argument, NULL, 'c'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"protocol", required_argument, NULL, 'M'},
@@ -283,6 +295,9 @@ parse_sale_option(int c, const char *arg, Options *opt)
 			return true;
 		case OPT_TABS:
 			opt->tabs = (int) parse_number("tabs", arg, 1, 100);
+			return true;
+		case OPT_VOUCHER:
+			opt->voucher_limit = (int) parse_number("voucher", arg, 1, INT_MAX);
 			return true;
 		case OPT_SLOTS:
 			opt->slots = (int) parse_number("slots", arg, 0, 64);
@@ -742,6 +757,31 @@ refill_cart(Worker *w, const Buyer *b)
 }
 
 /*
+ * --voucher: a voucher of 20% off limited to that many uses, and its code
+ * (unique: "FLASHSALE-" and the voucher's id), which this returns
+ */
+static char *
+set_up_voucher(PGconn *conn, const char *qschema, const Options *opt)
+{
+	char		limit[16];
+	const char *params[1] = {limit};
+	char	   *sql;
+	char	   *code;
+	PGresult   *res;
+
+	snprintf(limit, sizeof(limit), "%d", opt->voucher_limit);
+	sql = psprintf("SELECT %1$s.shop_add_voucher_code(v.id, 'FLASHSALE-' || v.id)"
+				   "  FROM %1$s.shop_create_voucher('flashsale', percent_off => 20,"
+				   "                                usage_limit => $1::integer) AS v(id)",
+				   qschema);
+	res = run(conn, sql, 1, params);
+	code = pg_strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	pg_free(sql);
+	return code;
+}
+
+/*
  * One checkout of a buyer, with its retries: put the cart back (--tabs),
  * call shop_checkout, and when the connection is lost (or dropped on
  * purpose, --drop-first) reconnect and call again with the same key
@@ -752,7 +792,8 @@ check_out(Worker *w, Buyer *b)
 	const Options *opt = w->sale->opt;
 	char		id[24],
 				key[64];
-	const char *params[2] = {id, key};
+	const char *params[3] = {id, opt->keys ? key : NULL, w->sale->voucher_code};
+	int			nparams = w->sale->voucher_code ? 3 : (opt->keys ? 2 : 1);
 	double		deadline = now_ms() + opt->retry_seconds * 1000.0;
 	PGresult   *res;
 
@@ -775,14 +816,15 @@ check_out(Worker *w, Buyer *b)
 		{
 			/* Send the call, then drop the connection without its answer */
 			if (opt->prepared ?
-				PQsendQueryPrepared(w->conn, "checkout", 2, params, NULL, NULL, 0) :
-				PQsendQueryParams(w->conn, w->sale->checkout_sql, 2, NULL, params, NULL, NULL, 0))
+				PQsendQueryPrepared(w->conn, "checkout", nparams, params, NULL, NULL, 0) :
+				PQsendQueryParams(w->conn, w->sale->checkout_sql, nparams, NULL, params,
+								  NULL, NULL, 0))
 				(void) PQflush(w->conn);
 			PQfinish(w->conn);
 			w->conn = NULL;
 			continue;
 		}
-		res = run_statement(w, "checkout", w->sale->checkout_sql, opt->keys ? 2 : 1, params);
+		res = run_statement(w, "checkout", w->sale->checkout_sql, nparams, params);
 		if (opt->retry_seconds > 0 && PQresultStatus(res) != PGRES_TUPLES_OK &&
 			connection_lost(res, w->conn) && now_ms() < deadline)
 		{
@@ -1034,15 +1076,17 @@ static void
 check_order_totals(const Checks *c)
 {
 	const char *params[1] = {c->customer_array};
+
+	/* with a voucher (1.2), the total is the lines' less the discount */
 	char	   *sql = psprintf("SELECT o.id, o.total_cents,"
 							   "       (SELECT count(*) FROM %1$s.order_items i WHERE i.order_id = o.id),"
 							   "       (SELECT coalesce(sum(i.quantity * i.unit_price_cents), 0)"
 							   "          FROM %1$s.order_items i WHERE i.order_id = o.id)"
 							   "  FROM %1$s.orders o WHERE o.customer_id = ANY ($1::bigint[])"
 							   "   AND (NOT EXISTS (SELECT 1 FROM %1$s.order_items i WHERE i.order_id = o.id)"
-							   "        OR o.total_cents <> (SELECT sum(i.quantity * i.unit_price_cents)"
+							   "        OR o.total_cents%2$s <> (SELECT sum(i.quantity * i.unit_price_cents)"
 							   "                               FROM %1$s.order_items i WHERE i.order_id = o.id))",
-							   c->qschema);
+							   c->qschema, c->opt->voucher_limit > 0 ? " + o.discount_cents" : "");
 	PGresult   *res = run(c->conn, sql, 1, params);
 
 	for (int r = 0; r < PQntuples(res); r++)
@@ -1205,6 +1249,53 @@ check_limit_held(const Checks *c)
 }
 
 /*
+ * The voucher held: orders not cancelled with it are at most its limit,
+ * and exactly that if a buyer was told SH010 (no false "used up"); each of
+ * the sale's orders carries it (every buyer typed its code), with 20% of
+ * its subtotal off, rounded down, shared by its lines
+ */
+static void
+check_voucher_held(const Checks *c)
+{
+	const Options *opt = c->opt;
+	const char *params[1] = {c->customer_array};
+	char	   *sql = psprintf("SELECT count(*) FILTER (WHERE o.status <> 'cancelled'"
+							   "                           AND o.voucher_id IS NOT NULL),"
+							   "       count(*) FILTER (WHERE o.voucher_id IS NULL),"
+							   "       count(*) FILTER (WHERE o.discount_cents <> l.subtotal * 20 / 100"
+							   "                           OR o.discount_cents <> l.shares)"
+							   "  FROM %1$s.orders o"
+							   " CROSS JOIN LATERAL ("
+							   "       SELECT sum(i.quantity * i.unit_price_cents) AS subtotal,"
+							   "              sum(i.discount_cents) AS shares"
+							   "         FROM %1$s.order_items i WHERE i.order_id = o.id) AS l"
+							   " WHERE o.customer_id = ANY ($1::bigint[])",
+							   c->qschema);
+	PGresult   *res = run(c->conn, sql, 1, params);
+	long long	used = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	long long	without = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	long long	wrong = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	int			told_used_up = 0;
+
+	for (int i = 0; i < opt->buyers * opt->tabs; i++)
+		told_used_up += !c->buyers[i].ordered &&
+			strcmp(c->buyers[i].sqlstate, "SH010") == 0;
+	if (used > opt->voucher_limit)
+		violation("%lld orders carry the voucher, past its limit of %d", used,
+				  opt->voucher_limit);
+	if (told_used_up > 0 && used < opt->voucher_limit)
+		violation("%d buyers were told SH010, but only %lld of the voucher's %d uses are taken",
+				  told_used_up, used, opt->voucher_limit);
+	if (without > 0)
+		violation("%lld orders do not carry the voucher their buyer typed", without);
+	if (wrong > 0)
+		violation("%lld orders do not have 20%% of their subtotal off, shared by their lines",
+				  wrong);
+	PQclear(res);
+	pg_free(sql);
+}
+
+/*
  * Check the invariants on the rows this sale created; return the final
  * stock of all its products.
  */
@@ -1227,6 +1318,8 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 	check_no_false_sold_out(&c);
 	if (opt->limit > 0)
 		check_limit_held(&c);
+	if (opt->voucher_limit > 0)
+		check_voucher_held(&c);
 
 	pg_free(c.product_array);
 	pg_free(c.customer_array);
@@ -1302,8 +1395,12 @@ main(int argc, char **argv)
 	sale.nbuyers = opt.buyers * opt.tabs;
 	sale.buyers = pg_malloc0(sizeof(Buyer) * sale.nbuyers);
 	set_up_sale(conn, qschema, &opt, product_ids, sale.buyers);
-	sale.checkout_sql = psprintf(opt.keys ? "SELECT %1$s.shop_checkout($1::bigint, $2::text)"
-								 : "SELECT %1$s.shop_checkout($1::bigint)", qschema);
+	if (opt.voucher_limit > 0)
+		sale.voucher_code = set_up_voucher(conn, qschema, &opt);
+	sale.checkout_sql = psprintf(opt.voucher_limit > 0 ?
+								 "SELECT %1$s.shop_checkout($1::bigint, $2::text, $3::text)" :
+								 opt.keys ? "SELECT %1$s.shop_checkout($1::bigint, $2::text)" :
+								 "SELECT %1$s.shop_checkout($1::bigint)", qschema);
 	sale.product_ids = product_ids;
 	if (opt.tabs > 1)
 		sale.refill_sql = psprintf("INSERT INTO %1$s.cart_items (customer_id, product_id, quantity)"
@@ -1354,6 +1451,9 @@ main(int argc, char **argv)
 				   "   every buyer has exactly the orders its %d tabs were told of.\n", opt.tabs);
 		if (opt.limit > 0)
 			printf("   Nobody bought more than %d of a product.\n", opt.limit);
+		if (opt.voucher_limit > 0)
+			printf("   The voucher served at most its %d uses, each order its discount.\n",
+				   opt.voucher_limit);
 	}
 
 	PQfinish(conn);

@@ -1,6 +1,8 @@
 // The flash-sale checkout route of a shop on Drizzle ORM: one statement,
-// SELECT shop_checkout(customer_id, idempotency_key), and every SQLSTATE the
-// extension documents mapped to the HTTP response a shop shows.
+// SELECT shop_checkout(customer_id, idempotency_key, voucher_code), and every
+// SQLSTATE the extension documents mapped to the HTTP response a shop shows.
+// A voucher code is optional (NULL: none); a code refused never falls back
+// to full price here: the buyer sees why and may check out without it.
 //
 // The storefront connects as a role given shop_grant_app(): it can check
 // out, pay and show carts, read products and orders, and write carts, and
@@ -35,19 +37,21 @@ function pgError(e: unknown): PgError {
 const RETRYABLE = new Set(["55P03", "40001", "40P01", "08000", "08003", "08006", "57P01"]);
 
 /**
- * Check out the cart of `customerId` as attempt `idempotencyKey`, retrying
- * with the same key (jittered backoff) while the database says to.
+ * Check out the cart of `customerId` as attempt `idempotencyKey`, with the
+ * voucher code the buyer typed if any, retrying with the same key
+ * (jittered backoff) while the database says to.
  */
 export async function checkout(
   db: NodePgDatabase,
   customerId: number,
   idempotencyKey: string,
-  { attempts = 5, baseDelayMs = 20 } = {},
+  { attempts = 5, baseDelayMs = 20, voucherCode = null as string | null } = {},
 ): Promise<CheckoutResponse> {
   for (let attempt = 1; ; attempt++) {
     try {
       const result = await db.execute<{ order_id: string }>(
-        sql`SELECT shop_checkout(${customerId}::bigint, ${idempotencyKey}::text) AS order_id`,
+        sql`SELECT shop_checkout(${customerId}::bigint, ${idempotencyKey}::text,
+                                 ${voucherCode}::text) AS order_id`,
       );
       return { status: 201, body: { orderId: Number(result.rows[0].order_id) } };
     } catch (e) {
@@ -69,6 +73,12 @@ function respond(err: PgError): CheckoutResponse {
       return { status: 409, body: { error: "insufficient_stock", message: err.message, lines } };
     case "SH005": // past a purchase limit
       return { status: 409, body: { error: "purchase_limit", message: err.message, lines } };
+    case "SH009": // the code: unknown, not valid yet, expired, used, or the cart too small
+      return { status: 422, body: { error: "voucher_invalid", message: err.message } };
+    case "SH010": // the voucher's uses are all taken: check out without it, or not at all
+      return { status: 409, body: { error: "voucher_used_up", message: err.message } };
+    case "SH011": // this buyer has used it as often as it allows
+      return { status: 409, body: { error: "voucher_customer_limit", message: err.message } };
     case "SH002":
       return { status: 400, body: { error: "empty_cart", message: "Your cart is empty." } };
     case "SH003":
@@ -88,17 +98,21 @@ function respond(err: PgError): CheckoutResponse {
   }
 }
 
-// POST /checkout {"customerId": 1, "idempotencyKey": "..."}
+// POST /checkout {"customerId": 1, "idempotencyKey": "...", "voucherCode": "FLASH20"}
 export function checkoutServer(db: NodePgDatabase): Server {
   return createServer(async (req: IncomingMessage, res: ServerResponse) => {
     let response: CheckoutResponse;
     try {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
-      const { customerId, idempotencyKey } = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      const { customerId, idempotencyKey, voucherCode } = JSON.parse(
+        Buffer.concat(chunks).toString("utf8"),
+      );
       response =
         req.method === "POST" && req.url === "/checkout"
-          ? await checkout(db, Number(customerId), String(idempotencyKey))
+          ? await checkout(db, Number(customerId), String(idempotencyKey), {
+              voucherCode: voucherCode == null ? null : String(voucherCode),
+            })
           : { status: 404, body: { error: "not_found" } };
     } catch {
       response = { status: 400, body: { error: "bad_request", message: "Send JSON." } };

@@ -117,6 +117,36 @@ test("an empty cart and a bad key get their own answers", async () => {
   assert.equal(bad.body.error, "bad_request");
 });
 
+test("a voucher limited to 5: 5 discounted orders, the others told it is used up", async () => {
+  // the back office (the extension's owner) creates the voucher and its code
+  await admin.query("SELECT shop_restock($1, 100, 'voucher sale')", [productId]);
+  await admin.query(
+    "SELECT shop_add_voucher_code(shop_create_voucher('Drizzle 10%', percent_off => 10, usage_limit => 5), 'DRIZZLE10')",
+  );
+  const buyers = customerIds.slice(20);
+  for (const customerId of buyers) {
+    await db.insert(cartItems).values({ customerId, productId, quantity: 1 }).onConflictDoNothing();
+  }
+  const results = await Promise.all(
+    buyers.map((id) => checkout(db, id, randomUUID(), { voucherCode: "drizzle10" })),
+  );
+  assert.equal(results.filter((r) => r.status === 201).length, 5);
+  const usedUp = results.filter((r) => r.status === 409);
+  assert.equal(usedUp.length, buyers.length - 5);
+  for (const r of usedUp) {
+    assert.equal(r.body.error, "voucher_used_up");
+    assert.equal(r.body.message, "Voucher drizzle10 has reached its usage limit (limit: 5, used: 5)");
+  }
+  const discounted = await db.execute(
+    sql`SELECT count(*)::int AS n FROM orders WHERE discount_cents = 4990 AND total_cents = 44910`,
+  );
+  assert.equal(discounted.rows[0].n, 5);
+  const unknown = await checkout(db, buyers[0], randomUUID(), { voucherCode: "NOPE" });
+  assert.equal(unknown.status, 422);
+  assert.equal(unknown.body.error, "voucher_invalid");
+  assert.equal(unknown.body.message, "Voucher NOPE does not exist");
+});
+
 test("the storefront's role cannot write stock, prices or orders", async () => {
   await assert.rejects(db.update(products).set({ stock: 1000 }).where(eq(products.id, productId)),
     (e: unknown) => (e as { cause?: { code?: string } }).cause?.code === "42501" ||

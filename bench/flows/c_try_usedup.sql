@@ -1,0 +1,8 @@
+-- A checkout of the hot product (in stock) with the code of a voucher used
+-- up (USEDUP: limit 1, used in setup), through a handler that turns SH010
+-- into NULL: what a rejection costs once the crowd has used a voucher up,
+-- against the sold-out rush's SH001 (c_try on the sold-out product)
+\set cid :client_id + 1
+INSERT INTO cart_items (customer_id, product_id, quantity) VALUES (:cid, 1, 1)
+  ON CONFLICT (customer_id, product_id) DO NOTHING;
+SELECT bench.try_voucher_checkout(:cid, 'usedup');
