@@ -266,17 +266,169 @@ BEGIN
 END
 $$;
 
+/* ------------------------------------------------------------- vouchers */
+
 /*
- * shop_checkout(customer_id, idempotency_key): the checkout extension's,
- * on the customer's shard; when that shard's quota is short, the missing
- * units are pulled from other shards and the checkout runs again.
+ * Vouchers on a sharded shop (checkout_shard 1.2 on every shard, after
+ * checkout 1.2): the proxy creates each voucher on every shard with one id
+ * of its own sequence, adds its codes on every shard, and checks out with
+ * a code on the customer's shard.  A customer buys on one shard only, so a
+ * limit per customer holds shop-wide; a usage limit over all customers, or
+ * a single-use code, would need its uses counted across shards (moved
+ * between them as stock is): refused at creation (0A000).
  */
-CREATE OR REPLACE FUNCTION @extschema@.shop_checkout(customer_id bigint, idempotency_key text)
+
+-- Voucher ids, the same on every shard
+CREATE SEQUENCE @extschema@.voucher_id_seq;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.voucher_id_seq', '');
+
+CREATE FUNCTION @extschema@.shard_checkout_voucher(route integer, customer_id bigint,
+												   idempotency_key text, voucher_code text)
+RETURNS @extschema@.checkout_result
+LANGUAGE plproxy
+AS $$
+	CLUSTER 'checkout_shards';
+	RUN ON route;
+	SELECT * FROM checkout_shard.checkout(customer_id, idempotency_key, voucher_code);
+$$;
+
+CREATE FUNCTION @extschema@.shard_create_voucher(id bigint, name text, percent_off integer,
+												 amount_off_cents bigint, per_customer_limit integer,
+												 starts_at timestamptz, ends_at timestamptz,
+												 min_total_cents bigint)
+RETURNS SETOF bigint
+LANGUAGE plproxy
+AS $$
+	CLUSTER 'checkout_shards';
+	RUN ON ALL;
+	SELECT checkout_shard.create_voucher(id, name, percent_off, amount_off_cents,
+										 per_customer_limit, starts_at, ends_at,
+										 min_total_cents) AS shard_create_voucher;
+$$;
+
+CREATE FUNCTION @extschema@.shard_add_voucher_code(voucher_id bigint, code text)
+RETURNS SETOF text
+LANGUAGE plproxy
+AS $$
+	CLUSTER 'checkout_shards';
+	RUN ON ALL;
+	SELECT checkout_shard.add_voucher_code(voucher_id, code) AS shard_add_voucher_code;
+$$;
+
+CREATE FUNCTION @extschema@.shard_end_voucher(voucher_id bigint)
+RETURNS SETOF timestamptz
+LANGUAGE plproxy
+AS $$
+	CLUSTER 'checkout_shards';
+	RUN ON ALL;
+	SELECT checkout_shard.end_voucher(voucher_id) AS shard_end_voucher;
+$$;
+
+/*
+ * shop_create_voucher(...): the checkout extension's, on every shard, with
+ * the same id; a usage limit is refused (0A000).  Returns the id.
+ */
+CREATE FUNCTION @extschema@.shop_create_voucher(name text,
+												percent_off integer DEFAULT NULL,
+												amount_off_cents bigint DEFAULT NULL,
+												usage_limit integer DEFAULT NULL,
+												per_customer_limit integer DEFAULT NULL,
+												starts_at timestamptz DEFAULT NULL,
+												ends_at timestamptz DEFAULT NULL,
+												min_total_cents bigint DEFAULT 0)
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET client_min_messages = warning
+AS $$
+DECLARE
+	st			text; msg text; det text; hnt text;
+	new_id		bigint;
+BEGIN
+	IF shop_create_voucher.usage_limit IS NOT NULL THEN
+		RAISE EXCEPTION 'a voucher of a sharded shop cannot have a usage limit'
+			USING ERRCODE = 'feature_not_supported',
+				  DETAIL = 'Each shard counts the uses of its own customers; a limit over all of them would need uses moved between shards.',
+				  HINT = 'Use per_customer_limit, which holds shop-wide, or check out on one unsharded shop.';
+	END IF;
+	new_id := nextval('@extschema@.voucher_id_seq');
+	BEGIN
+		PERFORM @extschema@.shard_create_voucher(new_id, shop_create_voucher.name,
+			shop_create_voucher.percent_off, shop_create_voucher.amount_off_cents,
+			shop_create_voucher.per_customer_limit, shop_create_voucher.starts_at,
+			shop_create_voucher.ends_at, shop_create_voucher.min_total_cents);
+	EXCEPTION WHEN OTHERS THEN
+		GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+								det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+		PERFORM @extschema@.checkout_reraise(st, msg, det, hnt, NULL);
+	END;
+	RETURN new_id;
+END
+$$;
+
+/*
+ * shop_add_voucher_code(voucher_id, code, single_use): the code on every
+ * shard; a single-use code is refused (0A000).  Returns the code.
+ */
+CREATE FUNCTION @extschema@.shop_add_voucher_code(voucher_id bigint, code text,
+												  single_use boolean DEFAULT false)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+	st			text; msg text; det text; hnt text;
+BEGIN
+	IF shop_add_voucher_code.single_use THEN
+		RAISE EXCEPTION 'a sharded shop cannot have single-use voucher codes'
+			USING ERRCODE = 'feature_not_supported',
+				  DETAIL = 'A code used on one shard is not seen as used on the others.',
+				  HINT = 'Use a code with per_customer_limit.';
+	END IF;
+	PERFORM @extschema@.shard_add_voucher_code(shop_add_voucher_code.voucher_id,
+											   shop_add_voucher_code.code);
+	RETURN shop_add_voucher_code.code;
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+							det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+	PERFORM @extschema@.checkout_reraise(st, msg, det, hnt, NULL);
+END
+$$;
+
+-- shop_end_voucher(voucher_id): ends it on every shard; returns when
+CREATE FUNCTION @extschema@.shop_end_voucher(voucher_id bigint)
+RETURNS timestamptz
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+	st			text; msg text; det text; hnt text;
+BEGIN
+	RETURN (SELECT max(e) FROM @extschema@.shard_end_voucher(shop_end_voucher.voucher_id) AS e);
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+							det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+	PERFORM @extschema@.checkout_reraise(st, msg, det, hnt, NULL);
+END
+$$;
+
+/*
+ * The checkout's loop, 1.1's shop_checkout(customer_id, idempotency_key)
+ * (its handler since 1.2 letting through what is no unreachable shard), now
+ * with a code (NULL: none): the checkout extension's, on the customer's
+ * shard; when that shard's quota is short, the missing units are pulled
+ * from other shards and the checkout runs again
+ */
+CREATE FUNCTION @extschema@.checkout_run(customer_id bigint, idempotency_key text,
+										  voucher_code text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	st			text; msg text; det text; hnt text;
@@ -287,18 +439,24 @@ DECLARE
 	proven		boolean := false;
 	-- PL/Proxy's hash of the customer, computed here: RUN ON an argument
 	-- spares PL/Proxy a query per call
-	route		integer := @extschema@.checkout_customer_hash(shop_checkout.customer_id);
+	route		integer := @extschema@.checkout_customer_hash(checkout_run.customer_id);
 BEGIN
 	FOR attempt IN 1 .. 50 LOOP
 		BEGIN
-			result := @extschema@.shard_checkout(route, shop_checkout.customer_id,
-												 shop_checkout.idempotency_key);
+			IF checkout_run.voucher_code IS NULL THEN
+				result := @extschema@.shard_checkout(route, checkout_run.customer_id,
+													 checkout_run.idempotency_key);
+			ELSE
+				result := @extschema@.shard_checkout_voucher(route, checkout_run.customer_id,
+															 checkout_run.idempotency_key,
+															 checkout_run.voucher_code);
+			END IF;
 		EXCEPTION WHEN OTHERS THEN
 			-- the shard could not be reached, or its answer was lost
 			GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
 									det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
 			PERFORM @extschema@.checkout_reraise(st, msg, det, hnt,
-				@extschema@.shop_shard_of(shop_checkout.customer_id));
+				@extschema@.shop_shard_of(checkout_run.customer_id));
 		END;
 		IF result.sqlstate IS NULL THEN
 			RETURN result.order_id;
@@ -309,7 +467,7 @@ BEGIN
 		-- short on this shard: pull every short line's missing units; the
 		-- shard's SH001 stands when a line is proven short everywhere
 		BEGIN
-			short := ARRAY(SELECT x FROM @extschema@.shard_short_lines(route, shop_checkout.customer_id) AS x);
+			short := ARRAY(SELECT x FROM @extschema@.shard_short_lines(route, checkout_run.customer_id) AS x);
 			pulled := 1;	-- no line short any more: check out again
 			FOREACH line IN ARRAY short
 			LOOP
@@ -331,9 +489,87 @@ BEGIN
 	END LOOP;
 	-- other buyers took the units pulled for this one, 50 times over
 	RAISE EXCEPTION 'could not get the stock for the checkout of customer %: other checkouts took it first',
-		shop_checkout.customer_id
+		checkout_run.customer_id
 		USING ERRCODE = 'serialization_failure',
 			  DETAIL = 'Units were pulled from other shards 50 times and bought by other customers of its shard each time.',
 			  HINT = 'Retry with the same idempotency key.';
 END
 $$;
+
+
+-- The two forms of 1.1, and the form with a code
+CREATE OR REPLACE FUNCTION @extschema@.shop_checkout(customer_id bigint, idempotency_key text)
+RETURNS bigint
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+RETURN @extschema@.checkout_run(customer_id, idempotency_key, NULL::text);
+
+CREATE FUNCTION @extschema@.shop_checkout(customer_id bigint, idempotency_key text,
+										  voucher_code text)
+RETURNS bigint
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+RETURN @extschema@.checkout_run(customer_id, idempotency_key, voucher_code);
+
+-- The roles: the checkout with a code for the storefront, the vouchers for the office
+CREATE OR REPLACE FUNCTION @extschema@.shop_grant_app(role regrole)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF shop_grant_app.role IS NULL THEN
+		RAISE EXCEPTION 'role must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	EXECUTE format('GRANT USAGE ON SCHEMA @extschema@ TO %s', shop_grant_app.role);
+	EXECUTE format('GRANT EXECUTE ON FUNCTION @extschema@.shop_checkout(bigint),'
+				   ' @extschema@.shop_checkout(bigint, text),'
+				   ' @extschema@.shop_checkout(bigint, text, text), @extschema@.shop_pay(bigint, text),'
+				   ' @extschema@.shop_cart_status(bigint), @extschema@.shop_create_customer(bigint, text),'
+				   ' @extschema@.shop_set_cart_item(bigint, bigint, integer),'
+				   ' @extschema@.shop_shard_of(bigint) TO %s', shop_grant_app.role);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.shop_grant_admin(role regrole)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF shop_grant_admin.role IS NULL THEN
+		RAISE EXCEPTION 'role must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	EXECUTE format('GRANT USAGE ON SCHEMA @extschema@ TO %s', shop_grant_admin.role);
+	EXECUTE format('GRANT EXECUTE ON FUNCTION @extschema@.shop_create_product(text, bigint, integer),'
+				   ' @extschema@.shop_update_product(bigint, text, bigint),'
+				   ' @extschema@.shop_cancel_order(bigint, text), @extschema@.shop_cart_status(bigint),'
+				   ' @extschema@.shop_move_stock(bigint, integer, integer, integer),'
+				   ' @extschema@.shop_rebalance(bigint), @extschema@.shop_settle_transfers(bigint),'
+				   ' @extschema@.shop_set_purchase_limit(bigint, integer),'
+				   ' @extschema@.shop_product_stock(), @extschema@.shop_check_integrity(),'
+				   ' @extschema@.shop_shard_of(bigint),'
+				   ' @extschema@.shop_create_voucher(text, integer, bigint, integer, integer,'
+				   '                                 timestamptz, timestamptz, bigint),'
+				   ' @extschema@.shop_add_voucher_code(bigint, text, boolean),'
+				   ' @extschema@.shop_end_voucher(bigint) TO %s', shop_grant_admin.role);
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@.shard_checkout_voucher(integer, bigint, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shard_create_voucher(bigint, text, integer, bigint, integer,
+														timestamptz, timestamptz, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shard_add_voucher_code(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shard_end_voucher(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.checkout_run(bigint, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_checkout(bigint, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_create_voucher(text, integer, bigint, integer, integer,
+														timestamptz, timestamptz, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_add_voucher_code(bigint, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_end_voucher(bigint) FROM PUBLIC;

@@ -46,17 +46,21 @@ INSERT INTO products (name, price_cents, stock) VALUES ('Flash Sale Smartphone',
 INSERT INTO customers (name) SELECT 'buyer ' || g FROM generate_series(1, $buyers) AS g;
 INSERT INTO cart_items SELECT g, 1, 1 FROM generate_series(1, $buyers) AS g;
 CREATE TABLE sale_outcomes (customer_id bigint PRIMARY KEY, order_id bigint, sqlstate text,
-							message text);
+							message text, ms double precision);
 CREATE SEQUENCE sale_next;
 CREATE FUNCTION sale_buy(n bigint) RETURNS void LANGUAGE plpgsql AS \$\$
 DECLARE
 	st text; msg text;
+	started timestamptz := clock_timestamp();
 BEGIN
 	IF n > $buyers THEN RETURN; END IF;
-	INSERT INTO sale_outcomes (customer_id, order_id) VALUES (n, shop_checkout(n, 'sale-' || n));
+	INSERT INTO sale_outcomes (customer_id, order_id, ms)
+	VALUES (n, shop_checkout(n, 'sale-' || n),
+			1000 * extract(epoch FROM clock_timestamp() - started));
 EXCEPTION WHEN OTHERS THEN
 	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
-	INSERT INTO sale_outcomes (customer_id, sqlstate, message) VALUES (n, st, msg);
+	INSERT INTO sale_outcomes (customer_id, sqlstate, message, ms)
+	VALUES (n, st, msg, 1000 * extract(epoch FROM clock_timestamp() - started));
 END
 \$\$;
 SQL
@@ -88,12 +92,21 @@ sale=$!
 until answered $((buyers / 4)); do sleep 0.05; done
 install_new_files || exit 1
 until answered $((buyers / 2)); do sleep 0.05; done
+update_started=$(date +%s%N)
 psql -X -q -d shop -c "ALTER EXTENSION checkout UPDATE" >"$script.update" 2>&1
 updated=$?
+update_ms=$((($(date +%s%N) - update_started) / 1000000))
 version=$(psql -X -At -d shop -c "SELECT extversion FROM pg_extension WHERE extname = 'checkout'")
 wait "$sale"
 grep -E 'actually processed|failed' "$script.out"
-echo "$mode: ALTER EXTENSION checkout UPDATE mid-sale: exit $updated, version $version $(cat "$script.update")"
+echo "$mode: ALTER EXTENSION checkout UPDATE mid-sale: exit $updated in $update_ms ms, version $version $(cat "$script.update")"
+# how long checkouts waited for it (checkout.lock_timeout 0: as long as it took)
+psql -X -At -d shop -c "
+	SELECT '$mode: checkouts during the sale: median '
+		   || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)
+		   || ' ms, p99 ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)
+		   || ' ms, longest ' || round(max(ms)::numeric, 1) || ' ms'
+	  FROM sale_outcomes"
 
 if [ "$mode" = plain ]; then
 	check "$mode: the update went through mid-sale (version $version)" [ "$version" = 1.2 ]

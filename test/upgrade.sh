@@ -110,6 +110,29 @@ check "shop_works fails when the upgraded shop's books are off" \
 
 sql postgres "DROP DATABASE checkout_fresh" "DROP DATABASE checkout_upgrade_1_0"
 
+# checkout_shard (sharding/): its 1.1 updated has the objects of a fresh
+# install, and the role the proxy connects as, granted before the update,
+# may call the new functions (as after a grant on a fresh install)
+sql postgres "DROP ROLE IF EXISTS regress_shard_proxy" "CREATE ROLE regress_shard_proxy" || exit 1
+new_db checkout_shard_fresh checkout checkout_shard || exit 1
+new_db checkout_shard_upgrade checkout "checkout_shard VERSION '1.1'" || exit 1
+sql checkout_shard_fresh "SELECT checkout_shard.shop_shard_grant_proxy('regress_shard_proxy')" || exit 1
+sql checkout_shard_upgrade "SELECT checkout_shard.shop_shard_grant_proxy('regress_shard_proxy')" \
+	"ALTER EXTENSION checkout_shard UPDATE" || exit 1
+shard_default=$(sed -n "s/^default_version = '\(.*\)'/\1/p" sharding/checkout_shard.control)
+version=$(psql -X -At -d checkout_shard_upgrade -c "SELECT extversion FROM pg_extension WHERE extname = 'checkout_shard'")
+check "checkout_shard 1.1 updates to $shard_default (got $version)" [ "$version" = "$shard_default" ]
+objects checkout_shard_fresh checkout_shard >"$tmp/shard-fresh" &&
+	objects checkout_shard_upgrade checkout_shard >"$tmp/shard-upgraded" || exit 1
+check "checkout_shard 1.1 updated has exactly the objects of a fresh install ($(wc -l <"$tmp/shard-fresh") lines)" \
+	diff -u "$tmp/shard-fresh" "$tmp/shard-upgraded"
+granted=$(psql -X -At -d checkout_shard_upgrade -c "
+	SELECT has_function_privilege('regress_shard_proxy', 'checkout_shard.checkout(bigint, text, text)', 'EXECUTE')
+	   AND has_function_privilege('regress_shard_proxy', 'checkout_shard.create_voucher(bigint, text, integer, bigint, integer, timestamptz, timestamptz, bigint)', 'EXECUTE')")
+check "checkout_shard 1.1 updated: the proxy's role may call the new functions (got $granted)" [ "$granted" = t ]
+sql postgres "DROP DATABASE checkout_shard_fresh" "DROP DATABASE checkout_shard_upgrade" \
+	"DROP ROLE regress_shard_proxy"
+
 # checkout_proxy (sharding/): its 1.1 updated has the objects of a fresh
 # install and keeps its one piece of data, the product id sequence (where
 # PL/Proxy is installed: make test on 15; the roots of make test PG=17 and
