@@ -87,14 +87,16 @@ else
 deb: setup
 	dpkg-buildpackage -us -uc -b
 	mkdir -p dist
-	mv ../postgresql-*-checkout*_$(DEB_VERSION)_*.deb ../checkout_$(DEB_VERSION)_*.buildinfo \
+	mv ../postgresql-*-checkout*_$(DEB_VERSION)_*.deb ../checkout-monitoring_$(DEB_VERSION)_all.deb \
+		../checkout_$(DEB_VERSION)_*.buildinfo \
 		../checkout_$(DEB_VERSION)_*.changes dist/
 endif
 
 # The package built and installed (dpkg -i), and tools/flashsale built
 packaged: deb
 	@$(MAKE) -s --no-print-directory -C tools
-	@sh test/as-root.sh dpkg -i dist/postgresql-15-checkout_$(DEB_VERSION)_*.deb >/dev/null
+	@sh test/as-root.sh dpkg -i dist/postgresql-15-checkout_$(DEB_VERSION)_*.deb \
+		dist/checkout-monitoring_$(DEB_VERSION)_all.deb >/dev/null
 
 # Everything, against the installed package, ending in one
 # "N passed, N failed" line.  PG=17 or PG=18: the core suites against that

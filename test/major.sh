@@ -50,10 +50,10 @@ chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
 	make -s PG_CONFIG=$PG_CONFIG COPT=-Werror all >/dev/null && make -s clean >/dev/null &&
 		pg_buildext updatecontrol >/dev/null 2>&1 &&
 		dpkg-buildpackage -us -uc -b >/tmp/deb.log 2>&1 &&
-		mkdir -p dist && mv ../postgresql-$MAJOR-checkout_*.deb dist/ &&
+		mkdir -p dist && mv ../postgresql-$MAJOR-checkout_*.deb ../checkout-monitoring_*.deb dist/ &&
 		{ dpkg -r postgresql-$MAJOR-checkout >/dev/null 2>&1
 		  rm -f /usr/share/postgresql/$MAJOR/extension/checkout* /usr/lib/postgresql/$MAJOR/lib/checkout.so
-		  dpkg -i dist/postgresql-$MAJOR-checkout_*.deb >/dev/null; } &&
+		  dpkg -i dist/postgresql-$MAJOR-checkout_*.deb dist/checkout-monitoring_*.deb >/dev/null; } &&
 		make -s -C tools PG_CONFIG=$PG_CONFIG >/dev/null ||
 		{ tail -30 /tmp/deb.log; echo "build: FAILED"; exit 1; }
 	[ "$DEB_ONLY" = 1 ] && exit 0

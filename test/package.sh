@@ -25,4 +25,9 @@ files=$(ls $loaded | wc -l)
 check "the package owns the extension's files the server loads ($owned of $files)" [ "$owned" = "$files" ]
 check "none of them changed since the package installed them (dpkg --verify)" \
 	sh -c "[ -z \"\$(dpkg --verify $package)\" ]"
+# the monitoring files, once for every major (an Architecture: all package)
+monitoring=$(dpkg-query -W -f='${Status}' checkout-monitoring 2>/dev/null)
+check "checkout-monitoring installs the queries and the rules in /usr/share/checkout ($monitoring)" \
+	sh -c "[ '$monitoring' = 'install ok installed' ] && [ -f /usr/share/checkout/queries.yaml ] &&
+		   [ -f /usr/share/checkout/checkout.rules.yml ] && dpkg -S /usr/share/checkout/queries.yaml | grep -q '^checkout-monitoring:'"
 exit "$failed"

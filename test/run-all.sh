@@ -9,6 +9,8 @@
 #     'checkout': the live statistics;
 #  0. test/package.sh: the Debian package that make test installed, and
 #     the C formatted as pgindent formats it;
+#  4. test/monitoring.sh in a cluster with the preload: the alert rules'
+#     unit tests, and Prometheus with postgres_exporter watching a sale;
 #  3. test/cron/run.sh in a cluster with shared_preload_libraries =
 #     'pg_cron': shop_expire_orders() scheduled.  It mostly waits for the
 #     next minute, so it runs beside 1 and 2, in a cluster of its own (-t).
@@ -52,6 +54,16 @@ preload_passed=$1 preload_failed=$2
 [ "$rc_preload" -ne 0 ] && [ "$preload_failed" -eq 0 ] && preload_failed=1
 echo "preload (statistics): $preload_passed passed, $preload_failed failed"
 
+# Prometheus and postgres_exporter end to end, with the preload (the
+# statistics); the rules' unit tests
+pg_virtualenv -o shared_preload_libraries=checkout -- sh test/monitoring.sh >"$log/monitoring" 2>&1
+rc_monitoring=$?
+quiet_server_log "$log/monitoring" | grep -v '^ts='
+set -- $(count_verdicts "$log/monitoring")
+monitoring_passed=$1 monitoring_failed=$2
+[ "$rc_monitoring" -ne 0 ] && [ "$monitoring_failed" -eq 0 ] && monitoring_failed=1
+echo "monitoring (Prometheus): $monitoring_passed passed, $monitoring_failed failed"
+
 wait "$cron"
 rc_cron=$?
 quiet_server_log "$log/cron"
@@ -60,8 +72,8 @@ cron_passed=$1 cron_failed=$2
 [ "$rc_cron" -ne 0 ] && [ "$cron_failed" -eq 0 ] && cron_failed=1
 echo "pg_cron (expiry): $cron_passed passed, $cron_failed failed"
 
-passed=$((package_passed + main_passed + preload_passed + cron_passed))
-failed=$((package_failed + main_failed + preload_failed + cron_failed))
+passed=$((package_passed + main_passed + preload_passed + monitoring_passed + cron_passed))
+failed=$((package_failed + main_failed + preload_failed + monitoring_failed + cron_failed))
 [ "$rc_main" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
 
 echo "$passed passed, $failed failed"

@@ -7,7 +7,8 @@ set -eu
 packages="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap postgresql-15-cron
 libtap-parser-sourcehandler-pgtap-perl postgresql-common make gcc libpq-dev
 dpkg-dev debhelper postgresql-server-dev-all build-essential pgbouncer
-postgresql-15-auto-failover pg-auto-failover-cli postgresql-15-plproxy pg-bsd-indent"
+postgresql-15-auto-failover pg-auto-failover-cli postgresql-15-plproxy pg-bsd-indent
+prometheus prometheus-postgres-exporter curl jq"
 
 missing=""
 for p in $packages; do
@@ -23,4 +24,13 @@ echo "checkout: installing$missing"
 dir=$(dirname "$0")
 export DEBIAN_FRONTEND=noninteractive
 sh "$dir/as-root.sh" apt-get update -qq
+# Debian's prometheus packages start their daemons (on 9090 and 9187) where
+# an init system runs them: no service starts while these install (a
+# policy-rc.d that says no, removed after, unless the machine had one);
+# the monitoring test starts its own, on ports of its own
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+	sh "$dir/as-root.sh" sh -c "printf '#!/bin/sh\nexit 101\n' >$policy && chmod +x $policy"
+	trap 'sh "$dir/as-root.sh" rm -f "$policy"' EXIT
+fi
 sh "$dir/as-root.sh" apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,120 @@
+#!/bin/sh
+# Monitoring (make test, in a cluster with shared_preload_libraries =
+# 'checkout'): the alert rules pass promtool's checks and unit tests; then,
+# end to end, prometheus-postgres-exporter with monitoring/queries.yaml and
+# Prometheus with monitoring/checkout.rules.yml, both Debian's binaries on
+# loopback ports of this test's own (scrape and evaluation every second, the
+# integrity query cached 1 s instead of 300), watch the seed's sale: the
+# scraped counters equal its outcome (20 successes, 13 SH001); a stock
+# changed behind the ledger's back fires CheckoutDiscrepancy, and
+# shop_adjust_stock() resolves it.  Every process started here is stopped.
+# Prints "check:" lines.
+set -u
+cd "$(dirname "$0")/.."
+. test/lib.sh
+tmp=$(mktemp -d)
+exporter_port=${CHECKOUT_EXPORTER_PORT:-59187}
+prometheus_port=${CHECKOUT_PROMETHEUS_PORT:-59090}
+pids=
+stop_all() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	for p in $pids; do wait "$p" 2>/dev/null; done
+	rm -rf "$tmp"
+}
+trap stop_all EXIT
+
+check "promtool check rules monitoring/checkout.rules.yml" \
+	promtool check rules monitoring/checkout.rules.yml
+check "promtool test rules: every alert fires on its series and only there" \
+	promtool test rules monitoring/checkout.rules.test.yml
+
+db=checkout_monitoring
+new_db "$db" checkout || exit 1
+sql "$db" "SELECT shop_checkout_stats_reset()" >/dev/null || exit 1
+
+sed 's/cache_seconds: 300/cache_seconds: 1/' monitoring/queries.yaml >"$tmp/queries.yaml"
+# lib/pq, the exporter's driver, refuses some libpq variables that
+# pg_virtualenv sets (PGSYSCONFDIR): the exporter gets only its DSN
+env -i PATH="$PATH" \
+	DATA_SOURCE_NAME="host=${PGHOST:-localhost} port=${PGPORT:-5432} dbname=$db user=${PGUSER:-postgres} password=${PGPASSWORD:-} sslmode=disable" \
+	prometheus-postgres-exporter --web.listen-address="127.0.0.1:$exporter_port" \
+	--extend.query-path="$tmp/queries.yaml" >"$tmp/exporter.log" 2>&1 &
+pids="$pids $!"
+
+cp monitoring/checkout.rules.yml "$tmp/checkout.rules.yml"
+cat >"$tmp/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - $tmp/checkout.rules.yml
+scrape_configs:
+  - job_name: checkout
+    static_configs:
+      - targets: ['127.0.0.1:$exporter_port']
+YAML
+check "promtool check config of the test's Prometheus" promtool check config "$tmp/prometheus.yml"
+prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/data" \
+	--web.listen-address="127.0.0.1:$prometheus_port" >"$tmp/prometheus.log" 2>&1 &
+pids="$pids $!"
+
+# query PROMQL: the first value of an instant query, or nothing
+query() {
+	curl -s --get "http://127.0.0.1:$prometheus_port/api/v1/query" --data-urlencode "query=$1" |
+		jq -r '.data.result[0].value[1] // empty' 2>/dev/null
+}
+# wait_for SECONDS COMMAND...: true once COMMAND is, polling every 0.5 s
+wait_for() {
+	_deadline=$(($(date +%s) + $1))
+	shift
+	until "$@"; do
+		[ "$(date +%s)" -ge "$_deadline" ] && return 1
+		sleep 0.5
+	done
+}
+equals() { [ "$(query "$1")" = "$2" ]; }
+# firing ALERT: whether ALERT is firing (/api/v1/alerts)
+firing() {
+	curl -s "http://127.0.0.1:$prometheus_port/api/v1/alerts" |
+		jq -e --arg a "$1" '[.data.alerts[] | select(.labels.alertname == $a and .state == "firing")] | length > 0' \
+		>/dev/null 2>&1
+}
+
+scraping() {
+	wait_for 20 equals 'up{job="checkout"}' 1 && wait_for 10 equals 'pg_up{job="checkout"}' 1
+}
+check "Prometheus scrapes the exporter (up 1, pg_up 1)" scraping
+
+tools/flashsale -d "$db" --buyers 33 --stock 20 --quiet \
+	--expect-orders 20 --expect-rejected 13 --expect-stock 0 || echo "check: FAILED the seed's sale ran"
+sel="{job=\"checkout\", datname=\"$db\"}"
+sale_scraped() {
+	wait_for 15 equals "checkout_attempts_total$sel" 33 &&
+		wait_for 10 equals "checkout_successes_total$sel" 20 &&
+		wait_for 10 equals "checkout_insufficient_stock_total$sel" 13 &&
+		wait_for 10 equals "checkout_items_sold_total$sel" 20
+}
+check "scraped: 33 attempts, 20 successes, 13 insufficient stock, 20 items sold" sale_scraped
+check "scraped: the checkout time as a sum and a count (33 calls)" \
+	wait_for 10 equals "checkout_checkout_seconds_count$sel" 33
+check "scraped: no integrity problem, no alert firing" \
+	wait_for 10 equals 'sum(checkout_integrity_problems{job="checkout"})' 0
+
+product=$(psql -X -At -d "$db" -c "SELECT min(id) FROM products")
+sql "$db" "UPDATE products SET stock = stock + 5 WHERE id = $product" >/dev/null
+fired=0
+check "a stock changed behind the ledger's back fires CheckoutDiscrepancy" \
+	wait_for 60 firing CheckoutDiscrepancy && fired=1
+sql "$db" "SELECT shop_adjust_stock($product, (SELECT stock FROM product_stock WHERE product_id = $product),
+									 'monitoring test: counted')" >/dev/null
+# resolved: the alert fired, and is gone from /api/v1/alerts
+gone() { ! curl -s "http://127.0.0.1:$prometheus_port/api/v1/alerts" | grep -q CheckoutDiscrepancy; }
+resolved() { [ "$fired" = 1 ] && wait_for 60 gone; }
+check "shop_adjust_stock() resolves it" resolved
+if [ "$failed" -ne 0 ]; then
+	curl -s "http://127.0.0.1:$exporter_port/metrics" | grep -E "^(pg_up|checkout_)" | head -20
+	curl -s "http://127.0.0.1:$exporter_port/metrics" | grep -E '^(pg_up|checkout_)' | head -20
+	echo "--- exporter log"; grep -E '^(ts=|panic)' "$tmp/exporter.log" | tail -20
+	echo "--- prometheus log"; tail -20 "$tmp/prometheus.log"
+fi
+exit "$failed"
