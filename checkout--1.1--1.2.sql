@@ -100,13 +100,6 @@ CREATE EVENT TRIGGER checkout_guard_drop ON ddl_command_start
 	WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
 	EXECUTE FUNCTION @extschema@.shop_guard_drop();
 
-/*
- * Keys by age: what shop_purge_idempotency_keys() deletes and the
- * monitoring's count of keys past their retention (monitoring/queries.yaml)
- * find without reading every key
- */
-CREATE INDEX idempotency_keys_created_at_idx ON @extschema@.idempotency_keys (created_at);
-
 /* ------------------------------------------------------------- vouchers */
 
 /*

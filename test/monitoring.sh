@@ -80,8 +80,13 @@ firing() {
 		>/dev/null 2>&1
 }
 
+# ready: Prometheus answers /-/ready (its TSDB is open); how long it took
+ready() { curl -sf "http://127.0.0.1:$prometheus_port/-/ready" >/dev/null; }
+started=$(date +%s)
+wait_for 120 ready
+echo "monitoring: Prometheus ready after $(($(date +%s) - started)) s"
 scraping() {
-	wait_for 20 equals 'up{job="checkout"}' 1 && wait_for 10 equals 'pg_up{job="checkout"}' 1
+	wait_for 120 equals 'up{job="checkout"}' 1 && wait_for 60 equals 'pg_up{job="checkout"}' 1
 }
 check "Prometheus scrapes the exporter (up 1, pg_up 1)" scraping
 
@@ -89,16 +94,16 @@ tools/flashsale -d "$db" --buyers 33 --stock 20 --quiet \
 	--expect-orders 20 --expect-rejected 13 --expect-stock 0 || echo "check: FAILED the seed's sale ran"
 sel="{job=\"checkout\", datname=\"$db\"}"
 sale_scraped() {
-	wait_for 15 equals "checkout_attempts_total$sel" 33 &&
+	wait_for 60 equals "checkout_attempts_total$sel" 33 &&
 		wait_for 10 equals "checkout_successes_total$sel" 20 &&
 		wait_for 10 equals "checkout_insufficient_stock_total$sel" 13 &&
 		wait_for 10 equals "checkout_items_sold_total$sel" 20
 }
 check "scraped: 33 attempts, 20 successes, 13 insufficient stock, 20 items sold" sale_scraped
 check "scraped: the checkout time as a sum and a count (33 calls)" \
-	wait_for 10 equals "checkout_checkout_seconds_count$sel" 33
+	wait_for 60 equals "checkout_checkout_seconds_count$sel" 33
 check "scraped: no integrity problem, no alert firing" \
-	wait_for 10 equals 'sum(checkout_integrity_problems{job="checkout"})' 0
+	wait_for 60 equals 'sum(checkout_integrity_problems{job="checkout"})' 0
 
 product=$(psql -X -At -d "$db" -c "SELECT min(id) FROM products")
 sql "$db" "UPDATE products SET stock = stock + 5 WHERE id = $product" >/dev/null
@@ -112,9 +117,11 @@ gone() { ! curl -s "http://127.0.0.1:$prometheus_port/api/v1/alerts" | grep -q C
 resolved() { [ "$fired" = 1 ] && wait_for 60 gone; }
 check "shop_adjust_stock() resolves it" resolved
 if [ "$failed" -ne 0 ]; then
-	curl -s "http://127.0.0.1:$exporter_port/metrics" | grep -E "^(pg_up|checkout_)" | head -20
+	echo "--- what Prometheus answers for up"
+	curl -s --get "http://127.0.0.1:$prometheus_port/api/v1/query" --data-urlencode 'query=up' | head -c 600
+	echo
 	curl -s "http://127.0.0.1:$exporter_port/metrics" | grep -E '^(pg_up|checkout_)' | head -20
-	echo "--- exporter log"; grep -E '^(ts=|panic)' "$tmp/exporter.log" | tail -20
-	echo "--- prometheus log"; tail -20 "$tmp/prometheus.log"
+	grep -E '^(ts=|panic)' "$tmp/exporter.log" | tail -20 | sed 's/^/exporter: /'
+	tail -30 "$tmp/prometheus.log" | sed 's/^/prometheus: /'
 fi
 exit "$failed"
