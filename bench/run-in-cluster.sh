@@ -260,3 +260,5 @@ echo
 cat "$tmp/report"
 echo
 echo "bench: written to $results"
+# its figures as PNG charts beside it (gnuplot, make setup installs it)
+sh bench/plot.sh "$results" | sed 's/^/bench: drawn /'
