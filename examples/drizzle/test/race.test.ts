@@ -7,11 +7,13 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { eq, sql } from "drizzle-orm";
 import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
 import { cartItems, productStock, products } from "../src/schema.js";
-import { checkout, checkoutServer } from "../src/checkout.js";
+import { checkout, checkoutBreaker, checkoutServer, guardedCheckout } from "../src/checkout.js";
 
 const database = "checkout_drizzle";
 const appRole = "regress_drizzle_app";
@@ -35,8 +37,7 @@ before(async () => {
 
   // The shop's migration, as the extension's owner: install, add the shop's
   // own column, grant the storefront its role, load the sale
-  admin = new pg.Client({ database });
-  await admin.connect();
+  admin = await adminClient();
   await admin.query("CREATE EXTENSION checkout");
   await admin.query("ALTER TABLE products ADD COLUMN sku text UNIQUE");
   await admin.query(`SELECT shop_grant_app('${appRole}')`);
@@ -51,6 +52,8 @@ before(async () => {
 
   // The storefront, as its role
   pool = new pg.Pool({ database, user: appRole, password: appPassword, max: 10 });
+  // a connection the server drops while idle (the breaker test stops it)
+  pool.on("error", () => {});
   db = drizzle(pool);
   server = checkoutServer(db);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -62,6 +65,19 @@ after(async () => {
   await pool?.end();
   await admin?.end();
 });
+
+// The extension owner's connection; again after the server restarted
+async function adminClient() {
+  const client = new pg.Client({ database });
+  client.on("error", () => {});
+  await client.connect();
+  return client;
+}
+
+// Stop or start the test's own server (pg_virtualenv's cluster "regress")
+function server_(action: "stop" | "start") {
+  execFileSync("pg_ctlcluster", [process.env.PGVERSION ?? "15", "regress", action, ...(action === "stop" ? ["-m", "fast"] : [])]);
+}
 
 async function post(customerId: number, idempotencyKey: string) {
   const res = await fetch(`${baseUrl}/checkout`, {
@@ -154,6 +170,77 @@ test("the storefront's role cannot write stock, prices or orders", async () => {
   await assert.rejects(db.execute(sql`DELETE FROM orders`),
     (e: unknown) => (e as { cause?: { code?: string } }).cause?.code === "42501" ||
       (e as { code?: string }).code === "42501");
+});
+
+test("a circuit breaker opens while the database is down and closes when it is back; no order lost or doubled", async () => {
+  const breaker = checkoutBreaker(db, { resetTimeout: 1500, volumeThreshold: 2, timeout: 5000 });
+  const buyers = customerIds.slice(0, 3);
+  for (const customerId of buyers) {
+    await db.insert(cartItems).values({ customerId, productId, quantity: 1 }).onConflictDoNothing();
+  }
+  const before = await admin.query(
+    "SELECT customer_id, count(*)::int AS n FROM orders WHERE customer_id = ANY ($1) GROUP BY 1",
+    [buyers],
+  );
+  const tries = buyers.map(() => randomUUID());
+  assert.equal((await guardedCheckout(breaker, buyers[0], tries[0])).status, 201);
+
+  server_("stop");
+  try {
+    // the database is gone: two failures open the breaker ...
+    const down = [
+      await guardedCheckout(breaker, buyers[1], tries[1], { attempts: 1 }),
+      await guardedCheckout(breaker, buyers[2], tries[2], { attempts: 1 }),
+    ];
+    assert.deepEqual(down.map((r) => r.status), [503, 503]);
+    assert.ok(breaker.opened, "the breaker is open");
+    // ... and then the route answers 503 at once, without trying the database
+    const started = Date.now();
+    const fast = await guardedCheckout(breaker, buyers[1], tries[1]);
+    assert.equal(fast.status, 503);
+    assert.equal(fast.body.error, "unavailable");
+    assert.ok(Date.now() - started < 100, `answered in ${Date.now() - started} ms`);
+  } finally {
+    server_("start");
+  }
+
+  // past resetTimeout one trial goes through; its success closes the breaker
+  await sleep(1600);
+  const back = await guardedCheckout(breaker, buyers[1], tries[1]);
+  assert.equal(back.status, 201);
+  assert.ok(breaker.closed, "the breaker closed again");
+  assert.equal((await guardedCheckout(breaker, buyers[2], tries[2])).status, 201);
+  // the same keys again: the same orders
+  assert.deepEqual((await guardedCheckout(breaker, buyers[1], tries[1])).body, back.body);
+
+  admin = await adminClient();
+  const after = await admin.query(
+    "SELECT customer_id, count(*)::int AS n FROM orders WHERE customer_id = ANY ($1) GROUP BY 1",
+    [buyers],
+  );
+  const count = (rows: { customer_id: string; n: number }[], id: number) =>
+    rows.find((r) => Number(r.customer_id) === id)?.n ?? 0;
+  for (const id of buyers) {
+    assert.equal(count(after.rows, id), count(before.rows, id) + 1, `buyer ${id}: one more order`);
+  }
+});
+
+test("a crowd told it sold out does not open the breaker", async () => {
+  const breaker = checkoutBreaker(db, { resetTimeout: 60000, volumeThreshold: 2 });
+  const p = await admin.query(
+    "INSERT INTO products (name, price_cents, stock, sku) VALUES ('Sold Out Tablet', 29900, 0, 'SOT-1') RETURNING id",
+  );
+  const soldOut = Number(p.rows[0].id);
+  const crowd = customerIds.slice(3, 13);
+  for (const customerId of crowd) {
+    await db.insert(cartItems).values({ customerId, productId: soldOut, quantity: 1 });
+  }
+  const results = await Promise.all(crowd.map((id) => guardedCheckout(breaker, id, randomUUID())));
+  assert.deepEqual(new Set(results.map((r) => r.status)), new Set([409]));
+  assert.ok(breaker.closed, "still closed after 10 SH001s");
+  for (const customerId of crowd) {
+    await db.delete(cartItems).where(eq(cartItems.customerId, customerId));
+  }
 });
 
 test("the books agree after the sale", async () => {
