@@ -936,3 +936,110 @@ REVOKE ALL ON FUNCTION @extschema@.shop_create_voucher(text, integer, bigint, in
 REVOKE ALL ON FUNCTION @extschema@.shop_end_voucher(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shop_add_voucher_code(bigint, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shop_generate_voucher_codes(bigint, integer, text) FROM PUBLIC;
+
+/* ------------------------------------------- sold out, back in stock */
+
+/*
+ * Stock notices: a storefront LISTENs on channel checkout_stock and hears,
+ * within about a second, that a product sold out or came back, as JSON
+ * ({"product_id": 7, "stock": 0, "state": "sold_out"}, or "back_in_stock"
+ * with its stock on sale).  Only transitions are sent, never a notice per
+ * checkout (a NOTIFY serialises commits): a checkout that empties a
+ * product's row or one of its slots, and every stock movement (restock,
+ * adjustment, cancellation, expiry), flags the product in stock_watch;
+ * shop_notify_stock_changes(), run every second (pg_cron), looks at the
+ * flagged products and those known sold out, and notifies what changed.
+ * It sees the product's whole stock on sale, so two checkouts emptying
+ * the last two slots (each seeing the other's still full) are caught too.
+ */
+CREATE TABLE @extschema@.stock_watch (
+	product_id	bigint PRIMARY KEY
+);
+
+COMMENT ON TABLE @extschema@.stock_watch IS
+'Products whose stock may have sold out or come back, for shop_notify_stock_changes()';
+
+-- (not dumped: flags of the moment; a restore's stock movements flag again)
+
+CREATE TABLE @extschema@.sold_out_products (
+	product_id	bigint PRIMARY KEY REFERENCES @extschema@.products ON DELETE CASCADE,
+	since		timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+COMMENT ON TABLE @extschema@.sold_out_products IS
+'The products shop_notify_stock_changes() last announced as sold out';
+
+-- Every stock movement flags its product (none is on a checkout's path)
+CREATE FUNCTION @extschema@.shop_watch_movement()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	INSERT INTO @extschema@.stock_watch (product_id)
+	SELECT DISTINCT m.product_id FROM new_movements AS m
+	ON CONFLICT DO NOTHING;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER stock_movements_watch
+	AFTER INSERT ON @extschema@.stock_movements
+	REFERENCING NEW TABLE AS new_movements
+	FOR EACH STATEMENT
+	EXECUTE FUNCTION @extschema@.shop_watch_movement();
+
+/*
+ * shop_notify_stock_changes(): notify on channel checkout_stock every
+ * product of stock_watch or sold_out_products whose sold-out state changed
+ * since the last run; returns how many notices it sent.  Runs one at a
+ * time (a second run waits for the first).  Schedule it every second:
+ * SELECT cron.schedule('checkout-stock-notices', '1 seconds',
+ *                      'SELECT shop_notify_stock_changes()');
+ */
+CREATE FUNCTION @extschema@.shop_notify_stock_changes()
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p			record;
+	flagged		bigint[];
+	sent		integer := 0;
+BEGIN
+	LOCK TABLE @extschema@.sold_out_products IN EXCLUSIVE MODE;
+	-- take the flags first, then read the stock on a later snapshot: a
+	-- checkout flagging a product meanwhile waits for this run's end and
+	-- flags it again for the next, or committed before the stock is read
+	WITH taken AS (DELETE FROM @extschema@.stock_watch RETURNING product_id)
+	SELECT coalesce(array_agg(t.product_id), '{}') INTO flagged FROM taken AS t;
+	FOR p IN
+		SELECT ps.product_id, ps.stock, (so.product_id IS NOT NULL) AS was_sold_out
+		  FROM (SELECT unnest(flagged) AS product_id
+				UNION
+				SELECT s.product_id FROM @extschema@.sold_out_products AS s) AS k
+		  JOIN @extschema@.product_stock AS ps ON ps.product_id = k.product_id
+		  LEFT JOIN @extschema@.sold_out_products AS so ON so.product_id = k.product_id
+		 ORDER BY ps.product_id
+	LOOP
+		IF p.stock = 0 AND NOT p.was_sold_out THEN
+			INSERT INTO @extschema@.sold_out_products (product_id) VALUES (p.product_id);
+			PERFORM pg_notify('checkout_stock', json_build_object(
+				'product_id', p.product_id, 'stock', 0, 'state', 'sold_out')::text);
+			sent := sent + 1;
+		ELSIF p.stock > 0 AND p.was_sold_out THEN
+			DELETE FROM @extschema@.sold_out_products AS s WHERE s.product_id = p.product_id;
+			PERFORM pg_notify('checkout_stock', json_build_object(
+				'product_id', p.product_id, 'stock', p.stock, 'state', 'back_in_stock')::text);
+			sent := sent + 1;
+		END IF;
+	END LOOP;
+	RETURN sent;
+END
+$$;
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.sold_out_products', '');
+
+REVOKE ALL ON FUNCTION @extschema@.shop_watch_movement() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_notify_stock_changes() FROM PUBLIC;

@@ -654,6 +654,31 @@ write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
 }
 
 /*
+ * Flag for shop_notify_stock_changes() (1.2) the products whose row, slot
+ * or whole stock this checkout emptied: a line's stock is what served it
+ * (its row, its one slot, or all of them combined), so taking all of it
+ * empties that.  Only then is anything written; a product with stock left
+ * in other slots is looked at and passed over.
+ */
+static void
+watch_emptied_stock(const CartLine *lines, int nlines)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * nlines);
+	int			n = 0;
+	Datum		args[1];
+
+	if (!checkout_prepared(CHECKOUT_WATCH_STOCK))
+		return;
+	for (int i = 0; i < nlines; i++)
+		if (lines[i].stock == lines[i].quantity)
+			ids[n++] = Int64GetDatum(lines[i].product_id);
+	if (n == 0)
+		return;
+	args[0] = bigint_array(ids, n);
+	(void) checkout_execute(CHECKOUT_WATCH_STOCK, args, NULL, 0);
+}
+
+/*
  * The last resort before SH001: when a line its locked stock cannot serve
  * is of a product that placed orders past their payment window hold, expire
  * those orders (shop_reclaim_expired: only those whose products it can lock
@@ -902,6 +927,7 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 		take_voucher_use(call, customer_id, total, voucher);
 	order_id = write_order(call, customer_id, lines, nlines, &takes, total,
 						   reserved_id, voucher);
+	watch_emptied_stock(lines, nlines);
 
 	for (int i = 0; i < nlines; i++)
 		call->items_sold += lines[i].quantity;

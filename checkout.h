@@ -212,6 +212,7 @@ typedef enum CheckoutStatement
 	CHECKOUT_FREE_USE,			/* a free voucher slot with a use left */
 	CHECKOUT_WAIT_FOR_USE,		/* the same, waiting for one */
 	CHECKOUT_WRITE_VOUCHER_ORDER,	/* CHECKOUT_WRITE_ORDER with a voucher */
+	CHECKOUT_WATCH_STOCK,		/* flag products whose row or slot it emptied */
 	NUM_CHECKOUT_STATEMENTS
 } CheckoutStatement;
 
@@ -225,6 +226,7 @@ typedef enum CheckoutFeature
 extern void checkout_statements_init(void);
 extern void checkout_prepare_statements(Oid nspoid);
 extern bool checkout_shop_uses(CheckoutFeature feature);
+extern bool checkout_prepared(CheckoutStatement stmt);
 extern uint64 checkout_execute(CheckoutStatement stmt, Datum *values,
 							   const char *nulls, long count);
 extern Oid	checkout_reclaim_function(void);

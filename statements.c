@@ -543,6 +543,19 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 						", voucher_id, voucher_code_id, discount_cents",
 						", $12, $13, $14", ", line.discount_cents")
 	},
+
+	/*
+	 * The products ($1) whose row or one of whose slots this checkout
+	 * emptied, for shop_notify_stock_changes(): written only then, never per
+	 * checkout
+	 */
+	[CHECKOUT_WATCH_STOCK] = {
+		"flagging sold-out products", "1.2", SPI_OK_INSERT, false, false,
+		1, {INT8ARRAYOID},
+		"INSERT INTO %1$s.stock_watch (product_id)"
+		" SELECT pg_catalog.unnest($1)"
+		" ON CONFLICT DO NOTHING"
+	},
 };
 
 /*
@@ -778,6 +791,13 @@ checkout_shop_uses(CheckoutFeature feature)
 	if (feature == CHECKOUT_EXPIRY)
 		return ever_had_rows(expiry_index_oid, 1);
 	return ever_had_rows(limits_table_oid, 0);
+}
+
+/* Whether statement stmt is prepared: of a version this install has */
+bool
+checkout_prepared(CheckoutStatement stmt)
+{
+	return plans[stmt] != NULL;
 }
 
 /*

@@ -107,7 +107,8 @@ SELECT set_eq($$SELECT DISTINCT proname::text FROM pg_proc WHERE prosecdef
 					'shop_cancel_order', 'shop_cancel_items', 'shop_expire_orders',
 					'shop_set_purchase_limit', 'shop_purge_idempotency_keys',
 					'shop_check_integrity', 'shop_reclaim_expired', 'shop_create_voucher',
-					'shop_end_voucher', 'shop_add_voucher_code', 'shop_generate_voucher_codes'],
+					'shop_end_voucher', 'shop_add_voucher_code', 'shop_generate_voucher_codes',
+					'shop_notify_stock_changes'],
 			  'the functions that run with the owner''s rights, and no others');
 SELECT is_empty($$SELECT oid::regprocedure FROM pg_proc WHERE prosecdef AND proname LIKE 'shop\_%'
 				   AND NOT coalesce(proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)$$,

@@ -7,8 +7,8 @@ SELECT plan(117);
 SELECT tables_are('public',
 	ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
 		  'stock_movements', 'stock_slots', 'idempotency_keys', 'purchase_limits',
-		  'vouchers', 'voucher_codes', 'voucher_slots'],
-	'the extension creates exactly its twelve tables');
+		  'vouchers', 'voucher_codes', 'voucher_slots', 'stock_watch', 'sold_out_products'],
+	'the extension creates exactly its fourteen tables');
 
 -- products
 SELECT columns_are('products', ARRAY['id', 'name', 'price_cents', 'stock']);
@@ -196,10 +196,10 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_extension e,
 				 WHERE e.extname = 'checkout'$$,
 			  ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
 					'stock_movements', 'stock_slots', 'idempotency_keys', 'purchase_limits',
-					'vouchers', 'voucher_codes', 'voucher_slots',
+					'vouchers', 'voucher_codes', 'voucher_slots', 'sold_out_products',
 					'products_id_seq', 'customers_id_seq', 'orders_id_seq',
 					'stock_movements_id_seq', 'vouchers_id_seq', 'voucher_codes_id_seq'],
-			  'pg_dump dumps the rows of every table and the identity sequences');
+			  'pg_dump dumps the rows of every table (but stock_watch''s flags) and the identity sequences');
 SELECT has_index('cart_items', 'cart_items_product_id_idx', 'product_id',
 				 'cart_items are indexed on product_id');
 SELECT is_empty($$SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

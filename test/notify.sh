@@ -1,0 +1,72 @@
+#!/bin/sh
+# Sold out, back in stock: pushed (make test).  A listener (psql, LISTEN
+# checkout_stock) and shop_notify_stock_changes() run every half second
+# (pg_cron's one-second job in a shop) watch a sale that sells a product
+# out, a restock that brings it back, and a second sale that sells it out
+# again, for a product sold from its row and one split into 8 stock slots
+# (where two checkouts can empty the last two slots, each seeing the other
+# full).  The listener must hear every transition, in order, and nothing
+# else.  Prints "check:" lines.
+set -u
+cd "$(dirname "$0")/.."
+. test/lib.sh
+tmp=$(mktemp -d)
+pids=
+trap 'for p in $pids; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+
+db=checkout_notify
+new_db "$db" checkout || exit 1
+
+# the listener: LISTEN, then a query every 0.2 s for about 60 s, after
+# each of which psql prints the notices that arrived
+{
+	echo "LISTEN checkout_stock;"
+	i=0
+	while [ $i -lt 300 ]; do echo "SELECT pg_sleep(0.2);"; i=$((i + 1)); done
+} | psql -X -q -At -d "$db" >"$tmp/heard" 2>&1 &
+pids="$pids $!"
+# the watcher
+( while :; do psql -X -q -At -d "$db" -c "SELECT shop_notify_stock_changes()" >/dev/null 2>&1; sleep 0.5; done ) &
+pids="$pids $!"
+
+# sale NAME [SLOTS]: 33 buyers for 20 units of a new product NAME
+sale() {
+	tools/flashsale -d "$db" --buyers 33 --stock 20 --name "$1" --slots "${2:-0}" --quiet \
+		--expect-orders 20 --expect-rejected 13 --expect-stock 0
+}
+# again ID: restock 5 units of product ID, then five buyers take them
+again() {
+	sql "$db" "SELECT shop_restock($1, 5, 'notify test: restock')" >/dev/null || return 1
+	sleep 1.5
+	sql "$db" "INSERT INTO customers (name) SELECT 'again $1 ' || g FROM generate_series(1, 5) AS g" \
+		"INSERT INTO cart_items SELECT c.id, $1, 1 FROM customers AS c WHERE c.name LIKE 'again $1 %'" \
+		>/dev/null || return 1
+	for c in $(psql -X -At -d "$db" -c "SELECT id FROM customers WHERE name LIKE 'again $1 %'"); do
+		sql "$db" "SELECT shop_checkout($c)" >/dev/null || return 1
+	done
+}
+id_of() { psql -X -At -d "$db" -c "SELECT id FROM products WHERE name = '$1'"; }
+
+sale "Notify Row" 0 && row=$(id_of "Notify Row") &&
+	sale "Notify Slots" 8 && slots=$(id_of "Notify Slots") || { echo "check: FAILED the sales ran"; exit 1; }
+sleep 1.5
+again "$row" && again "$slots" || { echo "check: FAILED the restocks and second sales ran"; exit 1; }
+sleep 2
+kill $pids 2>/dev/null
+
+# heard ID: the states heard for product ID, in order
+heard() {
+	grep -o "{[^}]*}" "$tmp/heard" | jq -r --argjson id "$1" 'select(.product_id == $id) | .state' |
+		tr '\n' ' '
+}
+echo "heard for the product sold from its row: $(heard "$row")"
+echo "heard for the product in 8 slots: $(heard "$slots")"
+check "a listener hears sold out, back in stock, sold out (its row)" \
+	[ "$(heard "$row")" = "sold_out back_in_stock sold_out " ]
+check "a listener hears sold out, back in stock, sold out (8 stock slots)" \
+	[ "$(heard "$slots")" = "sold_out back_in_stock sold_out " ]
+check "back in stock carries the stock on sale (5)" \
+	sh -c "grep -o '{[^}]*}' '$tmp/heard' | grep back_in_stock | grep -q '\"stock\" : 5'"
+check "nothing is flagged once all is told (stock_watch empty)" \
+	[ "$(psql -X -At -d "$db" -c "SELECT count(*) FROM stock_watch")" = 0 ]
+exit "$failed"
