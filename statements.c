@@ -516,9 +516,10 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 
 	/*
 	 * ... or, when every slot with a use left is busy, the same waiting for
-	 * the first such slot: once its holder ends, the slot is read again and
-	 * passed over if its holder took its last use (then the next one is
-	 * tried); none means every use is taken (SH010)
+	 * the first such slot, from slot 0 (voucher.c: one order for waiters):
+	 * once its holder ends, the slot is read again and passed over if its
+	 * holder took its last use (then the next one is tried); none means every
+	 * use is taken (SH010)
 	 */
 	[CHECKOUT_WAIT_FOR_USE] = {
 		"waiting for a use of the voucher", "1.2", SPI_OK_SELECT, false, false,

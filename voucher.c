@@ -25,8 +25,10 @@
  * voucher_slots rows (up to 64), as a hot product keeps its stock in stock
  * slots: a checkout locks one free slot with a use left (SKIP LOCKED, from
  * a random slot on), and only when every such slot is busy waits for the
- * first of them; once its holder ends, the row is read again and passed
- * over if its last use was taken.  Finding no slot with a use left proves
+ * first of them in slot order from slot 0; once its holder ends, the row is
+ * read again and passed over (still locked) if its last use was taken.
+ * Waiters thus lock slots in one order (no ring), and a checkout holding a
+ * slot it took without waiting waits for no other.  Finding no slot with a use left proves
  * that committed orders not cancelled hold every use (SH010).  The use is taken by the order's write, by the slot row's
  * ctid.  The voucher's slots are the last rows a checkout locks, after its
  * products and their stock slots; a single-use code's row is locked right
@@ -261,9 +263,16 @@ lock_use(CheckoutCall *call, Voucher *voucher)
 	if (checkout_execute(CHECKOUT_FREE_USE, from_start, NULL, 1) == 0 &&
 		checkout_execute(CHECKOUT_FREE_USE, to_start, NULL, 1) == 0)
 	{
+		/*
+		 * Wait in slot order from slot 0, never from a random start: a slot
+		 * read again and passed over stays locked, so waiters that wrapped
+		 * around from different starts could wait for each other in a ring
+		 */
+		Datum		all[3] = {Int64GetDatum(voucher->id), Int32GetDatum(0),
+		Int32GetDatum(voucher->use_slots)};
+
 		checkout_lock_step(call, "waiting for a use of voucher", voucher->id);
-		if (checkout_execute(CHECKOUT_WAIT_FOR_USE, from_start, NULL, 1) == 0 &&
-			checkout_execute(CHECKOUT_WAIT_FOR_USE, to_start, NULL, 1) == 0)
+		if (checkout_execute(CHECKOUT_WAIT_FOR_USE, all, NULL, 1) == 0)
 			reject_used_up(voucher, voucher->usage_limit);
 		checkout_lock_step(call, NULL, 0);
 	}

@@ -56,8 +56,8 @@ kill $pids 2>/dev/null
 
 # heard ID: the states heard for product ID, in order
 heard() {
-	grep -o "{[^}]*}" "$tmp/heard" | jq -r --argjson id "$1" 'select(.product_id == $id) | .state' |
-		tr '\n' ' '
+	grep -o "{[^}]*}" "$tmp/heard" |
+		sed -n "s/.*\"product_id\" : $1, .*\"state\" : \"\([a-z_]*\)\".*/\1/p" | tr '\n' ' '
 }
 echo "heard for the product sold from its row: $(heard "$row")"
 echo "heard for the product in 8 slots: $(heard "$slots")"

@@ -1278,8 +1278,19 @@ check_voucher_held(const Checks *c)
 	int			told_used_up = 0;
 
 	for (int i = 0; i < opt->buyers * opt->tabs; i++)
-		told_used_up += !c->buyers[i].ordered &&
-			strcmp(c->buyers[i].sqlstate, "SH010") == 0;
+	{
+		const Buyer *b = &c->buyers[i];
+
+		told_used_up += !b->ordered && strcmp(b->sqlstate, "SH010") == 0;
+
+		/*
+		 * a voucher sale ends in an order, SH010 or SH001: no deadlock, no
+		 * bug
+		 */
+		if (!b->ordered && strcmp(b->sqlstate, "SH010") != 0 && strcmp(b->sqlstate, "SH001") != 0)
+			violation("buyer %lld failed with %s (%s), not with an order, SH010 or SH001",
+					  b->customer_id, b->sqlstate, b->message ? b->message : "");
+	}
 	if (used > opt->voucher_limit)
 		violation("%lld orders carry the voucher, past its limit of %d", used,
 				  opt->voucher_limit);
