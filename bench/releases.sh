@@ -11,7 +11,7 @@
 #               one-line checkout of one of 1,000 products
 #   cpu-50line  the same with a 50-line cart
 #   hot-32      32 clients, one hot product (its row, no slots)
-#   hot-128     the same with 128 clients
+#   hot-128     the same with 128 clients (customers of the crowd, 10201 on)
 #
 # Rounds are interleaved (each version once per round, each round starting
 # with the next version, so that none always runs last); each figure
@@ -50,7 +50,7 @@ run() {
 	cpu-1line) clients=1 flow=c pmin=3 pmax=1002 cart=1 base=0 opts="-c synchronous_commit=off" ;;
 	cpu-50line) clients=1 flow=c_50 pmin=3 pmax=1002 cart=1 base=0 opts="-c synchronous_commit=off" ;;
 	hot-32) clients=32 flow=c pmin=1 pmax=1 cart=1 base=0 ;;
-	hot-128) clients=128 flow=c pmin=1 pmax=1 cart=1 base=0 ;;
+	hot-128) clients=128 flow=c pmin=1 pmax=1 cart=1 base=10200 ;;
 	esac
 	# the sold-out rush's buyers are customers 101..132 (their carts filled)
 	sed "s/^\\\\set cid :client_id + 1/\\\\set cid :client_id + 1 + $base/" "bench/flows/$flow.sql" >"$tmp/$flow-$base.sql"
