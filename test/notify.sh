@@ -17,17 +17,31 @@ trap 'for p in $pids; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "
 db=checkout_notify
 new_db "$db" checkout || exit 1
 
-# the listener: LISTEN, then a query every 0.2 s for about 60 s, after
-# each of which psql prints the notices that arrived
+# the listener: LISTEN, then a query every 0.2 s for up to five minutes
+# (killed when done), after each of which psql prints the notices that
+# arrived
 {
 	echo "LISTEN checkout_stock;"
 	i=0
-	while [ $i -lt 300 ]; do echo "SELECT pg_sleep(0.2);"; i=$((i + 1)); done
+	while [ $i -lt 1500 ]; do echo "SELECT pg_sleep(0.2);"; i=$((i + 1)); done
 } | psql -X -q -At -d "$db" >"$tmp/heard" 2>&1 &
 pids="$pids $!"
 # the watcher
 ( while :; do psql -X -q -At -d "$db" -c "SELECT shop_notify_stock_changes()" >/dev/null 2>&1; sleep 0.5; done ) &
 pids="$pids $!"
+
+# heard ID: the states heard for product ID, in order
+heard() {
+	grep -o "{[^}]*}" "$tmp/heard" |
+		sed -n "s/.*\"product_id\" : $1, .*\"state\" : \"\([a-z_]*\)\".*/\1/p" | tr '\n' ' '
+}
+# wait_heard ID STATES: until the listener has heard STATES for product ID
+# (the watcher runs every half second; a loaded machine may be slower), at
+# most 60 s; what was heard is checked below
+wait_heard() {
+	_i=0
+	while [ "$(heard "$1")" != "$2" ] && [ $_i -lt 300 ]; do sleep 0.2; _i=$((_i + 1)); done
+}
 
 # sale NAME [SLOTS]: 33 buyers for 20 units of a new product NAME
 sale() {
@@ -37,7 +51,7 @@ sale() {
 # again ID: restock 5 units of product ID, then five buyers take them
 again() {
 	sql "$db" "SELECT shop_restock($1, 5, 'notify test: restock')" >/dev/null || return 1
-	sleep 1.5
+	wait_heard "$1" "sold_out back_in_stock "
 	sql "$db" "INSERT INTO customers (name) SELECT 'again $1 ' || g FROM generate_series(1, 5) AS g" \
 		"INSERT INTO cart_items SELECT c.id, $1, 1 FROM customers AS c WHERE c.name LIKE 'again $1 %'" \
 		>/dev/null || return 1
@@ -49,16 +63,13 @@ id_of() { psql -X -At -d "$db" -c "SELECT id FROM products WHERE name = '$1'"; }
 
 sale "Notify Row" 0 && row=$(id_of "Notify Row") &&
 	sale "Notify Slots" 8 && slots=$(id_of "Notify Slots") || { echo "check: FAILED the sales ran"; exit 1; }
-sleep 1.5
+wait_heard "$row" "sold_out " && wait_heard "$slots" "sold_out "
 again "$row" && again "$slots" || { echo "check: FAILED the restocks and second sales ran"; exit 1; }
-sleep 2
+wait_heard "$row" "sold_out back_in_stock sold_out " && wait_heard "$slots" "sold_out back_in_stock sold_out "
+# anything heard after it would be wrong: give it a moment to show
+sleep 1
 kill $pids 2>/dev/null
 
-# heard ID: the states heard for product ID, in order
-heard() {
-	grep -o "{[^}]*}" "$tmp/heard" |
-		sed -n "s/.*\"product_id\" : $1, .*\"state\" : \"\([a-z_]*\)\".*/\1/p" | tr '\n' ' '
-}
 echo "heard for the product sold from its row: $(heard "$row")"
 echo "heard for the product in 8 slots: $(heard "$slots")"
 check "a listener hears sold out, back in stock, sold out (its row)" \
