@@ -211,6 +211,7 @@ typedef enum CheckoutStatement
 	CHECKOUT_CUSTOMER_USES,		/* a customer's orders with a voucher */
 	CHECKOUT_FREE_USE,			/* a free voucher slot with a use left */
 	CHECKOUT_WAIT_FOR_USE,		/* the same, waiting for one */
+	CHECKOUT_TAKE_USE,			/* take a use from a free voucher slot */
 	CHECKOUT_WRITE_VOUCHER_ORDER,	/* CHECKOUT_WRITE_ORDER with a voucher */
 	CHECKOUT_WATCH_STOCK,		/* flag products whose row or slot it emptied */
 	NUM_CHECKOUT_STATEMENTS

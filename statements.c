@@ -505,8 +505,8 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 
 	/*
 	 * A free slot of voucher $1 with a use left, starting at slot $2 of $3 (a
-	 * random one, so that buyers spread over the slots); the use is taken by
-	 * the write (CHECKOUT_WRITE_VOUCHER_ORDER), by its ctid ...
+	 * random one, so that buyers spread over the slots), its use taken at
+	 * once (CHECKOUT_TAKE_USE, in the same subtransaction: voucher.c) ...
 	 */
 	[CHECKOUT_FREE_USE] = {
 		"taking a use of the voucher", "1.2", SPI_OK_SELECT, false, false,
@@ -527,10 +527,19 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 		VOUCHER_SLOT_QUERY
 	},
 
+	/* A use taken from the free voucher slot locked at ctid $1 */
+	[CHECKOUT_TAKE_USE] = {
+		"taking a use of the voucher", "1.2", SPI_OK_UPDATE, false, false, 1, {TIDOID},
+		"UPDATE %1$s.voucher_slots AS vs"
+		"   SET remaining = vs.remaining OPERATOR(pg_catalog.-) 1"
+		" WHERE vs.ctid OPERATOR(pg_catalog.=) $1"
+	},
+
 	/*
 	 * CHECKOUT_WRITE_ORDER with a voucher: $12 the voucher, $13 its code, $14
 	 * the discount, $15 each line's share of it, $16 the locked voucher_slots
-	 * row its use comes from (NULL: no usage limit)
+	 * row its use comes from (NULL: no usage limit, or a use taken already
+	 * from a free slot)
 	 */
 	[CHECKOUT_WRITE_VOUCHER_ORDER] = {
 		"writing the order", "1.2", SPI_OK_SELECT, false, false,

@@ -24,13 +24,16 @@
  * Locking rules.  A voucher with a usage limit keeps its remaining uses in
  * voucher_slots rows (up to 64), as a hot product keeps its stock in stock
  * slots: a checkout locks one free slot with a use left (SKIP LOCKED, from
- * a random slot on), and only when every such slot is busy waits for the
- * first of them in slot order from slot 0; once its holder ends, the row is
- * read again and passed over (still locked) if its last use was taken.
- * Waiters thus lock slots in one order (no ring), and a checkout holding a
- * slot it took without waiting waits for no other.  Finding no slot with a use left proves
- * that committed orders not cancelled hold every use (SH010).  The use is taken by the order's write, by the slot row's
- * ctid.  The voucher's slots are the last rows a checkout locks, after its
+ * a random slot on) and takes its use at once, in a subtransaction rolled
+ * back when no slot served (a row changed since the snapshot stays locked
+ * when passed over: see take_free_use); only when every such slot is busy
+ * does it wait for the first of them in slot order from slot 0; once its
+ * holder ends, the row is read again and passed over (still locked) if its
+ * last use was taken.  Waiters thus lock slots in one order (no ring), and a
+ * checkout holding a slot it took without waiting waits for no other.
+ * Finding no slot with a use left proves that committed orders not
+ * cancelled hold every use (SH010).  A waiter's use is taken by the order's
+ * write, by the slot row's ctid.  The voucher's slots are the last rows a checkout locks, after its
  * products and their stock slots; a single-use code's row is locked right
  * after the idempotency key, before the customer's turn and the products.
  * Cancels and expiries give a use back (the orders_release_voucher_use
@@ -50,6 +53,8 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "checkout.h"
 
@@ -246,36 +251,100 @@ lock_voucher_code(CheckoutCall *call, Voucher *voucher)
 }
 
 /*
- * Lock a voucher_slots row with a use left for this checkout: a free one
- * from a random slot on, else the first such slot, waiting for it (read
- * again once free); raise SH010 when none has a use left
+ * Take a use from a free voucher slot, found from slot number start to
+ * slot end (SKIP LOCKED), in a subtransaction kept when a slot served and
+ * rolled back when none did.  A locking read that finds a row changed
+ * since its snapshot locks the row's newest version even when that no
+ * longer qualifies (its last use taken): rolling back lets such rows go,
+ * so that a checkout that goes on to wait for a use holds no slot out of
+ * the waiters' order.  The use is taken within the subtransaction too, so
+ * the row's lock and its update are by one transaction id (no MultiXact).
+ * Return whether a slot served.
+ */
+static bool
+take_free_use(Voucher *voucher, int32 start, int32 end)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	Datum		args[3] = {Int64GetDatum(voucher->id), Int32GetDatum(start),
+	Int32GetDatum(end)};
+	bool		served = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		uint64		found = checkout_execute(CHECKOUT_FREE_USE, args, NULL, 1);
+
+		if (found == 0 && start > 0)
+		{
+			args[1] = Int32GetDatum(0);
+			args[2] = Int32GetDatum(start);
+			found = checkout_execute(CHECKOUT_FREE_USE, args, NULL, 1);
+		}
+		if (found == 1)
+		{
+			ItemPointerData ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
+			Datum		take_args[1] = {PointerGetDatum(&ctid)};
+
+			if (checkout_execute(CHECKOUT_TAKE_USE, take_args, NULL, 0) != 1)
+				elog(ERROR, "checkout: updating a slot of voucher %lld found no row",
+					 (long long) voucher->id);
+			served = true;
+		}
+		if (served)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return served;
+}
+
+/*
+ * Take a use of a limited voucher for this checkout: from a free slot, from
+ * a random slot on (taken at once), else lock the first slot with a use
+ * left, waiting for it (read again once free; the order's write takes the
+ * use, by voucher->use_ctid); raise SH010 when no slot has a use left
  */
 static void
 lock_use(CheckoutCall *call, Voucher *voucher)
 {
 	int32		start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
 													 voucher->use_slots - 1);
-	Datum		from_start[3] = {Int64GetDatum(voucher->id), Int32GetDatum(start),
+	Datum		all[3] = {Int64GetDatum(voucher->id), Int32GetDatum(0),
 	Int32GetDatum(voucher->use_slots)};
-	Datum		to_start[3] = {Int64GetDatum(voucher->id), Int32GetDatum(0),
-	Int32GetDatum(start)};
 
-	if (checkout_execute(CHECKOUT_FREE_USE, from_start, NULL, 1) == 0 &&
-		checkout_execute(CHECKOUT_FREE_USE, to_start, NULL, 1) == 0)
+	checkout_lock_step(call, "taking a use of voucher", voucher->id);
+	if (take_free_use(voucher, start, voucher->use_slots))
 	{
-		/*
-		 * Wait in slot order from slot 0, never from a random start: a slot
-		 * read again and passed over stays locked, so waiters that wrapped
-		 * around from different starts could wait for each other in a ring
-		 */
-		Datum		all[3] = {Int64GetDatum(voucher->id), Int32GetDatum(0),
-		Int32GetDatum(voucher->use_slots)};
-
-		checkout_lock_step(call, "waiting for a use of voucher", voucher->id);
-		if (checkout_execute(CHECKOUT_WAIT_FOR_USE, all, NULL, 1) == 0)
-			reject_used_up(voucher, voucher->usage_limit);
 		checkout_lock_step(call, NULL, 0);
+		return;
 	}
+
+	/*
+	 * Wait in slot order from slot 0, never from a random start: a slot read
+	 * again and passed over stays locked, so waiters that wrapped around from
+	 * different starts could wait for each other in a ring
+	 */
+	checkout_lock_step(call, "waiting for a use of voucher", voucher->id);
+	if (checkout_execute(CHECKOUT_WAIT_FOR_USE, all, NULL, 1) == 0)
+		reject_used_up(voucher, voucher->usage_limit);
+	checkout_lock_step(call, NULL, 0);
 	voucher->use_ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
 }
 
