@@ -130,6 +130,17 @@ granted=$(psql -X -At -d checkout_shard_upgrade -c "
 	SELECT has_function_privilege('regress_shard_proxy', 'checkout_shard.checkout(bigint, text, text)', 'EXECUTE')
 	   AND has_function_privilege('regress_shard_proxy', 'checkout_shard.create_voucher(bigint, text, integer, bigint, integer, timestamptz, timestamptz, bigint)', 'EXECUTE')")
 check "checkout_shard 1.1 updated: the proxy's role may call the new functions (got $granted)" [ "$granted" = t ]
+# the 1.2 functions find checkout's objects through a search_path that
+# names checkout's schema, wherever it was created: on 16 and later written
+# by the server (@extschema:checkout@), on 15 pinned by the script's DO block
+sql checkout_shard_upgrade "DROP EXTENSION checkout_shard" "DROP EXTENSION checkout" \
+	'CREATE SCHEMA "Shop Schema"' 'CREATE EXTENSION checkout SCHEMA "Shop Schema"' \
+	"CREATE EXTENSION checkout_shard VERSION '1.1'" "ALTER EXTENSION checkout_shard UPDATE" || exit 1
+path=$(psql -X -At -d checkout_shard_upgrade -c "
+	SELECT array_to_string(proconfig, ' ') FROM pg_proc
+	 WHERE oid = 'checkout_shard.checkout(bigint, text, text)'::regprocedure")
+check "checkout_shard 1.2's functions pin checkout's schema, quoted (got $path)" \
+	[ "$path" = 'search_path=pg_catalog, "Shop Schema", pg_temp' ]
 sql postgres "DROP DATABASE checkout_shard_fresh" "DROP DATABASE checkout_shard_upgrade" \
 	"DROP ROLE regress_shard_proxy"
 
