@@ -155,9 +155,17 @@ else
 		pg_virtualenv -o max_connections=$(DEMO_CONNECTIONS) -- sh test/demo.sh
 endif
 
-# shop_checkout() against the flows it replaces, durable commit (bench/)
+# shop_checkout() against the flows it replaces, durable commit (bench/).
+# PG=17 or PG=18: the hot product's workloads (or BENCH_WORKLOADS) against
+# that major, in its root (test/major.sh), saved as bench/results/DATE-pgN.md
+ifeq ($(PG),15)
 bench: installed
 	@sh bench/run.sh
+else
+bench:
+	@sh test/as-root.sh env BENCH_WORKLOADS="$(BENCH_WORKLOADS)" BENCH_SECONDS="$(BENCH_SECONDS)" \
+		BENCH_ROUNDS="$(BENCH_ROUNDS)" sh test/major.sh $(PG) bench
+endif
 
 clean: clean-tools
 clean-tools:

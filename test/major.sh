@@ -21,7 +21,11 @@ roots=${CHECKOUT_ROOTS:-/var/cache/checkout-roots}
 root=$roots/pg$major
 
 [ -x "$root/usr/lib/postgresql/$major/bin/pg_config" ] || sh test/root.sh "$major" || exit 1
-[ "${2:-}" = deb ] && deb_only=1 || deb_only=0
+# test (make test PG=N), deb (make deb PG=N: only the package) or bench
+# (make bench PG=N: the benchmark's workloads of BENCH_WORKLOADS, default
+# the hot product's, in a throwaway cluster as bench/run.sh starts one)
+mode=${2:-test}
+[ "$mode" = deb ] && deb_only=1 || deb_only=0
 
 # The source, fresh: what git tracks and what it does not ignore; and 1.1
 # as released, for the upgrade during business (test/online-upgrade.sh)
@@ -43,6 +47,9 @@ mount -t tmpfs shm "$root/dev/shm" && mounted="dev/shm $mounted" || exit 1
 
 chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
 	PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config CHECKOUT_CORE=1 MAJOR="$major" DEB_ONLY=$deb_only \
+	MODE="$mode" BENCH_WORKLOADS="${BENCH_WORKLOADS:-hot-1 hot-32 hot-128}" \
+	BENCH_SECONDS="${BENCH_SECONDS:-8}" BENCH_ROUNDS="${BENCH_ROUNDS:-3}" \
+	BENCH_RESULTS="bench/results/$(date -u +%Y-%m-%d)-pg$major.md" \
 	sh -c '
 	cd /src/checkout || exit 1
 	# the Debian package of this major (debian/control made for it), built as
@@ -57,6 +64,11 @@ chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
 		make -s -C tools PG_CONFIG=$PG_CONFIG >/dev/null ||
 		{ tail -30 /tmp/deb.log; echo "build: FAILED"; exit 1; }
 	[ "$DEB_ONLY" = 1 ] && exit 0
+	if [ "$MODE" = bench ]; then
+		pg_virtualenv -v "$MAJOR" -o fsync=on -o synchronous_commit=on \
+			-o max_connections=200 -o shared_buffers=256MB -- sh bench/run-in-cluster.sh
+		exit
+	fi
 	. test/lib.sh
 	log=$(mktemp -d)
 	sh test/package.sh >"$log/package" 2>&1
@@ -83,6 +95,10 @@ chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]'
 rc=$?
+if [ "$mode" = bench ] && [ "$rc" -eq 0 ]; then
+	results="bench/results/$(date -u +%Y-%m-%d)-pg$major.md"
+	cp "$root/src/checkout/$results" "$results" && echo "bench: saved $results"
+fi
 if [ "$deb_only" = 1 ] && [ "$rc" -eq 0 ]; then
 	mkdir -p dist && cp "$root"/src/checkout/dist/postgresql-"$major"-checkout_*.deb dist/ &&
 		ls dist/postgresql-"$major"-checkout_*.deb
