@@ -682,125 +682,6 @@ BEGIN
 END
 $$;
 
-/* ------------------------------------------------------------ integrity */
-
-/*
- * shop_check_integrity(): 1.1's problems, an order total that counts its
- * discount, and the vouchers': an order whose lines' discounts do not add
- * up to its own (order_discount_mismatch); a limited voucher whose uses
- * left do not match its orders not cancelled (voucher_used_mismatch), or
- * miss the uses of its cancelled orders (cancelled_order_voucher_not_released);
- * more such orders than its limit (voucher_over_limit) or than its limit
- * per customer for one customer (voucher_customer_over_limit).  A
- * voucher's checks read only its own orders (orders_voucher_id_idx).
- */
-CREATE OR REPLACE FUNCTION @extschema@.shop_check_integrity()
-RETURNS TABLE (problem text, product_id bigint, order_id bigint, detail text)
-LANGUAGE sql
-STABLE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT 'stock_mismatch', p.id, NULL::bigint,
-		   format('stock is %s, but movements %s minus sales %s make %s',
-				  ps.stock, coalesce(m.moved, 0), coalesce(s.sold, 0),
-				  coalesce(m.moved, 0) - coalesce(s.sold, 0))
-	  FROM @extschema@.products AS p
-	  JOIN @extschema@.product_stock AS ps ON ps.product_id = p.id
-	  LEFT JOIN (SELECT sm.product_id, sum(sm.quantity) AS moved
-				   FROM @extschema@.stock_movements AS sm
-				  GROUP BY sm.product_id) AS m ON m.product_id = p.id
-	  LEFT JOIN (SELECT oi.product_id, sum(oi.quantity) AS sold
-				   FROM @extschema@.order_items AS oi
-				  GROUP BY oi.product_id) AS s ON s.product_id = p.id
-	 WHERE ps.stock <> coalesce(m.moved, 0) - coalesce(s.sold, 0)
-	UNION ALL
-	SELECT 'order_without_lines', NULL, o.id,
-		   format('order %s of customer %s has no lines', o.id, o.customer_id)
-	  FROM @extschema@.orders AS o
-	 WHERE NOT EXISTS (SELECT FROM @extschema@.order_items AS oi
-						WHERE oi.order_id = o.id)
-	UNION ALL
-	SELECT 'order_total_mismatch', NULL, o.id,
-		   CASE WHEN o.discount_cents = 0
-				THEN format('total_cents is %s, but its lines add up to %s',
-							o.total_cents, l.lines_total)
-				ELSE format('total_cents is %s, but its lines add up to %s less a discount of %s',
-							o.total_cents, l.lines_total, o.discount_cents) END
-	  FROM @extschema@.orders AS o
-	  JOIN (SELECT oi.order_id, sum(oi.quantity * oi.unit_price_cents) AS lines_total,
-				   sum(oi.discount_cents) AS lines_discount
-			  FROM @extschema@.order_items AS oi
-			 GROUP BY oi.order_id) AS l ON l.order_id = o.id
-	 WHERE o.total_cents <> l.lines_total - o.discount_cents
-	UNION ALL
-	SELECT 'order_discount_mismatch', NULL, o.id,
-		   format('discount_cents is %s, but its lines'' discounts add up to %s',
-				  o.discount_cents, l.lines_discount)
-	  FROM @extschema@.orders AS o
-	  JOIN LATERAL (SELECT sum(oi.discount_cents) AS lines_discount
-					  FROM @extschema@.order_items AS oi
-					 WHERE oi.order_id = o.id) AS l ON true
-	 WHERE o.voucher_id IS NOT NULL
-	   AND o.discount_cents <> l.lines_discount
-	UNION ALL
-	SELECT 'cancellation_mismatch', oi.product_id, oi.order_id,
-		   format('%s units cancelled, but its cancellations gave back %s',
-				  oi.cancelled_quantity, coalesce(b.given_back, 0))
-	  FROM @extschema@.order_items AS oi
-	  LEFT JOIN (SELECT sm.order_id, sm.product_id, sum(sm.quantity) AS given_back
-				   FROM @extschema@.stock_movements AS sm
-				  WHERE sm.order_id IS NOT NULL
-				  GROUP BY sm.order_id, sm.product_id) AS b
-		ON b.order_id = oi.order_id AND b.product_id = oi.product_id
-	 WHERE oi.cancelled_quantity <> coalesce(b.given_back, 0)
-	UNION ALL
-	SELECT 'cancelled_order_not_given_back', oi.product_id, o.id,
-		   format('order %s is cancelled, but %s of %s units were given back',
-				  o.id, oi.cancelled_quantity, oi.quantity)
-	  FROM @extschema@.orders AS o
-	  JOIN @extschema@.order_items AS oi ON oi.order_id = o.id
-	 WHERE o.status = 'cancelled' AND oi.cancelled_quantity <> oi.quantity
-	UNION ALL
-	SELECT CASE WHEN u.slots_used > u.used AND u.slots_used - u.used <= u.cancelled
-				THEN 'cancelled_order_voucher_not_released'
-				ELSE 'voucher_used_mismatch' END,
-		   NULL, NULL,
-		   format('voucher %s has %s uses left of %s, but %s orders not cancelled (%s cancelled)',
-				  u.voucher_id, u.usage_limit - u.slots_used, u.usage_limit, u.used,
-				  u.cancelled)
-	  FROM (SELECT v.id AS voucher_id, v.usage_limit, c.used, c.cancelled,
-				   v.usage_limit - (SELECT coalesce(sum(s.remaining), 0)
-									  FROM @extschema@.voucher_slots AS s
-									 WHERE s.voucher_id = v.id) AS slots_used
-			  FROM @extschema@.vouchers AS v
-			 CROSS JOIN LATERAL (
-				SELECT count(*) FILTER (WHERE o.status <> 'cancelled') AS used,
-					   count(*) FILTER (WHERE o.status = 'cancelled') AS cancelled
-				  FROM @extschema@.orders AS o
-				 WHERE o.voucher_id = v.id) AS c
-			 WHERE v.usage_limit IS NOT NULL) AS u
-	 WHERE u.slots_used <> u.used
-	UNION ALL
-	SELECT 'voucher_over_limit', NULL, NULL,
-		   format('voucher %s has %s orders not cancelled, over its limit of %s',
-				  u.voucher_id, u.used, u.usage_limit)
-	  FROM @extschema@.voucher_usage AS u
-	 WHERE u.used > u.usage_limit
-	UNION ALL
-	SELECT 'voucher_customer_over_limit', NULL, NULL,
-		   format('voucher %s has %s orders not cancelled of customer %s, over its limit of %s per customer',
-				  v.id, c.uses, c.customer_id, v.per_customer_limit)
-	  FROM @extschema@.vouchers AS v
-	 CROSS JOIN LATERAL (
-		SELECT o.customer_id, count(*) AS uses
-		  FROM @extschema@.orders AS o
-		 WHERE o.voucher_id = v.id AND o.status <> 'cancelled'
-		 GROUP BY o.customer_id) AS c
-	 WHERE c.uses > v.per_customer_limit
-	 ORDER BY 1, 2, 3, 4
-$$;
-
 /* ---------------------------------------------------------- statistics */
 
 -- Three more counters: the checkouts refused for their voucher
@@ -851,7 +732,8 @@ GRANT SELECT ON @extschema@.shop_checkout_stats TO PUBLIC;
 /*
  * shop_grant_app(role): 1.1's grants, the checkout with a code and the
  * cart's preview with one, and reading the vouchers (which voucher an
- * order used); never the codes.
+ * order used), never the codes; the locations, their stock and where an
+ * order's units come from.
  */
 CREATE OR REPLACE FUNCTION @extschema@.shop_grant_app(role regrole)
 RETURNS void
@@ -874,7 +756,8 @@ BEGIN
 				   ' %1$s.shop_cart_status(bigint, text) TO %2$s',
 				   schema_name, shop_grant_app.role);
 	EXECUTE format('GRANT SELECT ON %1$s.products, %1$s.product_stock, %1$s.orders,'
-				   ' %1$s.order_items, %1$s.purchase_limits, %1$s.vouchers TO %2$s',
+				   ' %1$s.order_items, %1$s.purchase_limits, %1$s.vouchers,'
+				   ' %1$s.locations, %1$s.stock_by_location, %1$s.order_item_allocations TO %2$s',
 				   schema_name, shop_grant_app.role);
 	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %1$s.cart_items TO %2$s',
 				   schema_name, shop_grant_app.role);
@@ -882,7 +765,8 @@ END
 $$;
 
 /*
- * shop_grant_admin(role): 1.1's grants and the voucher functions
+ * shop_grant_admin(role): 1.1's grants, the voucher functions and the
+ * locations' (restock and adjust with a location)
  */
 CREATE OR REPLACE FUNCTION @extschema@.shop_grant_admin(role regrole)
 RETURNS void
@@ -899,8 +783,10 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	EXECUTE format('GRANT USAGE ON SCHEMA %s TO %s', schema_name, shop_grant_admin.role);
-	EXECUTE format('GRANT EXECUTE ON FUNCTION %1$s.shop_restock(bigint, integer, text),'
-				   ' %1$s.shop_adjust_stock(bigint, integer, text),'
+	EXECUTE format('GRANT EXECUTE ON FUNCTION %1$s.shop_restock(bigint, integer, text, bigint),'
+				   ' %1$s.shop_adjust_stock(bigint, integer, text, bigint),'
+				   ' %1$s.shop_create_location(text, integer), %1$s.shop_retire_location(bigint),'
+				   ' %1$s.shop_move_stock(bigint, bigint, bigint, integer, text),'
 				   ' %1$s.shop_split_stock(bigint, integer), %1$s.shop_merge_stock(bigint),'
 				   ' %1$s.shop_cancel_order(bigint, text),'
 				   ' %1$s.shop_cancel_items(bigint, bigint, integer, text),'
@@ -1043,3 +929,824 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.sold_out_products', '');
 
 REVOKE ALL ON FUNCTION @extschema@.shop_watch_movement() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shop_notify_stock_changes() FROM PUBLIC;
+
+/* ------------------------------------------------------------ locations */
+
+/*
+ * Stock where it really is (docs/locations.md).  A shop may keep stock in
+ * several locations (warehouses, stores).  Location 1, 'default', is every
+ * shop's from the start: its stock is what products.stock (plus the
+ * product's stock slots) holds, exactly as before locations, so that a
+ * shop that defines no other location sees no change, and a backend still
+ * running an older library mid-upgrade keeps the books right.  The stock
+ * of every other location is in location_stock, a row per (product,
+ * location).  A checkout allocates each line's units to locations under
+ * the same locks that decrement the stock (checkout.c, locations.c) and
+ * records them in order_item_allocations; a line without allocation rows
+ * came wholly from the default location.
+ *
+ * Locking rules.  Whoever locks a product's location_stock rows holds the
+ * product's row first (a checkout, shop_lock_stock(), shop_give_back()'s
+ * callers), and locks them in location order; so a wait for a location row
+ * is never part of a cycle.
+ */
+CREATE TABLE @extschema@.locations (
+	id			bigint GENERATED BY DEFAULT AS IDENTITY (START WITH 2) PRIMARY KEY,
+	name		text NOT NULL UNIQUE,
+	priority	integer NOT NULL DEFAULT 0,	-- a lower number is preferred
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	retired_at	timestamptz,
+	CHECK (id <> 1 OR retired_at IS NULL)
+);
+
+INSERT INTO @extschema@.locations (id, name) VALUES (1, 'default');
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.locations', 'WHERE id <> 1');
+SELECT pg_catalog.pg_extension_config_dump(
+		pg_catalog.pg_get_serial_sequence('@extschema@.locations', 'id'), '');
+
+COMMENT ON TABLE @extschema@.locations IS
+'Where stock is kept; location 1 (default) holds products.stock';
+
+CREATE TABLE @extschema@.location_stock (
+	product_id	bigint NOT NULL REFERENCES @extschema@.products ON DELETE CASCADE,
+	location_id bigint NOT NULL REFERENCES @extschema@.locations CHECK (location_id <> 1),
+	stock		integer NOT NULL CHECK (stock >= 0),
+	PRIMARY KEY (product_id, location_id)
+);
+
+CREATE INDEX location_stock_location_id_idx ON @extschema@.location_stock (location_id);
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.location_stock', '');
+
+COMMENT ON TABLE @extschema@.location_stock IS
+'Stock on sale of a product in a location other than the default (whose stock is products.stock)';
+
+CREATE TABLE @extschema@.order_item_allocations (
+	order_id	bigint NOT NULL,
+	product_id	bigint NOT NULL,
+	location_id bigint NOT NULL REFERENCES @extschema@.locations,
+	quantity	integer NOT NULL CHECK (quantity > 0),
+	cancelled_quantity integer NOT NULL DEFAULT 0
+		CHECK (cancelled_quantity >= 0 AND cancelled_quantity <= quantity),
+	PRIMARY KEY (order_id, product_id, location_id),
+	FOREIGN KEY (order_id, product_id) REFERENCES @extschema@.order_items ON DELETE CASCADE
+);
+
+CREATE INDEX order_item_allocations_location_id_idx
+	ON @extschema@.order_item_allocations (location_id);
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_item_allocations', '');
+
+COMMENT ON TABLE @extschema@.order_item_allocations IS
+'Where the units of an order line came from (a line without rows: all from the default location)';
+
+/*
+ * Every movement names its location (the default for every one before
+ * 1.2); a transfer between locations is two movements of kind 'transfer'.
+ * NOT VALID: the rows there satisfy both, and validating would scan the
+ * ledger under the update's lock.
+ */
+ALTER TABLE @extschema@.stock_movements
+	ADD COLUMN location_id bigint NOT NULL DEFAULT 1;
+ALTER TABLE @extschema@.stock_movements
+	ADD CONSTRAINT stock_movements_location_id_fkey
+		FOREIGN KEY (location_id) REFERENCES @extschema@.locations NOT VALID,
+	DROP CONSTRAINT stock_movements_kind_check,
+	ADD CONSTRAINT stock_movements_kind_check
+		CHECK (kind IN ('opening', 'restock', 'adjustment', 'cancellation', 'expiry',
+						'transfer')) NOT VALID;
+
+CREATE INDEX stock_movements_location_id_idx ON @extschema@.stock_movements (location_id)
+	WHERE location_id <> 1;
+
+/*
+ * product_stock stays one row per product: its stock on sale is now the
+ * sum over its locations (the default's row and slots, and location_stock)
+ */
+CREATE OR REPLACE VIEW @extschema@.product_stock AS
+	SELECT p.id AS product_id,
+		   (p.stock + coalesce((SELECT sum(s.stock)
+								  FROM @extschema@.stock_slots AS s
+								 WHERE s.product_id = p.id), 0)
+					+ coalesce((SELECT sum(ls.stock)
+								  FROM @extschema@.location_stock AS ls
+								 WHERE ls.product_id = p.id), 0))::integer AS stock,
+		   (SELECT count(*) FROM @extschema@.stock_slots AS s
+			 WHERE s.product_id = p.id)::integer AS slots
+	  FROM @extschema@.products AS p;
+
+COMMENT ON VIEW @extschema@.product_stock IS
+'Stock on sale of each product, over all its locations';
+
+-- The stock on sale of each product in each location that has a row for it
+CREATE VIEW @extschema@.stock_by_location AS
+	SELECT p.id AS product_id, l.id AS location_id, l.name AS location_name,
+		   (p.stock + coalesce((SELECT sum(s.stock)
+								  FROM @extschema@.stock_slots AS s
+								 WHERE s.product_id = p.id), 0))::integer AS stock,
+		   l.priority, l.retired_at IS NOT NULL AS retired
+	  FROM @extschema@.products AS p
+	  JOIN @extschema@.locations AS l ON l.id = 1
+	UNION ALL
+	SELECT ls.product_id, l.id, l.name, ls.stock, l.priority, l.retired_at IS NOT NULL
+	  FROM @extschema@.location_stock AS ls
+	  JOIN @extschema@.locations AS l ON l.id = ls.location_id;
+
+COMMENT ON VIEW @extschema@.stock_by_location IS
+'Stock on sale of each product in each location (the default: its row and slots)';
+
+-- The default location's stock of a product, and a location's (0: no row)
+CREATE FUNCTION @extschema@.shop_location_stock(product_id bigint, location_id bigint)
+RETURNS integer
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT CASE WHEN shop_location_stock.location_id = 1
+				THEN (SELECT p.stock + coalesce((SELECT sum(s.stock)
+												   FROM @extschema@.stock_slots AS s
+												  WHERE s.product_id = p.id), 0)
+						FROM @extschema@.products AS p
+					   WHERE p.id = shop_location_stock.product_id)
+				ELSE coalesce((SELECT ls.stock FROM @extschema@.location_stock AS ls
+								WHERE ls.product_id = shop_location_stock.product_id
+								  AND ls.location_id = shop_location_stock.location_id), 0)
+		   END::integer;
+END;
+
+/*
+ * Raise SH013 unless the location exists (NULL: 22004); with
+ * for_stock, also SH014 when it is retired.  Returns the location's id.
+ */
+CREATE FUNCTION @extschema@.shop_require_location(location_id bigint, for_stock boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	retired		timestamptz;
+BEGIN
+	PERFORM @extschema@.shop_require_value(shop_require_location.location_id IS NULL,
+										   'location id');
+	SELECT l.retired_at INTO retired FROM @extschema@.locations AS l
+	 WHERE l.id = shop_require_location.location_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'location % does not exist', shop_require_location.location_id
+			USING ERRCODE = 'SH013',
+				  DETAIL = format('There is no row with id %s in table locations.',
+								  shop_require_location.location_id);
+	END IF;
+	IF shop_require_location.for_stock AND retired IS NOT NULL THEN
+		RAISE EXCEPTION 'location % is retired', shop_require_location.location_id
+			USING ERRCODE = 'SH014',
+				  DETAIL = format('It was retired at %s.', retired),
+				  HINT = 'Stock goes to locations that are not retired.';
+	END IF;
+	RETURN shop_require_location.location_id;
+END
+$$;
+
+/*
+ * Put `stock` on sale at a location other than the default, holding the
+ * product's row (shop_lock_stock): its row is created when missing
+ */
+CREATE FUNCTION @extschema@.shop_set_location_stock(product_id bigint, location_id bigint,
+													stock integer)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	INSERT INTO @extschema@.location_stock AS ls (product_id, location_id, stock)
+	VALUES (shop_set_location_stock.product_id, shop_set_location_stock.location_id,
+			shop_set_location_stock.stock)
+	ON CONFLICT (product_id, location_id) DO UPDATE SET stock = excluded.stock;
+END;
+
+/*
+ * shop_create_location(name, priority): a new location, where stock can be
+ * restocked and from which checkouts allocate (a lower priority number is
+ * preferred; the default location has 0); returns its id.
+ */
+CREATE FUNCTION @extschema@.shop_create_location(name text, priority integer DEFAULT 0)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	new_id		bigint;
+BEGIN
+	PERFORM @extschema@.shop_require_value(shop_create_location.name IS NULL, 'name');
+	PERFORM @extschema@.shop_require_value(shop_create_location.priority IS NULL, 'priority');
+	IF btrim(shop_create_location.name) = '' THEN
+		RAISE EXCEPTION 'a location needs a name'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	INSERT INTO @extschema@.locations (name, priority)
+	VALUES (shop_create_location.name, shop_create_location.priority)
+	RETURNING id INTO new_id;
+	RETURN new_id;
+END
+$$;
+
+/*
+ * shop_retire_location(location_id): stop allocating from it; returns when.
+ * Refused (SH014) for the default location, and while the location holds
+ * stock (move it first: shop_move_stock) or units of placed orders not yet
+ * paid (they may still come back to it).  Units of a later cancel still go
+ * back to it, to be moved on.  Retiring it again changes nothing.
+ */
+CREATE FUNCTION @extschema@.shop_retire_location(location_id bigint)
+RETURNS timestamptz
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	retired		timestamptz;
+	held		bigint;
+	open_units	bigint;
+BEGIN
+	PERFORM @extschema@.shop_require_location(shop_retire_location.location_id, false);
+	IF shop_retire_location.location_id = 1 THEN
+		RAISE EXCEPTION 'the default location cannot be retired'
+			USING ERRCODE = 'SH014',
+				  DETAIL = 'Location 1 holds products.stock.',
+				  HINT = 'Set its stock to 0 with shop_adjust_stock() or move it with shop_move_stock().';
+	END IF;
+	SELECT l.retired_at INTO retired FROM @extschema@.locations AS l
+	 WHERE l.id = shop_retire_location.location_id
+	   FOR UPDATE;
+	IF retired IS NOT NULL THEN
+		RETURN retired;
+	END IF;
+	-- a checkout allocating from it holds these rows: wait for it
+	SELECT coalesce(sum(ls.stock), 0) INTO held
+	  FROM (SELECT ls.stock FROM @extschema@.location_stock AS ls
+			 WHERE ls.location_id = shop_retire_location.location_id
+			 ORDER BY ls.product_id
+			   FOR UPDATE) AS ls;
+	SELECT coalesce(sum(a.quantity - a.cancelled_quantity), 0) INTO open_units
+	  FROM @extschema@.order_item_allocations AS a
+	  JOIN @extschema@.orders AS o ON o.id = a.order_id
+	 WHERE a.location_id = shop_retire_location.location_id AND o.status = 'placed';
+	IF held > 0 OR open_units > 0 THEN
+		RAISE EXCEPTION 'location % still holds stock or units of placed orders',
+			shop_retire_location.location_id
+			USING ERRCODE = 'SH014',
+				  DETAIL = format('Location %s holds %s units on sale and %s units of placed orders not yet paid.',
+								  shop_retire_location.location_id, held, open_units),
+				  HINT = 'Move its stock with shop_move_stock() and wait until its placed orders are paid, cancelled or expired.';
+	END IF;
+	UPDATE @extschema@.locations AS l SET retired_at = now()
+	 WHERE l.id = shop_retire_location.location_id
+	RETURNING l.retired_at INTO retired;
+	RETURN retired;
+END
+$$;
+
+/*
+ * shop_restock(product_id, quantity, reason, location_id): add quantity
+ * (> 0) to the product's stock at the location (the default when NULL or
+ * omitted); returns the location's new stock.  It replaces 1.1's
+ * three-argument function (below), so that 1.1's calls are this call.
+ */
+CREATE FUNCTION @extschema@.shop_restock(product_id bigint, quantity integer,
+										 reason text, location_id bigint DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	new_stock	bigint;
+	locked		record;
+	location	bigint := coalesce(shop_restock.location_id, 1);
+BEGIN
+	IF shop_restock.product_id IS NULL OR shop_restock.quantity IS NULL THEN
+		RAISE EXCEPTION 'product id and quantity must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF shop_restock.quantity <= 0 THEN
+		RAISE EXCEPTION 'restock quantity must be positive'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Got %s for product %s.', shop_restock.quantity,
+								  shop_restock.product_id),
+				  HINT = 'To lower the stock, use shop_adjust_stock() with the stock counted.';
+	END IF;
+	PERFORM @extschema@.shop_require_reason(shop_restock.reason,
+		'Say where the stock came from, e.g. a delivery note number.');
+	PERFORM @extschema@.shop_require_location(location, true);
+
+	-- Slots or not: lock, then put the new stock on sale (spread again)
+	locked := @extschema@.shop_lock_stock(shop_restock.product_id);
+	IF location <> 1 THEN
+		locked.stock := @extschema@.shop_location_stock(shop_restock.product_id, location);
+	END IF;
+	new_stock := locked.stock::bigint + shop_restock.quantity;
+	IF new_stock > 2147483647 THEN
+		RAISE EXCEPTION 'stock of product % would exceed the largest integer',
+			shop_restock.product_id
+			USING ERRCODE = 'numeric_value_out_of_range',
+				  DETAIL = format('It is %s; adding %s would make %s.', locked.stock,
+								  shop_restock.quantity, new_stock);
+	END IF;
+	IF location = 1 THEN
+		PERFORM @extschema@.shop_spread_stock(shop_restock.product_id, new_stock::integer,
+											  locked.slots);
+	ELSE
+		PERFORM @extschema@.shop_set_location_stock(shop_restock.product_id, location,
+													new_stock::integer);
+	END IF;
+
+	INSERT INTO @extschema@.stock_movements
+		(product_id, kind, quantity, stock_after, reason, location_id)
+	VALUES (shop_restock.product_id, 'restock', shop_restock.quantity, new_stock,
+			shop_restock.reason, location);
+	RETURN new_stock;
+END
+$$;
+
+/*
+ * The stock a location's books say it holds: its movements minus the
+ * units sold from it (for the default: every line's units less those
+ * allocated elsewhere)
+ */
+CREATE FUNCTION @extschema@.shop_booked_stock(product_id bigint, location_id bigint)
+RETURNS bigint
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT coalesce((SELECT sum(sm.quantity) FROM @extschema@.stock_movements AS sm
+					  WHERE sm.product_id = shop_booked_stock.product_id
+						AND sm.location_id = shop_booked_stock.location_id), 0)
+		 - CASE WHEN shop_booked_stock.location_id = 1
+				THEN coalesce((SELECT sum(oi.quantity) FROM @extschema@.order_items AS oi
+								WHERE oi.product_id = shop_booked_stock.product_id), 0)
+					 - coalesce((SELECT sum(a.quantity) FROM @extschema@.order_item_allocations AS a
+								  WHERE a.product_id = shop_booked_stock.product_id
+									AND a.location_id <> 1), 0)
+				ELSE coalesce((SELECT sum(a.quantity) FROM @extschema@.order_item_allocations AS a
+								WHERE a.product_id = shop_booked_stock.product_id
+								  AND a.location_id = shop_booked_stock.location_id), 0)
+		   END;
+END;
+
+/*
+ * shop_adjust_stock(product_id, new_stock, reason, location_id): set the
+ * stock at the location (the default when NULL or omitted) to what was
+ * counted; returns it.  The movement recorded is the difference from what
+ * the location's books say (its movements minus its sales).
+ */
+CREATE FUNCTION @extschema@.shop_adjust_stock(product_id bigint, new_stock integer,
+											  reason text, location_id bigint DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	locked		record;
+	location	bigint := coalesce(shop_adjust_stock.location_id, 1);
+BEGIN
+	IF shop_adjust_stock.product_id IS NULL OR shop_adjust_stock.new_stock IS NULL THEN
+		RAISE EXCEPTION 'product id and new stock must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF shop_adjust_stock.new_stock < 0 THEN
+		RAISE EXCEPTION 'stock cannot be negative'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Got %s for product %s.', shop_adjust_stock.new_stock,
+								  shop_adjust_stock.product_id);
+	END IF;
+	PERFORM @extschema@.shop_require_reason(shop_adjust_stock.reason,
+		'Say why the stock changed, e.g. "recount after damage".');
+	-- a retired location may be counted down to 0, never up
+	PERFORM @extschema@.shop_require_location(location, shop_adjust_stock.new_stock > 0);
+
+	-- Lock the product first: no sale or movement can slip in between
+	locked := @extschema@.shop_lock_stock(shop_adjust_stock.product_id);
+	IF location = 1 THEN
+		PERFORM @extschema@.shop_spread_stock(shop_adjust_stock.product_id,
+											  shop_adjust_stock.new_stock, locked.slots);
+	ELSE
+		PERFORM @extschema@.shop_set_location_stock(shop_adjust_stock.product_id, location,
+													shop_adjust_stock.new_stock);
+	END IF;
+	INSERT INTO @extschema@.stock_movements
+		(product_id, kind, quantity, stock_after, reason, location_id)
+	VALUES (shop_adjust_stock.product_id, 'adjustment',
+			shop_adjust_stock.new_stock
+				- @extschema@.shop_booked_stock(shop_adjust_stock.product_id, location),
+			shop_adjust_stock.new_stock, shop_adjust_stock.reason, location);
+	RETURN shop_adjust_stock.new_stock;
+END
+$$;
+
+/*
+ * 1.1's three-argument shop_restock and shop_adjust_stock give way to the
+ * functions above (a call with three arguments would be ambiguous with
+ * both): the roles that could call them can call these
+ */
+DO $$
+DECLARE
+	pair		text[];
+	grantee		text;
+BEGIN
+	FOREACH pair SLICE 1 IN ARRAY ARRAY[
+		['@extschema@.shop_restock(bigint, integer, text)',
+		 '@extschema@.shop_restock(bigint, integer, text, bigint)'],
+		['@extschema@.shop_adjust_stock(bigint, integer, text)',
+		 '@extschema@.shop_adjust_stock(bigint, integer, text, bigint)']]
+	LOOP
+		EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', pair[2]);
+		FOR grantee IN
+			SELECT a.grantee::regrole::text
+			  FROM pg_catalog.pg_proc AS p,
+				   pg_catalog.aclexplode(p.proacl) AS a
+			 WHERE p.oid = pair[1]::regprocedure
+			   AND a.privilege_type = 'EXECUTE' AND a.grantee NOT IN (0, p.proowner)
+		LOOP
+			EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', pair[2], grantee);
+		END LOOP;
+		EXECUTE format('DROP FUNCTION %s', pair[1]);
+	END LOOP;
+END
+$$;
+
+/*
+ * shop_move_stock(product_id, from_location, to_location, quantity,
+ * reason): move quantity (> 0) units on sale from one location to another
+ * (not retired), through the ledger (two movements of kind 'transfer');
+ * returns the destination's new stock.  Moving more than the source holds
+ * is 22023 and moves nothing.
+ */
+CREATE FUNCTION @extschema@.shop_move_stock(product_id bigint, from_location bigint,
+											to_location bigint, quantity integer,
+											reason text)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	locked		record;
+	held		integer;
+	arrived		bigint;
+	location	bigint;
+BEGIN
+	IF shop_move_stock.product_id IS NULL OR shop_move_stock.quantity IS NULL THEN
+		RAISE EXCEPTION 'product id and quantity must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF shop_move_stock.quantity <= 0 THEN
+		RAISE EXCEPTION 'quantity to move must be positive'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Got %s for product %s.', shop_move_stock.quantity,
+								  shop_move_stock.product_id);
+	END IF;
+	PERFORM @extschema@.shop_require_reason(shop_move_stock.reason,
+		'Say why the stock moves, e.g. a transfer note number.');
+	PERFORM @extschema@.shop_require_location(shop_move_stock.from_location, false);
+	PERFORM @extschema@.shop_require_location(shop_move_stock.to_location, true);
+	IF shop_move_stock.from_location = shop_move_stock.to_location THEN
+		RAISE EXCEPTION 'stock cannot move to the location it is in'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Both locations are %s.', shop_move_stock.to_location);
+	END IF;
+
+	-- the product's row and slots, then its location rows, in location order
+	locked := @extschema@.shop_lock_stock(shop_move_stock.product_id);
+	PERFORM FROM @extschema@.location_stock AS ls
+	 WHERE ls.product_id = shop_move_stock.product_id
+	   AND ls.location_id IN (shop_move_stock.from_location, shop_move_stock.to_location)
+	 ORDER BY ls.location_id
+	   FOR NO KEY UPDATE;
+	held := @extschema@.shop_location_stock(shop_move_stock.product_id,
+											shop_move_stock.from_location);
+	IF held < shop_move_stock.quantity THEN
+		RAISE EXCEPTION 'location % holds % units of product %, fewer than the % to move',
+			shop_move_stock.from_location, held, shop_move_stock.product_id,
+			shop_move_stock.quantity
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Location %s: stock %s, asked to move %s.',
+								  shop_move_stock.from_location, held, shop_move_stock.quantity);
+	END IF;
+	arrived := @extschema@.shop_location_stock(shop_move_stock.product_id,
+											   shop_move_stock.to_location)::bigint
+			   + shop_move_stock.quantity;
+	IF arrived > 2147483647 THEN
+		RAISE EXCEPTION 'stock of product % would exceed the largest integer',
+			shop_move_stock.product_id
+			USING ERRCODE = 'numeric_value_out_of_range';
+	END IF;
+
+	FOREACH location IN ARRAY ARRAY[shop_move_stock.from_location, shop_move_stock.to_location]
+	LOOP
+		IF location = 1 THEN
+			PERFORM @extschema@.shop_spread_stock(shop_move_stock.product_id,
+				CASE WHEN location = shop_move_stock.from_location
+					 THEN held - shop_move_stock.quantity ELSE arrived::integer END,
+				locked.slots);
+		ELSE
+			PERFORM @extschema@.shop_set_location_stock(shop_move_stock.product_id, location,
+				CASE WHEN location = shop_move_stock.from_location
+					 THEN held - shop_move_stock.quantity ELSE arrived::integer END);
+		END IF;
+	END LOOP;
+	INSERT INTO @extschema@.stock_movements
+		(product_id, kind, quantity, stock_after, reason, location_id)
+	VALUES (shop_move_stock.product_id, 'transfer', -shop_move_stock.quantity,
+			held - shop_move_stock.quantity, shop_move_stock.reason,
+			shop_move_stock.from_location),
+		   (shop_move_stock.product_id, 'transfer', shop_move_stock.quantity,
+			arrived, shop_move_stock.reason, shop_move_stock.to_location);
+	RETURN arrived;
+END
+$$;
+
+/*
+ * Give back `quantity` units of the line (order_id, product_id) as 1.1
+ * did, each unit to the location it came from: a line with allocation rows
+ * gives back from them in location id order (the default first), what each
+ * still holds, with a movement at each location; a line without comes
+ * wholly from the default location.  The caller holds the order's row and
+ * the product's row locked (so the location rows wait for nothing: see
+ * the locking rules above) and has checked the quantity.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_give_back(order_id bigint, product_id bigint,
+													 quantity integer, kind text,
+													 reason text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	remaining	integer;
+	left_to_give integer := shop_give_back.quantity;
+	part		record;
+	give		integer;
+	stock_after integer;
+BEGIN
+	UPDATE @extschema@.order_items AS oi
+	   SET cancelled_quantity = oi.cancelled_quantity + shop_give_back.quantity
+	 WHERE oi.order_id = shop_give_back.order_id
+	   AND oi.product_id = shop_give_back.product_id;
+
+	FOR part IN
+		SELECT a.location_id, a.quantity - a.cancelled_quantity AS held
+		  FROM @extschema@.order_item_allocations AS a
+		 WHERE a.order_id = shop_give_back.order_id
+		   AND a.product_id = shop_give_back.product_id
+		   AND a.quantity > a.cancelled_quantity
+		 ORDER BY a.location_id
+	LOOP
+		EXIT WHEN left_to_give = 0;
+		give := least(part.held, left_to_give);
+		UPDATE @extschema@.order_item_allocations AS a
+		   SET cancelled_quantity = a.cancelled_quantity + give
+		 WHERE a.order_id = shop_give_back.order_id
+		   AND a.product_id = shop_give_back.product_id
+		   AND a.location_id = part.location_id;
+		IF part.location_id = 1 THEN
+			UPDATE @extschema@.products AS p SET stock = p.stock + give
+			 WHERE p.id = shop_give_back.product_id;
+		ELSE
+			UPDATE @extschema@.location_stock AS ls SET stock = ls.stock + give
+			 WHERE ls.product_id = shop_give_back.product_id
+			   AND ls.location_id = part.location_id;
+		END IF;
+		INSERT INTO @extschema@.stock_movements
+			(product_id, kind, quantity, stock_after, reason, order_id, location_id)
+		VALUES (shop_give_back.product_id, shop_give_back.kind, give,
+				@extschema@.shop_location_stock(shop_give_back.product_id, part.location_id),
+				shop_give_back.reason, shop_give_back.order_id, part.location_id);
+		left_to_give := left_to_give - give;
+	END LOOP;
+	-- a line without allocation rows: all from the default location
+	IF left_to_give > 0 THEN
+		UPDATE @extschema@.products AS p SET stock = p.stock + left_to_give
+		 WHERE p.id = shop_give_back.product_id;
+		INSERT INTO @extschema@.stock_movements
+			(product_id, kind, quantity, stock_after, reason, order_id, location_id)
+		VALUES (shop_give_back.product_id, shop_give_back.kind, left_to_give,
+				@extschema@.shop_location_stock(shop_give_back.product_id, 1),
+				shop_give_back.reason, shop_give_back.order_id, 1);
+	END IF;
+
+	SELECT sum(oi.quantity - oi.cancelled_quantity) INTO remaining
+	  FROM @extschema@.order_items AS oi
+	 WHERE oi.order_id = shop_give_back.order_id;
+	IF remaining = 0 THEN
+		UPDATE @extschema@.orders AS o
+		   SET status = 'cancelled', cancelled_at = now(),
+			   cancel_reason = shop_give_back.reason
+		 WHERE o.id = shop_give_back.order_id;
+	END IF;
+	RETURN remaining;
+END
+$$;
+
+/*
+ * Lock the rows of these products in the order checkouts lock them, then
+ * their location rows (for shop_give_back): products without stock slots
+ * by ascending id, then those with slots
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_lock_products(product_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM FROM @extschema@.products AS p
+	 WHERE p.id = ANY (shop_lock_products.product_ids)
+	 ORDER BY EXISTS (SELECT FROM @extschema@.stock_slots AS s
+					   WHERE s.product_id = p.id), p.id
+	   FOR NO KEY UPDATE OF p;
+	PERFORM FROM @extschema@.location_stock AS ls
+	 WHERE ls.product_id = ANY (shop_lock_products.product_ids)
+	 ORDER BY ls.product_id, ls.location_id
+	   FOR NO KEY UPDATE;
+END
+$$;
+
+/* ------------------------------------------------------------ integrity */
+
+/*
+ * shop_check_integrity(): 1.1's problems, an order total that counts its
+ * discount, and the vouchers': an order whose lines' discounts do not add
+ * up to its own (order_discount_mismatch); a limited voucher whose uses
+ * left do not match its orders not cancelled (voucher_used_mismatch), or
+ * miss the uses of its cancelled orders (cancelled_order_voucher_not_released);
+ * more such orders than its limit (voucher_over_limit) or than its limit
+ * per customer for one customer (voucher_customer_over_limit).  A
+ * voucher's checks read only its own orders (orders_voucher_id_idx).
+ * With locations: the product's ledger is its default location's (its row
+ * and slots against the default's movements and the units not allocated
+ * elsewhere: stock_mismatch), each other location's is checked
+ * (location_stock_mismatch), and the allocations of a line must add up to
+ * its units and its cancelled units (allocation_mismatch).
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_check_integrity()
+RETURNS TABLE (problem text, product_id bigint, order_id bigint, detail text)
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT 'stock_mismatch', p.id, NULL::bigint,
+		   format('stock is %s, but movements %s minus sales %s make %s',
+				  d.stock, coalesce(m.moved, 0), coalesce(s.sold, 0) - coalesce(e.elsewhere, 0),
+				  coalesce(m.moved, 0) - coalesce(s.sold, 0) + coalesce(e.elsewhere, 0))
+	  FROM @extschema@.products AS p
+	  CROSS JOIN LATERAL (
+		SELECT p.stock + coalesce((SELECT sum(sl.stock) FROM @extschema@.stock_slots AS sl
+									WHERE sl.product_id = p.id), 0) AS stock) AS d
+	  LEFT JOIN (SELECT sm.product_id, sum(sm.quantity) AS moved
+				   FROM @extschema@.stock_movements AS sm
+				  WHERE sm.location_id = 1
+				  GROUP BY sm.product_id) AS m ON m.product_id = p.id
+	  LEFT JOIN (SELECT oi.product_id, sum(oi.quantity) AS sold
+				   FROM @extschema@.order_items AS oi
+				  GROUP BY oi.product_id) AS s ON s.product_id = p.id
+	  LEFT JOIN (SELECT a.product_id, sum(a.quantity) AS elsewhere
+				   FROM @extschema@.order_item_allocations AS a
+				  WHERE a.location_id <> 1
+				  GROUP BY a.product_id) AS e ON e.product_id = p.id
+	 WHERE d.stock <> coalesce(m.moved, 0) - coalesce(s.sold, 0) + coalesce(e.elsewhere, 0)
+	UNION ALL
+	SELECT 'location_stock_mismatch', ls.product_id, NULL::bigint,
+		   format('stock at location %s is %s, but its movements %s minus its sales %s make %s',
+				  ls.location_id, ls.stock, coalesce(m.moved, 0), coalesce(a.sold, 0),
+				  coalesce(m.moved, 0) - coalesce(a.sold, 0))
+	  FROM @extschema@.location_stock AS ls
+	  LEFT JOIN (SELECT sm.product_id, sm.location_id, sum(sm.quantity) AS moved
+				   FROM @extschema@.stock_movements AS sm
+				  WHERE sm.location_id <> 1
+				  GROUP BY sm.product_id, sm.location_id) AS m
+		ON m.product_id = ls.product_id AND m.location_id = ls.location_id
+	  LEFT JOIN (SELECT al.product_id, al.location_id, sum(al.quantity) AS sold
+				   FROM @extschema@.order_item_allocations AS al
+				  WHERE al.location_id <> 1
+				  GROUP BY al.product_id, al.location_id) AS a
+		ON a.product_id = ls.product_id AND a.location_id = ls.location_id
+	 WHERE ls.stock <> coalesce(m.moved, 0) - coalesce(a.sold, 0)
+	UNION ALL
+	SELECT 'location_stock_mismatch', m.product_id, NULL::bigint,
+		   format('location %s has movements of %s units but no stock row', m.location_id, m.moved)
+	  FROM (SELECT sm.product_id, sm.location_id, sum(sm.quantity) AS moved
+			  FROM @extschema@.stock_movements AS sm
+			 WHERE sm.location_id <> 1
+			 GROUP BY sm.product_id, sm.location_id) AS m
+	 WHERE NOT EXISTS (SELECT FROM @extschema@.location_stock AS ls
+						WHERE ls.product_id = m.product_id AND ls.location_id = m.location_id)
+	UNION ALL
+	SELECT 'allocation_mismatch', oi.product_id, oi.order_id,
+		   format('%s units ordered (%s cancelled), but its allocations hold %s (%s cancelled)',
+				  oi.quantity, oi.cancelled_quantity, a.allocated, a.cancelled)
+	  FROM @extschema@.order_items AS oi
+	  JOIN (SELECT al.order_id, al.product_id, sum(al.quantity) AS allocated,
+				   sum(al.cancelled_quantity) AS cancelled
+			  FROM @extschema@.order_item_allocations AS al
+			 GROUP BY al.order_id, al.product_id) AS a
+		ON a.order_id = oi.order_id AND a.product_id = oi.product_id
+	 WHERE a.allocated <> oi.quantity OR a.cancelled <> oi.cancelled_quantity
+	UNION ALL
+	SELECT 'order_without_lines', NULL, o.id,
+		   format('order %s of customer %s has no lines', o.id, o.customer_id)
+	  FROM @extschema@.orders AS o
+	 WHERE NOT EXISTS (SELECT FROM @extschema@.order_items AS oi
+						WHERE oi.order_id = o.id)
+	UNION ALL
+	SELECT 'order_total_mismatch', NULL, o.id,
+		   CASE WHEN o.discount_cents = 0
+				THEN format('total_cents is %s, but its lines add up to %s',
+							o.total_cents, l.lines_total)
+				ELSE format('total_cents is %s, but its lines add up to %s less a discount of %s',
+							o.total_cents, l.lines_total, o.discount_cents) END
+	  FROM @extschema@.orders AS o
+	  JOIN (SELECT oi.order_id, sum(oi.quantity * oi.unit_price_cents) AS lines_total,
+				   sum(oi.discount_cents) AS lines_discount
+			  FROM @extschema@.order_items AS oi
+			 GROUP BY oi.order_id) AS l ON l.order_id = o.id
+	 WHERE o.total_cents <> l.lines_total - o.discount_cents
+	UNION ALL
+	SELECT 'order_discount_mismatch', NULL, o.id,
+		   format('discount_cents is %s, but its lines'' discounts add up to %s',
+				  o.discount_cents, l.lines_discount)
+	  FROM @extschema@.orders AS o
+	  JOIN LATERAL (SELECT sum(oi.discount_cents) AS lines_discount
+					  FROM @extschema@.order_items AS oi
+					 WHERE oi.order_id = o.id) AS l ON true
+	 WHERE o.voucher_id IS NOT NULL
+	   AND o.discount_cents <> l.lines_discount
+	UNION ALL
+	SELECT 'cancellation_mismatch', oi.product_id, oi.order_id,
+		   format('%s units cancelled, but its cancellations gave back %s',
+				  oi.cancelled_quantity, coalesce(b.given_back, 0))
+	  FROM @extschema@.order_items AS oi
+	  LEFT JOIN (SELECT sm.order_id, sm.product_id, sum(sm.quantity) AS given_back
+				   FROM @extschema@.stock_movements AS sm
+				  WHERE sm.order_id IS NOT NULL
+				  GROUP BY sm.order_id, sm.product_id) AS b
+		ON b.order_id = oi.order_id AND b.product_id = oi.product_id
+	 WHERE oi.cancelled_quantity <> coalesce(b.given_back, 0)
+	UNION ALL
+	SELECT 'cancelled_order_not_given_back', oi.product_id, o.id,
+		   format('order %s is cancelled, but %s of %s units were given back',
+				  o.id, oi.cancelled_quantity, oi.quantity)
+	  FROM @extschema@.orders AS o
+	  JOIN @extschema@.order_items AS oi ON oi.order_id = o.id
+	 WHERE o.status = 'cancelled' AND oi.cancelled_quantity <> oi.quantity
+	UNION ALL
+	SELECT CASE WHEN u.slots_used > u.used AND u.slots_used - u.used <= u.cancelled
+				THEN 'cancelled_order_voucher_not_released'
+				ELSE 'voucher_used_mismatch' END,
+		   NULL, NULL,
+		   format('voucher %s has %s uses left of %s, but %s orders not cancelled (%s cancelled)',
+				  u.voucher_id, u.usage_limit - u.slots_used, u.usage_limit, u.used,
+				  u.cancelled)
+	  FROM (SELECT v.id AS voucher_id, v.usage_limit, c.used, c.cancelled,
+				   v.usage_limit - (SELECT coalesce(sum(s.remaining), 0)
+									  FROM @extschema@.voucher_slots AS s
+									 WHERE s.voucher_id = v.id) AS slots_used
+			  FROM @extschema@.vouchers AS v
+			 CROSS JOIN LATERAL (
+				SELECT count(*) FILTER (WHERE o.status <> 'cancelled') AS used,
+					   count(*) FILTER (WHERE o.status = 'cancelled') AS cancelled
+				  FROM @extschema@.orders AS o
+				 WHERE o.voucher_id = v.id) AS c
+			 WHERE v.usage_limit IS NOT NULL) AS u
+	 WHERE u.slots_used <> u.used
+	UNION ALL
+	SELECT 'voucher_over_limit', NULL, NULL,
+		   format('voucher %s has %s orders not cancelled, over its limit of %s',
+				  u.voucher_id, u.used, u.usage_limit)
+	  FROM @extschema@.voucher_usage AS u
+	 WHERE u.used > u.usage_limit
+	UNION ALL
+	SELECT 'voucher_customer_over_limit', NULL, NULL,
+		   format('voucher %s has %s orders not cancelled of customer %s, over its limit of %s per customer',
+				  v.id, c.uses, c.customer_id, v.per_customer_limit)
+	  FROM @extschema@.vouchers AS v
+	 CROSS JOIN LATERAL (
+		SELECT o.customer_id, count(*) AS uses
+		  FROM @extschema@.orders AS o
+		 WHERE o.voucher_id = v.id AND o.status <> 'cancelled'
+		 GROUP BY o.customer_id) AS c
+	 WHERE c.uses > v.per_customer_limit
+	 ORDER BY 1, 2, 3, 4
+$$;
+
+-- Internal helpers of the locations
+REVOKE ALL ON FUNCTION @extschema@.shop_location_stock(bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_require_location(bigint, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_set_location_stock(bigint, bigint, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_booked_stock(bigint, bigint) FROM PUBLIC;
+
+-- Only for roles granted them (shop_grant_admin)
+REVOKE ALL ON FUNCTION @extschema@.shop_create_location(text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_retire_location(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_move_stock(bigint, bigint, bigint, integer, text) FROM PUBLIC;

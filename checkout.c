@@ -20,13 +20,17 @@
  *	   ascending product id order;
  *	3. lock those products in ascending product id order with FOR NO KEY
  *	   UPDATE; then, in ascending product id order, serve each line of a
- *	   product with stock slots from its slots (take_from_slots);
+ *	   product with stock slots from its slots (take_from_slots), or lock
+ *	   the row, slots and other locations of a product stocked in several
+ *	   (locations.c; since 1.2);
  *	4. validate every line against the locked stock, first taking back the
  *	   stock of expired orders for a line it cannot serve (reclaim_expired);
+ *	   allocate the lines of products in several locations to them;
  *	5. in one statement: decrement the stock (rows and slots locked but not
  *	   yet decremented), insert the order (its total computed here,
  *	   overflow-checked) and its lines, and delete exactly the cart lines that
- *	   were ordered.
+ *	   were ordered; then, with other locations, decrement theirs and record
+ *	   the allocations (write_allocations).
  *
  * Why failing fast on a snapshot is correct.  The snapshot holds committed
  * data as of a moment within this call (under READ COMMITTED, the start of
@@ -332,6 +336,9 @@ reject_short_lines(int64 customer_id, text *key, int nshort, int col)
 		short_lines[i].name = TextDatumGetCString(spi_value(i, col + 2));
 		short_lines[i].stock = DatumGetInt64(spi_value(i, col + 3));
 	}
+	/* Short of the default's stock, perhaps not of every location's */
+	if ((nshort = drop_lines_located_stock_serves(short_lines, nshort)) == 0)
+		return 0;
 	if (key != NULL && (replay = key_order(customer_id, key)) != 0)
 		return replay;
 	check_stock(short_lines, nshort);
@@ -563,7 +570,8 @@ lock_products(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
 
 	/* SPI_tuptable is not used beyond this point: the checks may query */
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].nslots == 0 && lines[i].stock < lines[i].quantity)
+		if (lines[i].nslots == 0 && lines[i].stock < lines[i].quantity &&
+			!lines[i].located)
 			lock_all_stock(call, &lines[i], true, takes);
 }
 
@@ -718,6 +726,11 @@ reclaim_expired(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *take
 
 		if (!ItemPointerIsValid(&lines[i].ctid))
 			continue;
+		if (lines[i].located)
+		{
+			lock_located_line(call, &lines[i]);
+			continue;
+		}
 		if (checkout_execute(CHECKOUT_LOCK_PRODUCT, args, NULL, 1) != 1)
 			elog(ERROR, "checkout: reading product %lld again found no row",
 				 (long long) lines[i].product_id);
@@ -835,6 +848,7 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	int64		reserved_id = 0;
 	int64		total;
 	int			nestlevel;
+	bool		located;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -909,24 +923,34 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	 * Queue and lock, timed for the statistics: the rows of products without
 	 * slots, then the slots of the others, in ascending product id order
 	 */
+	located = find_located_lines(lines, nlines);
 	INSTR_TIME_SET_CURRENT(call->lock_wait_start);
 	call->in_lock_wait = true;
 	queue_for_products(call, lines, nlines);
 	lock_products(call, lines, nlines, &takes);
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].nslots > 0 && !ItemPointerIsValid(&lines[i].ctid))
+		if (lines[i].located)
+			lock_located_line(call, &lines[i]);
+		else if (lines[i].nslots > 0 && !ItemPointerIsValid(&lines[i].ctid))
 			take_from_slots(call, &lines[i], &takes);
 	call->in_lock_wait = false;
 	call->lock_wait_us = elapsed_us(call->lock_wait_start);
 
 	if (any_short(lines, nlines))
+	{
 		reclaim_expired(call, lines, nlines, &takes);
+		located |= locate_short_lines(call, lines, nlines);
+	}
 	check_stock(lines, nlines);
+	if (located)
+		allocate_located_lines(lines, nlines, &takes);
 	total = order_total(lines, nlines);
 	if (voucher != NULL)
 		take_voucher_use(call, customer_id, total, voucher);
 	order_id = write_order(call, customer_id, lines, nlines, &takes, total,
 						   reserved_id, voucher);
+	if (located)
+		write_allocations(order_id, lines, nlines);
 	watch_emptied_stock(lines, nlines);
 
 	for (int i = 0; i < nlines; i++)

@@ -89,6 +89,26 @@ typedef struct CartLine
 								 * slot's) */
 	ItemPointerData ctid;		/* the locked product row, if locked */
 	int32		row_take;		/* how much of it comes from that row */
+
+	/*
+	 * A line of a product stocked in other locations too (locations.c): the
+	 * default location's stock (its row and slots) and the slots, the other
+	 * locations' rows, locked, and what the allocation takes from each
+	 */
+	bool		located;
+	bool		maybe_located;	/* served as if not, unless short (see
+								 * find_located_lines) */
+	int64		default_stock;
+	int32		nslot_rows;
+	ItemPointerData *slot_ctids;
+	int32	   *slot_stock;
+	int32		nlocations;
+	int64	   *location_ids;
+	int32	   *location_stock;
+	int32	   *location_priority;
+	ItemPointerData *location_ctids;
+	int32	   *location_take;
+	int32		default_take;
 } CartLine;
 
 /* The stock slots a checkout takes from, and how much from each */
@@ -214,6 +234,10 @@ typedef enum CheckoutStatement
 	CHECKOUT_TAKE_USE,			/* take a use from a free voucher slot */
 	CHECKOUT_WRITE_VOUCHER_ORDER,	/* CHECKOUT_WRITE_ORDER with a voucher */
 	CHECKOUT_WATCH_STOCK,		/* flag products whose row or slot it emptied */
+	CHECKOUT_LOCATED_STOCK,		/* the stock of other locations, on the
+								 * snapshot */
+	CHECKOUT_LOCK_LOCATIONS,	/* a product's location rows, locked */
+	CHECKOUT_WRITE_ALLOCATIONS, /* take from them, record the allocations */
 	NUM_CHECKOUT_STATEMENTS
 } CheckoutStatement;
 
@@ -221,7 +245,8 @@ typedef enum CheckoutStatement
 typedef enum CheckoutFeature
 {
 	CHECKOUT_EXPIRY,			/* orders with a payment window */
-	CHECKOUT_LIMITS				/* purchase limits */
+	CHECKOUT_LIMITS,			/* purchase limits */
+	CHECKOUT_LOCATIONS			/* stock in locations other than the default */
 } CheckoutFeature;
 
 extern void checkout_statements_init(void);
@@ -257,6 +282,16 @@ extern void checkout_guard_init(void);
 extern void take_from_slots(CheckoutCall *call, CartLine *line, SlotTakes *takes);
 extern void lock_all_stock(CheckoutCall *call, CartLine *line, bool row_locked,
 						   SlotTakes *takes);
+extern void lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked);
+extern void serve_from_row_and_slots(CartLine *line, int32 need, SlotTakes *takes);
+
+/* locations.c */
+extern bool find_located_lines(CartLine *lines, int nlines);
+extern int	drop_lines_located_stock_serves(CartLine *lines, int nlines);
+extern void lock_located_line(CheckoutCall *call, CartLine *line);
+extern bool locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines);
+extern void allocate_located_lines(CartLine *lines, int nlines, SlotTakes *takes);
+extern void write_allocations(int64 order_id, const CartLine *lines, int nlines);
 
 /* stats.c */
 extern void checkout_stats_init(void);

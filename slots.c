@@ -136,24 +136,14 @@ take_one_slot(CheckoutStatement stmt, CartLine *line, int32 start)
 
 /*
  * Lock a product's row (unless row_locked: then line->ctid and line->stock
- * are that row's) and then all its slots, in slot order, and serve the line
- * from them together: from the row first, then slot after slot.  Set
- * line->stock to the stock on sale they hold, so that check_stock reports a
- * line they cannot serve with the true figure.
- *
- * A product with slots normally has nothing in its row; this is the path of
- * a line no single slot can serve, or of a product split into slots after
- * this checkout read the cart (row_locked; then a checkout that combines
- * slots of it may wait for this one's row lock while this one waits for its
- * slots: the deadlock detector breaks that rare cycle with 40P01).
+ * are that row's) and then all its slots, in slot order, and keep what they
+ * hold in the line (slot_ctids, slot_stock); set line->default_stock to the
+ * stock on sale of the row and the slots together (the default location's).
  */
 void
-lock_all_stock(CheckoutCall *call, CartLine *line, bool row_locked,
-			   SlotTakes *takes)
+lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked)
 {
 	Datum		args[1] = {Int64GetDatum(line->product_id)};
-	int64		total;
-	int32		need;
 	uint64		nslots;
 
 	checkout_lock_step(call, row_locked ? "locking the stock slots of product" :
@@ -171,29 +161,59 @@ lock_all_stock(CheckoutCall *call, CartLine *line, bool row_locked,
 
 	nslots = checkout_execute(CHECKOUT_LOCK_SLOTS, args, NULL, 0);
 	checkout_lock_step(call, NULL, 0);
-	total = line->stock;
+	line->nslot_rows = (int32) nslots;
+	line->slot_ctids = palloc(sizeof(ItemPointerData) * Max(nslots, 1));
+	line->slot_stock = palloc(sizeof(int32) * Max(nslots, 1));
+	line->default_stock = line->stock;
 	for (uint64 i = 0; i < nslots; i++)
-		total += DatumGetInt32(spi_value(i, 2));
-
-	/* From the row first, then slot after slot; nothing if short */
-	line->row_take = 0;
-	need = line->quantity;
-	if (total >= need)
 	{
-		line->row_take = (int32) Min(line->stock, (int64) need);
-		need -= line->row_take;
-		for (uint64 i = 0; need > 0 && i < nslots; i++)
-		{
-			int32		take = Min(DatumGetInt32(spi_value(i, 2)), need);
-
-			if (take > 0)
-				add_slot_take(takes,
-							  (ItemPointer) DatumGetPointer(spi_value(i, 1)),
-							  take);
-			need -= take;
-		}
+		line->slot_ctids[i] = *(ItemPointer) DatumGetPointer(spi_value(i, 1));
+		line->slot_stock[i] = DatumGetInt32(spi_value(i, 2));
+		line->default_stock += line->slot_stock[i];
 	}
-	line->stock = total;
+	line->row_take = 0;
+}
+
+/*
+ * Take need units from the row and slots lock_row_and_slots() locked: from
+ * the row first (line->stock is the row's), then slot after slot
+ */
+void
+serve_from_row_and_slots(CartLine *line, int32 need, SlotTakes *takes)
+{
+	line->row_take = (int32) Min(line->stock, (int64) need);
+	need -= line->row_take;
+	for (int i = 0; need > 0 && i < line->nslot_rows; i++)
+	{
+		int32		take = Min(line->slot_stock[i], need);
+
+		if (take > 0)
+			add_slot_take(takes, &line->slot_ctids[i], take);
+		need -= take;
+	}
+}
+
+/*
+ * Lock a product's row (unless row_locked) and all its slots
+ * (lock_row_and_slots), and serve the line from them together: from the
+ * row first, then slot after slot, nothing if they are short.  Set
+ * line->stock to the stock on sale they hold, so that check_stock reports
+ * a line they cannot serve with the true figure.
+ *
+ * A product with slots normally has nothing in its row; this is the path of
+ * a line no single slot can serve, or of a product split into slots after
+ * this checkout read the cart (row_locked; then a checkout that combines
+ * slots of it may wait for this one's row lock while this one waits for its
+ * slots: the deadlock detector breaks that rare cycle with 40P01).
+ */
+void
+lock_all_stock(CheckoutCall *call, CartLine *line, bool row_locked,
+			   SlotTakes *takes)
+{
+	lock_row_and_slots(call, line, row_locked);
+	if (line->default_stock >= line->quantity)
+		serve_from_row_and_slots(line, line->quantity, takes);
+	line->stock = line->default_stock;
 }
 
 /*

@@ -566,6 +566,65 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 		" SELECT pg_catalog.unnest($1)"
 		" ON CONFLICT DO NOTHING"
 	},
+
+	/*
+	 * Locations (locations.c): the stock of the products $1 in locations
+	 * other than the default and not retired, on the snapshot (which lines
+	 * are located; fail fast counts it), the best priority among those
+	 * locations and the default's ...
+	 */
+	[CHECKOUT_LOCATED_STOCK] = {
+		"reading the locations' stock", "1.2", SPI_OK_SELECT, true, false,
+		1, {INT8ARRAYOID},
+		"SELECT ls.product_id, pg_catalog.sum(ls.stock)::pg_catalog.int8,"
+		"       pg_catalog.min(l.priority),"
+		"       (SELECT d.priority FROM %1$s.locations AS d"
+		"         WHERE d.id OPERATOR(pg_catalog.=) 1)"
+		"  FROM %1$s.location_stock AS ls"
+		"  JOIN %1$s.locations AS l ON l.id OPERATOR(pg_catalog.=) ls.location_id"
+		" WHERE ls.product_id OPERATOR(pg_catalog.=) ANY ($1)"
+		"   AND l.retired_at IS NULL"
+		" GROUP BY ls.product_id"
+	},
+
+	/*
+	 * ... the location rows of product $1, locked in location order, with
+	 * their priority and the default location's ...
+	 */
+	[CHECKOUT_LOCK_LOCATIONS] = {
+		"locking the locations' stock", "1.2", SPI_OK_SELECT, false, false,
+		1, {INT8OID},
+		"SELECT ls.location_id, ls.stock, ls.ctid, l.priority,"
+		"       (SELECT d.priority FROM %1$s.locations AS d"
+		"         WHERE d.id OPERATOR(pg_catalog.=) 1)"
+		"  FROM %1$s.location_stock AS ls"
+		"  JOIN %1$s.locations AS l ON l.id OPERATOR(pg_catalog.=) ls.location_id"
+		" WHERE ls.product_id OPERATOR(pg_catalog.=) $1"
+		"   AND l.retired_at IS NULL"
+		" ORDER BY ls.location_id"
+		"   FOR NO KEY UPDATE OF ls"
+	},
+
+	/*
+	 * ... and, once the order $1 is written, $3 taken from each location row
+	 * locked at ctid $2, and the allocations ($4 product, $5 location, $6
+	 * units) recorded
+	 */
+	[CHECKOUT_WRITE_ALLOCATIONS] = {
+		"writing the allocations", "1.2", SPI_OK_INSERT, false, false,
+		6, {INT8OID, TIDARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID},
+		"WITH taken AS ("
+		"  UPDATE %1$s.location_stock AS ls"
+		"     SET stock = ls.stock OPERATOR(pg_catalog.-)"
+		"         ($3)[pg_catalog.array_position($2, ls.ctid)]"
+		"   WHERE ls.ctid OPERATOR(pg_catalog.=) ANY ($2)"
+		")"
+		"INSERT INTO %1$s.order_item_allocations"
+		"       (order_id, product_id, location_id, quantity)"
+		"SELECT $1, a.product_id, a.location_id, a.quantity"
+		"  FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5),"
+		"                  pg_catalog.unnest($6)) AS a(product_id, location_id, quantity)"
+	},
 };
 
 /*
@@ -583,6 +642,7 @@ static bool plans_for_vouchers = false;
 static bool plans_checked = false;
 static Oid	expiry_index_oid = InvalidOid;
 static Oid	limits_table_oid = InvalidOid;
+static Oid	location_stock_oid = InvalidOid;
 
 /* The pieces a statement's SQL names by number ("%1$s" is pieces[0]) */
 #define NUM_PIECES 6
@@ -734,6 +794,7 @@ checkout_prepare_statements(Oid nspoid)
 	if (nspname == NULL)
 		elog(ERROR, "checkout: schema with OID %u does not exist", nspoid);
 	limits_table_oid = get_relname_relid("purchase_limits", nspoid);
+	location_stock_oid = get_relname_relid("location_stock", nspoid);
 	expiry_index_oid = get_relname_relid("orders_expires_at_idx", nspoid);
 	is_1_0 = !OidIsValid(limits_table_oid);
 	has_vouchers = OidIsValid(get_relname_relid("voucher_slots", nspoid));
@@ -787,7 +848,9 @@ ever_had_rows(Oid relid, BlockNumber empty)
  * CHECKOUT_EXPIRY, an order with a payment window (the partial index of
  * placed orders with one, orders_expires_at_idx, has ever had an entry;
  * every order that can be past its window is in it), or CHECKOUT_LIMITS, a
- * purchase limit (purchase_limits has ever had a row).  When not, a
+ * purchase limit (purchase_limits has ever had a row), or
+ * CHECKOUT_LOCATIONS, stock in another location than the default
+ * (location_stock has ever had a row; never before 1.2).  When not, a
  * checkout uses the plain statements and pays nothing for either: they are
  * the same statements without the subqueries that could only find nothing.
  * A limit or an order made after this looks is treated as made after the
@@ -800,6 +863,8 @@ checkout_shop_uses(CheckoutFeature feature)
 		return false;
 	if (feature == CHECKOUT_EXPIRY)
 		return ever_had_rows(expiry_index_oid, 1);
+	if (feature == CHECKOUT_LOCATIONS)
+		return OidIsValid(location_stock_oid) && ever_had_rows(location_stock_oid, 0);
 	return ever_had_rows(limits_table_oid, 0);
 }
 

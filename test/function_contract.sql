@@ -43,10 +43,10 @@ SELECT throws_ok('SELECT shop_checkout(' || (SELECT max(id) FROM customers) || '
 
 -- The other functions: signatures, and the search_path every SQL or PL
 -- function pins (Security Considerations for Extensions)
-SELECT has_function('shop_restock', ARRAY['bigint', 'integer', 'text']);
-SELECT function_returns('shop_restock', ARRAY['bigint', 'integer', 'text'], 'integer');
-SELECT has_function('shop_adjust_stock', ARRAY['bigint', 'integer', 'text']);
-SELECT function_returns('shop_adjust_stock', ARRAY['bigint', 'integer', 'text'], 'integer');
+SELECT has_function('shop_restock', ARRAY['bigint', 'integer', 'text', 'bigint']);
+SELECT function_returns('shop_restock', ARRAY['bigint', 'integer', 'text', 'bigint'], 'integer');
+SELECT has_function('shop_adjust_stock', ARRAY['bigint', 'integer', 'text', 'bigint']);
+SELECT function_returns('shop_adjust_stock', ARRAY['bigint', 'integer', 'text', 'bigint'], 'integer');
 SELECT has_function('shop_check_integrity', ARRAY[]::text[]);
 SELECT has_function('shop_cart_status', ARRAY['bigint']);
 SELECT volatility_is('shop_cart_status', ARRAY['bigint'], 'stable');
@@ -108,7 +108,8 @@ SELECT set_eq($$SELECT DISTINCT proname::text FROM pg_proc WHERE prosecdef
 					'shop_set_purchase_limit', 'shop_purge_idempotency_keys',
 					'shop_check_integrity', 'shop_reclaim_expired', 'shop_create_voucher',
 					'shop_end_voucher', 'shop_add_voucher_code', 'shop_generate_voucher_codes',
-					'shop_notify_stock_changes'],
+					'shop_notify_stock_changes', 'shop_create_location', 'shop_retire_location',
+					'shop_move_stock'],
 			  'the functions that run with the owner''s rights, and no others');
 SELECT is_empty($$SELECT oid::regprocedure FROM pg_proc WHERE prosecdef AND proname LIKE 'shop\_%'
 				   AND NOT coalesce(proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)$$,

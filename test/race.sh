@@ -96,4 +96,15 @@ race "voucher with keys: 500 buyers drop their first call and retry, limit 100" 
 	--voucher 100 --slots 16 --drop-first --buyers 500 --stock 3000 --client 40 \
 	--expect-orders 100 --expect-rejected 0 --expect-stock 2900
 
+# Locations (1.2): each product's stock over two or three locations, skewed
+# (the default, preferred, keeps a quarter): every unit sells, none twice;
+# the books of every location and every order's allocations are right, and
+# nobody is told "sold out" while another location holds the item
+race "locations: seed's sale over 2 locations" --locations 2 --buyers 33 --stock 20 \
+	--expect-orders 20 --expect-rejected 13 --expect-stock 0
+race "locations: 300 buyers, 3-line carts over 5 products in 3 locations, 60 connections" \
+	--locations 3 --buyers 300 --products 5 --lines 3 --stock 120 --client 60
+race "locations: 200 buyers wanting 3 of 2 products in 2 locations, 8 slots, 50 connections" \
+	--locations 2 --slots 8 --buyers 200 --products 2 --lines 2 --quantity 3 --stock 150 --client 50
+
 exit "$failed"

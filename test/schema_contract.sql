@@ -7,8 +7,9 @@ SELECT plan(117);
 SELECT tables_are('public',
 	ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
 		  'stock_movements', 'stock_slots', 'idempotency_keys', 'purchase_limits',
-		  'vouchers', 'voucher_codes', 'voucher_slots', 'stock_watch', 'sold_out_products'],
-	'the extension creates exactly its fourteen tables');
+		  'vouchers', 'voucher_codes', 'voucher_slots', 'stock_watch', 'sold_out_products',
+		  'locations', 'location_stock', 'order_item_allocations'],
+	'the extension creates exactly its seventeen tables');
 
 -- products
 SELECT columns_are('products', ARRAY['id', 'name', 'price_cents', 'stock']);
@@ -135,7 +136,7 @@ SELECT is((SELECT confdeltype FROM pg_constraint
 -- stock_movements, the ledger
 SELECT columns_are('stock_movements',
 	ARRAY['id', 'product_id', 'kind', 'quantity', 'stock_after', 'reason', 'created_at',
-		  'order_id']);
+		  'order_id', 'location_id']);
 SELECT fk_ok('stock_movements', 'order_id', 'orders', 'id');
 SELECT has_index('stock_movements', 'stock_movements_order_id_idx', 'order_id',
 				 'movements that give back an order''s stock are indexed on it');
@@ -181,8 +182,9 @@ SELECT col_type_is('purchase_limits', 'max_per_customer', 'integer');
 SELECT col_has_check('purchase_limits', 'max_per_customer');
 
 -- the views
-SELECT views_are('public', ARRAY['shop_checkout_stats', 'product_stock', 'voucher_usage'],
-				 'the extension creates exactly three views');
+SELECT views_are('public', ARRAY['shop_checkout_stats', 'product_stock', 'voucher_usage',
+								 'stock_by_location'],
+				 'the extension creates exactly four views');
 SELECT columns_are('product_stock', ARRAY['product_id', 'stock', 'slots']);
 SELECT col_type_is('product_stock', 'stock', 'integer');
 
@@ -197,8 +199,10 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_extension e,
 			  ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
 					'stock_movements', 'stock_slots', 'idempotency_keys', 'purchase_limits',
 					'vouchers', 'voucher_codes', 'voucher_slots', 'sold_out_products',
+					'locations', 'location_stock', 'order_item_allocations',
 					'products_id_seq', 'customers_id_seq', 'orders_id_seq',
-					'stock_movements_id_seq', 'vouchers_id_seq', 'voucher_codes_id_seq'],
+					'stock_movements_id_seq', 'vouchers_id_seq', 'voucher_codes_id_seq',
+					'locations_id_seq'],
 			  'pg_dump dumps the rows of every table (but stock_watch''s flags) and the identity sequences');
 SELECT has_index('cart_items', 'cart_items_product_id_idx', 'product_id',
 				 'cart_items are indexed on product_id');

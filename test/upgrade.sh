@@ -68,6 +68,31 @@ voucher_works() {
 		SELECT count(*) FROM shop_check_integrity();" | tr '\n' ' ')" = "UPGRADE10 t t 0 " ]
 }
 
+# locations_work DATABASE: the updated shop's stock is all in the default
+# location (1.2): no other location's stock, every movement at location 1,
+# each product's stock on sale its default location's; then a location
+# created serves, with the default, a cart neither can alone (split), and
+# integrity stays clean
+locations_work() {
+	[ "$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "
+		SELECT (SELECT count(*) FROM location_stock) = 0
+		   AND (SELECT count(*) FROM stock_movements WHERE location_id <> 1) = 0
+		   AND NOT EXISTS (SELECT FROM product_stock AS ps
+							 JOIN stock_by_location AS b ON b.product_id = ps.product_id
+							WHERE b.location_id = 1 AND b.stock <> ps.stock);
+		INSERT INTO products (name, price_cents, stock) VALUES ('Upgrade Located', 100, 1);
+		INSERT INTO customers (name) VALUES ('Location A');
+		SELECT shop_restock((SELECT id FROM products WHERE name = 'Upgrade Located'), 2,
+							'upgrade test', shop_create_location('Upgrade North', 1));
+		INSERT INTO cart_items (customer_id, product_id, quantity)
+		SELECT c.id, p.id, 3 FROM customers AS c, products AS p
+		 WHERE c.name = 'Location A' AND p.name = 'Upgrade Located';
+		SELECT shop_checkout((SELECT id FROM customers WHERE name = 'Location A')) > 0;
+		SELECT string_agg(a.location_id || ':' || a.quantity, ',' ORDER BY a.location_id)
+		  FROM order_item_allocations AS a;
+		SELECT count(*) FROM shop_check_integrity();" | tr '\n' ' ')" = "t 2 t 1:1,2:2 0 " ]
+}
+
 for from in 1.0 1.1; do
 	db=checkout_upgrade_$(echo "$from" | tr . _)
 	upgraded "$db" "$from" || exit 1
@@ -86,6 +111,8 @@ for from in 1.0 1.1; do
 		shop_works "$db"
 	check "$from updated redeems a voucher: discounted once, then SH010, integrity clean" \
 		voucher_works "$db"
+	check "$from updated has all its stock in the default location, and a new one serves a split cart" \
+		locations_work "$db"
 	sql postgres "DROP DATABASE $db"
 done
 

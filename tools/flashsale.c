@@ -80,6 +80,8 @@ typedef struct Options
 	int			tabs;			/* checkouts of each buyer at once */
 	int			voucher_limit;	/* every buyer redeems one code of a 20%
 								 * voucher limited to this; 0 = none */
+	int			locations;		/* locations the stock is spread over (1.2); 0
+								 * or 1: the default only */
 	bool		prepared;		/* named prepared statements (-M prepared) */
 } Options;
 
@@ -173,6 +175,10 @@ usage(FILE *out)
 			"      --voucher=NUM        every buyer checks out with the code of a voucher of\n"
 			"                           20%% off limited to NUM uses:\n"
 			"                           SELECT shop_checkout($1, $2, $3)\n"
+			"      --locations=NUM      spread each product's stock over NUM locations (2 to\n"
+			"                           8), skewed: each new one, less preferred, takes half\n"
+			"                           of what the default has left (the last, three\n"
+			"                           quarters), with shop_move_stock()\n"
 			"  -c, --client=NUM         number of concurrent database clients (default: one\n"
 			"                           per buyer, up to what the server allows); each\n"
 			"                           checks out buyers in turn\n"
@@ -203,7 +209,8 @@ usage(FILE *out)
 			"buyer has exactly the orders its tabs were told of (carts are not checked);\n"
 			"with --limit, nobody bought past the limit; with --voucher, no more orders\n"
 			"carry the voucher than its limit, none fewer if a buyer was told SH010, and\n"
-			"each has its discount.\n"
+			"each has its discount; with --locations, the books of every location and\n"
+			"every order's allocations are right (shop_check_integrity()).\n"
 			"\n"
 			"Exit status: 0 success; 1 bad options or setup (cannot connect, extension not\n"
 			"installed); 2 errors during the run (an invariant or an expectation failed).\n",
@@ -231,7 +238,7 @@ enum
 	OPT_BUYERS = 256, OPT_STOCK, OPT_PRODUCTS, OPT_LINES, OPT_QUANTITY,
 	OPT_PRICE, OPT_NAME, OPT_SLOTS, OPT_EXPECT_ORDERS, OPT_EXPECT_REJECTED,
 	OPT_EXPECT_STOCK, OPT_KEYS, OPT_RETRY, OPT_DROP_FIRST, OPT_LIMIT, OPT_TABS,
-	OPT_VOUCHER
+	OPT_VOUCHER, OPT_LOCATIONS
 };
 
 static const struct option long_options[] = {
@@ -249,6 +256,7 @@ static const struct option long_options[] = {
 	{"limit", required_argument, NULL, OPT_LIMIT},
 	{"tabs", required_argument, NULL, OPT_TABS},
 	{"voucher", required_argument, NULL, OPT_VOUCHER},
+	{"locations", required_argument, NULL, OPT_LOCATIONS},
 	{"client", required_argument, NULL, 'c'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"protocol", required_argument, NULL, 'M'},
@@ -298,6 +306,9 @@ parse_sale_option(int c, const char *arg, Options *opt)
 			return true;
 		case OPT_VOUCHER:
 			opt->voucher_limit = (int) parse_number("voucher", arg, 1, INT_MAX);
+			return true;
+		case OPT_LOCATIONS:
+			opt->locations = (int) parse_number("locations", arg, 0, 8);
 			return true;
 		case OPT_SLOTS:
 			opt->slots = (int) parse_number("slots", arg, 0, 64);
@@ -542,6 +553,52 @@ for_each_product(PGconn *conn, const char *qschema, const char *function,
 	pg_free((char *) params[0]);
 }
 
+/*
+ * --locations: create the sale's other locations (priority 1, 2, ...: the
+ * default, 0, is preferred) and move to each, of every product, half of
+ * what the default has left (to the last, three quarters)
+ */
+static void
+spread_over_locations(PGconn *conn, const char *qschema, const Options *opt,
+					  const long long *product_ids)
+{
+	char	   *ids = array_literal(product_ids, opt->products);
+	char		location[16],
+				share[16];
+	const char *params[3];
+	int			left = opt->stock;
+
+	for (int k = 2; k <= opt->locations; k++)
+	{
+		char	   *sql = psprintf("SELECT %1$s.shop_create_location("
+								   "'flashsale ' || (($1::bigint[])[1]) || ' location ' || $2, $2::integer - 1)",
+								   qschema);
+		char	   *move;
+		PGresult   *res;
+		int			moved = k == opt->locations ? left * 3 / 4 : left / 2;
+
+		params[0] = ids;
+		snprintf(location, sizeof(location), "%d", k);
+		params[1] = location;
+		res = run(conn, sql, 2, params);
+		snprintf(location, sizeof(location), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		pg_free(sql);
+		if (moved == 0)
+			continue;
+		snprintf(share, sizeof(share), "%d", moved);
+		params[1] = location;
+		params[2] = share;
+		move = psprintf("SELECT %1$s.shop_move_stock(p, 1, $2::bigint, $3::integer,"
+						"                            'flashsale: stock spread')"
+						"  FROM pg_catalog.unnest($1::bigint[]) AS p", qschema);
+		PQclear(run(conn, move, 3, params));
+		pg_free(move);
+		left -= moved;
+	}
+	pg_free(ids);
+}
+
 /* Create the sale's products, buyers and carts; fill product_ids, buyers */
 static void
 set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
@@ -584,6 +641,8 @@ set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 	if (opt->slots > 0)
 		for_each_product(conn, qschema, "shop_split_stock", product_ids,
 						 opt->products, opt->slots);
+	if (opt->locations > 1)
+		spread_over_locations(conn, qschema, opt, product_ids);
 
 	params[0] = nbuyers;
 	sql = psprintf("INSERT INTO %1$s.customers (name)"
@@ -1222,6 +1281,29 @@ check_no_false_sold_out(const Checks *c)
 	pg_free(rejected);
 }
 
+/*
+ * --locations: the books of every location of the sale's products, and
+ * every allocation of their orders' lines, are right
+ */
+static void
+check_locations(const Checks *c)
+{
+	const char *params[1] = {c->product_array};
+	char	   *sql = psprintf("SELECT i.problem, i.product_id, i.order_id, i.detail"
+							   "  FROM %1$s.shop_check_integrity() AS i"
+							   " WHERE i.product_id = ANY ($1::bigint[])"
+							   "   AND i.problem IN ('stock_mismatch', 'location_stock_mismatch',"
+							   "                     'allocation_mismatch')",
+							   c->qschema);
+	PGresult   *res = run(c->conn, sql, 1, params);
+
+	for (int r = 0; r < PQntuples(res); r++)
+		violation("%s: product %s, order %s: %s", PQgetvalue(res, r, 0),
+				  PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
+	PQclear(res);
+	pg_free(sql);
+}
+
 /* Nobody bought past the limit, counting orders not cancelled */
 static void
 check_limit_held(const Checks *c)
@@ -1331,6 +1413,8 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 		check_limit_held(&c);
 	if (opt->voucher_limit > 0)
 		check_voucher_held(&c);
+	if (opt->locations > 1)
+		check_locations(&c);
 
 	pg_free(c.product_array);
 	pg_free(c.customer_array);
