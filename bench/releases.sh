@@ -10,7 +10,8 @@
 #   cpu-1line   1 client, synchronous_commit off: the CPU cost of a
 #               one-line checkout of one of 1,000 products
 #   cpu-50line  the same with a 50-line cart
-#   hot-32      32 clients, one hot product (its row, no slots)
+#   hot-1       1 client, one hot product (its row, no slots)
+#   hot-32      32 clients, the same
 #   hot-128     the same with 128 clients (customers of the crowd, 10201 on)
 #
 # Rounds are interleaved (each version once per round, each round starting
@@ -49,6 +50,7 @@ run() {
 	soldout-32) clients=32 flow=c_try pmin=2 pmax=2 cart=0 base=100 ;;
 	cpu-1line) clients=1 flow=c pmin=3 pmax=1002 cart=1 base=0 opts="-c synchronous_commit=off" ;;
 	cpu-50line) clients=1 flow=c_50 pmin=3 pmax=1002 cart=1 base=0 opts="-c synchronous_commit=off" ;;
+	hot-1) clients=1 flow=c pmin=1 pmax=1 cart=1 base=0 ;;
 	hot-32) clients=32 flow=c pmin=1 pmax=1 cart=1 base=0 ;;
 	hot-128) clients=128 flow=c pmin=1 pmax=1 cart=1 base=10200 ;;
 	esac

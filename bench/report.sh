@@ -160,6 +160,26 @@ END {
 		printf "| %s | %s: %.0f tps, p99 %.1f ms | %s: %.0f tps, p99 %.1f ms | %.2f× |\n", workloads[w], \
 			a, tps[ka], p99[ka], b, tps[kb], p99[kb], (tps[ka] > 0 ? tps[kb] / tps[ka] : 0)
 	}
+	nloc = 0
+	for (w = 1; w <= nw; w++) {
+		c = workloads[w] SUBSEP "shop_checkout"
+		a = workloads[w] SUBSEP "located_after"; b = workloads[w] SUBSEP "located_before"
+		if (!(a in has) || !(b in has) || !(c in has))
+			continue
+		if (!nloc++) {
+			print ""
+			print "Locations: the hot product (in slots) in the default location only, and also in a second location"
+			print "preferred after the default (its checkouts take one slot as before) or before it (each checkout"
+			print "locks the product whole: row, slots, locations); the shop has the second location in all three:"
+			print ""
+			print "| workload | default only | second, after | after / only | second, before | before / only |"
+			print "|---|---|---|---|---|---|"
+		}
+		vals[a "lat"] = lats[a]; vals[b "lat"] = lats[b]
+		printf "| %s | %.0f tps, p99 %.1f ms | %.0f tps, p99 %.1f ms | %.2f× | %.0f tps, p99 %.1f ms | %.2f× |\n", \
+			workloads[w], tps[c], p99[c], median(a), median(a "lat"), median(a) / tps[c], \
+			median(b), median(b "lat"), median(b) / tps[c]
+	}
 	print ""
 	print "Under a crowd (tps at 128 clients / tps at 1 client on the hot product):"
 	print ""

@@ -39,14 +39,22 @@ psql -X -q -v ON_ERROR_STOP=1 \
 		EXCEPTION WHEN SQLSTATE 'SH010' THEN RETURN NULL;
 		END \$\$" >/dev/null
 
-# reset_state SLOTS PREFILL [LIMIT]: put the tables back as they were (the
-# order history and the idle carts only, full stock, no idempotency key),
-# with the hot product's stock split into SLOTS slots (0: none), a purchase
-# limit of LIMIT on it (0: none), and, when PREFILL is a product id, every
-# bench customer's cart holding one of it
+# reset_state SLOTS PREFILL [LIMIT [LOCATED]]: put the tables back as they
+# were (the order history and the idle carts only, full stock, no
+# idempotency key), with the hot product's stock split into SLOTS slots (0:
+# none), a purchase limit of LIMIT on it (0: none), and, when PREFILL is a
+# product id, every bench customer's cart holding one of it; LOCATED
+# "after" or "before": the hot product also stocked in a second location,
+# preferred after the default or before it
 reset_state() {
 	psql -X -q -v ON_ERROR_STOP=1 \
 		-c 'DELETE FROM orders WHERE id > 50000' \
+		-c 'DELETE FROM location_stock' \
+		-c "UPDATE locations SET priority = CASE '${4:-}' WHEN 'before' THEN -1 ELSE 1 END
+			 WHERE name = 'bench second'" \
+		-c "INSERT INTO location_stock
+			SELECT 1, id, 1000000000 FROM locations
+			 WHERE name = 'bench second' AND '${4:-}' IN ('after', 'before')" \
 		-c 'DELETE FROM cart_items WHERE customer_id <= 200 OR customer_id > 10200' \
 		-c "SELECT shop_set_purchase_limit(1, NULLIF(${3:-0}, 0))" \
 		-c 'SELECT shop_merge_stock(1)' \
@@ -71,7 +79,7 @@ measure() {
 	[ "$clients" -lt 2 ] && threads=1
 	prefill=0
 	[ "$add_to_cart" = 0 ] && prefill=$pid_min
-	reset_state "$slots" "$prefill" "$limit"
+	reset_state "$slots" "$prefill" "$limit" "$located"
 	rm -f "$tmp"/log*
 	# "pooled" flows go through pgbouncer (unnamed statements: transaction pooling)
 	target="-M prepared"
@@ -100,14 +108,16 @@ measure() {
 	printf '  %-12s %-14s round %s: %8.0f tps, p99 %7.2f ms\n' "$workload" "$flow" "$round" "$tps" "$p99"
 }
 
-# split_flow "FLOW|SCRIPT[|OPTIONS[|SLOTS[|LIMIT]]]": set $flow, $script,
-# $options, $slots and $limit (the hot product's purchase limit, 0: none)
+# split_flow "FLOW|SCRIPT[|OPTIONS[|SLOTS[|LIMIT[|LOCATED]]]]": set $flow,
+# $script, $options, $slots, $limit (the hot product's purchase limit, 0:
+# none) and $located (reset_state's)
 split_flow() {
 	flow=${1%%|*}
 	script=${1#*|}
 	options=
 	slots=0
 	limit=0
+	located=
 	case $script in
 		*"|"*) options=${script#*|} script=${script%%|*} ;;
 	esac
@@ -116,6 +126,9 @@ split_flow() {
 	esac
 	case $slots in
 		*"|"*) limit=${slots#*|} slots=${slots%%|*} ;;
+	esac
+	case $limit in
+		*"|"*) located=${limit#*|} limit=${limit%%|*} ;;
 	esac
 }
 
@@ -243,6 +256,23 @@ case " $BENCH_WORKLOADS " in
 		keys=$(psql -X -At -c 'SELECT count(*) FROM idempotency_keys')
 		echo "$keys keys at the end" >>"$tmp/sustained"
 		cat "$tmp/sustained"
+		;;
+esac
+
+# Locations (1.2), last: once location_stock has had a row, every checkout
+# of the shop asks which of its products are stocked elsewhere.  The hot
+# product (in slots) bought by 32 and 128 clients, stocked in the default
+# location only (but the shop has another), in a second location too that
+# the default is preferred to (its checkouts take one slot as before), and
+# in a second location preferred to the default (each checkout locks the
+# product's row, its slots and its locations)
+case " $BENCH_WORKLOADS " in
+	*" located-"*|"  ")
+		psql -X -q -v ON_ERROR_STOP=1 -c "SELECT shop_create_location('bench second', 1)" >/dev/null
+		for n in 32 128; do
+			workload "located-$n" "$n" 1 1 "shop_checkout|c||$hot_slots|0|none" \
+				"located_after|c||$hot_slots|0|after" "located_before|c||$hot_slots|0|before"
+		done
 		;;
 esac
 
