@@ -100,6 +100,16 @@ CREATE EVENT TRIGGER checkout_guard_drop ON ddl_command_start
 	WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
 	EXECUTE FUNCTION @extschema@.shop_guard_drop();
 
+/*
+ * The buyer's consent to a preorder, per cart line (see "preorders" below).
+ * First of the update's table locks, in the checkouts' order: a checkout
+ * locks its cart before it writes its order, so the update locks cart_items
+ * before orders; it waits for the checkouts under way, and those that start
+ * meanwhile wait for it holding nothing it needs.
+ */
+ALTER TABLE @extschema@.cart_items
+	ADD COLUMN accept_preorder boolean NOT NULL DEFAULT false;
+
 /* ------------------------------------------------------------- vouchers */
 
 /*
@@ -757,7 +767,8 @@ BEGIN
 				   schema_name, shop_grant_app.role);
 	EXECUTE format('GRANT SELECT ON %1$s.products, %1$s.product_stock, %1$s.orders,'
 				   ' %1$s.order_items, %1$s.purchase_limits, %1$s.vouchers,'
-				   ' %1$s.locations, %1$s.stock_by_location, %1$s.order_item_allocations TO %2$s',
+				   ' %1$s.locations, %1$s.stock_by_location, %1$s.order_item_allocations,'
+				   ' %1$s.preorders TO %2$s',
 				   schema_name, shop_grant_app.role);
 	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %1$s.cart_items TO %2$s',
 				   schema_name, shop_grant_app.role);
@@ -787,6 +798,7 @@ BEGIN
 				   ' %1$s.shop_adjust_stock(bigint, integer, text, bigint),'
 				   ' %1$s.shop_create_location(text, integer), %1$s.shop_retire_location(bigint),'
 				   ' %1$s.shop_move_stock(bigint, bigint, bigint, integer, text),'
+				   ' %1$s.shop_set_preorder(bigint, integer, date),'
 				   ' %1$s.shop_split_stock(bigint, integer), %1$s.shop_merge_stock(bigint),'
 				   ' %1$s.shop_cancel_order(bigint, text),'
 				   ' %1$s.shop_cancel_items(bigint, bigint, integer, text),'
@@ -968,8 +980,14 @@ SELECT pg_catalog.pg_extension_config_dump(
 COMMENT ON TABLE @extschema@.locations IS
 'Where stock is kept; location 1 (default) holds products.stock';
 
+/*
+ * No foreign key to products: creating one would take a lock on products
+ * that conflicts with the checkouts' writes, while the update holds the
+ * orders' lock they wait for (a deadlock mid-sale).  A product with stock
+ * has movements, whose foreign key keeps it from being deleted.
+ */
 CREATE TABLE @extschema@.location_stock (
-	product_id	bigint NOT NULL REFERENCES @extschema@.products ON DELETE CASCADE,
+	product_id	bigint NOT NULL,
 	location_id bigint NOT NULL REFERENCES @extschema@.locations CHECK (location_id <> 1),
 	stock		integer NOT NULL CHECK (stock >= 0),
 	PRIMARY KEY (product_id, location_id)
@@ -1002,8 +1020,64 @@ COMMENT ON TABLE @extschema@.order_item_allocations IS
 'Where the units of an order line came from (a line without rows: all from the default location)';
 
 /*
+ * Preorders (shop_set_preorder): a product sold before it arrives, up to a
+ * cap of open (unfilled) preordered units at any moment, to buyers who
+ * accepted it (cart_items.accept_preorder).  A line takes the stock on
+ * hand first (all of it, over every location), then up to the cap.
+ * open_preorders counts the open units (a checkout adds to it under the
+ * row's lock; fills and cancels take from it).  No foreign key to products,
+ * as location_stock has none.
+ */
+CREATE TABLE @extschema@.preorders (
+	product_id	bigint PRIMARY KEY,
+	max_preorders integer NOT NULL CHECK (max_preorders > 0),
+	ships_on	date,
+	open_preorders integer NOT NULL DEFAULT 0 CHECK (open_preorders >= 0)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.preorders', '');
+
+COMMENT ON TABLE @extschema@.preorders IS
+'Products sold before they arrive: the cap of open preordered units, and how many are open';
+
+/*
+ * A line's preordered units, those filled by a restock since, and those
+ * cancelled before they were filled (released); open = preordered - filled
+ * - released.  The update holds order_items' lock already (vouchers).
+ */
+ALTER TABLE @extschema@.order_items
+	ADD COLUMN preordered_quantity integer NOT NULL DEFAULT 0,
+	ADD COLUMN preorder_filled_quantity integer NOT NULL DEFAULT 0,
+	ADD COLUMN preorder_released_quantity integer NOT NULL DEFAULT 0;
+ALTER TABLE @extschema@.order_items
+	ADD CONSTRAINT order_items_preorder_check
+		CHECK (preordered_quantity >= 0 AND preordered_quantity <= quantity
+			   AND preorder_filled_quantity >= 0 AND preorder_released_quantity >= 0
+			   AND preorder_filled_quantity + preorder_released_quantity <= preordered_quantity)
+		NOT VALID;
+
+-- Where a line's preordered units were filled, so that a cancel gives each back there
+CREATE TABLE @extschema@.preorder_fills (
+	order_id	bigint NOT NULL,
+	product_id	bigint NOT NULL,
+	location_id bigint NOT NULL REFERENCES @extschema@.locations,
+	quantity	integer NOT NULL CHECK (quantity > 0),
+	cancelled_quantity integer NOT NULL DEFAULT 0
+		CHECK (cancelled_quantity >= 0 AND cancelled_quantity <= quantity),
+	PRIMARY KEY (order_id, product_id, location_id),
+	FOREIGN KEY (order_id, product_id) REFERENCES @extschema@.order_items ON DELETE CASCADE
+);
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.preorder_fills', '');
+
+COMMENT ON TABLE @extschema@.preorder_fills IS
+'Where the preordered units of an order line were filled, by a restock';
+
+/*
  * Every movement names its location (the default for every one before
- * 1.2); a transfer between locations is two movements of kind 'transfer'.
+ * 1.2); a transfer between locations is two movements of kind 'transfer';
+ * units of a restock that go to open preorders, one of kind
+ * 'preorder_fill' per order line (negative, naming the order).
  * NOT VALID: the rows there satisfy both, and validating would scan the
  * ledger under the update's lock.
  */
@@ -1015,7 +1089,10 @@ ALTER TABLE @extschema@.stock_movements
 	DROP CONSTRAINT stock_movements_kind_check,
 	ADD CONSTRAINT stock_movements_kind_check
 		CHECK (kind IN ('opening', 'restock', 'adjustment', 'cancellation', 'expiry',
-						'transfer')) NOT VALID;
+						'transfer', 'preorder_fill')) NOT VALID,
+	DROP CONSTRAINT stock_movements_order_kind_check,
+	ADD CONSTRAINT stock_movements_order_kind_check
+		CHECK ((order_id IS NOT NULL) = (kind IN ('cancellation', 'expiry', 'preorder_fill'))) NOT VALID;
 
 CREATE INDEX stock_movements_location_id_idx ON @extschema@.stock_movements (location_id)
 	WHERE location_id <> 1;
@@ -1207,9 +1284,96 @@ END
 $$;
 
 /*
+ * Fill the product's open preorders, oldest order first, with up to
+ * `available` units on sale at the location (its stock before the fills):
+ * each line filled records where (preorder_fills) and a 'preorder_fill'
+ * movement of its own (negative, naming the order).  Returns the units
+ * filled; the caller puts the rest on sale.  The caller holds the
+ * product's row (shop_lock_stock or shop_lock_products); the preorders row
+ * is locked after it, as a checkout does.
+ */
+CREATE FUNCTION @extschema@.shop_fill_preorders(product_id bigint, location_id bigint,
+												available integer, reason text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	open_units	integer;
+	line		record;
+	give		integer;
+	filled		integer := 0;
+BEGIN
+	SELECT po.open_preorders INTO open_units FROM @extschema@.preorders AS po
+	 WHERE po.product_id = shop_fill_preorders.product_id
+	   FOR NO KEY UPDATE;
+	IF coalesce(open_units, 0) = 0 OR shop_fill_preorders.available <= 0 THEN
+		RETURN 0;
+	END IF;
+	FOR line IN
+		SELECT oi.order_id,
+			   oi.preordered_quantity - oi.preorder_filled_quantity
+				 - oi.preorder_released_quantity AS open_units
+		  FROM @extschema@.order_items AS oi
+		 WHERE oi.product_id = shop_fill_preorders.product_id
+		   AND oi.preordered_quantity > oi.preorder_filled_quantity + oi.preorder_released_quantity
+		 ORDER BY oi.order_id
+	LOOP
+		EXIT WHEN filled = shop_fill_preorders.available;
+		give := least(line.open_units, shop_fill_preorders.available - filled);
+		UPDATE @extschema@.order_items AS oi
+		   SET preorder_filled_quantity = oi.preorder_filled_quantity + give
+		 WHERE oi.order_id = line.order_id AND oi.product_id = shop_fill_preorders.product_id;
+		INSERT INTO @extschema@.preorder_fills AS f (order_id, product_id, location_id, quantity)
+		VALUES (line.order_id, shop_fill_preorders.product_id, shop_fill_preorders.location_id, give)
+		ON CONFLICT ON CONSTRAINT preorder_fills_pkey
+		DO UPDATE SET quantity = f.quantity + excluded.quantity;
+		filled := filled + give;
+		INSERT INTO @extschema@.stock_movements
+			(product_id, kind, quantity, stock_after, reason, order_id, location_id)
+		VALUES (shop_fill_preorders.product_id, 'preorder_fill', -give,
+				shop_fill_preorders.available - filled, shop_fill_preorders.reason,
+				line.order_id, shop_fill_preorders.location_id);
+	END LOOP;
+	UPDATE @extschema@.preorders AS po SET open_preorders = po.open_preorders - filled
+	 WHERE po.product_id = shop_fill_preorders.product_id;
+	RETURN filled;
+END
+$$;
+
+/*
+ * Put `stock` on sale at the location, once it has filled the product's
+ * open preorders (shop_fill_preorders): at the default over its row or
+ * slots (shop_spread_stock), elsewhere in its location_stock row.  Returns
+ * what is on sale there.  The caller holds shop_lock_stock().
+ */
+CREATE FUNCTION @extschema@.shop_put_on_sale(product_id bigint, location_id bigint,
+											 stock integer, slots integer, reason text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	on_sale		integer := shop_put_on_sale.stock
+		- @extschema@.shop_fill_preorders(shop_put_on_sale.product_id, shop_put_on_sale.location_id,
+										  shop_put_on_sale.stock, shop_put_on_sale.reason);
+BEGIN
+	IF shop_put_on_sale.location_id = 1 THEN
+		PERFORM @extschema@.shop_spread_stock(shop_put_on_sale.product_id, on_sale,
+											  shop_put_on_sale.slots);
+	ELSE
+		PERFORM @extschema@.shop_set_location_stock(shop_put_on_sale.product_id,
+													shop_put_on_sale.location_id, on_sale);
+	END IF;
+	RETURN on_sale;
+END
+$$;
+
+/*
  * shop_restock(product_id, quantity, reason, location_id): add quantity
  * (> 0) to the product's stock at the location (the default when NULL or
- * omitted); returns the location's new stock.  It replaces 1.1's
+ * omitted), filling the product's open preorders first (oldest order
+ * first); returns the location's new stock on sale.  It replaces 1.1's
  * three-argument function (below), so that 1.1's calls are this call.
  */
 CREATE FUNCTION @extschema@.shop_restock(product_id bigint, quantity integer,
@@ -1252,19 +1416,13 @@ BEGIN
 				  DETAIL = format('It is %s; adding %s would make %s.', locked.stock,
 								  shop_restock.quantity, new_stock);
 	END IF;
-	IF location = 1 THEN
-		PERFORM @extschema@.shop_spread_stock(shop_restock.product_id, new_stock::integer,
-											  locked.slots);
-	ELSE
-		PERFORM @extschema@.shop_set_location_stock(shop_restock.product_id, location,
-													new_stock::integer);
-	END IF;
-
 	INSERT INTO @extschema@.stock_movements
 		(product_id, kind, quantity, stock_after, reason, location_id)
 	VALUES (shop_restock.product_id, 'restock', shop_restock.quantity, new_stock,
 			shop_restock.reason, location);
-	RETURN new_stock;
+	-- open preorders first, then on sale
+	RETURN @extschema@.shop_put_on_sale(shop_restock.product_id, location, new_stock::integer,
+										locked.slots, shop_restock.reason);
 END
 $$;
 
@@ -1283,7 +1441,8 @@ BEGIN ATOMIC
 					  WHERE sm.product_id = shop_booked_stock.product_id
 						AND sm.location_id = shop_booked_stock.location_id), 0)
 		 - CASE WHEN shop_booked_stock.location_id = 1
-				THEN coalesce((SELECT sum(oi.quantity) FROM @extschema@.order_items AS oi
+				THEN coalesce((SELECT sum(oi.quantity - oi.preordered_quantity)
+								 FROM @extschema@.order_items AS oi
 								WHERE oi.product_id = shop_booked_stock.product_id), 0)
 					 - coalesce((SELECT sum(a.quantity) FROM @extschema@.order_item_allocations AS a
 								  WHERE a.product_id = shop_booked_stock.product_id
@@ -1297,7 +1456,7 @@ END;
 /*
  * shop_adjust_stock(product_id, new_stock, reason, location_id): set the
  * stock at the location (the default when NULL or omitted) to what was
- * counted; returns it.  The movement recorded is the difference from what
+ * counted; returns it, less what filled open preorders.  The movement recorded is the difference from what
  * the location's books say (its movements minus its sales).
  */
 CREATE FUNCTION @extschema@.shop_adjust_stock(product_id bigint, new_stock integer,
@@ -1328,20 +1487,16 @@ BEGIN
 
 	-- Lock the product first: no sale or movement can slip in between
 	locked := @extschema@.shop_lock_stock(shop_adjust_stock.product_id);
-	IF location = 1 THEN
-		PERFORM @extschema@.shop_spread_stock(shop_adjust_stock.product_id,
-											  shop_adjust_stock.new_stock, locked.slots);
-	ELSE
-		PERFORM @extschema@.shop_set_location_stock(shop_adjust_stock.product_id, location,
-													shop_adjust_stock.new_stock);
-	END IF;
 	INSERT INTO @extschema@.stock_movements
 		(product_id, kind, quantity, stock_after, reason, location_id)
 	VALUES (shop_adjust_stock.product_id, 'adjustment',
 			shop_adjust_stock.new_stock
 				- @extschema@.shop_booked_stock(shop_adjust_stock.product_id, location),
 			shop_adjust_stock.new_stock, shop_adjust_stock.reason, location);
-	RETURN shop_adjust_stock.new_stock;
+	-- what was counted fills open preorders first, as a restock does
+	RETURN @extschema@.shop_put_on_sale(shop_adjust_stock.product_id, location,
+										shop_adjust_stock.new_stock, locked.slots,
+										shop_adjust_stock.reason);
 END
 $$;
 
@@ -1380,7 +1535,8 @@ $$;
  * shop_move_stock(product_id, from_location, to_location, quantity,
  * reason): move quantity (> 0) units on sale from one location to another
  * (not retired), through the ledger (two movements of kind 'transfer');
- * returns the destination's new stock.  Moving more than the source holds
+ * what arrives fills the product's open preorders first; returns the
+ * destination's new stock on sale.  Moving more than the source holds
  * is 22023 and moves nothing.
  */
 CREATE FUNCTION @extschema@.shop_move_stock(product_id bigint, from_location bigint,
@@ -1395,7 +1551,6 @@ DECLARE
 	locked		record;
 	held		integer;
 	arrived		bigint;
-	location	bigint;
 BEGIN
 	IF shop_move_stock.product_id IS NULL OR shop_move_stock.quantity IS NULL THEN
 		RAISE EXCEPTION 'product id and quantity must not be NULL'
@@ -1443,19 +1598,14 @@ BEGIN
 			USING ERRCODE = 'numeric_value_out_of_range';
 	END IF;
 
-	FOREACH location IN ARRAY ARRAY[shop_move_stock.from_location, shop_move_stock.to_location]
-	LOOP
-		IF location = 1 THEN
-			PERFORM @extschema@.shop_spread_stock(shop_move_stock.product_id,
-				CASE WHEN location = shop_move_stock.from_location
-					 THEN held - shop_move_stock.quantity ELSE arrived::integer END,
-				locked.slots);
-		ELSE
-			PERFORM @extschema@.shop_set_location_stock(shop_move_stock.product_id, location,
-				CASE WHEN location = shop_move_stock.from_location
-					 THEN held - shop_move_stock.quantity ELSE arrived::integer END);
-		END IF;
-	END LOOP;
+	IF shop_move_stock.from_location = 1 THEN
+		PERFORM @extschema@.shop_spread_stock(shop_move_stock.product_id,
+											  held - shop_move_stock.quantity, locked.slots);
+	ELSE
+		PERFORM @extschema@.shop_set_location_stock(shop_move_stock.product_id,
+													shop_move_stock.from_location,
+													held - shop_move_stock.quantity);
+	END IF;
 	INSERT INTO @extschema@.stock_movements
 		(product_id, kind, quantity, stock_after, reason, location_id)
 	VALUES (shop_move_stock.product_id, 'transfer', -shop_move_stock.quantity,
@@ -1463,18 +1613,71 @@ BEGIN
 			shop_move_stock.from_location),
 		   (shop_move_stock.product_id, 'transfer', shop_move_stock.quantity,
 			arrived, shop_move_stock.reason, shop_move_stock.to_location);
-	RETURN arrived;
+	-- what arrives fills open preorders first
+	RETURN @extschema@.shop_put_on_sale(shop_move_stock.product_id, shop_move_stock.to_location,
+										arrived::integer, locked.slots, shop_move_stock.reason);
+END
+$$;
+
+/*
+ * Return `quantity` units of an order to the location's stock on sale,
+ * with a movement of `kind` naming the order; then, if the product has
+ * open preorders, they take the units first (shop_fill_preorders), so that
+ * no stock is on sale while a preorder waits.  The caller holds the
+ * product's row.
+ */
+CREATE FUNCTION @extschema@.shop_return_units(product_id bigint, location_id bigint,
+											  quantity integer, kind text, reason text,
+											  order_id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	filled		integer;
+BEGIN
+	IF shop_return_units.location_id = 1 THEN
+		UPDATE @extschema@.products AS p SET stock = p.stock + shop_return_units.quantity
+		 WHERE p.id = shop_return_units.product_id;
+	ELSE
+		UPDATE @extschema@.location_stock AS ls SET stock = ls.stock + shop_return_units.quantity
+		 WHERE ls.product_id = shop_return_units.product_id
+		   AND ls.location_id = shop_return_units.location_id;
+	END IF;
+	INSERT INTO @extschema@.stock_movements
+		(product_id, kind, quantity, stock_after, reason, order_id, location_id)
+	VALUES (shop_return_units.product_id, shop_return_units.kind, shop_return_units.quantity,
+			@extschema@.shop_location_stock(shop_return_units.product_id,
+											shop_return_units.location_id),
+			shop_return_units.reason, shop_return_units.order_id, shop_return_units.location_id);
+	filled := @extschema@.shop_fill_preorders(shop_return_units.product_id,
+											  shop_return_units.location_id,
+											  shop_return_units.quantity, shop_return_units.reason);
+	IF filled > 0 THEN
+		-- from the row first (the units just came back to it), never below 0
+		IF shop_return_units.location_id = 1 THEN
+			UPDATE @extschema@.products AS p SET stock = p.stock - filled
+			 WHERE p.id = shop_return_units.product_id;
+		ELSE
+			UPDATE @extschema@.location_stock AS ls SET stock = ls.stock - filled
+			 WHERE ls.product_id = shop_return_units.product_id
+			   AND ls.location_id = shop_return_units.location_id;
+		END IF;
+	END IF;
 END
 $$;
 
 /*
  * Give back `quantity` units of the line (order_id, product_id) as 1.1
- * did, each unit to the location it came from: a line with allocation rows
- * gives back from them in location id order (the default first), what each
- * still holds, with a movement at each location; a line without comes
- * wholly from the default location.  The caller holds the order's row and
- * the product's row locked (so the location rows wait for nothing: see
- * the locking rules above) and has checked the quantity.
+ * did, each unit to the location it came from: first its preordered units
+ * not filled yet (released: they free the preorder cap, no stock moves),
+ * then those filled, each to where it was filled, then those from stock: a
+ * line with allocation rows gives back from them in location id order (the
+ * default first), what each still holds, with a movement at each location;
+ * a line without took its stock wholly from the default location.  The
+ * caller holds the order's row and the product's row locked (so the
+ * location rows wait for nothing: see the locking rules above) and has
+ * checked the quantity.
  */
 CREATE OR REPLACE FUNCTION @extschema@.shop_give_back(order_id bigint, product_id bigint,
 													 quantity integer, kind text,
@@ -1486,14 +1689,50 @@ AS $$
 DECLARE
 	remaining	integer;
 	left_to_give integer := shop_give_back.quantity;
+	open_units	integer;
 	part		record;
 	give		integer;
-	stock_after integer;
 BEGIN
 	UPDATE @extschema@.order_items AS oi
 	   SET cancelled_quantity = oi.cancelled_quantity + shop_give_back.quantity
 	 WHERE oi.order_id = shop_give_back.order_id
-	   AND oi.product_id = shop_give_back.product_id;
+	   AND oi.product_id = shop_give_back.product_id
+	RETURNING oi.preordered_quantity - oi.preorder_filled_quantity - oi.preorder_released_quantity
+	  INTO open_units;
+
+	-- preordered units not filled yet first: they free the cap, no stock moves
+	IF open_units > 0 THEN
+		give := least(open_units, left_to_give);
+		UPDATE @extschema@.order_items AS oi
+		   SET preorder_released_quantity = oi.preorder_released_quantity + give
+		 WHERE oi.order_id = shop_give_back.order_id
+		   AND oi.product_id = shop_give_back.product_id;
+		UPDATE @extschema@.preorders AS po SET open_preorders = po.open_preorders - give
+		 WHERE po.product_id = shop_give_back.product_id;
+		left_to_give := left_to_give - give;
+	END IF;
+
+	-- then filled preordered units, each back where it was filled
+	FOR part IN
+		SELECT f.location_id, f.quantity - f.cancelled_quantity AS held
+		  FROM @extschema@.preorder_fills AS f
+		 WHERE f.order_id = shop_give_back.order_id
+		   AND f.product_id = shop_give_back.product_id
+		   AND f.quantity > f.cancelled_quantity
+		 ORDER BY f.location_id
+	LOOP
+		EXIT WHEN left_to_give = 0;
+		give := least(part.held, left_to_give);
+		UPDATE @extschema@.preorder_fills AS f
+		   SET cancelled_quantity = f.cancelled_quantity + give
+		 WHERE f.order_id = shop_give_back.order_id
+		   AND f.product_id = shop_give_back.product_id
+		   AND f.location_id = part.location_id;
+		PERFORM @extschema@.shop_return_units(shop_give_back.product_id, part.location_id, give,
+											  shop_give_back.kind, shop_give_back.reason,
+											  shop_give_back.order_id);
+		left_to_give := left_to_give - give;
+	END LOOP;
 
 	FOR part IN
 		SELECT a.location_id, a.quantity - a.cancelled_quantity AS held
@@ -1510,30 +1749,16 @@ BEGIN
 		 WHERE a.order_id = shop_give_back.order_id
 		   AND a.product_id = shop_give_back.product_id
 		   AND a.location_id = part.location_id;
-		IF part.location_id = 1 THEN
-			UPDATE @extschema@.products AS p SET stock = p.stock + give
-			 WHERE p.id = shop_give_back.product_id;
-		ELSE
-			UPDATE @extschema@.location_stock AS ls SET stock = ls.stock + give
-			 WHERE ls.product_id = shop_give_back.product_id
-			   AND ls.location_id = part.location_id;
-		END IF;
-		INSERT INTO @extschema@.stock_movements
-			(product_id, kind, quantity, stock_after, reason, order_id, location_id)
-		VALUES (shop_give_back.product_id, shop_give_back.kind, give,
-				@extschema@.shop_location_stock(shop_give_back.product_id, part.location_id),
-				shop_give_back.reason, shop_give_back.order_id, part.location_id);
+		PERFORM @extschema@.shop_return_units(shop_give_back.product_id, part.location_id, give,
+											  shop_give_back.kind, shop_give_back.reason,
+											  shop_give_back.order_id);
 		left_to_give := left_to_give - give;
 	END LOOP;
-	-- a line without allocation rows: all from the default location
+	-- a line without allocation rows: its units from stock all from the default
 	IF left_to_give > 0 THEN
-		UPDATE @extschema@.products AS p SET stock = p.stock + left_to_give
-		 WHERE p.id = shop_give_back.product_id;
-		INSERT INTO @extschema@.stock_movements
-			(product_id, kind, quantity, stock_after, reason, order_id, location_id)
-		VALUES (shop_give_back.product_id, shop_give_back.kind, left_to_give,
-				@extschema@.shop_location_stock(shop_give_back.product_id, 1),
-				shop_give_back.reason, shop_give_back.order_id, 1);
+		PERFORM @extschema@.shop_return_units(shop_give_back.product_id, 1, left_to_give,
+											  shop_give_back.kind, shop_give_back.reason,
+											  shop_give_back.order_id);
 	END IF;
 
 	SELECT sum(oi.quantity - oi.cancelled_quantity) INTO remaining
@@ -1572,6 +1797,65 @@ BEGIN
 END
 $$;
 
+/* ------------------------------------------------------------ preorders */
+
+/*
+ * shop_set_preorder(product_id, max_preorders, ships_on): sell the product
+ * before it arrives, to buyers who accept it, up to max_preorders open
+ * (unfilled) units at any moment; NULL removes it (refused while preorders
+ * are open: a restock fills them first).  A cap under the units open now is
+ * refused too.  Returns the cap.
+ */
+CREATE FUNCTION @extschema@.shop_set_preorder(product_id bigint, max_preorders integer,
+											  ships_on date)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	open_units	integer;
+BEGIN
+	PERFORM @extschema@.shop_require_value(shop_set_preorder.product_id IS NULL, 'product id');
+	IF shop_set_preorder.max_preorders <= 0 THEN
+		RAISE EXCEPTION 'a preorder cap must be positive'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Got %s for product %s.', shop_set_preorder.max_preorders,
+								  shop_set_preorder.product_id),
+				  HINT = 'To stop preorders, pass NULL.';
+	END IF;
+	-- the product's row, then its preorder row, as a checkout locks them
+	PERFORM @extschema@.shop_lock_stock(shop_set_preorder.product_id);
+	SELECT po.open_preorders INTO open_units FROM @extschema@.preorders AS po
+	 WHERE po.product_id = shop_set_preorder.product_id
+	   FOR NO KEY UPDATE;
+	IF coalesce(open_units, 0) > coalesce(shop_set_preorder.max_preorders, 0) THEN
+		RAISE EXCEPTION 'product % has % open preordered units', shop_set_preorder.product_id,
+			open_units
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Asked for a cap of %s.',
+								  coalesce(shop_set_preorder.max_preorders::text, 'none')),
+				  HINT = 'Restock the product to fill them, or cancel them, first.';
+	END IF;
+	IF shop_set_preorder.max_preorders IS NULL THEN
+		DELETE FROM @extschema@.preorders AS po WHERE po.product_id = shop_set_preorder.product_id;
+	ELSE
+		INSERT INTO @extschema@.preorders AS po (product_id, max_preorders, ships_on)
+		VALUES (shop_set_preorder.product_id, shop_set_preorder.max_preorders,
+				shop_set_preorder.ships_on)
+		ON CONFLICT ON CONSTRAINT preorders_pkey
+		DO UPDATE SET max_preorders = excluded.max_preorders, ships_on = excluded.ships_on;
+	END IF;
+	RETURN shop_set_preorder.max_preorders;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@.shop_set_preorder(bigint, integer, date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_fill_preorders(bigint, bigint, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_put_on_sale(bigint, bigint, integer, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_return_units(bigint, bigint, integer, text, text, bigint)
+	FROM PUBLIC;
+
 /* ------------------------------------------------------------ integrity */
 
 /*
@@ -1587,7 +1871,14 @@ $$;
  * and slots against the default's movements and the units not allocated
  * elsewhere: stock_mismatch), each other location's is checked
  * (location_stock_mismatch), and the allocations of a line must add up to
- * its units and its cancelled units (allocation_mismatch).
+ * its units and its cancelled units (allocation_mismatch).  With
+ * preorders: units sold from stock are a line's units less its preordered
+ * ones (filled preorders leave the books through their 'preorder_fill'
+ * movements); a product with more open preordered units than its cap
+ * (preorder_over_cap), a count of open units that its lines do not match
+ * (preorder_open_mismatch), a line's fills not matching its filled units
+ * (preorder_fill_mismatch), stock on sale while preorders wait
+ * (stock_on_sale_with_open_preorders).
  */
 CREATE OR REPLACE FUNCTION @extschema@.shop_check_integrity()
 RETURNS TABLE (problem text, product_id bigint, order_id bigint, detail text)
@@ -1608,7 +1899,7 @@ AS $$
 				   FROM @extschema@.stock_movements AS sm
 				  WHERE sm.location_id = 1
 				  GROUP BY sm.product_id) AS m ON m.product_id = p.id
-	  LEFT JOIN (SELECT oi.product_id, sum(oi.quantity) AS sold
+	  LEFT JOIN (SELECT oi.product_id, sum(oi.quantity - oi.preordered_quantity) AS sold
 				   FROM @extschema@.order_items AS oi
 				  GROUP BY oi.product_id) AS s ON s.product_id = p.id
 	  LEFT JOIN (SELECT a.product_id, sum(a.quantity) AS elsewhere
@@ -1644,15 +1935,55 @@ AS $$
 						WHERE ls.product_id = m.product_id AND ls.location_id = m.location_id)
 	UNION ALL
 	SELECT 'allocation_mismatch', oi.product_id, oi.order_id,
-		   format('%s units ordered (%s cancelled), but its allocations hold %s (%s cancelled)',
-				  oi.quantity, oi.cancelled_quantity, a.allocated, a.cancelled)
+		   format('%s units from stock (%s cancelled), but its allocations hold %s (%s cancelled)',
+				  oi.quantity - oi.preordered_quantity,
+				  oi.cancelled_quantity - oi.preorder_released_quantity - coalesce(f.cancelled, 0),
+				  a.allocated, a.cancelled)
 	  FROM @extschema@.order_items AS oi
 	  JOIN (SELECT al.order_id, al.product_id, sum(al.quantity) AS allocated,
 				   sum(al.cancelled_quantity) AS cancelled
 			  FROM @extschema@.order_item_allocations AS al
 			 GROUP BY al.order_id, al.product_id) AS a
 		ON a.order_id = oi.order_id AND a.product_id = oi.product_id
-	 WHERE a.allocated <> oi.quantity OR a.cancelled <> oi.cancelled_quantity
+	  LEFT JOIN (SELECT pf.order_id, pf.product_id, sum(pf.cancelled_quantity) AS cancelled
+				   FROM @extschema@.preorder_fills AS pf
+				  GROUP BY pf.order_id, pf.product_id) AS f
+		ON f.order_id = oi.order_id AND f.product_id = oi.product_id
+	 WHERE a.allocated <> oi.quantity - oi.preordered_quantity
+		OR a.cancelled <> oi.cancelled_quantity - oi.preorder_released_quantity - coalesce(f.cancelled, 0)
+	UNION ALL
+	SELECT 'preorder_over_cap', po.product_id, NULL::bigint,
+		   format('%s preordered units open, over the cap of %s', po.open_preorders, po.max_preorders)
+	  FROM @extschema@.preorders AS po
+	 WHERE po.open_preorders > po.max_preorders
+	UNION ALL
+	SELECT 'preorder_open_mismatch', po.product_id, NULL::bigint,
+		   format('%s preordered units counted open, but its order lines hold %s',
+				  po.open_preorders, coalesce(l.open_units, 0))
+	  FROM @extschema@.preorders AS po
+	  LEFT JOIN (SELECT oi.product_id,
+						sum(oi.preordered_quantity - oi.preorder_filled_quantity
+							- oi.preorder_released_quantity) AS open_units
+				   FROM @extschema@.order_items AS oi
+				  WHERE oi.preordered_quantity > 0
+				  GROUP BY oi.product_id) AS l ON l.product_id = po.product_id
+	 WHERE po.open_preorders <> coalesce(l.open_units, 0)
+	UNION ALL
+	SELECT 'preorder_fill_mismatch', oi.product_id, oi.order_id,
+		   format('%s preordered units filled, but its fills hold %s',
+				  oi.preorder_filled_quantity, coalesce(f.filled, 0))
+	  FROM @extschema@.order_items AS oi
+	  LEFT JOIN (SELECT pf.order_id, pf.product_id, sum(pf.quantity) AS filled
+				   FROM @extschema@.preorder_fills AS pf
+				  GROUP BY pf.order_id, pf.product_id) AS f
+		ON f.order_id = oi.order_id AND f.product_id = oi.product_id
+	 WHERE oi.preordered_quantity > 0 AND oi.preorder_filled_quantity <> coalesce(f.filled, 0)
+	UNION ALL
+	SELECT 'stock_on_sale_with_open_preorders', po.product_id, NULL::bigint,
+		   format('%s units on sale while %s preordered units wait', ps.stock, po.open_preorders)
+	  FROM @extschema@.preorders AS po
+	  JOIN @extschema@.product_stock AS ps ON ps.product_id = po.product_id
+	 WHERE po.open_preorders > 0 AND ps.stock > 0
 	UNION ALL
 	SELECT 'order_without_lines', NULL, o.id,
 		   format('order %s of customer %s has no lines', o.id, o.customer_id)
@@ -1684,15 +2015,15 @@ AS $$
 	   AND o.discount_cents <> l.lines_discount
 	UNION ALL
 	SELECT 'cancellation_mismatch', oi.product_id, oi.order_id,
-		   format('%s units cancelled, but its cancellations gave back %s',
-				  oi.cancelled_quantity, coalesce(b.given_back, 0))
+		   format('%s units cancelled, but its cancellations gave back %s (and released %s preordered)',
+				  oi.cancelled_quantity, coalesce(b.given_back, 0), oi.preorder_released_quantity)
 	  FROM @extschema@.order_items AS oi
 	  LEFT JOIN (SELECT sm.order_id, sm.product_id, sum(sm.quantity) AS given_back
 				   FROM @extschema@.stock_movements AS sm
-				  WHERE sm.order_id IS NOT NULL
+				  WHERE sm.order_id IS NOT NULL AND sm.kind IN ('cancellation', 'expiry')
 				  GROUP BY sm.order_id, sm.product_id) AS b
 		ON b.order_id = oi.order_id AND b.product_id = oi.product_id
-	 WHERE oi.cancelled_quantity <> coalesce(b.given_back, 0)
+	 WHERE oi.cancelled_quantity <> coalesce(b.given_back, 0) + oi.preorder_released_quantity
 	UNION ALL
 	SELECT 'cancelled_order_not_given_back', oi.product_id, o.id,
 		   format('order %s is cancelled, but %s of %s units were given back',

@@ -248,8 +248,10 @@ read_cart(CheckoutCall *call, int64 customer_id, CartLine **lines_out)
 }
 
 /*
- * Ensure every line's quantity is in stock.  Otherwise report the first
- * short line in the message and every short line in the detail.
+ * Ensure every line's quantity is in stock, less its units preordered.
+ * Otherwise report the first short line in the message and every short
+ * line in the detail, with what it could preorder when its buyer accepted
+ * a preorder (preorders.c).
  */
 static void
 check_stock(const CartLine *lines, int nlines)
@@ -260,18 +262,33 @@ check_stock(const CartLine *lines, int nlines)
 	initStringInfo(&detail);
 	for (int i = 0; i < nlines; i++)
 	{
-		if (lines[i].stock >= lines[i].quantity)
+		if (lines[i].stock >= lines[i].quantity - lines[i].preordered)
 			continue;
 		if (first == NULL)
 			first = &lines[i];
 		else
 			appendStringInfoChar(&detail, '\n');
-		appendStringInfo(&detail,
-						 "Product %lld \"%s\": available %lld, requested %d.",
-						 (long long) lines[i].product_id, lines[i].name,
-						 (long long) lines[i].stock, lines[i].quantity);
+		if (lines[i].preorderable)
+			appendStringInfo(&detail,
+							 "Product %lld \"%s\": available %lld, preorderable %d, requested %d.",
+							 (long long) lines[i].product_id, lines[i].name,
+							 (long long) lines[i].stock, lines[i].preorder_room,
+							 lines[i].quantity);
+		else
+			appendStringInfo(&detail,
+							 "Product %lld \"%s\": available %lld, requested %d.",
+							 (long long) lines[i].product_id, lines[i].name,
+							 (long long) lines[i].stock, lines[i].quantity);
 	}
 
+	if (first != NULL && first->preorderable)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECKOUT_INSUFFICIENT_STOCK),
+				 errmsg("Insufficient stock for %s (available: %lld, preorderable: %d, requested: %d)",
+						first->name, (long long) first->stock, first->preorder_room,
+						first->quantity),
+				 errdetail("%s", detail.data),
+				 errhint("Lower the quantity of each product listed to what is available, or remove it from the cart, then check out again.")));
 	if (first != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_INSUFFICIENT_STOCK),
@@ -336,8 +353,13 @@ reject_short_lines(int64 customer_id, text *key, int nshort, int col)
 		short_lines[i].name = TextDatumGetCString(spi_value(i, col + 2));
 		short_lines[i].stock = DatumGetInt64(spi_value(i, col + 3));
 	}
-	/* Short of the default's stock, perhaps not of every location's */
-	if ((nshort = drop_lines_located_stock_serves(short_lines, nshort)) == 0)
+
+	/*
+	 * Short of the default's stock, perhaps not of every location's, nor of
+	 * what the buyer may preorder
+	 */
+	if ((nshort = drop_lines_located_stock_serves(short_lines, nshort)) == 0 ||
+		(nshort = drop_lines_preorders_serve(customer_id, short_lines, nshort)) == 0)
 		return 0;
 	if (key != NULL && (replay = key_order(customer_id, key)) != 0)
 		return replay;
@@ -678,7 +700,7 @@ watch_emptied_stock(const CartLine *lines, int nlines)
 	if (!checkout_prepared(CHECKOUT_WATCH_STOCK))
 		return;
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].stock == lines[i].quantity)
+		if (lines[i].stock == lines[i].quantity - lines[i].preordered)
 			ids[n++] = Int64GetDatum(lines[i].product_id);
 	if (n == 0)
 		return;
@@ -849,6 +871,7 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	int64		total;
 	int			nestlevel;
 	bool		located;
+	bool		preordered = false;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -924,6 +947,7 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	 * slots, then the slots of the others, in ascending product id order
 	 */
 	located = find_located_lines(lines, nlines);
+	find_preorder_lines(customer_id, lines, nlines);
 	INSTR_TIME_SET_CURRENT(call->lock_wait_start);
 	call->in_lock_wait = true;
 	queue_for_products(call, lines, nlines);
@@ -940,6 +964,7 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	{
 		reclaim_expired(call, lines, nlines, &takes);
 		located |= locate_short_lines(call, lines, nlines);
+		preordered = take_preorders(call, lines, nlines, &takes);
 	}
 	check_stock(lines, nlines);
 	if (located)
@@ -951,6 +976,8 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 						   reserved_id, voucher);
 	if (located)
 		write_allocations(order_id, lines, nlines);
+	if (preordered)
+		write_preorders(order_id, lines, nlines);
 	watch_emptied_stock(lines, nlines);
 
 	for (int i = 0; i < nlines; i++)

@@ -95,6 +95,8 @@ typedef struct CartLine
 	 * default location's stock (its row and slots) and the slots, the other
 	 * locations' rows, locked, and what the allocation takes from each
 	 */
+	int32		row_stock;		/* the row's stock, once lock_row_and_slots
+								 * locked it and its slots */
 	bool		located;
 	bool		maybe_located;	/* served as if not, unless short (see
 								 * find_located_lines) */
@@ -109,6 +111,15 @@ typedef struct CartLine
 	ItemPointerData *location_ctids;
 	int32	   *location_take;
 	int32		default_take;
+
+	/*
+	 * Preorders (preorders.c): the buyer accepted one and the product has a
+	 * cap (preorderable), the room left under it, and the units preordered
+	 * (the line's units beyond its stock on hand)
+	 */
+	bool		preorderable;
+	int32		preorder_room;
+	int32		preordered;
 } CartLine;
 
 /* The stock slots a checkout takes from, and how much from each */
@@ -238,6 +249,10 @@ typedef enum CheckoutStatement
 								 * snapshot */
 	CHECKOUT_LOCK_LOCATIONS,	/* a product's location rows, locked */
 	CHECKOUT_WRITE_ALLOCATIONS, /* take from them, record the allocations */
+	CHECKOUT_PREORDER_ROOM,		/* accepted preorders and their room, on the
+								 * snapshot */
+	CHECKOUT_LOCK_PREORDER,		/* a product's preorder row, locked */
+	CHECKOUT_WRITE_PREORDERS,	/* record the units preordered */
 	NUM_CHECKOUT_STATEMENTS
 } CheckoutStatement;
 
@@ -246,7 +261,8 @@ typedef enum CheckoutFeature
 {
 	CHECKOUT_EXPIRY,			/* orders with a payment window */
 	CHECKOUT_LIMITS,			/* purchase limits */
-	CHECKOUT_LOCATIONS			/* stock in locations other than the default */
+	CHECKOUT_LOCATIONS,			/* stock in locations other than the default */
+	CHECKOUT_PREORDERS			/* products sold before they arrive */
 } CheckoutFeature;
 
 extern void checkout_statements_init(void);
@@ -279,6 +295,7 @@ extern Datum spread_discount(const CartLine *lines, int nlines, int64 subtotal,
 extern void checkout_guard_init(void);
 
 /* slots.c */
+extern bool checkout_try_in_subtransaction(bool (*attempt) (void *arg), void *arg);
 extern void take_from_slots(CheckoutCall *call, CartLine *line, SlotTakes *takes);
 extern void lock_all_stock(CheckoutCall *call, CartLine *line, bool row_locked,
 						   SlotTakes *takes);
@@ -292,6 +309,13 @@ extern void lock_located_line(CheckoutCall *call, CartLine *line);
 extern bool locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines);
 extern void allocate_located_lines(CartLine *lines, int nlines, SlotTakes *takes);
 extern void write_allocations(int64 order_id, const CartLine *lines, int nlines);
+
+/* preorders.c */
+extern void find_preorder_lines(int64 customer_id, CartLine *lines, int nlines);
+extern int	drop_lines_preorders_serve(int64 customer_id, CartLine *lines, int nlines);
+extern bool take_preorders(CheckoutCall *call, CartLine *lines, int nlines,
+						   SlotTakes *takes);
+extern void write_preorders(int64 order_id, const CartLine *lines, int nlines);
 
 /* stats.c */
 extern void checkout_stats_init(void);

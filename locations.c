@@ -45,6 +45,23 @@
 #define DEFAULT_LOCATION 1
 
 /*
+ * Read, on the snapshot, the stock the lines' products hold in locations
+ * other than the default and not retired (CHECKOUT_LOCATED_STOCK: product
+ * id, their stock, their best priority, the default's); return the rows
+ */
+static uint64
+read_located_stock(const CartLine *lines, int nlines)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * nlines);
+	Datum		args[1];
+
+	for (int i = 0; i < nlines; i++)
+		ids[i] = Int64GetDatum(lines[i].product_id);
+	args[0] = bigint_array(ids, nlines);
+	return checkout_execute(CHECKOUT_LOCATED_STOCK, args, NULL, 0);
+}
+
+/*
  * Mark the lines whose products have stock rows in other locations (not
  * retired), on the snapshot; return whether any has.  A product stocked
  * elsewhere only after this is treated as stocked after the checkout.
@@ -62,8 +79,6 @@
 bool
 find_located_lines(CartLine *lines, int nlines)
 {
-	Datum	   *ids;
-	Datum		args[1];
 	uint64		nrows;
 	int			nlocated = 0;
 	CartLine   *only = NULL;
@@ -71,11 +86,7 @@ find_located_lines(CartLine *lines, int nlines)
 
 	if (!checkout_shop_uses(CHECKOUT_LOCATIONS))
 		return false;
-	ids = palloc(sizeof(Datum) * nlines);
-	for (int i = 0; i < nlines; i++)
-		ids[i] = Int64GetDatum(lines[i].product_id);
-	args[0] = bigint_array(ids, nlines);
-	nrows = checkout_execute(CHECKOUT_LOCATED_STOCK, args, NULL, 0);
+	nrows = read_located_stock(lines, nlines);
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		int64		product_id = DatumGetInt64(spi_value(r, 1));
@@ -128,18 +139,12 @@ locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines)
 int
 drop_lines_located_stock_serves(CartLine *lines, int nlines)
 {
-	Datum	   *ids;
-	Datum		args[1];
 	uint64		nrows;
 	int			nshort = 0;
 
 	if (nlines == 0 || !checkout_shop_uses(CHECKOUT_LOCATIONS))
 		return nlines;
-	ids = palloc(sizeof(Datum) * nlines);
-	for (int i = 0; i < nlines; i++)
-		ids[i] = Int64GetDatum(lines[i].product_id);
-	args[0] = bigint_array(ids, nlines);
-	nrows = checkout_execute(CHECKOUT_LOCATED_STOCK, args, NULL, 0);
+	nrows = read_located_stock(lines, nlines);
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		int64		product_id = DatumGetInt64(spi_value(r, 1));
@@ -279,7 +284,7 @@ whole_cart_location(const CartLine *lines, int nlines)
 			int			index;
 			int32		held = stock_at(&lines[i], candidate, &index);
 
-			serves = held >= lines[i].quantity;
+			serves = held >= lines[i].quantity - lines[i].preordered;
 			cart_stock += held;
 		}
 		if (serves && (best == 0 ||
@@ -310,7 +315,7 @@ allocate_located_lines(CartLine *lines, int nlines, SlotTakes *takes)
 	{
 		CartLine   *line = &lines[i];
 		int			best = -1;
-		int32		need = line->quantity;
+		int32		need = line->quantity - line->preordered;
 		bool	   *used;
 
 		if (!line->located)

@@ -60,58 +60,29 @@ add_slot_take(SlotTakes *takes, ItemPointer ctid, int32 amount)
 }
 
 /*
- * Serve a line from one slot that holds the whole quantity, found with
- * stmt (CHECKOUT_FREE_SLOT or CHECKOUT_WAIT_FOR_SLOT) from slot number
- * start on, and take
- * the quantity from it.  All in
- * a subtransaction, kept when a slot served the line and rolled back when
- * none did: a locking read that finds a row changed meanwhile keeps that
- * row locked even when the new version no longer qualifies, and a checkout
- * that goes on to wait for the product's queue lock or for its slots must
- * not hold such locks (the queue's holder may be waiting for them).  The
- * stock is taken within the subtransaction too, so the row's lock and its
- * update are by one transaction id (no MultiXact).  Return whether a slot
- * served the line.
+ * Run attempt(arg) in a subtransaction, kept when it returns true and
+ * rolled back when it returns false or raises (the error then goes on).
+ * For a locking read that may pass over rows: one that finds a row changed
+ * meanwhile keeps that row locked even when the new version no longer
+ * qualifies, and a checkout that goes on to wait (for a queue lock, for a
+ * slot) must not hold such locks out of the global lock order.  Whatever
+ * attempt writes should be written within it, so that a row's lock and its
+ * update are by one transaction id (no MultiXact).  Return what attempt
+ * returned.
  */
-static bool
-take_one_slot(CheckoutStatement stmt, CartLine *line, int32 start)
+bool
+checkout_try_in_subtransaction(bool (*attempt) (void *arg), void *arg)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	Datum		args[4] = {Int64GetDatum(line->product_id),
-		Int32GetDatum(line->quantity), Int32GetDatum(start),
-	Int32GetDatum(CHECKOUT_MAX_SLOTS)};
-	bool		served = false;
+	bool		kept;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
-		/* From slot start up, then from slot 0 up to start */
-		uint64		found = checkout_execute(stmt, args, NULL, 1);
-
-		if (found == 0 && start > 0)
-		{
-			args[2] = Int32GetDatum(0);
-			args[3] = Int32GetDatum(start);
-			found = checkout_execute(stmt, args, NULL, 1);
-		}
-		if (found == 1)
-		{
-			ItemPointerData ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
-			Datum		take_args[2] = {PointerGetDatum(&ctid),
-			Int32GetDatum(line->quantity)};
-
-			line->stock = DatumGetInt32(spi_value(0, 2));
-			line->name = TextDatumGetCString(spi_value(0, 3));
-			line->unit_price_cents = DatumGetInt64(spi_value(0, 4));
-			line->row_take = 0;
-			if (checkout_execute(CHECKOUT_TAKE_FROM_SLOT, take_args, NULL, 0) != 1)
-				elog(ERROR, "checkout: updating a stock slot of product %lld found no row",
-					 (long long) line->product_id);
-			served = true;
-		}
-		if (served)
+		kept = attempt(arg);
+		if (kept)
 			ReleaseCurrentSubTransaction();
 		else
 			RollbackAndReleaseCurrentSubTransaction();
@@ -131,14 +102,78 @@ take_one_slot(CheckoutStatement stmt, CartLine *line, int32 start)
 		ReThrowError(edata);
 	}
 	PG_END_TRY();
-	return served;
+	return kept;
+}
+
+/* What take_one_slot asks of one attempt */
+typedef struct SlotAttempt
+{
+	CheckoutStatement stmt;
+	CartLine   *line;
+	int32		start;
+} SlotAttempt;
+
+/*
+ * Find, with a->stmt (CHECKOUT_FREE_SLOT or CHECKOUT_WAIT_FOR_SLOT), one
+ * slot that holds the line's whole quantity, from slot number a->start on
+ * (then from slot 0 up to it), and take the quantity from it; return
+ * whether one did
+ */
+static bool
+serve_from_one_slot(void *arg)
+{
+	SlotAttempt *a = (SlotAttempt *) arg;
+	CartLine   *line = a->line;
+	Datum		args[4] = {Int64GetDatum(line->product_id),
+		Int32GetDatum(line->quantity), Int32GetDatum(a->start),
+	Int32GetDatum(CHECKOUT_MAX_SLOTS)};
+	uint64		found = checkout_execute(a->stmt, args, NULL, 1);
+	ItemPointerData ctid;
+	Datum		take_args[2];
+
+	if (found == 0 && a->start > 0)
+	{
+		args[2] = Int32GetDatum(0);
+		args[3] = Int32GetDatum(a->start);
+		found = checkout_execute(a->stmt, args, NULL, 1);
+	}
+	if (found == 0)
+		return false;
+	ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
+	line->stock = DatumGetInt32(spi_value(0, 2));
+	line->name = TextDatumGetCString(spi_value(0, 3));
+	line->unit_price_cents = DatumGetInt64(spi_value(0, 4));
+	line->row_take = 0;
+	take_args[0] = PointerGetDatum(&ctid);
+	take_args[1] = Int32GetDatum(line->quantity);
+	if (checkout_execute(CHECKOUT_TAKE_FROM_SLOT, take_args, NULL, 0) != 1)
+		elog(ERROR, "checkout: updating a stock slot of product %lld found no row",
+			 (long long) line->product_id);
+	return true;
+}
+
+/*
+ * Serve a line from one slot that holds the whole quantity, found with
+ * stmt from slot number start on, taking the quantity from it, in a
+ * subtransaction rolled back when no slot served (so that a checkout that
+ * goes on to wait for the product's queue lock or for its slots holds no
+ * slot it passed over: the queue's holder may be waiting for it).  Return
+ * whether a slot served the line.
+ */
+static bool
+take_one_slot(CheckoutStatement stmt, CartLine *line, int32 start)
+{
+	SlotAttempt attempt = {stmt, line, start};
+
+	return checkout_try_in_subtransaction(serve_from_one_slot, &attempt);
 }
 
 /*
  * Lock a product's row (unless row_locked: then line->ctid and line->stock
  * are that row's) and then all its slots, in slot order, and keep what they
- * hold in the line (slot_ctids, slot_stock); set line->default_stock to the
- * stock on sale of the row and the slots together (the default location's).
+ * hold in the line (row_stock, slot_ctids, slot_stock); set
+ * line->default_stock to the stock on sale of the row and the slots
+ * together (the default location's).
  */
 void
 lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked)
@@ -164,6 +199,7 @@ lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked)
 	line->nslot_rows = (int32) nslots;
 	line->slot_ctids = palloc(sizeof(ItemPointerData) * Max(nslots, 1));
 	line->slot_stock = palloc(sizeof(int32) * Max(nslots, 1));
+	line->row_stock = (int32) line->stock;
 	line->default_stock = line->stock;
 	for (uint64 i = 0; i < nslots; i++)
 	{
@@ -176,12 +212,12 @@ lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked)
 
 /*
  * Take need units from the row and slots lock_row_and_slots() locked: from
- * the row first (line->stock is the row's), then slot after slot
+ * the row first (line->row_stock), then slot after slot
  */
 void
 serve_from_row_and_slots(CartLine *line, int32 need, SlotTakes *takes)
 {
-	line->row_take = (int32) Min(line->stock, (int64) need);
+	line->row_take = Min(line->row_stock, need);
 	need -= line->row_take;
 	for (int i = 0; need > 0 && i < line->nslot_rows; i++)
 	{

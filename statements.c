@@ -625,6 +625,53 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 		"  FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5),"
 		"                  pg_catalog.unnest($6)) AS a(product_id, location_id, quantity)"
 	},
+
+	/*
+	 * Preorders (preorders.c): the lines of customer $1 among products $2
+	 * whose buyer accepted a preorder of a product that takes them, and the
+	 * room under its cap, on the snapshot ...
+	 */
+	[CHECKOUT_PREORDER_ROOM] = {
+		"reading the preorders", "1.2", SPI_OK_SELECT, true, false,
+		2, {INT8OID, INT8ARRAYOID},
+		"SELECT c.product_id,"
+		"       po.max_preorders OPERATOR(pg_catalog.-) po.open_preorders"
+		"  FROM %1$s.cart_items AS c"
+		"  JOIN %1$s.preorders AS po ON po.product_id OPERATOR(pg_catalog.=) c.product_id"
+		" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+		"   AND c.accept_preorder"
+		"   AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)"
+	},
+
+	/* ... the room under product $1's cap, its row locked ... */
+	[CHECKOUT_LOCK_PREORDER] = {
+		"locking a preorder", "1.2", SPI_OK_SELECT, false, false,
+		1, {INT8OID},
+		"SELECT po.max_preorders OPERATOR(pg_catalog.-) po.open_preorders"
+		"  FROM %1$s.preorders AS po"
+		" WHERE po.product_id OPERATOR(pg_catalog.=) $1"
+		"   FOR NO KEY UPDATE"
+	},
+
+	/* ... and the units $3 of products $2 preordered by order $1 */
+	[CHECKOUT_WRITE_PREORDERS] = {
+		"writing the preorders", "1.2", SPI_OK_UPDATE, false, false,
+		3, {INT8OID, INT8ARRAYOID, INT4ARRAYOID},
+		"WITH l AS ("
+		"  SELECT * FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3))"
+		"         AS l(product_id, preordered)"
+		"), lines AS ("
+		"  UPDATE %1$s.order_items AS oi"
+		"     SET preordered_quantity = l.preordered"
+		"    FROM l"
+		"   WHERE oi.order_id OPERATOR(pg_catalog.=) $1"
+		"     AND oi.product_id OPERATOR(pg_catalog.=) l.product_id"
+		")"
+		"UPDATE %1$s.preorders AS po"
+		"   SET open_preorders = po.open_preorders OPERATOR(pg_catalog.+) l.preordered"
+		"  FROM l"
+		" WHERE po.product_id OPERATOR(pg_catalog.=) l.product_id"
+	},
 };
 
 /*
@@ -643,6 +690,7 @@ static bool plans_checked = false;
 static Oid	expiry_index_oid = InvalidOid;
 static Oid	limits_table_oid = InvalidOid;
 static Oid	location_stock_oid = InvalidOid;
+static Oid	preorders_oid = InvalidOid;
 
 /* The pieces a statement's SQL names by number ("%1$s" is pieces[0]) */
 #define NUM_PIECES 6
@@ -795,6 +843,7 @@ checkout_prepare_statements(Oid nspoid)
 		elog(ERROR, "checkout: schema with OID %u does not exist", nspoid);
 	limits_table_oid = get_relname_relid("purchase_limits", nspoid);
 	location_stock_oid = get_relname_relid("location_stock", nspoid);
+	preorders_oid = get_relname_relid("preorders", nspoid);
 	expiry_index_oid = get_relname_relid("orders_expires_at_idx", nspoid);
 	is_1_0 = !OidIsValid(limits_table_oid);
 	has_vouchers = OidIsValid(get_relname_relid("voucher_slots", nspoid));
@@ -850,7 +899,9 @@ ever_had_rows(Oid relid, BlockNumber empty)
  * every order that can be past its window is in it), or CHECKOUT_LIMITS, a
  * purchase limit (purchase_limits has ever had a row), or
  * CHECKOUT_LOCATIONS, stock in another location than the default
- * (location_stock has ever had a row; never before 1.2).  When not, a
+ * (location_stock has ever had a row; never before 1.2), or
+ * CHECKOUT_PREORDERS, a product sold before it arrives (preorders has ever
+ * had a row; never before 1.2).  When not, a
  * checkout uses the plain statements and pays nothing for either: they are
  * the same statements without the subqueries that could only find nothing.
  * A limit or an order made after this looks is treated as made after the
@@ -865,6 +916,8 @@ checkout_shop_uses(CheckoutFeature feature)
 		return ever_had_rows(expiry_index_oid, 1);
 	if (feature == CHECKOUT_LOCATIONS)
 		return OidIsValid(location_stock_oid) && ever_had_rows(location_stock_oid, 0);
+	if (feature == CHECKOUT_PREORDERS)
+		return OidIsValid(preorders_oid) && ever_had_rows(preorders_oid, 0);
 	return ever_had_rows(limits_table_oid, 0);
 }
 

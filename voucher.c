@@ -53,8 +53,6 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "checkout.h"
 
@@ -250,69 +248,59 @@ lock_voucher_code(CheckoutCall *call, Voucher *voucher)
 	}
 }
 
+/* What take_free_use asks of its attempt */
+typedef struct UseAttempt
+{
+	Voucher    *voucher;
+	int32		start;
+} UseAttempt;
+
 /*
- * Take a use from a free voucher slot, found from slot number start to
- * slot end (SKIP LOCKED), in a subtransaction kept when a slot served and
- * rolled back when none did.  A locking read that finds a row changed
- * since its snapshot locks the row's newest version even when that no
- * longer qualifies (its last use taken): rolling back lets such rows go,
- * so that a checkout that goes on to wait for a use holds no slot out of
- * the waiters' order.  The use is taken within the subtransaction too, so
- * the row's lock and its update are by one transaction id (no MultiXact).
- * Return whether a slot served.
+ * Find a free slot of the voucher with a use left (SKIP LOCKED) from slot
+ * number a->start on (then from slot 0 up to it), and take a use from it;
+ * return whether one did
  */
 static bool
-take_free_use(Voucher *voucher, int32 start, int32 end)
+take_use_from_free_slot(void *arg)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	Datum		args[3] = {Int64GetDatum(voucher->id), Int32GetDatum(start),
-	Int32GetDatum(end)};
-	bool		served = false;
+	UseAttempt *a = (UseAttempt *) arg;
+	Datum		args[3] = {Int64GetDatum(a->voucher->id), Int32GetDatum(a->start),
+	Int32GetDatum(a->voucher->use_slots)};
+	uint64		found = checkout_execute(CHECKOUT_FREE_USE, args, NULL, 1);
+	ItemPointerData ctid;
+	Datum		take_args[1];
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
+	if (found == 0 && a->start > 0)
 	{
-		uint64		found = checkout_execute(CHECKOUT_FREE_USE, args, NULL, 1);
-
-		if (found == 0 && start > 0)
-		{
-			args[1] = Int32GetDatum(0);
-			args[2] = Int32GetDatum(start);
-			found = checkout_execute(CHECKOUT_FREE_USE, args, NULL, 1);
-		}
-		if (found == 1)
-		{
-			ItemPointerData ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
-			Datum		take_args[1] = {PointerGetDatum(&ctid)};
-
-			if (checkout_execute(CHECKOUT_TAKE_USE, take_args, NULL, 0) != 1)
-				elog(ERROR, "checkout: updating a slot of voucher %lld found no row",
-					 (long long) voucher->id);
-			served = true;
-		}
-		if (served)
-			ReleaseCurrentSubTransaction();
-		else
-			RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
+		args[1] = Int32GetDatum(0);
+		args[2] = Int32GetDatum(a->start);
+		found = checkout_execute(CHECKOUT_FREE_USE, args, NULL, 1);
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
+	if (found == 0)
+		return false;
+	ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
+	take_args[0] = PointerGetDatum(&ctid);
+	if (checkout_execute(CHECKOUT_TAKE_USE, take_args, NULL, 0) != 1)
+		elog(ERROR, "checkout: updating a slot of voucher %lld found no row",
+			 (long long) a->voucher->id);
+	return true;
+}
 
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
-	return served;
+/*
+ * Take a use from a free voucher slot, from slot number start on, in a
+ * subtransaction rolled back when none served
+ * (checkout_try_in_subtransaction): a locking read that finds a row changed
+ * since its snapshot locks the row's newest version even when that no
+ * longer qualifies (its last use taken), and a checkout that goes on to
+ * wait for a use must hold no slot out of the waiters' order.  Return
+ * whether a slot served.
+ */
+static bool
+take_free_use(Voucher *voucher, int32 start)
+{
+	UseAttempt	attempt = {voucher, start};
+
+	return checkout_try_in_subtransaction(take_use_from_free_slot, &attempt);
 }
 
 /*
@@ -330,7 +318,7 @@ lock_use(CheckoutCall *call, Voucher *voucher)
 	Int32GetDatum(voucher->use_slots)};
 
 	checkout_lock_step(call, "taking a use of voucher", voucher->id);
-	if (take_free_use(voucher, start, voucher->use_slots))
+	if (take_free_use(voucher, start))
 	{
 		checkout_lock_step(call, NULL, 0);
 		return;

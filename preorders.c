@@ -1,0 +1,170 @@
+/*-------------------------------------------------------------------------
+ *
+ * preorders.c
+ *		A checkout of products sold before they arrive (since 1.2): which
+ *		lines accept a preorder, the room under each product's cap, the
+ *		units preordered under the cap row's lock, and their record.
+ *
+ * A product with a preorder cap (shop_set_preorder: a preorders row) may
+ * be sold past its stock on hand to a buyer who accepted it
+ * (cart_items.accept_preorder): such a line takes all the stock on hand
+ * (over every location) and preorders the rest, if the room under the cap
+ * (max_preorders - open_preorders) holds it; otherwise it is short (SH001,
+ * whose message then names what is preorderable).  The units preordered
+ * are recorded on the order's line (order_items.preordered_quantity) and
+ * counted open on the preorders row until a restock fills them or a cancel
+ * releases them (SQL: shop_fill_preorders, shop_give_back).  A shop whose
+ * preorders table never had a row (checkout_shop_uses(CHECKOUT_PREORDERS))
+ * runs none of this.
+ *
+ * Locking rules.  A preorders row is locked (FOR NO KEY UPDATE) only by
+ * whoever holds its product's row: a checkout, after all its product,
+ * slot and location locks, in ascending product id order; a restock or a
+ * cancel, after shop_lock_stock() or shop_lock_products().  So a wait for
+ * it is never part of a cycle, and a checkout never overtakes an open
+ * preorder: a restock fills open preorders under the product's lock before
+ * any of its units goes on sale.
+ *
+ * Memory rules.  Everything lives in the SPI procedure context of the call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+
+#include "checkout.h"
+
+/*
+ * Read, on the snapshot, which of these lines of the customer accept a
+ * preorder of a product that takes them, and the room under each cap
+ * (CHECKOUT_PREORDER_ROOM); return the rows
+ */
+static uint64
+read_preorder_room(int64 customer_id, const CartLine *lines, int nlines)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * nlines);
+	Datum		args[2];
+
+	for (int i = 0; i < nlines; i++)
+		ids[i] = Int64GetDatum(lines[i].product_id);
+	args[0] = Int64GetDatum(customer_id);
+	args[1] = bigint_array(ids, nlines);
+	return checkout_execute(CHECKOUT_PREORDER_ROOM, args, NULL, 0);
+}
+
+/* Mark the lines of the last CHECKOUT_PREORDER_ROOM result, with their room */
+static void
+mark_preorderable(CartLine *lines, int nlines, uint64 nrows)
+{
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		int64		product_id = DatumGetInt64(spi_value(r, 1));
+
+		for (int i = 0; i < nlines; i++)
+			if (lines[i].product_id == product_id)
+			{
+				lines[i].preorderable = true;
+				lines[i].preorder_room = Max(DatumGetInt32(spi_value(r, 2)), 0);
+			}
+	}
+}
+
+/*
+ * Mark the cart's lines that accept a preorder of a product that takes
+ * them (read on the snapshot, after the cart's lines were locked)
+ */
+void
+find_preorder_lines(int64 customer_id, CartLine *lines, int nlines)
+{
+	if (nlines == 0 || !checkout_shop_uses(CHECKOUT_PREORDERS))
+		return;
+	mark_preorderable(lines, nlines, read_preorder_room(customer_id, lines, nlines));
+}
+
+/*
+ * Fail fast with preorders: of the short lines of the snapshot (their stock
+ * over every location), keep those the room under their product's cap
+ * cannot make up either, marked preorderable when the buyer accepted a
+ * preorder (for the message); return how many are kept
+ */
+int
+drop_lines_preorders_serve(int64 customer_id, CartLine *lines, int nlines)
+{
+	int			nshort = 0;
+
+	if (nlines == 0 || !checkout_shop_uses(CHECKOUT_PREORDERS))
+		return nlines;
+	mark_preorderable(lines, nlines, read_preorder_room(customer_id, lines, nlines));
+	for (int i = 0; i < nlines; i++)
+		if (lines[i].stock + (lines[i].preorderable ? lines[i].preorder_room : 0) <
+			lines[i].quantity)
+			lines[nshort++] = lines[i];
+	return nshort;
+}
+
+/*
+ * Under the checkout's locks: for each line that accepts a preorder and
+ * that its stock on hand cannot serve, lock its product's preorders row and
+ * preorder what the stock lacks if the room under the cap holds it (the
+ * stock on hand all goes to the line: a line of a product that is not
+ * located is served from its row and slots here; a located one by the
+ * allocation, of its units less those preordered); otherwise keep the room
+ * for the SH001 message.  Return whether any unit was preordered.
+ */
+bool
+take_preorders(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
+{
+	bool		any = false;
+
+	for (int i = 0; i < nlines; i++)
+	{
+		CartLine   *line = &lines[i];
+		Datum		args[1] = {Int64GetDatum(line->product_id)};
+
+		if (!line->preorderable || line->stock >= line->quantity)
+			continue;
+		checkout_lock_step(call, "locking the preorders of product", line->product_id);
+		if (checkout_execute(CHECKOUT_LOCK_PREORDER, args, NULL, 1) == 0)
+		{
+			/* its preorders ended since the snapshot */
+			line->preorderable = false;
+			checkout_lock_step(call, NULL, 0);
+			continue;
+		}
+		checkout_lock_step(call, NULL, 0);
+		line->preorder_room = Max(DatumGetInt32(spi_value(0, 1)), 0);
+		if (line->stock + line->preorder_room < line->quantity)
+			continue;
+		line->preordered = line->quantity - (int32) line->stock;
+		any = true;
+		if (!line->located)
+			serve_from_row_and_slots(line, (int32) line->stock, takes);
+	}
+	return any;
+}
+
+/* Record the units the lines preordered, for order order_id */
+void
+write_preorders(int64 order_id, const CartLine *lines, int nlines)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * nlines);
+	Datum	   *units = palloc(sizeof(Datum) * nlines);
+	int			n = 0;
+	Datum		args[3];
+
+	for (int i = 0; i < nlines; i++)
+		if (lines[i].preordered > 0)
+		{
+			ids[n] = Int64GetDatum(lines[i].product_id);
+			units[n++] = Int32GetDatum(lines[i].preordered);
+		}
+	if (n == 0)
+		return;
+	args[0] = Int64GetDatum(order_id);
+	args[1] = bigint_array(ids, n);
+	args[2] = int_array(units, n);
+	if (checkout_execute(CHECKOUT_WRITE_PREORDERS, args, NULL, 0) != (uint64) n)
+		elog(ERROR, "checkout: recording the preorders of order %lld updated too few",
+			 (long long) order_id);
+}
