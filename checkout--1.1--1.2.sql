@@ -666,7 +666,7 @@ RETURNS TABLE (product_id bigint, name text, requested integer,
 			   checkout_would_succeed boolean, purchase_limit integer,
 			   already_bought bigint, subtotal_cents bigint, discount_cents bigint,
 			   total_cents bigint, voucher_accepted boolean, voucher_sqlstate text,
-			   voucher_message text)
+			   voucher_message text, ships_from text, preordered integer)
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
@@ -687,8 +687,12 @@ BEGIN
 		   s.purchase_limit, s.already_bought, verdict.subtotal_cents,
 		   verdict.discount_cents, verdict.subtotal_cents - verdict.discount_cents,
 		   CASE WHEN shop_cart_status.voucher_code IS NOT NULL THEN verdict.sqlstate IS NULL END,
-		   verdict.sqlstate, verdict.message
-	  FROM @extschema@.shop_cart_status(shop_cart_status.customer_id) AS s;
+		   verdict.sqlstate, verdict.message,
+		   CASE WHEN s.can_fulfil THEN w.ships_from END,
+		   CASE WHEN s.can_fulfil THEN w.preordered ELSE 0 END
+	  FROM @extschema@.shop_cart_status(shop_cart_status.customer_id) AS s
+	  LEFT JOIN @extschema@.shop_cart_sources(shop_cart_status.customer_id) AS w
+		ON w.product_id = s.product_id;
 END
 $$;
 
@@ -1850,6 +1854,111 @@ BEGIN
 END
 $$;
 
+/*
+ * shop_cart_status(customer_id): 1.1's columns (a shard's checkout_shard
+ * reads them all), a line that may preorder what it lacks can be fulfilled
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_cart_status(customer_id bigint)
+RETURNS TABLE (product_id bigint, name text, requested integer,
+			   available integer, can_fulfil boolean,
+			   checkout_would_succeed boolean, purchase_limit integer,
+			   already_bought bigint)
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF shop_cart_status.customer_id IS NULL THEN
+		RAISE EXCEPTION 'customer id must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF NOT EXISTS (SELECT FROM @extschema@.customers AS c
+					WHERE c.id = shop_cart_status.customer_id) THEN
+		RAISE EXCEPTION 'customer % does not exist', shop_cart_status.customer_id
+			USING ERRCODE = 'SH003';
+	END IF;
+
+	RETURN QUERY
+	SELECT l.product_id, l.name, l.requested, l.available, l.can_fulfil,
+		   bool_and(l.can_fulfil) OVER (), l.purchase_limit, l.already_bought
+	  FROM (SELECT ci.product_id, p.name, ci.quantity AS requested,
+				   ps.stock AS available, lim.max_per_customer AS purchase_limit,
+				   b.bought AS already_bought,
+				   ps.stock + CASE WHEN ci.accept_preorder
+								   THEN greatest(coalesce(po.max_preorders - po.open_preorders, 0), 0)
+								   ELSE 0 END >= ci.quantity
+				   AND (lim.max_per_customer IS NULL
+						OR b.bought + ci.quantity <= lim.max_per_customer) AS can_fulfil
+			  FROM @extschema@.cart_items AS ci
+			  JOIN @extschema@.products AS p ON p.id = ci.product_id
+			  JOIN @extschema@.product_stock AS ps ON ps.product_id = p.id
+			  LEFT JOIN @extschema@.purchase_limits AS lim ON lim.product_id = p.id
+			  LEFT JOIN @extschema@.preorders AS po ON po.product_id = p.id
+			  CROSS JOIN LATERAL (
+					-- the customer's orders, each probing its line (OFFSET 0:
+					-- never a scan of every sale of a hot product)
+					SELECT coalesce(sum(x.left_over), 0) AS bought
+					  FROM @extschema@.orders AS o
+					 CROSS JOIN LATERAL (
+							SELECT oi.quantity - oi.cancelled_quantity AS left_over
+							  FROM @extschema@.order_items AS oi
+							 WHERE oi.order_id = o.id AND oi.product_id = ci.product_id
+							OFFSET 0) AS x
+					 WHERE o.customer_id = shop_cart_status.customer_id
+					   AND o.status <> 'cancelled') AS b
+			 WHERE ci.customer_id = shop_cart_status.customer_id) AS l
+	 ORDER BY l.product_id;
+END
+$$;
+
+/*
+ * Where each line of the customer's cart would ship from, on the snapshot,
+ * as the checkout allocates (locations.c): the one location that holds the
+ * whole cart's units from stock, the preferred by priority then most stock;
+ * else the line's preferred location that holds it; else 'split'; NULL
+ * when all of it would be preordered.  And the units it would preorder.
+ */
+CREATE FUNCTION @extschema@.shop_cart_sources(customer_id bigint)
+RETURNS TABLE (product_id bigint, ships_from text, preordered integer)
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	WITH line AS (
+		SELECT ci.product_id, least(ci.quantity, ps.stock) AS from_stock,
+			   CASE WHEN ci.accept_preorder AND po.product_id IS NOT NULL
+					THEN greatest(ci.quantity - ps.stock, 0) ELSE 0 END AS preordered
+		  FROM @extschema@.cart_items AS ci
+		  JOIN @extschema@.product_stock AS ps ON ps.product_id = ci.product_id
+		  LEFT JOIN @extschema@.preorders AS po ON po.product_id = ci.product_id
+		 WHERE ci.customer_id = shop_cart_sources.customer_id
+	), held AS (
+		SELECT b.product_id, b.location_id, b.location_name, b.stock, b.priority
+		  FROM @extschema@.stock_by_location AS b
+		 WHERE NOT b.retired AND b.product_id IN (SELECT l.product_id FROM line AS l)
+	), whole AS (
+		SELECT h.location_name
+		  FROM held AS h
+		  JOIN line AS l ON l.product_id = h.product_id
+		 GROUP BY h.location_id, h.location_name
+		HAVING count(*) FILTER (WHERE h.stock >= l.from_stock) = (SELECT count(*) FROM line)
+		 ORDER BY min(h.priority), sum(h.stock) DESC, h.location_id
+		 LIMIT 1
+	)
+	SELECT l.product_id,
+		   CASE WHEN l.from_stock = 0 THEN NULL
+				ELSE coalesce((SELECT w.location_name FROM whole AS w),
+							  (SELECT h.location_name FROM held AS h
+								WHERE h.product_id = l.product_id AND h.stock >= l.from_stock
+								ORDER BY h.priority, h.stock DESC, h.location_id
+								LIMIT 1),
+							  'split') END,
+		   l.preordered::integer
+	  FROM line AS l;
+END;
+
+REVOKE ALL ON FUNCTION @extschema@.shop_cart_sources(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shop_set_preorder(bigint, integer, date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shop_fill_preorders(bigint, bigint, integer, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shop_put_on_sale(bigint, bigint, integer, integer, text) FROM PUBLIC;

@@ -11,7 +11,7 @@
 -- but cannot move stock.
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(58);
+SELECT plan(61);
 
 -- the contract
 SELECT has_table('locations');
@@ -77,6 +77,9 @@ INSERT INTO customers (id, name) OVERRIDING SYSTEM VALUE
 	VALUES (901, 'one'), (902, 'two'), (903, 'three'), (904, 'four'), (905, 'five'), (906, 'six');
 SELECT shop_restock(902, 5, 'delivery', 3);
 INSERT INTO cart_items VALUES (901, 901, 1), (901, 902, 1);
+SELECT results_eq($$SELECT product_id, ships_from FROM shop_cart_status(901, NULL)$$,
+				  $$VALUES (901::bigint, 'South'::text), (902, 'South')$$,
+				  'the preview ships the whole cart from the one location that holds it');
 SELECT shop_checkout(901);
 SELECT results_eq($$SELECT product_id, location_id, quantity FROM order_item_allocations
 					 WHERE order_id = (SELECT id FROM orders WHERE customer_id = 901) ORDER BY 1$$,
@@ -85,6 +88,9 @@ SELECT results_eq($$SELECT product_id, location_id, quantity FROM order_item_all
 
 -- the preferred location that serves the whole cart: the default
 INSERT INTO cart_items VALUES (902, 901, 2), (902, 903, 1);
+SELECT results_eq($$SELECT product_id, ships_from FROM shop_cart_status(902, NULL)$$,
+				  $$VALUES (901::bigint, 'default'::text), (903, 'default')$$,
+				  'the preview: the default holds this cart');
 SELECT shop_checkout(902);
 SELECT results_eq($$SELECT location_id, stock FROM stock_by_location WHERE product_id = 901 ORDER BY 1$$,
 				  $$VALUES (1::bigint, 0), (2, 3), (3, 0)$$,
@@ -97,6 +103,8 @@ SELECT is((SELECT count(*) FROM order_item_allocations
 INSERT INTO cart_items VALUES (903, 901, 3);
 SELECT shop_adjust_stock(901, 2, 'count', 2);
 SELECT shop_restock(901, 1, 'delivery');
+SELECT is((SELECT ships_from FROM shop_cart_status(903, NULL)), 'split',
+		  'the preview: no location holds 3, the line would be split');
 SELECT shop_checkout(903);
 SELECT results_eq($$SELECT location_id, quantity FROM order_item_allocations
 					 WHERE order_id = (SELECT id FROM orders WHERE customer_id = 903) ORDER BY 1$$,

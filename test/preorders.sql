@@ -10,7 +10,7 @@
 -- preorder discrepancy.
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(39);
+SELECT plan(40);
 
 -- the contract
 SELECT has_table('preorders');
@@ -36,6 +36,9 @@ SELECT is(shop_set_preorder(801, 2, '2027-02-01'), 2, 'shop_set_preorder returns
 
 -- a line takes the stock on hand, then preorders what it lacks
 INSERT INTO cart_items (customer_id, product_id, quantity, accept_preorder) VALUES (801, 801, 5, true);
+SELECT results_eq($$SELECT can_fulfil, ships_from, preordered FROM shop_cart_status(801, NULL)$$,
+				  $$VALUES (true, 'default'::text, 2)$$,
+				  'the preview: 3 from the default, 2 preordered');
 SELECT lives_ok($$SELECT shop_checkout(801)$$, '3 on hand and 2 preordered serve 5');
 SELECT results_eq($$SELECT oi.quantity, oi.preordered_quantity FROM order_items oi
 					 JOIN orders o ON o.id = oi.order_id WHERE o.customer_id = 801$$,
