@@ -558,9 +558,58 @@ BEGIN
 				   ' @extschema@.shop_create_voucher(text, integer, bigint, integer, integer,'
 				   '                                 timestamptz, timestamptz, bigint),'
 				   ' @extschema@.shop_add_voucher_code(bigint, text, boolean),'
-				   ' @extschema@.shop_end_voucher(bigint) TO %s', shop_grant_admin.role);
+				   ' @extschema@.shop_end_voucher(bigint),'
+				   ' @extschema@.shop_create_location(text, integer) TO %s', shop_grant_admin.role);
 END
 $$;
+
+/* ------------------------------------------------------------ locations */
+
+-- The ids of the shop's locations (2 on: 1 is every shard's default)
+CREATE SEQUENCE @extschema@.location_id_seq START WITH 2;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.location_id_seq', '');
+
+CREATE FUNCTION @extschema@.shard_create_location(id bigint, name text, priority integer)
+RETURNS SETOF bigint
+LANGUAGE plproxy
+AS $$
+	CLUSTER 'checkout_shards';
+	RUN ON ALL;
+	SELECT checkout_shard.create_location(id, name, priority) AS shard_create_location;
+$$;
+
+/*
+ * shop_create_location(name, priority): the checkout extension's, on every
+ * shard, with the same id; every shard must be up.  Returns the id.  Each
+ * shard allocates its customers' checkouts over its own stock in its
+ * locations; a shard's quota is per product (transfers and pulls take from
+ * and give to its default location).
+ */
+CREATE FUNCTION @extschema@.shop_create_location(name text, priority integer DEFAULT 0)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+	st			text; msg text; det text; hnt text;
+	new_id		bigint := nextval('@extschema@.location_id_seq');
+BEGIN
+	BEGIN
+		PERFORM @extschema@.shard_create_location(new_id, shop_create_location.name,
+												  shop_create_location.priority);
+	EXCEPTION WHEN OTHERS THEN
+		GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+								det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+		PERFORM @extschema@.checkout_reraise(st, msg, det, hnt, NULL);
+	END;
+	RETURN new_id;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@.shard_create_location(bigint, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.shop_create_location(text, integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@.shard_checkout_voucher(integer, bigint, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.shard_create_voucher(bigint, text, integer, bigint, integer,
