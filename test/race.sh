@@ -107,4 +107,13 @@ race "locations: 300 buyers, 3-line carts over 5 products in 3 locations, 60 con
 race "locations: 200 buyers wanting 3 of 2 products in 2 locations, 8 slots, 50 connections" \
 	--locations 2 --slots 8 --buyers 200 --products 2 --lines 2 --quantity 3 --stock 150 --client 50
 
+# Preorders (1.2): every buyer accepts a preorder of products capped past
+# their stock: orders = stock + cap exactly when demand exceeds both, no
+# product preorders past its cap (the count of open units matching), the
+# books right; over skewed locations and slots too
+race "preorders: 10 in stock, a cap of 15, 60 buyers, 40 connections" --preorder 15 \
+	--buyers 60 --stock 10 --client 40 --expect-orders 25 --expect-rejected 35 --expect-stock 0
+race "preorders: 200 buyers wanting 2 of 3 products, cap 40, 2 locations, 8 slots" --preorder 40 \
+	--locations 2 --slots 8 --buyers 200 --products 3 --lines 2 --quantity 2 --stock 60 --client 50
+
 exit "$failed"

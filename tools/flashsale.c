@@ -82,6 +82,8 @@ typedef struct Options
 								 * voucher limited to this; 0 = none */
 	int			locations;		/* locations the stock is spread over (1.2); 0
 								 * or 1: the default only */
+	int			preorder_cap;	/* each product sold past its stock to buyers
+								 * who accept, up to this (1.2); 0: none */
 	bool		prepared;		/* named prepared statements (-M prepared) */
 } Options;
 
@@ -175,6 +177,9 @@ usage(FILE *out)
 			"      --voucher=NUM        every buyer checks out with the code of a voucher of\n"
 			"                           20%% off limited to NUM uses:\n"
 			"                           SELECT shop_checkout($1, $2, $3)\n"
+			"      --preorder=NUM       each product may be preordered past its stock, up to\n"
+			"                           NUM open units (shop_set_preorder), and every buyer\n"
+			"                           accepts a preorder (cart_items.accept_preorder)\n"
 			"      --locations=NUM      spread each product's stock over NUM locations (2 to\n"
 			"                           8), skewed: each new one, less preferred, takes half\n"
 			"                           of what the default has left (the last, three\n"
@@ -210,7 +215,9 @@ usage(FILE *out)
 			"with --limit, nobody bought past the limit; with --voucher, no more orders\n"
 			"carry the voucher than its limit, none fewer if a buyer was told SH010, and\n"
 			"each has its discount; with --locations, the books of every location and\n"
-			"every order's allocations are right (shop_check_integrity()).\n"
+			"every order's allocations are right (shop_check_integrity()); with\n"
+			"--preorder, no product has more units preordered than its cap, and the\n"
+			"books are right.\n"
 			"\n"
 			"Exit status: 0 success; 1 bad options or setup (cannot connect, extension not\n"
 			"installed); 2 errors during the run (an invariant or an expectation failed).\n",
@@ -238,7 +245,7 @@ enum
 	OPT_BUYERS = 256, OPT_STOCK, OPT_PRODUCTS, OPT_LINES, OPT_QUANTITY,
 	OPT_PRICE, OPT_NAME, OPT_SLOTS, OPT_EXPECT_ORDERS, OPT_EXPECT_REJECTED,
 	OPT_EXPECT_STOCK, OPT_KEYS, OPT_RETRY, OPT_DROP_FIRST, OPT_LIMIT, OPT_TABS,
-	OPT_VOUCHER, OPT_LOCATIONS
+	OPT_VOUCHER, OPT_LOCATIONS, OPT_PREORDER
 };
 
 static const struct option long_options[] = {
@@ -257,6 +264,7 @@ static const struct option long_options[] = {
 	{"tabs", required_argument, NULL, OPT_TABS},
 	{"voucher", required_argument, NULL, OPT_VOUCHER},
 	{"locations", required_argument, NULL, OPT_LOCATIONS},
+	{"preorder", required_argument, NULL, OPT_PREORDER},
 	{"client", required_argument, NULL, 'c'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"protocol", required_argument, NULL, 'M'},
@@ -309,6 +317,9 @@ parse_sale_option(int c, const char *arg, Options *opt)
 			return true;
 		case OPT_LOCATIONS:
 			opt->locations = (int) parse_number("locations", arg, 0, 8);
+			return true;
+		case OPT_PREORDER:
+			opt->preorder_cap = (int) parse_number("preorder", arg, 1, INT_MAX);
 			return true;
 		case OPT_SLOTS:
 			opt->slots = (int) parse_number("slots", arg, 0, 64);
@@ -553,6 +564,23 @@ for_each_product(PGconn *conn, const char *qschema, const char *function,
 	pg_free((char *) params[0]);
 }
 
+/* Run sql ("%1$s" the schema; $1 the products, $2 value) once for all of them */
+static void
+for_each_product_sql(PGconn *conn, const char *qschema, const char *sqlfmt,
+					 const long long *product_ids, int n, int value)
+{
+	char		number[16];
+	const char *params[2];
+	char	   *sql = psprintf(sqlfmt, qschema);
+
+	snprintf(number, sizeof(number), "%d", value);
+	params[0] = array_literal(product_ids, n);
+	params[1] = number;
+	PQclear(run(conn, sql, 2, params));
+	pg_free(sql);
+	pg_free((char *) params[0]);
+}
+
 /*
  * --locations: create the sale's other locations (priority 1, 2, ...: the
  * default, 0, is preferred) and move to each, of every product, half of
@@ -643,6 +671,11 @@ set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 						 opt->products, opt->slots);
 	if (opt->locations > 1)
 		spread_over_locations(conn, qschema, opt, product_ids);
+	if (opt->preorder_cap > 0)
+		for_each_product_sql(conn, qschema,
+							 "SELECT %1$s.shop_set_preorder(p, $2::integer, NULL)"
+							 "  FROM pg_catalog.unnest($1::bigint[]) AS p",
+							 product_ids, opt->products, opt->preorder_cap);
 
 	params[0] = nbuyers;
 	sql = psprintf("INSERT INTO %1$s.customers (name)"
@@ -679,8 +712,13 @@ set_up_sale(PGconn *conn, const char *qschema, const Options *opt,
 	params[0] = array_literal(cart_customer, ncart);
 	params[1] = array_literal(cart_product_id, ncart);
 	params[2] = array_literal(cart_quantity, ncart);
-	sql = psprintf("INSERT INTO %1$s.cart_items (customer_id, product_id, quantity)"
-				   " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::integer[])", qschema);
+	if (opt->preorder_cap > 0)
+		sql = psprintf("INSERT INTO %1$s.cart_items (customer_id, product_id, quantity, accept_preorder)"
+					   " SELECT c, p, q, true FROM unnest($1::bigint[], $2::bigint[], $3::integer[])"
+					   "        AS l(c, p, q)", qschema);
+	else
+		sql = psprintf("INSERT INTO %1$s.cart_items (customer_id, product_id, quantity)"
+					   " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::integer[])", qschema);
 	PQclear(run(conn, sql, 3, params));
 	pg_free(sql);
 	for (int i = 0; i < 3; i++)
@@ -1108,10 +1146,11 @@ check_stock_moved(const Checks *c)
 {
 	const char *params[1] = {c->product_array};
 	char	   *sql = psprintf("SELECT p.product_id, p.stock,"
-							   "       (SELECT coalesce(sum(i.quantity), 0) FROM %1$s.order_items i"
+							   "       (SELECT coalesce(sum(i.quantity%2$s), 0) FROM %1$s.order_items i"
 							   "         WHERE i.product_id = p.product_id)"
 							   "  FROM %1$s.product_stock p WHERE p.product_id = ANY ($1::bigint[])"
-							   " ORDER BY p.product_id", c->qschema);
+							   " ORDER BY p.product_id", c->qschema,
+							   c->opt->preorder_cap > 0 ? " - i.preordered_quantity" : "");
 	PGresult   *res = run(c->conn, sql, 1, params);
 	long long	final_stock = 0;
 
@@ -1259,6 +1298,7 @@ check_no_false_sold_out(const Checks *c)
 	long long  *rejected = pg_malloc(sizeof(long long) * c->opt->buyers);
 	int			nrejected = 0;
 	const char *params[1];
+	char	   *room;
 	char	   *sql;
 	PGresult   *res;
 
@@ -1266,11 +1306,17 @@ check_no_false_sold_out(const Checks *c)
 		if (!c->buyers[i].ordered && strcmp(c->buyers[i].sqlstate, "SH001") == 0)
 			rejected[nrejected++] = c->buyers[i].customer_id;
 	params[0] = array_literal(rejected, nrejected);
+	/* with --preorder, what a buyer could still preorder counts too */
+	room = c->opt->preorder_cap > 0 ?
+		psprintf(" + coalesce((SELECT greatest(po.max_preorders - po.open_preorders, 0)"
+				 "               FROM %s.preorders po WHERE po.product_id = ci.product_id), 0)",
+				 c->qschema) : pg_strdup("");
 	sql = psprintf("SELECT c.id FROM pg_catalog.unnest($1::bigint[]) AS c(id)"
 				   " WHERE NOT EXISTS (SELECT 1 FROM %1$s.cart_items ci"
 				   "                     JOIN %1$s.product_stock ps ON ps.product_id = ci.product_id"
-				   "                    WHERE ci.customer_id = c.id AND ps.stock < ci.quantity)"
-				   " ORDER BY c.id", c->qschema);
+				   "                    WHERE ci.customer_id = c.id AND ps.stock%2$s < ci.quantity)"
+				   " ORDER BY c.id", c->qschema, room);
+	pg_free(room);
 	res = run(c->conn, sql, 1, params);
 	for (int r = 0; r < PQntuples(res); r++)
 		violation("buyer %s was told SH001, but the stock left could serve its cart",
@@ -1300,6 +1346,45 @@ check_locations(const Checks *c)
 	for (int r = 0; r < PQntuples(res); r++)
 		violation("%s: product %s, order %s: %s", PQgetvalue(res, r, 0),
 				  PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
+	PQclear(res);
+	pg_free(sql);
+}
+
+/*
+ * --preorder: no product has more units preordered than its cap (nothing
+ * fills them during a sale), the count of open ones matches, and the books
+ * are right
+ */
+static void
+check_preorders(const Checks *c)
+{
+	const char *params[1] = {c->product_array};
+	char	   *sql = psprintf("SELECT po.product_id, po.max_preorders, po.open_preorders,"
+							   "       (SELECT coalesce(sum(i.preordered_quantity), 0)"
+							   "          FROM %1$s.order_items i WHERE i.product_id = po.product_id)"
+							   "  FROM %1$s.preorders po WHERE po.product_id = ANY ($1::bigint[])"
+							   " ORDER BY po.product_id", c->qschema);
+	PGresult   *res = run(c->conn, sql, 1, params);
+
+	for (int r = 0; r < PQntuples(res); r++)
+	{
+		long long	cap = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+		long long	open = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+		long long	preordered = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+
+		if (preordered > cap || open != preordered)
+			violation("product %s: %lld units preordered (%lld counted open), cap %lld",
+					  PQgetvalue(res, r, 0), preordered, open, cap);
+	}
+	PQclear(res);
+	pg_free(sql);
+	sql = psprintf("SELECT i.problem, i.product_id, i.detail"
+				   "  FROM %1$s.shop_check_integrity() AS i"
+				   " WHERE i.product_id = ANY ($1::bigint[])", c->qschema);
+	res = run(c->conn, sql, 1, params);
+	for (int r = 0; r < PQntuples(res); r++)
+		violation("%s: product %s: %s", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+				  PQgetvalue(res, r, 2));
 	PQclear(res);
 	pg_free(sql);
 }
@@ -1415,6 +1500,8 @@ check_invariants(PGconn *conn, const char *qschema, const Options *opt,
 		check_voucher_held(&c);
 	if (opt->locations > 1)
 		check_locations(&c);
+	if (opt->preorder_cap > 0)
+		check_preorders(&c);
 
 	pg_free(c.product_array);
 	pg_free(c.customer_array);
