@@ -1716,43 +1716,37 @@ BEGIN
 		left_to_give := left_to_give - give;
 	END IF;
 
-	-- then filled preordered units, each back where it was filled
+	-- then filled preordered units, each back where it was filled, then
+	-- units from stock, each back where it came from
 	FOR part IN
-		SELECT f.location_id, f.quantity - f.cancelled_quantity AS held
+		SELECT true AS filled, f.location_id, f.quantity - f.cancelled_quantity AS held
 		  FROM @extschema@.preorder_fills AS f
 		 WHERE f.order_id = shop_give_back.order_id
 		   AND f.product_id = shop_give_back.product_id
 		   AND f.quantity > f.cancelled_quantity
-		 ORDER BY f.location_id
-	LOOP
-		EXIT WHEN left_to_give = 0;
-		give := least(part.held, left_to_give);
-		UPDATE @extschema@.preorder_fills AS f
-		   SET cancelled_quantity = f.cancelled_quantity + give
-		 WHERE f.order_id = shop_give_back.order_id
-		   AND f.product_id = shop_give_back.product_id
-		   AND f.location_id = part.location_id;
-		PERFORM @extschema@.shop_return_units(shop_give_back.product_id, part.location_id, give,
-											  shop_give_back.kind, shop_give_back.reason,
-											  shop_give_back.order_id);
-		left_to_give := left_to_give - give;
-	END LOOP;
-
-	FOR part IN
-		SELECT a.location_id, a.quantity - a.cancelled_quantity AS held
+		UNION ALL
+		SELECT false, a.location_id, a.quantity - a.cancelled_quantity
 		  FROM @extschema@.order_item_allocations AS a
 		 WHERE a.order_id = shop_give_back.order_id
 		   AND a.product_id = shop_give_back.product_id
 		   AND a.quantity > a.cancelled_quantity
-		 ORDER BY a.location_id
+		 ORDER BY 1 DESC, 2
 	LOOP
 		EXIT WHEN left_to_give = 0;
 		give := least(part.held, left_to_give);
-		UPDATE @extschema@.order_item_allocations AS a
-		   SET cancelled_quantity = a.cancelled_quantity + give
-		 WHERE a.order_id = shop_give_back.order_id
-		   AND a.product_id = shop_give_back.product_id
-		   AND a.location_id = part.location_id;
+		IF part.filled THEN
+			UPDATE @extschema@.preorder_fills AS f
+			   SET cancelled_quantity = f.cancelled_quantity + give
+			 WHERE f.order_id = shop_give_back.order_id
+			   AND f.product_id = shop_give_back.product_id
+			   AND f.location_id = part.location_id;
+		ELSE
+			UPDATE @extschema@.order_item_allocations AS a
+			   SET cancelled_quantity = a.cancelled_quantity + give
+			 WHERE a.order_id = shop_give_back.order_id
+			   AND a.product_id = shop_give_back.product_id
+			   AND a.location_id = part.location_id;
+		END IF;
 		PERFORM @extschema@.shop_return_units(shop_give_back.product_id, part.location_id, give,
 											  shop_give_back.kind, shop_give_back.reason,
 											  shop_give_back.order_id);
