@@ -56,11 +56,11 @@ install-sharding uninstall-sharding:
 # again); any other target says what is missing
 $(PGXS):
 	@case " $(MAKECMDGOALS) " in \
-	*" setup "*|*" test "*|*" demo "*|*" bench "*) sh test/setup.sh ;; \
+	*" setup "*|*" test "*|*" demo "*|*" bench "*|*" storefront "*|*" load "*) sh test/setup.sh ;; \
 	*) echo "$@ is missing: install postgresql-server-dev-15, or run make setup" >&2; exit 1 ;; \
 	esac
 
-.PHONY: roots indent install-sharding uninstall-sharding setup installed packaged deb test test-run test-failover test-shards demo bench clean-tools
+.PHONY: roots indent install-sharding uninstall-sharding setup installed packaged deb test test-run test-failover test-shards demo bench storefront load clean-tools
 
 setup:
 	@sh test/setup.sh
@@ -154,6 +154,19 @@ else
 		POOLER=$(POOLER) POOL=$(POOL) \
 		pg_virtualenv -o max_connections=$(DEMO_CONNECTIONS) -- sh test/demo.sh
 endif
+
+# The storefront (examples/storefront): the page and its API on
+# 127.0.0.1:$(PORT) over a throwaway cluster with the demo shop, until
+# Ctrl-C; DATABASE_URL=... serves an existing shop instead
+PORT ?= 3000
+storefront: installed
+	@PORT=$(PORT) sh examples/storefront/start.sh
+
+# The storefront under HTTP load (autocannon): 2,000 buyers on 500 in
+# stock, direct and through pgbouncer, beside shop_checkout() called
+# directly; writes bench/results/DATE-load.md and its chart
+load: installed
+	@pg_virtualenv -o max_connections=300 -- sh bench/load.sh
 
 # shop_checkout() against the flows it replaces, durable commit (bench/).
 # PG=17 or PG=18: the hot product's workloads (or BENCH_WORKLOADS) against

@@ -11,6 +11,8 @@
 #     the C formatted as pgindent formats it;
 #  4. test/monitoring.sh in a cluster with the preload: the alert rules'
 #     unit tests, and Prometheus with postgres_exporter watching a sale;
+#  5. test/storefront.sh in a cluster with track_commit_timestamp on: the
+#     storefront (examples/storefront) in Chromium, against the real server;
 #  3. test/cron/run.sh in a cluster with shared_preload_libraries =
 #     'pg_cron': shop_expire_orders() scheduled.  It mostly waits for the
 #     next minute, so it runs beside 1 and 2, in a cluster of its own (-t).
@@ -64,6 +66,20 @@ monitoring_passed=$1 monitoring_failed=$2
 [ "$rc_monitoring" -ne 0 ] && [ "$monitoring_failed" -eq 0 ] && monitoring_failed=1
 echo "monitoring (Prometheus): $monitoring_passed passed, $monitoring_failed failed"
 
+# the storefront in a real browser: its own cluster, the database stopped
+# and started mid-test (so nothing else runs in it)
+pg_virtualenv -o track_commit_timestamp=on -o max_connections=100 \
+	-- sh test/storefront.sh >"$log/storefront" 2>&1
+rc_storefront=$?
+grep -E '^(not )?ok [0-9]|^# ' "$log/storefront"
+set -- $(count_verdicts "$log/storefront")
+storefront_passed=$1 storefront_failed=$2
+if [ "$rc_storefront" -ne 0 ] && [ "$storefront_failed" -eq 0 ]; then
+	grep -v '^20[0-9][0-9]-' "$log/storefront" | tail -30
+	storefront_failed=1
+fi
+echo "storefront (Chromium): $storefront_passed passed, $storefront_failed failed"
+
 wait "$cron"
 rc_cron=$?
 quiet_server_log "$log/cron"
@@ -72,8 +88,8 @@ cron_passed=$1 cron_failed=$2
 [ "$rc_cron" -ne 0 ] && [ "$cron_failed" -eq 0 ] && cron_failed=1
 echo "pg_cron (expiry): $cron_passed passed, $cron_failed failed"
 
-passed=$((package_passed + main_passed + preload_passed + monitoring_passed + cron_passed))
-failed=$((package_failed + main_failed + preload_failed + monitoring_failed + cron_failed))
+passed=$((package_passed + main_passed + preload_passed + monitoring_passed + storefront_passed + cron_passed))
+failed=$((package_failed + main_failed + preload_failed + monitoring_failed + storefront_failed + cron_failed))
 [ "$rc_main" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
 
 echo "$passed passed, $failed failed"

@@ -8,14 +8,16 @@ packages="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap postgresql-
 libtap-parser-sourcehandler-pgtap-perl postgresql-common make gcc libpq-dev
 dpkg-dev debhelper postgresql-server-dev-all build-essential pgbouncer
 postgresql-15-auto-failover pg-auto-failover-cli postgresql-15-plproxy pg-bsd-indent
-prometheus prometheus-postgres-exporter curl jq gnuplot-nox"
+prometheus prometheus-postgres-exporter curl jq gnuplot-nox chromium fonts-dejavu-core"
 
 missing=""
 for p in $packages; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done
-# Node.js and npm for the Drizzle example (a machine may have its own)
+# Node.js and npm for the Drizzle and storefront examples (a machine may
+# have its own); chromium: the storefront's browser tests (playwright-core
+# drives Debian's, no browser download)
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0

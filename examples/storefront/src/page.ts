@@ -1,0 +1,52 @@
+// The page as the server renders it: every product with the stock of now,
+// so that a sold-out product's button is disabled in the first paint,
+// before any script runs (and for a shopper without JavaScript).  The
+// script (public/app.js) takes over from the snapshot embedded here.
+import type { ProductView } from "./stock.js";
+
+const escape = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+
+export const stockText = (p: ProductView) =>
+  p.soldOut ? "Sold out" : p.low ? `Only ${p.stock} left` : "In stock";
+
+const price = (cents: number) => `$${(cents / 100).toFixed(2)}`;
+
+function product(p: ProductView): string {
+  return `<li class="product${p.soldOut ? " sold-out" : ""}" id="product-${p.id}" data-id="${p.id}">
+  <h2 id="name-${p.id}">${escape(p.name)}</h2>
+  <p class="price">${price(p.priceCents)}</p>
+  <p class="stock" id="stock-${p.id}" aria-live="polite">${stockText(p)}</p>
+  <button type="button" class="buy" data-id="${p.id}" aria-describedby="name-${p.id} stock-${p.id}"${p.soldOut ? " disabled" : ""}>${p.soldOut ? "Sold out" : "Buy now"}</button>
+  <p class="outcome" id="outcome-${p.id}" role="status" aria-live="polite"></p>
+</li>`;
+}
+
+export function renderPage(products: ProductView[], customerId: number, lowStock: number): string {
+  // the snapshot for the script: JSON inside <script>, "<" escaped
+  const snapshot = JSON.stringify({ products, lowStock }).replace(/</g, "\\u003c");
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Flash sale</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/style.css">
+</head>
+<body data-customer="${customerId}">
+<header>
+  <h1>Flash sale</h1>
+  <p id="live" class="live" role="status" aria-live="polite">Connecting to live stock…</p>
+</header>
+<main>
+<ul class="products">
+${products.map(product).join("\n")}
+</ul>
+</main>
+<script id="snapshot" type="application/json">${snapshot}</script>
+<script src="/app.js" type="module"></script>
+</body>
+</html>
+`;
+}
