@@ -99,13 +99,18 @@ async function cartLines(client: PoolClient, customerId: number): Promise<Line[]
   return rows.map((r) => ({ productId: Number(r.product_id), quantity: r.quantity }));
 }
 
-/** Replace the customer's cart with these lines (in the caller's transaction) */
+/** Replace the customer's cart with these lines (in the caller's transaction), one statement */
 export async function setCart(client: PoolClient, customerId: number, lines: Line[]): Promise<void> {
-  await client.query("DELETE FROM cart_items WHERE customer_id = $1", [customerId]);
   await client.query(
-    `INSERT INTO cart_items (customer_id, product_id, quantity)
-     SELECT $1, l.product_id, l.quantity
-       FROM ROWS FROM (pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::integer[])) AS l (product_id, quantity)`,
+    `WITH wanted AS (
+       SELECT l.product_id, l.quantity
+         FROM ROWS FROM (pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::integer[])) AS l (product_id, quantity)),
+     gone AS (
+       DELETE FROM cart_items AS c
+        WHERE c.customer_id = $1 AND NOT EXISTS (SELECT FROM wanted AS w WHERE w.product_id = c.product_id))
+     INSERT INTO cart_items (customer_id, product_id, quantity)
+     SELECT $1, w.product_id, w.quantity FROM wanted AS w
+         ON CONFLICT (customer_id, product_id) DO UPDATE SET quantity = EXCLUDED.quantity`,
     [customerId, lines.map((l) => l.productId), lines.map((l) => l.quantity)],
   );
 }
