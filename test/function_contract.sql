@@ -109,7 +109,7 @@ SELECT set_eq($$SELECT DISTINCT proname::text FROM pg_proc WHERE prosecdef
 					'shop_check_integrity', 'shop_reclaim_expired', 'shop_create_voucher',
 					'shop_end_voucher', 'shop_add_voucher_code', 'shop_generate_voucher_codes',
 					'shop_notify_stock_changes', 'shop_create_location', 'shop_retire_location',
-					'shop_move_stock', 'shop_set_preorder'],
+					'shop_move_stock', 'shop_set_preorder', 'shop_keep_default_location'],
 			  'the functions that run with the owner''s rights, and no others');
 SELECT is_empty($$SELECT oid::regprocedure FROM pg_proc WHERE prosecdef AND proname LIKE 'shop\_%'
 				   AND NOT coalesce(proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)$$,

@@ -191,7 +191,7 @@ SELECT col_type_is('product_stock', 'stock', 'integer');
 
 -- the extension
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'checkout'),
-		  '1.2', 'version 1.2 by default');
+		  '1.3', 'version 1.3 by default');
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'checkout'),
 		  false, 'not relocatable');
 SELECT set_eq($$SELECT c.relname::text FROM pg_extension e,

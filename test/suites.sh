@@ -41,6 +41,7 @@ suite isolation make --no-print-directory installcheck REGRESS=
 suite pgTAP pgtap
 suite races sh test/race.sh
 suite upgrade sh test/upgrade.sh
+suite resets sh test/reset.sh
 suite notify sh test/notify.sh
 suite backup sh test/dump-restore.sh
 suite crash sh test/crash.sh

@@ -93,7 +93,7 @@ locations_work() {
 		SELECT count(*) FROM shop_check_integrity();" | tr '\n' ' ')" = "t 2 t 1:1,2:2 0 " ]
 }
 
-for from in 1.0 1.1; do
+for from in 1.0 1.1 1.2; do
 	db=checkout_upgrade_$(echo "$from" | tr . _)
 	upgraded "$db" "$from" || exit 1
 
@@ -113,6 +113,13 @@ for from in 1.0 1.1; do
 		voucher_works "$db"
 	check "$from updated has all its stock in the default location, and a new one serves a split cart" \
 		locations_work "$db"
+	# 1.3: a test suite's reset (every table truncated) leaves a working shop
+	sql "$db" "DO \$\$ BEGIN EXECUTE (SELECT 'TRUNCATE ' || string_agg(c.oid::regclass::text, ', ')
+		|| ' RESTART IDENTITY CASCADE' FROM pg_depend AS d JOIN pg_class AS c ON c.oid = d.objid
+		WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'checkout')
+		AND d.deptype = 'e' AND c.relkind = 'r'); END \$\$" || exit 1
+	reset=$(psql -X -q -At -d "$db" -f test/fixtures/shop_after_reset.sql 2>&1 | tail -n 1)
+	check "$from updated survives a reset of every table (got $reset)" [ "$reset" = works ]
 	sql postgres "DROP DATABASE $db"
 done
 
