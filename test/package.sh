@@ -18,11 +18,23 @@ owned=0
 loaded="$sharedir/checkout.control $pkglibdir/checkout.so $sharedir/checkout--*.sql
 $sharedir/checkout_shard.control $sharedir/checkout_shard--*.sql
 $sharedir/checkout_proxy.control $sharedir/checkout_proxy--*.sql"
+stray=""
 for f in $loaded; do
-	dpkg -S "$f" 2>/dev/null | grep -q "^$package:" && owned=$((owned + 1))
+	[ -e "$f" ] || continue
+	if dpkg -S "$f" 2>/dev/null | grep -q "^$package:"; then
+		owned=$((owned + 1))
+	else
+		stray="$stray $f"
+	fi
 done
 files=$(ls $loaded | wc -l)
-check "the package owns the extension's files the server loads ($owned of $files)" [ "$owned" = "$files" ]
+# a file no package owns: most often left by a make install of an older
+# version (its upgrade scripts, a version since renamed); name each one
+for f in $stray; do
+	owner=$(dpkg -S "$f" 2>/dev/null | cut -d: -f1)
+	echo "check: $f is not $package's (${owner:+owned by $owner}${owner:-owned by no package: left by an earlier make install?}); remove it: sudo rm $f, or sudo make uninstall in the source tree that installed it"
+done
+check "the package owns the extension's files the server loads ($owned of $files${stray:+; not its own:$stray})" [ "$owned" = "$files" ]
 check "none of them changed since the package installed them (dpkg --verify)" \
 	sh -c "[ -z \"\$(dpkg --verify $package)\" ]"
 # the monitoring files, once for every major (an Architecture: all package)
