@@ -42,6 +42,7 @@ suite pgTAP pgtap
 suite races sh test/race.sh
 suite upgrade sh test/upgrade.sh
 suite resets sh test/reset.sh
+suite reference sh test/reference.sh
 suite notify sh test/notify.sh
 suite backup sh test/dump-restore.sh
 suite crash sh test/crash.sh
