@@ -157,62 +157,11 @@ static int	checkout_payment_window = 0;
 /* checkout.idempotency_retention: seconds a key is kept at least (read by SQL) */
 static int	checkout_idempotency_retention = 86400;
 
-/* The fourth field of our queue locks' tags ("SH"); user advisory locks use 1 and 2 */
-#define CHECKOUT_QUEUE_LOCK 0x5348
-
 /* The fourth field of a customer's limit lock tag ("SC") */
 #define CHECKOUT_CUSTOMER_LOCK 0x5343
 
 /* Carts with more lines than this skip the queue */
 #define CHECKOUT_QUEUE_MAX_LINES 16
-
-/*
- * Say what the call locks from now on: a phrase, and the id that follows
- * it ("queueing for product", 7; 0: none), or NULL once it waits for
- * nothing.  An error raised meanwhile names it; nothing is formatted unless
- * one is.
- */
-void
-checkout_lock_step(CheckoutCall *call, const char *what, int64 id)
-{
-	call->step = what;
-	call->step_id = id;
-	call->step_ids = id != 0 ? &call->step_id : NULL;
-	call->step_nids = id != 0 ? 1 : 0;
-}
-
-/* The same for the rows of n products ("locking products 1, 7 and 9") */
-static void
-lock_products_step(CheckoutCall *call, const int64 *ids, int n)
-{
-	call->step = n == 1 ? "locking product" : "locking products";
-	call->step_ids = ids;
-	call->step_nids = n;
-}
-
-/*
- * Error context callback, its argument the running call (CheckoutCall):
- * name what the checkout was locking, if anything, with at most the first
- * ten ids
- */
-static void
-checkout_error_context(void *arg)
-{
-	const CheckoutCall *call = (const CheckoutCall *) arg;
-	StringInfoData ids;
-
-	if (call->step == NULL)
-		return;
-	initStringInfo(&ids);
-	for (int i = 0; i < call->step_nids && i < 10; i++)
-		appendStringInfo(&ids, "%s%lld",
-						 i == 0 ? " " : (i == call->step_nids - 1 ? " and " : ", "),
-						 (long long) call->step_ids[i]);
-	if (call->step_nids > 10)
-		appendStringInfo(&ids, " and %d more", call->step_nids - 10);
-	errcontext("while %s%s for the checkout of customer %lld",
-			   call->step, ids.data, (long long) call->customer_id);
-}
 
 /*
  * Read and lock the customer's cart; return its line count and the lines,
@@ -462,16 +411,6 @@ check_limits(CheckoutCall *call, int64 customer_id, const CartLine *lines, int n
 			 errhint("Lower the quantity of each product listed to what the limit leaves, or remove it from the cart, then check out again.")));
 }
 
-/* The tag of a product's queue lock */
-void
-checkout_queue_lock_tag(LOCKTAG *tag, int64 product_id)
-{
-	uint64		id = (uint64) product_id;
-
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (id >> 32),
-						 (uint32) id, CHECKOUT_QUEUE_LOCK);
-}
-
 /*
  * Queue for each product of the cart without slots, in ascending id order:
  * wait for the product's queue lock, held until the transaction ends.
@@ -567,7 +506,7 @@ lock_products(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
 	args[0] = product_id_array(lines, nlines, true, &nids);
 	if (nids == 0)
 		return;
-	lock_products_step(call, (int64 *) ARR_DATA_PTR(DatumGetArrayTypeP(args[0])), nids);
+	checkout_lock_products_step(call, (int64 *) ARR_DATA_PTR(DatumGetArrayTypeP(args[0])), nids);
 	nrows = checkout_execute(CHECKOUT_LOCK_PRODUCTS, args, NULL, 0);
 	checkout_lock_step(call, NULL, 0);
 

@@ -208,8 +208,10 @@ typedef struct CheckoutCall
 	bool		replayed;
 } CheckoutCall;
 
-/* checkout.c */
+/* lockstep.c: what the call locks now, for its error context */
 extern void checkout_lock_step(CheckoutCall *call, const char *what, int64 id);
+extern void checkout_lock_products_step(CheckoutCall *call, const int64 *ids, int n);
+extern void checkout_error_context(void *arg);
 extern void checkout_queue_lock_tag(LOCKTAG *tag, int64 product_id);
 
 /*
