@@ -51,6 +51,19 @@ uninstall: uninstall-sharding
 install-sharding uninstall-sharding:
 	$(MAKE) -C $(srcdir)/sharding $(@:-sharding=) srcdir=$(abspath $(srcdir)/sharding) PG_CONFIG=$(PG_CONFIG)
 
+# make install and make uninstall say which files of checkout in the
+# server's extension directory they leave: scripts of no version of this
+# tree (an older make install's, a renamed version's), which the server
+# would still offer and the package check names
+STRAY_FILES = $(filter-out $(addprefix $(datadir)/$(datamoduledir)/,$(DATA)),\
+	$(wildcard $(datadir)/$(datamoduledir)/checkout--*.sql))
+install: stray-files
+uninstall: stray-files
+stray-files:
+	@for f in $(STRAY_FILES); do \
+		echo "checkout: $$f is no script of this version and stays: remove it (rm $$f) unless another install needs it" >&2; \
+	done
+
 # On a fresh machine PGXS is not there until the setup step installs it:
 # make setup, test, demo and bench run that step (and make reads this file
 # again); any other target says what is missing
@@ -60,7 +73,7 @@ $(PGXS):
 	*) echo "$@ is missing: install postgresql-server-dev-15, or run make setup" >&2; exit 1 ;; \
 	esac
 
-.PHONY: roots indent install-sharding uninstall-sharding setup installed packaged deb test test-run test-failover test-shards demo bench storefront load clean-tools
+.PHONY: roots indent install-sharding uninstall-sharding stray-files setup installed packaged deb test test-run test-failover test-shards demo bench storefront load clean-tools
 
 setup:
 	@sh test/setup.sh
