@@ -173,7 +173,7 @@ endif
 # Ctrl-C; DATABASE_URL=... serves an existing shop instead
 PORT ?= 3000
 storefront: installed
-	@PORT=$(PORT) sh examples/storefront/start.sh
+	@PORT=$(PORT) STOCK=$(STOCK) sh examples/storefront/start.sh
 
 # The storefront under HTTP load (autocannon): 2,000 buyers on 500 in
 # stock, direct and through pgbouncer, beside shop_checkout() called
