@@ -21,7 +21,7 @@
 
 EXTENSION = checkout
 MODULE_big = checkout
-OBJS = checkout.o guard.o locations.o lockstep.o preorders.o slots.o statements.o stats.o voucher.o
+OBJS = checkout.o features.o guard.o locations.o lockstep.o preorders.o slots.o statements.o stats.o voucher.o
 DATA = $(notdir $(wildcard $(srcdir)/checkout--*.sql))
 PGFILEDESC = "checkout - race-free e-commerce checkout"
 
@@ -73,7 +73,7 @@ $(PGXS):
 	*) echo "$@ is missing: install postgresql-server-dev-15, or run make setup" >&2; exit 1 ;; \
 	esac
 
-.PHONY: roots indent install-sharding uninstall-sharding stray-files setup installed packaged deb test test-run test-failover test-shards demo bench storefront load clean-tools
+.PHONY: roots indent install-sharding uninstall-sharding stray-files setup installed packaged deb test test-run test-failover test-shards demo bench bench-profile storefront load clean-tools
 
 setup:
 	@sh test/setup.sh
@@ -187,6 +187,13 @@ load: installed
 ifeq ($(PG),15)
 bench: installed
 	@sh bench/run.sh
+
+# Where a one-line checkout's time goes, per release and the current code
+# (pg_stat_statements, track = all; PROFILE_PERF=1 adds perf's stacks)
+bench-profile: installed
+	@sh bench/build-releases.sh
+	@pg_virtualenv -o fsync=on -o shared_preload_libraries=pg_stat_statements \
+		-o pg_stat_statements.track=all -- sh bench/profile.sh
 else
 bench:
 	@sh test/as-root.sh env BENCH_WORKLOADS="$(BENCH_WORKLOADS)" BENCH_SECONDS="$(BENCH_SECONDS)" \

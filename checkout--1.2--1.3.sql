@@ -44,3 +44,35 @@ CREATE TRIGGER locations_keep_default_after_truncate
 CREATE TRIGGER locations_keep_default_after_delete
 	AFTER DELETE ON @extschema@.locations
 	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_keep_default_location();
+
+/*
+ * What a shop uses, cached per backend (features.c).  A checkout of a shop
+ * that never had a purchase limit, a location other than the default, a
+ * preorder or a voucher code runs no statement for it; since 1.3 each
+ * backend remembers that instead of looking at the table on every call.
+ * The first row of each of these tables must tell every backend: this
+ * trigger invalidates the table's relcache entry when the inserting
+ * transaction commits, and each backend then looks again.
+ */
+CREATE FUNCTION @extschema@.shop_feature_used()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'shop_feature_used';
+
+REVOKE ALL ON FUNCTION @extschema@.shop_feature_used() FROM PUBLIC;
+
+CREATE TRIGGER purchase_limits_feature_used
+	AFTER INSERT ON @extschema@.purchase_limits
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
+
+CREATE TRIGGER location_stock_feature_used
+	AFTER INSERT ON @extschema@.location_stock
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
+
+CREATE TRIGGER preorders_feature_used
+	AFTER INSERT ON @extschema@.preorders
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
+
+CREATE TRIGGER voucher_codes_feature_used
+	AFTER INSERT ON @extschema@.voucher_codes
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();

@@ -618,6 +618,7 @@ write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
 						 args, nulls, 0) != 1)
 		elog(ERROR, "checkout: writing the order wrote no order");
 	checkout_lock_step(call, NULL, 0);
+	checkout_order_written(checkout_payment_window > 0);
 
 	return DatumGetInt64(spi_value(0, 1));
 }
@@ -1075,5 +1076,6 @@ _PG_init(void)
 	MarkGUCPrefixReserved("checkout");
 
 	checkout_statements_init();
+	checkout_features_init();
 	checkout_stats_init();
 }

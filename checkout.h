@@ -264,12 +264,13 @@ typedef enum CheckoutFeature
 	CHECKOUT_EXPIRY,			/* orders with a payment window */
 	CHECKOUT_LIMITS,			/* purchase limits */
 	CHECKOUT_LOCATIONS,			/* stock in locations other than the default */
-	CHECKOUT_PREORDERS			/* products sold before they arrive */
+	CHECKOUT_PREORDERS,			/* products sold before they arrive */
+	CHECKOUT_VOUCHERS,			/* voucher codes */
+	NUM_CHECKOUT_FEATURES
 } CheckoutFeature;
 
 extern void checkout_statements_init(void);
 extern void checkout_prepare_statements(Oid nspoid);
-extern bool checkout_shop_uses(CheckoutFeature feature);
 extern bool checkout_prepared(CheckoutStatement stmt);
 extern uint64 checkout_execute(CheckoutStatement stmt, Datum *values,
 							   const char *nulls, long count);
@@ -292,6 +293,13 @@ extern void take_voucher_use(CheckoutCall *call, int64 customer_id,
 							 int64 subtotal, Voucher *voucher);
 extern Datum spread_discount(const CartLine *lines, int nlines, int64 subtotal,
 							 int64 discount);
+
+/* features.c */
+extern void checkout_features_init(void);
+extern void checkout_features_reset(Oid nspoid, bool is_1_0, bool cache);
+extern void checkout_features_check(void);
+extern bool checkout_shop_uses(CheckoutFeature feature);
+extern void checkout_order_written(bool windowed);
 
 /* guard.c */
 extern void checkout_guard_init(void);

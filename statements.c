@@ -679,7 +679,7 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
  * the schema plans_nspoid named plans_nspname, of version 1.0 or later;
  * plans_checked says nothing in the catalogs changed since they were
  * checked (a syscache callback clears it), so that a call need not look
- * them up again.  The OIDs of the relations checkout_shop_uses() reads.
+ * them up again.
  */
 static SPIPlanPtr plans[NUM_CHECKOUT_STATEMENTS];
 static Oid	plans_nspoid = InvalidOid;
@@ -687,10 +687,6 @@ static char *plans_nspname = NULL;
 static bool plans_for_1_0 = false;
 static bool plans_for_vouchers = false;
 static bool plans_checked = false;
-static Oid	expiry_index_oid = InvalidOid;
-static Oid	limits_table_oid = InvalidOid;
-static Oid	location_stock_oid = InvalidOid;
-static Oid	preorders_oid = InvalidOid;
 
 /* The pieces a statement's SQL names by number ("%1$s" is pieces[0]) */
 #define NUM_PIECES 6
@@ -804,7 +800,20 @@ version_pieces(bool is_1_0, const char *qschema, const char **pieces)
 		"  END";
 }
 
-/* A schema or a relation changed: check the plans again at the next call */
+/*
+ * Whether schema nspname has shop_feature_used() (since 1.3), so that the
+ * feature tables have the triggers that let features.c cache what the shop
+ * uses
+ */
+static bool
+has_feature_trigger(const char *nspname)
+{
+	return OidIsValid(LookupFuncName(list_make2(makeString(pstrdup(nspname)),
+												makeString("shop_feature_used")),
+									 0, NULL, true));
+}
+
+/* A schema, a relation or a function changed: check the plans again at the next call */
 static void
 catalog_changed(Datum arg, int cacheid, uint32 hashvalue)
 {
@@ -817,6 +826,7 @@ checkout_statements_init(void)
 {
 	CacheRegisterSyscacheCallback(NAMESPACEOID, catalog_changed, (Datum) 0);
 	CacheRegisterSyscacheCallback(RELNAMENSP, catalog_changed, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCNAMEARGSNSP, catalog_changed, (Datum) 0);
 }
 
 /*
@@ -835,18 +845,16 @@ checkout_prepare_statements(Oid nspoid)
 	const char *pieces[NUM_PIECES];
 	const char *plain_pieces[NUM_PIECES];
 
+	checkout_features_check();
 	if (plans_checked && plans_nspoid == nspoid)
 		return;
 
 	nspname = get_namespace_name(nspoid);
 	if (nspname == NULL)
 		elog(ERROR, "checkout: schema with OID %u does not exist", nspoid);
-	limits_table_oid = get_relname_relid("purchase_limits", nspoid);
-	location_stock_oid = get_relname_relid("location_stock", nspoid);
-	preorders_oid = get_relname_relid("preorders", nspoid);
-	expiry_index_oid = get_relname_relid("orders_expires_at_idx", nspoid);
-	is_1_0 = !OidIsValid(limits_table_oid);
+	is_1_0 = !OidIsValid(get_relname_relid("purchase_limits", nspoid));
 	has_vouchers = OidIsValid(get_relname_relid("voucher_slots", nspoid));
+	checkout_features_reset(nspoid, is_1_0, has_feature_trigger(nspname));
 	plans_checked = true;
 
 	if (plans_nspoid == nspoid && plans_nspname != NULL &&
@@ -869,56 +877,6 @@ checkout_prepare_statements(Oid nspoid)
 								 statements[i].plain ? plain_pieces : pieces);
 	plans_nspname = MemoryContextStrdup(TopMemoryContext, nspname);
 	plans_nspoid = nspoid;
-}
-
-/*
- * Whether the relation relid has more than `empty` blocks: false only when
- * it has never held a row since it was created (a heap with no block, a
- * B-tree with only its metapage; neither VACUUM nor deletes give a B-tree
- * its pages back).  True when it is not there: then the full statements
- * are used.
- */
-static bool
-ever_had_rows(Oid relid, BlockNumber empty)
-{
-	Relation	rel;
-	BlockNumber nblocks;
-
-	if (!OidIsValid(relid) ||
-		(rel = try_relation_open(relid, AccessShareLock)) == NULL)
-		return true;
-	nblocks = RelationGetNumberOfBlocks(rel);
-	relation_close(rel, NoLock);
-	return nblocks > empty;
-}
-
-/*
- * Whether the shop may have used what the plain statements leave out:
- * CHECKOUT_EXPIRY, an order with a payment window (the partial index of
- * placed orders with one, orders_expires_at_idx, has ever had an entry;
- * every order that can be past its window is in it), or CHECKOUT_LIMITS, a
- * purchase limit (purchase_limits has ever had a row), or
- * CHECKOUT_LOCATIONS, stock in another location than the default
- * (location_stock has ever had a row; never before 1.2), or
- * CHECKOUT_PREORDERS, a product sold before it arrives (preorders has ever
- * had a row; never before 1.2).  When not, a
- * checkout uses the plain statements and pays nothing for either: they are
- * the same statements without the subqueries that could only find nothing.
- * A limit or an order made after this looks is treated as made after the
- * checkout, as a concurrent one may be.
- */
-bool
-checkout_shop_uses(CheckoutFeature feature)
-{
-	if (plans_for_1_0)
-		return false;
-	if (feature == CHECKOUT_EXPIRY)
-		return ever_had_rows(expiry_index_oid, 1);
-	if (feature == CHECKOUT_LOCATIONS)
-		return OidIsValid(location_stock_oid) && ever_had_rows(location_stock_oid, 0);
-	if (feature == CHECKOUT_PREORDERS)
-		return OidIsValid(preorders_oid) && ever_had_rows(preorders_oid, 0);
-	return ever_had_rows(limits_table_oid, 0);
 }
 
 /* Whether statement stmt is prepared: of a version this install has */

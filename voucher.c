@@ -106,6 +106,12 @@ find_voucher(int64 customer_id, text *code, bool fail_fast, Voucher *voucher,
 	voucher->code_cstr = text_to_cstring(code);
 	ItemPointerSetInvalid(&voucher->use_ctid);
 	*nshort = 0;
+	if (!checkout_shop_uses(CHECKOUT_VOUCHERS))
+	{
+		/* no code was ever created: the code is unknown, whatever the cart */
+		voucher->verdict = VOUCHER_UNKNOWN;
+		return;
+	}
 	if (!fail_fast)
 		nrows = checkout_execute(CHECKOUT_VOUCHER, args, NULL, 1);
 	else

@@ -1,0 +1,62 @@
+--
+-- Pay for what you use (1.3): once a backend knows the shop never had a
+-- purchase limit, a location other than the default, a preorder, a voucher
+-- code or an order with a payment window, its checkouts take no lock on
+-- those tables (and run no statement for them).  The first checkout of a
+-- backend looks at each table once; the next ones do not.  When another
+-- session starts using a feature, the backend looks again (isolation spec
+-- feature-cache).
+--
+CREATE EXTENSION checkout;
+
+INSERT INTO products (name, price_cents, stock) VALUES
+  ('Flash Sale Smartphone', 49900, 10);
+INSERT INTO customers (name) VALUES ('Ada');
+
+CREATE TEMP VIEW feature_locks AS
+SELECT c.relname
+  FROM pg_locks AS l
+  JOIN pg_class AS c ON c.oid = l.relation
+ WHERE l.pid = pg_backend_pid() AND l.mode = 'AccessShareLock'
+   AND c.relname IN ('purchase_limits', 'location_stock', 'preorders',
+                     'voucher_codes', 'orders_expires_at_idx')
+ ORDER BY 1;
+
+-- The first checkout of this backend looks at the tables (in its
+-- transaction; it also prepares its statements, which read them)
+BEGIN;
+INSERT INTO cart_items VALUES (1, 1, 1);
+SELECT shop_checkout(1) IS NOT NULL AS ordered;
+SELECT * FROM feature_locks;
+COMMIT;
+
+-- The next one takes no lock to read any of them (writing an order updates
+-- orders_expires_at_idx, an index of orders, with RowExclusiveLock)
+BEGIN;
+INSERT INTO cart_items VALUES (1, 1, 1);
+SELECT shop_checkout(1) IS NOT NULL AS ordered;
+SELECT * FROM feature_locks;
+COMMIT;
+
+-- Nor does a code in a shop that never had one: SH009 without a statement
+BEGIN;
+INSERT INTO cart_items VALUES (1, 1, 1);
+SAVEPOINT s;
+SELECT shop_checkout(1, NULL, 'FLASH10');
+ROLLBACK TO s;
+SELECT * FROM feature_locks;
+ROLLBACK;
+
+-- A purchase limit, from this session: the next checkout looks again, and
+-- from then on the limit's table is part of every checkout
+SELECT shop_set_purchase_limit(1, 5);
+BEGIN;
+INSERT INTO cart_items VALUES (1, 1, 1);
+SELECT shop_checkout(1) IS NOT NULL AS ordered;
+SELECT * FROM feature_locks;
+COMMIT;
+
+SELECT * FROM shop_check_integrity();
+
+SET checkout.allow_drop = on;
+DROP EXTENSION checkout;
