@@ -13,6 +13,15 @@
 #   hot-1       1 client, one hot product (its row, no slots)
 #   hot-32      32 clients, the same
 #   hot-128     the same with 128 clients (customers of the crowd, 10201 on)
+#   voucher-32  32 clients, a keyed checkout of the hot product with the
+#               code of one voucher every buyer types (BENCH10, 10% off, a
+#               usage limit no run reaches)
+#   usedup-32   32 clients, rejections: a cart of the hot product with the
+#               code of a voucher used up (USEDUP, SH010), through a handler;
+#               beside soldout-32 it gives what an SH010 costs against SH001
+#
+# A release without vouchers (before 1.2) does not run voucher-32 and
+# usedup-32: the table says n/a.
 #
 # Rounds are interleaved (each version once per round, each round starting
 # with the next version, so that none always runs last); each figure
@@ -39,6 +48,24 @@ for vx in $versions; do
 	psql -X -q -v ON_ERROR_STOP=1 -d "$db" \
 		-c "INSERT INTO cart_items SELECT g, 2, 1 FROM generate_series(101, 132) AS g" \
 		-c 'VACUUM ANALYZE'
+	# vouchers (1.2 on), as bench/run-in-cluster.sh sets them up
+	if [ "$(psql -X -At -d "$db" -c "SELECT to_regproc('shop_create_voucher') IS NOT NULL")" = t ]; then
+		psql -X -q -v ON_ERROR_STOP=1 -d "$db" \
+			-c "SELECT shop_add_voucher_code(shop_create_voucher('bench', percent_off => 10,
+																  usage_limit => 2000000000), 'BENCH10')" \
+			-c "SELECT shop_add_voucher_code(shop_create_voucher('used up', percent_off => 10,
+																  usage_limit => 1), 'USEDUP')" \
+			-c "INSERT INTO cart_items VALUES (10201, 3, 1)" \
+			-c "SELECT shop_checkout(10201, NULL, 'USEDUP')" \
+			-c "CREATE FUNCTION bench.try_voucher_checkout(customer_id bigint, code text)
+				RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+				AS \$\$ BEGIN
+					RETURN public.shop_checkout(customer_id, NULL, code);
+				EXCEPTION WHEN SQLSTATE 'SH010' THEN RETURN NULL;
+				END \$\$" \
+			-c 'VACUUM ANALYZE' >/dev/null
+		echo "$db" >>"$tmp/vouchers"
+	fi
 done
 
 # run VERSION WORKLOAD ROUND SECONDS: one pgbench run; appends
@@ -53,6 +80,11 @@ run() {
 	hot-1) clients=1 flow=c pmin=1 pmax=1 cart=1 base=0 ;;
 	hot-32) clients=32 flow=c pmin=1 pmax=1 cart=1 base=0 ;;
 	hot-128) clients=128 flow=c pmin=1 pmax=1 cart=1 base=10200 ;;
+	voucher-32) clients=32 flow=c_key_voucher pmin=1 pmax=1 cart=1 base=0 ;;
+	usedup-32) clients=32 flow=c_try_usedup pmin=1 pmax=1 cart=1 base=200 ;;
+	esac
+	case $2 in
+	voucher-* | usedup-*) grep -qx "$db" "$tmp/vouchers" 2>/dev/null || return 0 ;;
 	esac
 	# the sold-out rush's buyers are customers 101..132 (their carts filled)
 	sed "s/^\\\\set cid :client_id + 1/\\\\set cid :client_id + 1 + $base/" "bench/flows/$flow.sql" >"$tmp/$flow-$base.sql"
@@ -110,8 +142,20 @@ names=$(for vx in $versions; do printf '%s ' "${vx%%:*}"; done)
 			printf "\n|---|"; for (i = 1; i < 2 * nv; i++) printf "---|"; printf "\n"
 			for (o = 1; o <= n; o++) {
 				x = wl[o]; printf "| %s |", x
-				for (i = 1; i <= nv; i++) { m[i] = median(v[x " " vs[i]]); printf " %.0f |", m[i] }
-				for (i = 1; i < nv; i++) printf " %.2f |", m[nv] / m[i]
+				for (i = 1; i <= nv; i++) {
+					m[i] = (x " " vs[i]) in v ? median(v[x " " vs[i]]) : 0
+					if (m[i] > 0) printf " %.0f |", m[i]; else printf " n/a |"
+				}
+				for (i = 1; i < nv; i++) if (m[i] > 0 && m[nv] > 0) printf " %.2f |", m[nv] / m[i]; else printf " n/a |"
+				printf "\n"
+				for (i = 1; i <= nv; i++) med[x, i] = m[i]
+			}
+			# what an SH010 rejection costs against an SH001 one: rejections/s
+			# of the sold-out rush over those of the used-up voucher
+			if (("soldout-32" in w) && ("usedup-32" in w)) {
+				printf "\nCost of an SH010 rejection against an SH001 one (soldout-32 ÷ usedup-32 rejections/s; at most 1.1 is the goal):"
+				for (i = 1; i <= nv; i++)
+					if (med["usedup-32", i] > 0) printf " %s %.2f;", vs[i], med["soldout-32", i] / med["usedup-32", i]
 				printf "\n"
 			}
 		}' "$tmp/raw"
