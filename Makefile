@@ -21,7 +21,7 @@
 
 EXTENSION = checkout
 MODULE_big = checkout
-OBJS = checkout.o features.o guard.o locations.o lockstep.o preorders.o slots.o statements.o stats.o voucher.o
+OBJS = checkout.o events.o features.o guard.o locations.o lockstep.o preorders.o slots.o statements.o stats.o voucher.o
 DATA = $(notdir $(wildcard $(srcdir)/checkout--*.sql))
 PGFILEDESC = "checkout - race-free e-commerce checkout"
 
@@ -43,7 +43,7 @@ endif
 include $(PGXS)
 
 # Every C file includes it (PGXS does not track header dependencies)
-$(OBJS): checkout.h
+$(OBJS): checkout.h compat.h
 
 # The sharded shop's extensions are installed with checkout (one package)
 install: install-sharding

@@ -76,3 +76,389 @@ CREATE TRIGGER preorders_feature_used
 CREATE TRIGGER voucher_codes_feature_used
 	AFTER INSERT ON @extschema@.voucher_codes
 	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
+
+/* --------------------------------------------------------- order events */
+
+/*
+ * Order events (events.c): every change of an order is written, in the
+ * order's own transaction, to the sink checkout.events names: off (the
+ * default), pgq (the PgQ queue checkout.events_queue) or logical (a
+ * transactional logical decoding message with the prefix
+ * 'checkout.order_event').  Each event has an id from this sequence: a
+ * consumer drops a repeat by it.  Its state is dumped with the shop's
+ * data, so that a restored shop never gives an id twice.  Past orders get
+ * no events: a consumer starts from the orders table (docs/reference.md).
+ */
+CREATE SEQUENCE @extschema@.order_event_ids;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_event_ids', '');
+
+/*
+ * shop_order_event(kind, order_id, data): write an event of the change the
+ * calling function made, with data's fields; returns its id, NULL when
+ * checkout.events is off.  The functions below call it; shop_checkout()
+ * writes its own placed event in C.
+ */
+CREATE FUNCTION @extschema@.shop_order_event(kind text, order_id bigint, data jsonb)
+RETURNS bigint
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'shop_order_event';
+
+REVOKE ALL ON FUNCTION @extschema@.shop_order_event(text, bigint, jsonb) FROM PUBLIC;
+
+/*
+ * shop_events_create_queue(queue_name): create the PgQ queue of the order
+ * events (checkout.events_queue when NULL or omitted), for a shop that sets
+ * checkout.events = pgq; returns its name.  Creating it again changes
+ * nothing.  Raises 55000 when the pgq extension is not installed.  The
+ * extension creates nothing in pgq's schema unless this is called.
+ */
+CREATE FUNCTION @extschema@.shop_events_create_queue(queue_name text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	queue		text := coalesce(shop_events_create_queue.queue_name,
+								 current_setting('checkout.events_queue', true),
+								 'checkout_orders');
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pgq') THEN
+		RAISE EXCEPTION 'extension "pgq" is not installed in this database'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Install Debian''s postgresql-NN-pgq3 package, then CREATE EXTENSION pgq.';
+	END IF;
+	PERFORM pgq.create_queue(queue);
+	RETURN queue;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@.shop_events_create_queue(text) FROM PUBLIC;
+
+/*
+ * The functions that change orders, as in 1.2, each writing its change's
+ * event: paid, cancelled (whole, or the lines and quantities of a partial
+ * cancel), expired, preorder_filled.
+ */
+
+/*
+ * shop_pay(order_id, payment_ref): mark a placed order paid; returns its
+ * status, 'paid'.  Paying it again with the same reference changes nothing.
+ * A cancelled order, one past its expires_at, or one paid with another
+ * reference raises SH007 and changes nothing.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_pay(order_id bigint, payment_ref text)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	o			record;
+BEGIN
+	IF shop_pay.payment_ref IS NULL THEN
+		RAISE EXCEPTION 'payment reference must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF btrim(shop_pay.payment_ref) = '' THEN
+		RAISE EXCEPTION 'payment reference must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the payment provider''s id of the payment.';
+	END IF;
+	PERFORM @extschema@.shop_lock_order(shop_pay.order_id);
+	SELECT * INTO o FROM @extschema@.orders AS x WHERE x.id = shop_pay.order_id;
+
+	IF o.status = 'paid' AND o.payment_ref = shop_pay.payment_ref THEN
+		RETURN 'paid';
+	ELSIF o.status = 'paid' THEN
+		RAISE EXCEPTION 'order % is already paid', o.id
+			USING ERRCODE = 'SH007',
+				  DETAIL = format('It was paid at %s with payment reference %s, not %s.',
+								  o.paid_at, o.payment_ref, shop_pay.payment_ref),
+				  HINT = 'Refund the second payment.';
+	ELSIF o.status = 'cancelled' THEN
+		RAISE EXCEPTION 'order % is cancelled and cannot be paid', o.id
+			USING ERRCODE = 'SH007',
+				  DETAIL = format('It was cancelled at %s: %s.', o.cancelled_at,
+								  o.cancel_reason),
+				  HINT = 'Refund the payment; the buyer must check out again.';
+	ELSIF o.expires_at <= now() THEN
+		RAISE EXCEPTION 'order % has expired and cannot be paid', o.id
+			USING ERRCODE = 'SH007',
+				  DETAIL = format('Its payment window ended at %s.', o.expires_at),
+				  HINT = 'Refund the payment; the buyer must check out again.';
+	END IF;
+
+	UPDATE @extschema@.orders AS x
+	   SET status = 'paid', paid_at = now(), payment_ref = shop_pay.payment_ref
+	 WHERE x.id = shop_pay.order_id;
+	IF pg_catalog.current_setting('checkout.events', true) IS DISTINCT FROM 'off' THEN
+		PERFORM @extschema@.shop_order_event('paid', shop_pay.order_id,
+			jsonb_build_object('status', 'paid', 'customer_id', o.customer_id,
+							   'total_cents', o.total_cents,
+							   'payment_ref', shop_pay.payment_ref, 'paid_at', now()));
+	END IF;
+	RETURN 'paid';
+END
+$$;
+
+/*
+ * shop_cancel_order(order_id, reason): cancel what is left of an order,
+ * putting its stock back through the ledger; returns its status,
+ * 'cancelled'.  Cancelling a cancelled order changes nothing.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_cancel_order(order_id bigint, reason text)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	line		record;
+	given		jsonb := '[]';
+BEGIN
+	PERFORM @extschema@.shop_require_reason(shop_cancel_order.reason,
+		'Say why the order is cancelled, e.g. "customer request".');
+	IF @extschema@.shop_lock_order(shop_cancel_order.order_id) = 'cancelled' THEN
+		RETURN 'cancelled';
+	END IF;
+	PERFORM @extschema@.shop_lock_products(ARRAY(
+		SELECT oi.product_id FROM @extschema@.order_items AS oi
+		 WHERE oi.order_id = shop_cancel_order.order_id));
+	FOR line IN
+		SELECT oi.product_id, oi.quantity - oi.cancelled_quantity AS left_over
+		  FROM @extschema@.order_items AS oi
+		 WHERE oi.order_id = shop_cancel_order.order_id
+		   AND oi.quantity > oi.cancelled_quantity
+		 ORDER BY oi.product_id
+	LOOP
+		PERFORM @extschema@.shop_give_back(shop_cancel_order.order_id, line.product_id,
+										   line.left_over, 'cancellation',
+										   shop_cancel_order.reason);
+		given := given || jsonb_build_array(jsonb_build_object(
+			'product_id', line.product_id, 'quantity', line.left_over));
+	END LOOP;
+	-- an order whose lines were all cancelled already
+	UPDATE @extschema@.orders AS o
+	   SET status = 'cancelled', cancelled_at = now(),
+		   cancel_reason = shop_cancel_order.reason
+	 WHERE o.id = shop_cancel_order.order_id AND o.status <> 'cancelled';
+	IF pg_catalog.current_setting('checkout.events', true) IS DISTINCT FROM 'off' THEN
+		PERFORM @extschema@.shop_order_event('cancelled', shop_cancel_order.order_id,
+			jsonb_build_object('status', 'cancelled', 'whole', true,
+							   'reason', shop_cancel_order.reason, 'lines', given));
+	END IF;
+	RETURN 'cancelled';
+END
+$$;
+
+/*
+ * shop_cancel_items(order_id, product_id, quantity, reason): cancel
+ * `quantity` units of one line of an order, putting them back through the
+ * ledger; returns the units of that line still ordered.  When nothing of
+ * the order is left, it is cancelled.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_cancel_items(order_id bigint, product_id bigint,
+											  quantity integer, reason text)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ordered		integer;
+	cancelled	integer;
+BEGIN
+	IF shop_cancel_items.product_id IS NULL OR shop_cancel_items.quantity IS NULL THEN
+		RAISE EXCEPTION 'product id and quantity must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF shop_cancel_items.quantity <= 0 THEN
+		RAISE EXCEPTION 'quantity to cancel must be positive'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Got %s for product %s of order %s.',
+								  shop_cancel_items.quantity, shop_cancel_items.product_id,
+								  shop_cancel_items.order_id);
+	END IF;
+	PERFORM @extschema@.shop_require_reason(shop_cancel_items.reason,
+		'Say why the items are cancelled, e.g. "damaged in transit".');
+	PERFORM @extschema@.shop_lock_order(shop_cancel_items.order_id);
+
+	SELECT oi.quantity, oi.cancelled_quantity INTO ordered, cancelled
+	  FROM @extschema@.order_items AS oi
+	 WHERE oi.order_id = shop_cancel_items.order_id
+	   AND oi.product_id = shop_cancel_items.product_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'order % has no line for product %', shop_cancel_items.order_id,
+			shop_cancel_items.product_id
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF shop_cancel_items.quantity > ordered - cancelled THEN
+		RAISE EXCEPTION 'cannot cancel more than was ordered'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Product %s of order %s: %s ordered, %s cancelled already, %s more asked.',
+								  shop_cancel_items.product_id, shop_cancel_items.order_id,
+								  ordered, cancelled, shop_cancel_items.quantity);
+	END IF;
+
+	PERFORM @extschema@.shop_lock_products(ARRAY[shop_cancel_items.product_id]);
+	PERFORM @extschema@.shop_give_back(shop_cancel_items.order_id,
+									   shop_cancel_items.product_id,
+									   shop_cancel_items.quantity, 'cancellation',
+									   shop_cancel_items.reason);
+	IF pg_catalog.current_setting('checkout.events', true) IS DISTINCT FROM 'off' THEN
+		PERFORM @extschema@.shop_order_event('cancelled', shop_cancel_items.order_id,
+			jsonb_build_object('status', (SELECT o.status FROM @extschema@.orders AS o
+										   WHERE o.id = shop_cancel_items.order_id),
+							   'whole', false, 'reason', shop_cancel_items.reason,
+							   'lines', jsonb_build_array(jsonb_build_object(
+								   'product_id', shop_cancel_items.product_id,
+								   'quantity', shop_cancel_items.quantity))));
+	END IF;
+	RETURN ordered - cancelled - shop_cancel_items.quantity;
+END
+$$;
+
+/*
+ * Expire these orders: lock the placed ones past their expires_at that are
+ * free (SKIP LOCKED: one that shop_pay() or a cancel holds is left to
+ * them), lock their products, and give every line back ('expiry').  With
+ * wait_for_products false nothing waits: only the products free or held by
+ * the caller are locked (SKIP LOCKED), and only the orders whose products
+ * all are are expired.  Returns how many.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_expire(candidates bigint[], max_orders integer,
+										wait_for_products boolean)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	due			bigint[];
+	locked		bigint[];
+	line		record;
+	expiring	jsonb[];
+	expired		jsonb;
+BEGIN
+	due := ARRAY(
+		SELECT o.id FROM @extschema@.orders AS o
+		 WHERE o.id = ANY (shop_expire.candidates)
+		   AND o.status = 'placed' AND o.expires_at <= now()
+		 ORDER BY o.expires_at, o.id
+		 LIMIT shop_expire.max_orders
+		   FOR UPDATE SKIP LOCKED);
+	IF cardinality(due) = 0 THEN
+		RETURN 0;
+	END IF;
+	IF shop_expire.wait_for_products THEN
+		PERFORM @extschema@.shop_lock_products(ARRAY(
+			SELECT DISTINCT oi.product_id FROM @extschema@.order_items AS oi
+			 WHERE oi.order_id = ANY (due)));
+	ELSE
+		locked := ARRAY(
+			SELECT p.id FROM @extschema@.products AS p
+			 WHERE p.id IN (SELECT oi.product_id FROM @extschema@.order_items AS oi
+							 WHERE oi.order_id = ANY (due))
+			   FOR NO KEY UPDATE SKIP LOCKED);
+		due := ARRAY(
+			SELECT d.id FROM unnest(due) AS d(id)
+			 WHERE NOT EXISTS (SELECT FROM @extschema@.order_items AS oi
+								WHERE oi.order_id = d.id
+								  AND oi.quantity > oi.cancelled_quantity
+								  AND NOT oi.product_id = ANY (locked)));
+	END IF;
+	-- each order's event names the units it gives back
+	IF pg_catalog.current_setting('checkout.events', true) IS DISTINCT FROM 'off' THEN
+		expiring := ARRAY(
+			SELECT jsonb_build_object('order_id', oi.order_id, 'lines',
+					   jsonb_agg(jsonb_build_object('product_id', oi.product_id,
+													'quantity', oi.quantity - oi.cancelled_quantity)
+								 ORDER BY oi.product_id))
+			  FROM @extschema@.order_items AS oi
+			 WHERE oi.order_id = ANY (due) AND oi.quantity > oi.cancelled_quantity
+			 GROUP BY oi.order_id
+			 ORDER BY oi.order_id);
+	END IF;
+	FOR line IN
+		SELECT oi.order_id, oi.product_id, oi.quantity - oi.cancelled_quantity AS left_over
+		  FROM @extschema@.order_items AS oi
+		 WHERE oi.order_id = ANY (due) AND oi.quantity > oi.cancelled_quantity
+		 ORDER BY oi.order_id, oi.product_id
+	LOOP
+		PERFORM @extschema@.shop_give_back(line.order_id, line.product_id,
+										   line.left_over, 'expiry',
+										   'payment window expired');
+	END LOOP;
+	FOREACH expired IN ARRAY coalesce(expiring, '{}') LOOP
+		PERFORM @extschema@.shop_order_event('expired', (expired ->> 'order_id')::bigint,
+			jsonb_build_object('status', 'cancelled', 'reason', 'payment window expired',
+							   'lines', expired -> 'lines'));
+	END LOOP;
+	RETURN cardinality(due);
+END
+$$;
+
+/*
+ * Fill the product's open preorders, oldest order first, with up to
+ * `available` units on sale at the location (its stock before the fills):
+ * each line filled records where (preorder_fills) and a 'preorder_fill'
+ * movement of its own (negative, naming the order).  Returns the units
+ * filled; the caller puts the rest on sale.  The caller holds the
+ * product's row (shop_lock_stock or shop_lock_products); the preorders row
+ * is locked after it, as a checkout does.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_fill_preorders(product_id bigint, location_id bigint,
+												available integer, reason text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	open_units	integer;
+	line		record;
+	give		integer;
+	filled		integer := 0;
+BEGIN
+	SELECT po.open_preorders INTO open_units FROM @extschema@.preorders AS po
+	 WHERE po.product_id = shop_fill_preorders.product_id
+	   FOR NO KEY UPDATE;
+	IF coalesce(open_units, 0) = 0 OR shop_fill_preorders.available <= 0 THEN
+		RETURN 0;
+	END IF;
+	FOR line IN
+		SELECT oi.order_id,
+			   oi.preordered_quantity - oi.preorder_filled_quantity
+				 - oi.preorder_released_quantity AS open_units
+		  FROM @extschema@.order_items AS oi
+		 WHERE oi.product_id = shop_fill_preorders.product_id
+		   AND oi.preordered_quantity > oi.preorder_filled_quantity + oi.preorder_released_quantity
+		 ORDER BY oi.order_id
+	LOOP
+		EXIT WHEN filled = shop_fill_preorders.available;
+		give := least(line.open_units, shop_fill_preorders.available - filled);
+		UPDATE @extschema@.order_items AS oi
+		   SET preorder_filled_quantity = oi.preorder_filled_quantity + give
+		 WHERE oi.order_id = line.order_id AND oi.product_id = shop_fill_preorders.product_id;
+		INSERT INTO @extschema@.preorder_fills AS f (order_id, product_id, location_id, quantity)
+		VALUES (line.order_id, shop_fill_preorders.product_id, shop_fill_preorders.location_id, give)
+		ON CONFLICT ON CONSTRAINT preorder_fills_pkey
+		DO UPDATE SET quantity = f.quantity + excluded.quantity;
+		filled := filled + give;
+		IF pg_catalog.current_setting('checkout.events', true) IS DISTINCT FROM 'off' THEN
+			PERFORM @extschema@.shop_order_event('preorder_filled', line.order_id,
+				jsonb_build_object('product_id', shop_fill_preorders.product_id,
+								   'location_id', shop_fill_preorders.location_id,
+								   'quantity', give,
+								   'preordered_open_quantity', line.open_units - give));
+		END IF;
+		INSERT INTO @extschema@.stock_movements
+			(product_id, kind, quantity, stock_after, reason, order_id, location_id)
+		VALUES (shop_fill_preorders.product_id, 'preorder_fill', -give,
+				shop_fill_preorders.available - filled, shop_fill_preorders.reason,
+				line.order_id, shop_fill_preorders.location_id);
+	END LOOP;
+	UPDATE @extschema@.preorders AS po SET open_preorders = po.open_preorders - filled
+	 WHERE po.product_id = shop_fill_preorders.product_id;
+	RETURN filled;
+END
+$$;

@@ -919,6 +919,10 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	if (preordered)
 		write_preorders(order_id, lines, nlines);
 	watch_emptied_stock(lines, nlines);
+	if (checkout_events_on())
+		checkout_order_placed(get_func_namespace(fcinfo->flinfo->fn_oid), order_id,
+							  customer_id, key, lines, nlines, total, voucher,
+							  checkout_payment_window);
 
 	for (int i = 0; i < nlines; i++)
 		call->items_sold += lines[i].quantity;
@@ -1073,6 +1077,7 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 	checkout_guard_init();
+	checkout_events_init();
 	MarkGUCPrefixReserved("checkout");
 
 	checkout_statements_init();

@@ -5,11 +5,18 @@
  *
  * checkout.c	shop_checkout(): the steps of a checkout, the settings, the
  *				error context and the statistics of each call
+ * lockstep.c	what a running checkout is locking, for its error context
  * statements.c	the saved SPI statements and the helpers that run them
+ * features.c	what a shop uses, cached per backend
  * guard.c		the uninstall guard: no DROP EXTENSION of a shop with orders
  * slots.c		serving a line from a product's stock slots
+ * locations.c	stock in locations other than the default
+ * preorders.c	units sold before they arrive
  * voucher.c	a voucher's code: checked, its limits, its use, its discount
+ * events.c		order events: every change of an order, to PgQ or logical
+ *				decoding (checkout.events)
  * stats.c		the live statistics in shared memory
+ * compat.h		what differs between PostgreSQL majors
  *
  *-------------------------------------------------------------------------
  */
@@ -300,6 +307,16 @@ extern void checkout_features_reset(Oid nspoid, bool is_1_0, bool cache);
 extern void checkout_features_check(void);
 extern bool checkout_shop_uses(CheckoutFeature feature);
 extern void checkout_order_written(bool windowed);
+
+/* events.c: the prefix of the logical decoding messages of order events */
+#define CHECKOUT_EVENTS_PREFIX "checkout.order_event"
+
+extern void checkout_events_init(void);
+extern bool checkout_events_on(void);
+extern void checkout_order_placed(Oid nspoid, int64 order_id, int64 customer_id,
+								  text *key, const CartLine *lines, int nlines,
+								  int64 subtotal, const Voucher *voucher,
+								  int payment_window);
 
 /* guard.c */
 extern void checkout_guard_init(void);

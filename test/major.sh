@@ -21,6 +21,10 @@ roots=${CHECKOUT_ROOTS:-/var/cache/checkout-roots}
 root=$roots/pg$major
 
 [ -x "$root/usr/lib/postgresql/$major/bin/pg_config" ] || sh test/root.sh "$major" || exit 1
+# a root made before the order events' suites needed PgQ: add it
+[ -f "$root/usr/share/postgresql/$major/extension/pgq.control" ] ||
+	chroot "$root" sh -c "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-$major-pgq3 >/dev/null" ||
+	{ echo "root: FAILED installing postgresql-$major-pgq3"; exit 1; }
 # test (make test PG=N), deb (make deb PG=N: only the package) or bench
 # (make bench PG=N: the benchmark's workloads of BENCH_WORKLOADS, default
 # the hot product's, in a throwaway cluster as bench/run.sh starts one)

@@ -20,7 +20,7 @@ rm -rf "$roots/pg$major.new"
 echo "checkout: making the root of PostgreSQL $major (Debian $suite) in $roots/pg$major"
 # sid's Release file may be past its Valid-Until: its packages are what we want
 mmdebstrap --variant=apt --aptopt='Acquire::Check-Valid-Until "false"' \
-	--include="postgresql-$major,postgresql-server-dev-$major,postgresql-$major-pgtap,libtap-parser-sourcehandler-pgtap-perl,postgresql-common,build-essential,make,libpq-dev,procps,debhelper,dpkg-dev,postgresql-server-dev-all" \
+	--include="postgresql-$major,postgresql-server-dev-$major,postgresql-$major-pgtap,postgresql-$major-pgq3,libtap-parser-sourcehandler-pgtap-perl,postgresql-common,build-essential,make,libpq-dev,procps,debhelper,dpkg-dev,postgresql-server-dev-all" \
 	"$suite" "$roots/pg$major.new" http://deb.debian.org/debian >/dev/null
 rm -rf "$roots/pg$major"
 mv "$roots/pg$major.new" "$roots/pg$major"

@@ -8,6 +8,7 @@ packages="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap postgresql-
 libtap-parser-sourcehandler-pgtap-perl postgresql-common make gcc libpq-dev
 dpkg-dev debhelper postgresql-server-dev-all build-essential pgbouncer
 postgresql-15-auto-failover pg-auto-failover-cli postgresql-15-plproxy pg-bsd-indent
+postgresql-15-pgq3 pgqd
 prometheus prometheus-postgres-exporter curl jq gnuplot-nox chromium fonts-dejavu-core"
 
 missing=""
