@@ -90,7 +90,7 @@ SELECT is_empty($$
 	SELECT p.oid::regprocedure FROM pg_proc p
 	 WHERE p.proname IN ('shop_give_back', 'shop_lock_products', 'shop_lock_order',
 						 'shop_require_reason', 'shop_expire', 'shop_reclaim_expired',
-						 'shop_count_cancelled_order')
+						 'shop_count_cancelled_order', 'shop_order_event')
 	   AND has_function_privilege('public', p.oid, 'EXECUTE')$$,
 	'PUBLIC may not call the internal helpers of orders');
 SELECT is_empty($$
@@ -109,7 +109,8 @@ SELECT set_eq($$SELECT DISTINCT proname::text FROM pg_proc WHERE prosecdef
 					'shop_check_integrity', 'shop_reclaim_expired', 'shop_create_voucher',
 					'shop_end_voucher', 'shop_add_voucher_code', 'shop_generate_voucher_codes',
 					'shop_notify_stock_changes', 'shop_create_location', 'shop_retire_location',
-					'shop_move_stock', 'shop_set_preorder', 'shop_keep_default_location'],
+					'shop_move_stock', 'shop_set_preorder', 'shop_keep_default_location',
+					'shop_events_create_queue'],
 			  'the functions that run with the owner''s rights, and no others');
 SELECT is_empty($$SELECT oid::regprocedure FROM pg_proc WHERE prosecdef AND proname LIKE 'shop\_%'
 				   AND NOT coalesce(proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)$$,

@@ -77,7 +77,7 @@ chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
 	log=$(mktemp -d)
 	sh test/package.sh >"$log/package" 2>&1
 	cat "$log/package"
-	pg_virtualenv -v "$MAJOR" -o max_connections=300 -- sh test/suites.sh >"$log/main" 2>&1
+	pg_virtualenv -v "$MAJOR" -o max_connections=300 -o wal_level=logical -- sh test/suites.sh >"$log/main" 2>&1
 	rc_main=$?
 	quiet_server_log "$log/main"
 	for f in regression.diffs output_iso/regression.diffs; do

@@ -40,7 +40,7 @@ set -- $(count_verdicts "$log/package")
 package_passed=$1 package_failed=$2
 echo "package: $package_passed passed, $package_failed failed"
 
-pg_virtualenv -o max_connections=300 -- sh test/suites.sh >"$log/main" 2>&1
+pg_virtualenv -o max_connections=300 -o wal_level=logical -- sh test/suites.sh >"$log/main" 2>&1
 rc_main=$?
 quiet_server_log "$log/main"
 set -- $(sed -n 's/^subtotal without preload: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$log/main")
