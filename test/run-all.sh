@@ -40,13 +40,13 @@ set -- $(count_verdicts "$log/package")
 package_passed=$1 package_failed=$2
 echo "package: $package_passed passed, $package_failed failed"
 
-pg_virtualenv -o max_connections=300 -o wal_level=logical -- sh test/suites.sh >"$log/main" 2>&1
+pg_virtualenv -t -o max_connections=300 -o wal_level=logical -- sh test/suites.sh >"$log/main" 2>&1
 rc_main=$?
 quiet_server_log "$log/main"
 set -- $(sed -n 's/^subtotal without preload: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$log/main")
 main_passed=${1:-0} main_failed=${2:-1}	# no subtotal: the suites did not even run
 
-pg_virtualenv -o shared_preload_libraries=checkout -o max_connections=100 \
+pg_virtualenv -t -o shared_preload_libraries=checkout -o max_connections=100 \
 	-- sh test/preload/run.sh >"$log/preload" 2>&1
 rc_preload=$?
 quiet_server_log "$log/preload"
@@ -58,7 +58,7 @@ echo "preload (statistics): $preload_passed passed, $preload_failed failed"
 
 # Prometheus and postgres_exporter end to end, with the preload (the
 # statistics); the rules' unit tests
-pg_virtualenv -o shared_preload_libraries=checkout -- sh test/monitoring.sh >"$log/monitoring" 2>&1
+pg_virtualenv -t -o shared_preload_libraries=checkout -- sh test/monitoring.sh >"$log/monitoring" 2>&1
 rc_monitoring=$?
 quiet_server_log "$log/monitoring" | grep -v '^ts='
 set -- $(count_verdicts "$log/monitoring")
@@ -68,7 +68,7 @@ echo "monitoring (Prometheus): $monitoring_passed passed, $monitoring_failed fai
 
 # the storefront in a real browser: its own cluster, the database stopped
 # and started mid-test (so nothing else runs in it)
-pg_virtualenv -o track_commit_timestamp=on -o max_connections=100 \
+pg_virtualenv -t -o track_commit_timestamp=on -o max_connections=100 \
 	-- sh test/storefront.sh >"$log/storefront" 2>&1
 rc_storefront=$?
 grep -E '^(not )?ok [0-9]|^# ' "$log/storefront"
