@@ -217,6 +217,27 @@ add_to_cart=1 sampling=0.1
 workload usedup-32 32 2 2 "soldout|c_try" "usedup|c_try_usedup||$hot_slots"
 sampling=1
 
+# Order events (1.3): the same checkouts with checkout.events off, to PgQ
+# (a queue with one registered consumer, no ticker: the insert is what a
+# checkout pays) and as logical decoding messages (wal_level = logical; no
+# slot is read meanwhile: decoding is the consumer's cost, not the
+# checkout's): the hot product (in slots) at 1, 32 and 128 clients, and the
+# CPU path (one client, synchronous_commit=off, the spread catalog)
+case " $BENCH_WORKLOADS " in
+	*" events-"*|"  ")
+		psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS pgq' \
+			-c 'SELECT shop_events_create_queue()' \
+			-c "SELECT pgq.register_consumer('checkout_orders', 'bench')" >/dev/null
+		PGOPTIONS="-c synchronous_commit=off" workload events-cpu 1 3 1002 "events_off|c" \
+			"events_pgq|c|-c checkout.events=pgq" "events_logical|c|-c checkout.events=logical"
+		for n in 1 32 128; do
+			workload "events-$n" "$n" 1 1 "events_off|c||$hot_slots" \
+				"events_pgq|c|-c checkout.events=pgq|$hot_slots" \
+				"events_logical|c|-c checkout.events=logical|$hot_slots"
+		done
+		;;
+esac
+
 # The crowd through a pooler: the hot product (in slots) bought by 32, 128,
 # 1,000 and 10,000 buyers, each a connection, directly and through pgbouncer
 # in transaction pooling mode with 8 server connections (4x the cores).

@@ -13,7 +13,7 @@ case " ${BENCH_WORKLOADS:-} " in
 		case " ${BENCH_WORKLOADS:-} " in
 			*" releases "*|"  ") sh bench/build-releases.sh ;;
 		esac
-		pg_virtualenv -o fsync=on -o synchronous_commit=on \
+		pg_virtualenv -t -o fsync=on -o synchronous_commit=on -o wal_level=logical \
 			-o max_connections=200 -o shared_buffers=256MB \
 			-- sh bench/run-in-cluster.sh
 		;;

@@ -32,7 +32,7 @@ INSERT INTO products (name, price_cents, stock) VALUES
 INSERT INTO customers (name) VALUES ('Ada'), ('Brian'), ('Chen');
 
 -- Events off: a checkout writes none and takes no event id
-SELECT pg_create_logical_replication_slot('events_test', 'test_decoding');
+SELECT 'created' AS slot FROM pg_create_logical_replication_slot('events_test', 'test_decoding');
 -- the events decoded since the last look (occurred_at left out: a time)
 CREATE TEMP VIEW emitted_raw AS
 SELECT substring(data FROM 'content:(.*)$')::jsonb AS event

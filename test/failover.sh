@@ -11,7 +11,8 @@
 # keys.  Passes when every buyer ends with exactly the order it was told of
 # (flashsale's invariants, on the new primary), integrity is clean, writes
 # resumed within RESUME_LIMIT seconds, shop_cart_status() answers on a
-# standby during the sale, and the old primary rejoins as a standby.
+# standby during the sale, every order's event (PgQ) reaches the consumer
+# from the new primary, and the old primary rejoins as a standby.
 # Prints "check:" lines; stops and removes everything it started.
 set -u
 cd "$(dirname "$0")/.."
@@ -91,8 +92,11 @@ primary_port=$((base + 1))
 uri="postgres://postgres@localhost:$((base + 1)),localhost:$((base + 2)),localhost:$((base + 3))/checkout_failover?target_session_attrs=read-write&sslmode=disable&connect_timeout=2"
 psql -X -q "postgres://postgres@localhost:$primary_port/postgres?sslmode=disable" \
 	-c 'CREATE DATABASE checkout_failover' || exit 1
+# Order events to PgQ (1.3): a consumer registered before the sale
 psql -X -q "postgres://postgres@localhost:$primary_port/checkout_failover?sslmode=disable" \
-	-c 'CREATE EXTENSION checkout' || exit 1
+	-c 'CREATE EXTENSION checkout' -c 'CREATE EXTENSION pgq' -c 'SELECT shop_events_create_queue()' \
+	-c "SELECT pgq.register_consumer('checkout_orders', 'warehouse')" \
+	-c "ALTER DATABASE checkout_failover SET checkout.events = 'pgq'" >/dev/null || exit 1
 sync_names=$(psql -X -At "postgres://postgres@localhost:$primary_port/postgres?sslmode=disable" \
 	-c 'SHOW synchronous_standby_names')
 check "synchronous replication: an acknowledged commit is on a standby ($sync_names)" \
@@ -131,6 +135,27 @@ check "the failover hit the sale: buyers called again with their keys" \
 	grep -q "called again with" "$W/sale"
 problems=$(psql -X -At "$uri" -c 'SELECT count(*) FROM shop_check_integrity()')
 check "shop_check_integrity() is clean on the new primary ($problems problems)" [ "$problems" = 0 ]
+
+# Every acknowledged order's placed event reaches the consumer from the new
+# primary: one batch from its registration to a tick made now, exactly one
+# placed event per order (flashsale checked that every order a buyer was
+# told of is there)
+events=$(psql -X -At -v ON_ERROR_STOP=1 "$uri" <<'SQL'
+SELECT pgq.force_tick('checkout_orders') > 0 AS forced \gset
+SELECT pgq.ticker('checkout_orders') > 0 AS ticked \gset
+SELECT pgq.next_batch('checkout_orders', 'warehouse') AS batch \gset
+CREATE TEMP TABLE got AS
+	SELECT ev_type, ev_extra2::bigint AS order_id FROM pgq.get_batch_events(:batch);
+SELECT (SELECT count(*) FROM orders AS o
+		 WHERE NOT EXISTS (SELECT FROM got AS g WHERE g.order_id = o.id AND g.ev_type = 'placed'))
+	   || ' ' || (SELECT count(*) FROM got WHERE ev_type = 'placed')
+	   || ' ' || (SELECT count(*) FROM orders);
+SELECT pgq.finish_batch(:batch) AS finished \gset
+SQL
+)
+set -- $events
+check "every order's placed event reached the consumer from the new primary, once (${1:-?} missing, ${2:-?} events, ${3:-?} orders)" \
+	test "${1:-x}" = 0 -a "${2:-x}" = "${3:-y}" -a "${3:-0}" -gt 0
 
 # The old primary rejoins as a standby
 run_node node1

@@ -69,7 +69,7 @@ chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
 		{ tail -30 /tmp/deb.log; echo "build: FAILED"; exit 1; }
 	[ "$DEB_ONLY" = 1 ] && exit 0
 	if [ "$MODE" = bench ]; then
-		pg_virtualenv -v "$MAJOR" -o fsync=on -o synchronous_commit=on \
+		pg_virtualenv -v "$MAJOR" -o fsync=on -o synchronous_commit=on -o wal_level=logical \
 			-o max_connections=200 -o shared_buffers=256MB -- sh bench/run-in-cluster.sh
 		exit
 	fi

@@ -203,8 +203,8 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_extension e,
 					'locations', 'location_stock', 'order_item_allocations',
 					'preorders', 'preorder_fills', 'products_id_seq', 'customers_id_seq', 'orders_id_seq',
 					'stock_movements_id_seq', 'vouchers_id_seq', 'voucher_codes_id_seq',
-					'locations_id_seq'],
-			  'pg_dump dumps the rows of every table (but stock_watch''s flags) and the identity sequences');
+					'locations_id_seq', 'order_event_ids'],
+			  'pg_dump dumps the rows of every table (but stock_watch''s flags), the identity sequences and the event ids');
 SELECT has_index('cart_items', 'cart_items_product_id_idx', 'product_id',
 				 'cart_items are indexed on product_id');
 SELECT is_empty($$SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
