@@ -140,7 +140,7 @@ check "shop_check_integrity() is clean on the new primary ($problems problems)" 
 # primary: one batch from its registration to a tick made now, exactly one
 # placed event per order (flashsale checked that every order a buyer was
 # told of is there)
-events=$(psql -X -At -v ON_ERROR_STOP=1 "$uri" <<'SQL'
+events=$(psql -X -q -At -v ON_ERROR_STOP=1 "$uri" <<'SQL'
 SELECT pgq.force_tick('checkout_orders') > 0 AS forced \gset
 SELECT pgq.ticker('checkout_orders') > 0 AS ticked \gset
 SELECT pgq.next_batch('checkout_orders', 'warehouse') AS batch \gset
