@@ -478,7 +478,7 @@ shop_order_event(PG_FUNCTION_ARGS)
 				 errhint("The kinds are placed, paid, cancelled, expired and preorder_filled.")));
 
 	/* The object's fields, without its braces */
-	data = PG_ARGISNULL(2) ? "{}" :
+	data = PG_ARGISNULL(2) ? pstrdup("{}") :
 		JsonbToCString(NULL, &PG_GETARG_JSONB_P(2)->root, 0);
 	len = strlen(data);
 	if (len < 2 || data[0] != '{' || data[len - 1] != '}')

@@ -168,6 +168,8 @@ SELECT count(*) AS logical_events_meanwhile FROM emitted;
 -- The internal emitter is not for PUBLIC; its kinds are checked
 SELECT has_function_privilege('events_app', 'shop_order_event(text, bigint, jsonb)', 'EXECUTE');
 SELECT shop_order_event('shipped', 1, '{}');
+SELECT shop_order_event('paid', 1, '[1]');
+SELECT shop_order_event('paid', 1, NULL) > 0 AS written_without_fields;
 
 SELECT count(*) AS problems FROM shop_check_integrity();
 SELECT pg_drop_replication_slot('events_test');
