@@ -46,10 +46,17 @@ sale_with_crash() {
 # (a) One busy backend killed with SIGKILL: the postmaster resets every
 # backend and recovers, as after a crash
 kill_one_backend() {
-	pid=$(psql -X -At -d checkout_crash -c "
-		SELECT pid FROM pg_stat_activity
-		 WHERE datname = current_database() AND state = 'active'
-		   AND query LIKE '%shop_checkout%' AND pid <> pg_backend_pid() LIMIT 1")
+	# a backend caught in a checkout (the buyers' backends are idle between
+	# calls: look again until one is in one, at most 5 s)
+	i=0
+	pid=
+	while [ -z "$pid" ] && [ "$i" -lt 500 ]; do
+		pid=$(psql -X -At -d checkout_crash -c "
+			SELECT pid FROM pg_stat_activity
+			 WHERE datname = current_database() AND state = 'active'
+			   AND query LIKE '%shop_checkout%' AND pid <> pg_backend_pid() LIMIT 1")
+		i=$((i + 1))
+	done
 	[ -n "$pid" ] && kill -9 "$pid"
 	# wait for the recovery to end before the next psql
 	i=0
