@@ -462,3 +462,79 @@ BEGIN
 	RETURN filled;
 END
 $$;
+
+/* ------------------------------------------------- the web's checkout */
+
+/*
+ * What a key's first call asked for (1.3): its voucher code (ASCII letters
+ * lower-cased, as codes match) and, for shop_place_order(), its lines
+ * (sorted by product); NULL for a key recorded before 1.3, which any
+ * request replays.  The same key with another request is SH015.
+ */
+ALTER TABLE @extschema@.idempotency_keys ADD COLUMN request jsonb;
+
+/*
+ * shop_place_order(customer_id, lines, idempotency_key, voucher_code): the
+ * checkout of a web request in one call (placeorder.c).  It sets the
+ * customer's cart to the lines ([{"product_id": 1, "quantity": 2,
+ * "accept_preorder": false}, ...]) and checks it out, as shop_checkout()
+ * does, in a subtransaction of its own; returns one row: the outcome
+ * ('placed', 'replayed' or 'refused'), the order (id, status, total,
+ * discount, payment deadline, lines with their unit prices) or the
+ * refusal (its SQLSTATE, message and figures).  A refusal (SH001, SH005,
+ * SH009, SH010, SH011) changes nothing, as the error would.
+ */
+CREATE FUNCTION @extschema@.shop_place_order(customer_id bigint, lines jsonb,
+											 idempotency_key text DEFAULT NULL,
+											 voucher_code text DEFAULT NULL,
+											 OUT outcome text, OUT order_id bigint,
+											 OUT status text, OUT total_cents bigint,
+											 OUT discount_cents bigint,
+											 OUT payment_deadline timestamptz,
+											 OUT order_lines jsonb, OUT sqlstate text,
+											 OUT message text, OUT refusal jsonb)
+RETURNS record
+AS 'MODULE_PATHNAME', 'shop_place_order'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off;
+
+COMMENT ON FUNCTION @extschema@.shop_place_order(bigint, jsonb, text, text) IS
+'Check out these lines for the customer in one call: the order placed or replayed, or the refusal as data';
+
+REVOKE ALL ON FUNCTION @extschema@.shop_place_order(bigint, jsonb, text, text) FROM PUBLIC;
+
+/*
+ * shop_grant_app(role): 1.2's grants and shop_place_order()
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_grant_app(role regrole)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	-- the extension's schema, quoted as needed (regnamespace's output)
+	schema_name text := (SELECT e.extnamespace::regnamespace::text
+						   FROM pg_extension AS e WHERE e.extname = 'checkout');
+BEGIN
+	IF shop_grant_app.role IS NULL THEN
+		RAISE EXCEPTION 'role must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	EXECUTE format('GRANT USAGE ON SCHEMA %s TO %s', schema_name, shop_grant_app.role);
+	EXECUTE format('GRANT EXECUTE ON FUNCTION %1$s.shop_checkout(bigint), %1$s.shop_checkout(bigint, text),'
+				   ' %1$s.shop_checkout(bigint, text, text),'
+				   ' %1$s.shop_place_order(bigint, jsonb, text, text),'
+				   ' %1$s.shop_pay(bigint, text), %1$s.shop_cart_status(bigint),'
+				   ' %1$s.shop_cart_status(bigint, text) TO %2$s',
+				   schema_name, shop_grant_app.role);
+	EXECUTE format('GRANT SELECT ON %1$s.products, %1$s.product_stock, %1$s.orders,'
+				   ' %1$s.order_items, %1$s.purchase_limits, %1$s.vouchers,'
+				   ' %1$s.locations, %1$s.stock_by_location, %1$s.order_item_allocations,'
+				   ' %1$s.preorders TO %2$s',
+				   schema_name, shop_grant_app.role);
+	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %1$s.cart_items TO %2$s',
+				   schema_name, shop_grant_app.role);
+END
+$$;

@@ -134,7 +134,10 @@
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 
 #include "checkout.h"
 
@@ -159,6 +162,9 @@ static int	checkout_idempotency_retention = 86400;
 
 /* The fourth field of a customer's limit lock tag ("SC") */
 #define CHECKOUT_CUSTOMER_LOCK 0x5343
+
+/* The fourth field of a customer's cart lock tag ("SP": shop_place_order) */
+#define CHECKOUT_CART_LOCK 0x5350
 
 /* Carts with more lines than this skip the queue */
 #define CHECKOUT_QUEUE_MAX_LINES 16
@@ -203,7 +209,7 @@ read_cart(CheckoutCall *call, int64 customer_id, CartLine **lines_out)
  * a preorder (preorders.c).
  */
 static void
-check_stock(const CartLine *lines, int nlines)
+check_stock(CheckoutCall *call, const CartLine *lines, int nlines)
 {
 	const CartLine *first = NULL;
 	StringInfoData detail;
@@ -213,6 +219,9 @@ check_stock(const CartLine *lines, int nlines)
 	{
 		if (lines[i].stock >= lines[i].quantity - lines[i].preordered)
 			continue;
+		checkout_refuse_line(call, first == NULL, lines[i].product_id, lines[i].name,
+							 lines[i].stock, lines[i].quantity,
+							 lines[i].preorderable ? lines[i].preorder_room : -1);
 		if (first == NULL)
 			first = &lines[i];
 		else
@@ -230,6 +239,8 @@ check_stock(const CartLine *lines, int nlines)
 							 (long long) lines[i].stock, lines[i].quantity);
 	}
 
+	if (first != NULL)
+		checkout_refusal_end(call);
 	if (first != NULL && first->preorderable)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_INSUFFICIENT_STOCK),
@@ -253,13 +264,30 @@ check_stock(const CartLine *lines, int nlines)
  * positive: the identity starts at 1)
  */
 static int64
-key_order(int64 customer_id, text *key)
+key_order(CheckoutCall *call, int64 customer_id, text *key)
 {
-	Datum		args[2] = {Int64GetDatum(customer_id), PointerGetDatum(key)};
+	Datum		args[3] = {Int64GetDatum(customer_id), PointerGetDatum(key), call->request};
+	int64		order_id;
 
-	if (checkout_execute(CHECKOUT_KEY_LOOKUP, args, NULL, 1) == 1)
-		return DatumGetInt64(spi_value(0, 1));
-	return 0;
+	if (!checkout_prepared(CHECKOUT_KEY_LOOKUP_REQUEST))
+		return checkout_execute(CHECKOUT_KEY_LOOKUP, args, NULL, 1) == 1 ?
+			DatumGetInt64(spi_value(0, 1)) : 0;
+	if (checkout_execute(CHECKOUT_KEY_LOOKUP_REQUEST, args, NULL, 1) != 1)
+		return 0;
+	order_id = DatumGetInt64(spi_value(0, 1));
+
+	/* Ensure the key's first call asked for what this one asks for */
+	if (!DatumGetBool(spi_value(0, 2)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECKOUT_KEY_REUSED),
+				 errmsg("idempotency key \"%s\" was used for another request (order %lld)",
+						text_to_cstring(key), (long long) order_id),
+				 errdetail("Order %lld of customer %lld was placed with this key for %s; this call asks for %s.",
+						   (long long) order_id, (long long) customer_id,
+						   TextDatumGetCString(spi_value(0, 3)),
+						   DatumGetCString(DirectFunctionCall1(jsonb_out, call->request))),
+				 errhint("Use a new key for a new checkout; retry with a key only the request it was first used for.")));
+	return order_id;
 }
 
 /*
@@ -270,11 +298,13 @@ key_order(int64 customer_id, text *key)
 static int64
 claim_key(CheckoutCall *call, int64 customer_id, text *key)
 {
-	Datum		args[2] = {Int64GetDatum(customer_id), PointerGetDatum(key)};
+	Datum		args[3] = {Int64GetDatum(customer_id), PointerGetDatum(key), call->request};
 	bool		claimed;
 
 	checkout_lock_step(call, "waiting for the call with the same idempotency key", 0);
-	claimed = checkout_execute(CHECKOUT_KEY_CLAIM, args, NULL, 1) == 1;
+	claimed = checkout_execute(checkout_prepared(CHECKOUT_KEY_CLAIM_REQUEST) ?
+							   CHECKOUT_KEY_CLAIM_REQUEST : CHECKOUT_KEY_CLAIM,
+							   args, NULL, 1) == 1;
 	checkout_lock_step(call, NULL, 0);
 	return claimed ? DatumGetInt64(spi_value(0, 1)) : 0;
 }
@@ -287,7 +317,7 @@ claim_key(CheckoutCall *call, int64 customer_id, text *key)
  * line is short.
  */
 static int64
-reject_short_lines(int64 customer_id, text *key, int nshort, int col)
+reject_short_lines(CheckoutCall *call, int64 customer_id, text *key, int nshort, int col)
 {
 	CartLine   *short_lines;
 	int64		replay;
@@ -310,9 +340,9 @@ reject_short_lines(int64 customer_id, text *key, int nshort, int col)
 	if ((nshort = drop_lines_located_stock_serves(short_lines, nshort)) == 0 ||
 		(nshort = drop_lines_preorders_serve(customer_id, short_lines, nshort)) == 0)
 		return 0;
-	if (key != NULL && (replay = key_order(customer_id, key)) != 0)
+	if (key != NULL && (replay = key_order(call, customer_id, key)) != 0)
 		return replay;
-	check_stock(short_lines, nshort);
+	check_stock(call, short_lines, nshort);
 	elog(ERROR, "checkout: short lines passed the stock check");
 }
 
@@ -324,7 +354,7 @@ reject_short_lines(int64 customer_id, text *key, int nshort, int col)
  * call with it has committed since: then return that order's id (else 0).
  */
 static int64
-reject_on_snapshot(int64 customer_id, text *key)
+reject_on_snapshot(CheckoutCall *call, int64 customer_id, text *key)
 {
 	Datum		args[1] = {Int64GetDatum(customer_id)};
 	int			nshort;
@@ -332,7 +362,7 @@ reject_on_snapshot(int64 customer_id, text *key)
 	nshort = (int) checkout_execute(checkout_shop_uses(CHECKOUT_EXPIRY) ?
 									CHECKOUT_SHORT_LINES : CHECKOUT_SHORT_LINES_PLAIN,
 									args, NULL, 0);
-	return reject_short_lines(customer_id, key, nshort, 1);
+	return reject_short_lines(call, customer_id, key, nshort, 1);
 }
 
 /*
@@ -395,6 +425,13 @@ check_limits(CheckoutCall *call, int64 customer_id, const CartLine *lines, int n
 
 	initStringInfo(&detail);
 	for (uint64 i = 0; i < SPI_processed; i++)
+		checkout_refuse_limit(call, i == 0, DatumGetInt64(spi_value(i, 1)),
+							  TextDatumGetCString(spi_value(i, 2)),
+							  DatumGetInt32(spi_value(i, 3)),
+							  DatumGetInt64(spi_value(i, 4)),
+							  DatumGetInt32(spi_value(i, 5)));
+	checkout_refusal_end(call);
+	for (uint64 i = 0; i < SPI_processed; i++)
 		appendStringInfo(&detail, "%sProduct %lld \"%s\": limit %d, already bought %lld, requested %d.",
 						 i == 0 ? "" : "\n",
 						 (long long) DatumGetInt64(spi_value(i, 1)),
@@ -436,6 +473,19 @@ queue_for_products(CheckoutCall *call, const CartLine *lines, int nlines)
 	checkout_lock_step(call, NULL, 0);
 }
 
+/* Raise SH003: there is no such customer (function: the one called) */
+static void
+report_unknown_customer(int64 customer_id, const char *function)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECKOUT_UNKNOWN_CUSTOMER),
+			 errmsg("customer %lld does not exist",
+					(long long) customer_id),
+			 errdetail("There is no row with id %lld in table customers.",
+					   (long long) customer_id),
+			 errhint("Check the customer id passed to %s().", function)));
+}
+
 /* Report an empty cart, or an unknown customer when there is none */
 static void
 report_empty_cart(int64 customer_id)
@@ -443,13 +493,7 @@ report_empty_cart(int64 customer_id)
 	Datum		args[1] = {Int64GetDatum(customer_id)};
 
 	if (checkout_execute(CHECKOUT_CUSTOMER, args, NULL, 1) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CHECKOUT_UNKNOWN_CUSTOMER),
-				 errmsg("customer %lld does not exist",
-						(long long) customer_id),
-				 errdetail("There is no row with id %lld in table customers.",
-						   (long long) customer_id),
-				 errhint("Check the customer id passed to shop_checkout().")));
+		report_unknown_customer(customer_id, "shop_checkout");
 
 	ereport(ERROR,
 			(errcode(ERRCODE_CHECKOUT_EMPTY_CART),
@@ -766,18 +810,18 @@ reset_call_settings(int nestlevel)
 }
 
 /*
- * The idempotency key argument: NULL when absent or NULL; 22023 when empty
- * or longer than CHECKOUT_MAX_KEY_LENGTH characters
+ * The idempotency key argument number argno: NULL when absent or NULL;
+ * 22023 when empty or longer than CHECKOUT_MAX_KEY_LENGTH characters
  */
 static text *
-idempotency_key(FunctionCallInfo fcinfo)
+idempotency_key(FunctionCallInfo fcinfo, int argno)
 {
 	text	   *key;
 	int			length;
 
-	if (PG_NARGS() < 2 || PG_ARGISNULL(1))
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
 		return NULL;
-	key = PG_GETARG_TEXT_PP(1);
+	key = PG_GETARG_TEXT_PP(argno);
 	length = pg_mbstrlen_with_len(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	if (length == 0 || length > CHECKOUT_MAX_KEY_LENGTH)
 		ereport(ERROR,
@@ -790,17 +834,110 @@ idempotency_key(FunctionCallInfo fcinfo)
 }
 
 /*
- * The checkout itself: validate the arguments, then read, lock, validate
- * and write.  Returns the new order's id, or with an idempotency key used
- * before, that call's order (call->replayed); raises every error the
- * README lists.
+ * What a key's call asks for, as idempotency_keys.request keeps it (1.3):
+ * the voucher code, its ASCII letters lower-cased (codes match so), and
+ * the lines of shop_place_order() (sorted by product), or null for the
+ * stored cart.  The cart's content is not part of a shop_checkout()
+ * request: a retry finds it emptied by the first call, or changed by
+ * another tab since, and still gets its order.
+ */
+static Datum
+key_request(text *code, const CheckoutLines *lines)
+{
+	StringInfoData json;
+
+	initStringInfo(&json);
+	appendStringInfoString(&json, "{\"voucher_code\": ");
+	if (code != NULL)
+	{
+		char	   *lower = text_to_cstring(code);
+
+		for (char *c = lower; *c; c++)
+			*c = pg_ascii_tolower((unsigned char) *c);
+		escape_json(&json, lower);
+	}
+	else
+		appendStringInfoString(&json, "null");
+	appendStringInfoString(&json, ", \"lines\": ");
+	if (lines != NULL)
+	{
+		appendStringInfoChar(&json, '[');
+		for (int i = 0; i < lines->n; i++)
+			appendStringInfo(&json, "%s{\"product_id\": " INT64_FORMAT ", \"quantity\": %d%s}",
+							 i == 0 ? "" : ", ", lines->product_ids[i], lines->quantities[i],
+							 lines->accept_preorder[i] ? ", \"accept_preorder\": true" : "");
+		appendStringInfoChar(&json, ']');
+	}
+	else
+		appendStringInfoString(&json, "null");
+	appendStringInfoChar(&json, '}');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data));
+}
+
+/*
+ * shop_place_order(): set the customer's cart to the call's lines, in the
+ * customer's turn (two calls of one customer take turns, so that their
+ * cart rows are never locked crosswise).  SH003 for an unknown customer,
+ * SH004 for an unknown product, and nothing changed.
+ */
+static void
+set_cart(CheckoutCall *call, int64 customer_id)
+{
+	const CheckoutLines *lines = call->lines;
+	Datum	   *ids = palloc(sizeof(Datum) * lines->n);
+	Datum	   *quantities = palloc(sizeof(Datum) * lines->n);
+	Datum	   *accept = palloc(sizeof(Datum) * lines->n);
+	Datum		args[4];
+	LOCKTAG		tag;
+	uint64		id = (uint64) customer_id;
+	ArrayType  *unknown;
+	Datum	   *unknown_ids;
+	int			nunknown;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (id >> 32), (uint32) id,
+						 CHECKOUT_CART_LOCK);
+	checkout_lock_step(call, "waiting for another checkout of customer", customer_id);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	checkout_lock_step(call, "locking the cart", 0);
+
+	for (int i = 0; i < lines->n; i++)
+	{
+		ids[i] = Int64GetDatum(lines->product_ids[i]);
+		quantities[i] = Int32GetDatum(lines->quantities[i]);
+		accept[i] = BoolGetDatum(lines->accept_preorder[i]);
+	}
+	args[0] = Int64GetDatum(customer_id);
+	args[1] = bigint_array(ids, lines->n);
+	args[2] = int_array(quantities, lines->n);
+	args[3] = PointerGetDatum(construct_array(accept, lines->n, BOOLOID, 1, true,
+											  TYPALIGN_CHAR));
+	if (checkout_execute(CHECKOUT_SET_CART, args, NULL, 0) != 1)
+		elog(ERROR, "checkout: setting the cart returned no row");
+	checkout_lock_step(call, NULL, 0);
+
+	if (!DatumGetBool(spi_value(0, 1)))
+		report_unknown_customer(customer_id, "shop_place_order");
+	unknown = DatumGetArrayTypeP(spi_value(0, 2));
+	deconstruct_array(unknown, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &unknown_ids, NULL, &nunknown);
+	if (nunknown > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECKOUT_UNKNOWN_PRODUCT),
+				 errmsg("product %lld does not exist", (long long) DatumGetInt64(unknown_ids[0])),
+				 errdetail("There is no row with id %lld in table products (%d of the lines name no product).",
+						   (long long) DatumGetInt64(unknown_ids[0]), nunknown),
+				 errhint("Check the product ids of the lines passed to shop_place_order().")));
+}
+
+/*
+ * The checkout itself: read, lock, validate and write.  Returns the new
+ * order's id, or with an idempotency key used before, that call's order
+ * (call->replayed); raises every error the README lists.  With lines
+ * (shop_place_order), the key is claimed first and the cart set to them.
  */
 static int64
-checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
+checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *code)
 {
-	int64		customer_id;
-	text	   *key;
-	text	   *code;
 	Voucher		voucher_data;
 	Voucher    *voucher = NULL;
 	CartLine   *lines;
@@ -812,20 +949,19 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	int			nestlevel;
 	bool		located;
 	bool		preordered = false;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("customer id must not be NULL"),
-				 errhint("Pass the id of an existing customer to shop_checkout().")));
-	customer_id = PG_GETARG_INT64(0);
-	key = idempotency_key(fcinfo);
-	code = voucher_code_argument(fcinfo, 2);
+	bool		snapshot_pushed = false;
+	text	   *request_key = key;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "checkout: SPI_connect failed");
 
-	checkout_prepare_statements(get_func_namespace(fcinfo->flinfo->fn_oid));
+	checkout_prepare_statements(nspoid);
+	if (call->lines != NULL && !checkout_prepared(CHECKOUT_SET_CART))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("shop_place_order() needs version 1.3 of extension \"checkout\""),
+				 errhint("Run ALTER EXTENSION checkout UPDATE.")));
+	call->request = key != NULL ? key_request(code, call->lines) : (Datum) 0;
 
 	/*
 	 * The settings come before fail fast too: left to itself its plan would
@@ -835,6 +971,26 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	nestlevel = set_call_settings();
 
 	/*
+	 * Lines of the call: claim the key first (a retry then changes no cart:
+	 * it finds the key taken, after waiting if the first is in flight, and
+	 * returns its order), then set the cart.  The key is this call's from
+	 * then on: no later step looks it up.  The statements that read on the
+	 * snapshot must see the cart just set: a snapshot taken now.
+	 */
+	if (call->lines != NULL)
+	{
+		if (key != NULL && (reserved_id = claim_key(call, customer_id, key)) == 0)
+			order_id = key_order(call, customer_id, key);
+		else
+		{
+			set_cart(call, customer_id);
+			PushActiveSnapshot(GetTransactionSnapshot());
+			snapshot_pushed = true;
+			key = NULL;
+		}
+	}
+
+	/*
 	 * A key used before: its order, changing nothing.  Looked for only where
 	 * the call would otherwise end, so that a first call pays no lookup: when
 	 * fail fast rejects (the first call may have committed before this
@@ -842,7 +998,7 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 	 * key cannot be claimed (taken, after waiting if the first was in
 	 * flight).
 	 */
-	if (code != NULL)
+	if (order_id == 0 && code != NULL)
 	{
 		/* the code first, then the cart's stock, then whether a use is left */
 		int			nshort;
@@ -850,28 +1006,30 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 		voucher = &voucher_data;
 		find_voucher(customer_id, code, checkout_fail_fast, voucher, &nshort);
 		if (voucher->verdict != VOUCHER_OK && voucher->verdict != VOUCHER_USED_UP &&
-			(key == NULL || (order_id = key_order(customer_id, key)) == 0))
-			reject_voucher(voucher);
+			(key == NULL || (order_id = key_order(call, customer_id, key)) == 0))
+			reject_voucher(call, voucher);
 		if (order_id == 0)
-			order_id = reject_short_lines(customer_id, key, nshort, VOUCHER_COLUMNS + 1);
+			order_id = reject_short_lines(call, customer_id, key, nshort, VOUCHER_COLUMNS + 1);
 		if (order_id == 0 && checkout_fail_fast && voucher->verdict == VOUCHER_USED_UP &&
-			(key == NULL || (order_id = key_order(customer_id, key)) == 0))
-			reject_voucher(voucher);
+			(key == NULL || (order_id = key_order(call, customer_id, key)) == 0))
+			reject_voucher(call, voucher);
 	}
-	else if (checkout_fail_fast)
-		order_id = reject_on_snapshot(customer_id, key);
+	else if (order_id == 0 && checkout_fail_fast)
+		order_id = reject_on_snapshot(call, customer_id, key);
 	if (order_id == 0)
 	{
 		nlines = read_cart(call, customer_id, &lines);
-		if (nlines == 0 && (key == NULL || (order_id = key_order(customer_id, key)) == 0))
+		if (nlines == 0 && (key == NULL || (order_id = key_order(call, customer_id, key)) == 0))
 			report_empty_cart(customer_id);
 		if (order_id == 0 && key != NULL &&
 			(reserved_id = claim_key(call, customer_id, key)) == 0)
-			order_id = key_order(customer_id, key);
+			order_id = key_order(call, customer_id, key);
 	}
 	if (order_id != 0)
 	{
 		call->replayed = true;
+		if (snapshot_pushed)
+			PopActiveSnapshot();
 		reset_call_settings(nestlevel);
 		SPI_finish();
 		return order_id;
@@ -906,7 +1064,7 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 		located |= locate_short_lines(call, lines, nlines);
 		preordered = take_preorders(call, lines, nlines, &takes);
 	}
-	check_stock(lines, nlines);
+	check_stock(call, lines, nlines);
 	if (located)
 		allocate_located_lines(lines, nlines, &takes);
 	total = order_total(lines, nlines);
@@ -920,12 +1078,13 @@ checkout(FunctionCallInfo fcinfo, CheckoutCall *call)
 		write_preorders(order_id, lines, nlines);
 	watch_emptied_stock(lines, nlines);
 	if (checkout_events_on())
-		checkout_order_placed(get_func_namespace(fcinfo->flinfo->fn_oid), order_id,
-							  customer_id, key, lines, nlines, total, voucher,
-							  checkout_payment_window);
+		checkout_order_placed(nspoid, order_id, customer_id, request_key, lines, nlines,
+							  total, voucher, checkout_payment_window);
 
 	for (int i = 0; i < nlines; i++)
 		call->items_sold += lines[i].quantity;
+	if (snapshot_pushed)
+		PopActiveSnapshot();
 	reset_call_settings(nestlevel);
 	SPI_finish();
 
@@ -962,47 +1121,82 @@ outcome_of(int sqlerrcode)
 }
 
 /*
- * One call of shop_checkout, in any of its forms.  Not STRICT: a NULL
- * customer id raises 22004 rather than returning NULL.  Counts every call
- * in the statistics (when preloaded); an error raised while it waits for a
- * lock names what it was locking (error context).
+ * One call of a checkout, in any of its forms: shop_checkout() and
+ * shop_place_order() (placeorder.c).  Counts every call in the statistics
+ * (when preloaded); an error raised while it waits for a lock names what
+ * it was locking (error context).
  */
-static Datum
-checkout_counted(FunctionCallInfo fcinfo)
+int64
+checkout_call(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key,
+			  text *code)
 {
 	ErrorContextCallback errcallback;
-	CheckoutCall call = {0};
 	instr_time	start;
 	int64		order_id;
 
 	INSTR_TIME_SET_CURRENT(start);
-	call.customer_id = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
+	call->customer_id = customer_id;
 
 	errcallback.callback = checkout_error_context;
-	errcallback.arg = &call;
+	errcallback.arg = call;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
 	PG_TRY();
 	{
-		order_id = checkout(fcinfo, &call);
+		order_id = checkout(call, nspoid, customer_id, key, code);
 	}
 	PG_CATCH();
 	{
 		/* Count the failure, then let the error go on unchanged */
-		if (call.in_lock_wait)
-			call.lock_wait_us += elapsed_us(call.lock_wait_start);
+		if (call->in_lock_wait)
+			call->lock_wait_us += elapsed_us(call->lock_wait_start);
 		checkout_stats_count(outcome_of(geterrcode()), 0, elapsed_us(start),
-							 call.lock_wait_us);
+							 call->lock_wait_us);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
 	error_context_stack = errcallback.previous;
-	checkout_stats_count(call.replayed ? CHECKOUT_REPLAY : CHECKOUT_SUCCESS,
-						 call.items_sold,
-						 elapsed_us(start), call.lock_wait_us);
-	PG_RETURN_INT64(order_id);
+	checkout_stats_count(call->replayed ? CHECKOUT_REPLAY : CHECKOUT_SUCCESS,
+						 call->items_sold,
+						 elapsed_us(start), call->lock_wait_us);
+	return order_id;
+}
+
+/*
+ * The customer id argument: 22004 when NULL (the checkout functions are not
+ * STRICT, so that a NULL is an error rather than a NULL order)
+ */
+int64
+checkout_customer_argument(FunctionCallInfo fcinfo, const char *function)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("customer id must not be NULL"),
+				 errhint("Pass the id of an existing customer to %s().", function)));
+	return PG_GETARG_INT64(0);
+}
+
+/* shop_checkout's forms: the arguments, then the call */
+static Datum
+checkout_counted(FunctionCallInfo fcinfo)
+{
+	CheckoutCall call = {0};
+	int64		customer_id = checkout_customer_argument(fcinfo, "shop_checkout");
+	text	   *key = idempotency_key(fcinfo, 1);
+	text	   *code = voucher_code_argument(fcinfo, 2);
+
+	PG_RETURN_INT64(checkout_call(&call, get_func_namespace(fcinfo->flinfo->fn_oid),
+								  customer_id, key, code));
+}
+
+/* The idempotency key argument of shop_place_order() (its third) */
+text *
+checkout_key_argument(FunctionCallInfo fcinfo, int argno)
+{
+	return idempotency_key(fcinfo, argno);
 }
 
 PG_FUNCTION_INFO_V1(shop_checkout);

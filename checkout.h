@@ -13,6 +13,8 @@
  * locations.c	stock in locations other than the default
  * preorders.c	units sold before they arrive
  * voucher.c	a voucher's code: checked, its limits, its use, its discount
+ * placeorder.c	shop_place_order(): the web's checkout in one call
+ * refusal.c	a refusal's figures as data, for shop_place_order()
  * events.c		order events: every change of an order, to PgQ or logical
  *				decoding (checkout.events)
  * stats.c		the live statistics in shared memory
@@ -25,6 +27,7 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "portability/instr_time.h"
 #include "storage/itemptr.h"
 #include "storage/lock.h"
@@ -36,8 +39,9 @@
  *
  *	SH001	insufficient stock (shop_checkout)
  *	SH002	empty cart (shop_checkout)
- *	SH003	unknown customer (shop_checkout, shop_cart_status)
- *	SH004	unknown product (stock functions in the install script)
+ *	SH003	unknown customer (shop_checkout, shop_cart_status, shop_place_order)
+ *	SH004	unknown product (stock functions in the install script,
+ *			shop_place_order)
  *	SH005	a purchase limit exceeded (shop_checkout)
  *	SH006	unknown order (shop_pay, shop_cancel_order, shop_cancel_items)
  *	SH007	an order that cannot be paid: cancelled, expired, paid already
@@ -50,6 +54,8 @@
  *	SH010	a voucher's usage limit reached (shop_checkout)
  *	SH011	a voucher's limit per customer reached (shop_checkout)
  *	SH012	unknown voucher (the voucher functions in the install script)
+ *	SH015	an idempotency key used before for another request (another
+ *			voucher code, other lines: shop_checkout, shop_place_order)
  *	22004	a NULL argument
  *	22003	an order total or a stock out of range
  *	22023	an invalid argument value (an idempotency key empty or over 255
@@ -71,6 +77,7 @@
 #define ERRCODE_CHECKOUT_VOUCHER_INVALID	MAKE_SQLSTATE('S','H','0','0','9')
 #define ERRCODE_CHECKOUT_VOUCHER_LIMIT	MAKE_SQLSTATE('S','H','0','1','0')
 #define ERRCODE_CHECKOUT_VOUCHER_CUSTOMER_LIMIT	MAKE_SQLSTATE('S','H','0','1','1')
+#define ERRCODE_CHECKOUT_KEY_REUSED		MAKE_SQLSTATE('S','H','0','1','5')
 
 /* The longest idempotency key, in characters */
 #define CHECKOUT_MAX_KEY_LENGTH 255
@@ -80,6 +87,21 @@
 
 /* The longest voucher code, in characters */
 #define CHECKOUT_MAX_CODE_LENGTH 255
+
+/* The most lines shop_place_order() takes */
+#define CHECKOUT_MAX_LINES 1000
+
+/*
+ * The lines of a shop_place_order() call, sorted by product id, distinct
+ * (placeorder.c parses them; checkout.c sets the cart to them)
+ */
+typedef struct CheckoutLines
+{
+	int			n;
+	int64	   *product_ids;
+	int32	   *quantities;
+	bool	   *accept_preorder;
+} CheckoutLines;
 
 /* One line of the cart, completed from its locked product row */
 typedef struct CartLine
@@ -213,7 +235,34 @@ typedef struct CheckoutCall
 	int64		lock_wait_us;
 	int64		items_sold;
 	bool		replayed;
+
+	/*
+	 * shop_place_order() only: its lines (NULL: the stored cart), and where a
+	 * refusal's figures go (refusal.c; NULL: nobody asks for them)
+	 */
+	const CheckoutLines *lines;
+	StringInfo	refusal;
+
+	/* What a key's call asks for (idempotency_keys.request), with a key */
+	Datum		request;
 } CheckoutCall;
+
+/* checkout.c: a call of any form, and its arguments */
+extern int64 checkout_call(CheckoutCall *call, Oid nspoid, int64 customer_id,
+						   text *key, text *code);
+extern int64 checkout_customer_argument(FunctionCallInfo fcinfo, const char *function);
+extern text *checkout_key_argument(FunctionCallInfo fcinfo, int argno);
+
+/* refusal.c */
+extern void checkout_refuse_line(CheckoutCall *call, bool first, int64 product_id,
+								 const char *name, int64 available, int32 requested,
+								 int32 preorderable);
+extern void checkout_refuse_limit(CheckoutCall *call, bool first, int64 product_id,
+								  const char *name, int32 limit, int64 bought,
+								  int32 requested);
+extern void checkout_refusal_end(CheckoutCall *call);
+extern void checkout_refuse_voucher(CheckoutCall *call, const char *code,
+									int64 voucher_id, const char *fields);
 
 /* lockstep.c: what the call locks now, for its error context */
 extern void checkout_lock_step(CheckoutCall *call, const char *what, int64 id);
@@ -262,6 +311,10 @@ typedef enum CheckoutStatement
 								 * snapshot */
 	CHECKOUT_LOCK_PREORDER,		/* a product's preorder row, locked */
 	CHECKOUT_WRITE_PREORDERS,	/* record the units preordered */
+	CHECKOUT_KEY_LOOKUP_REQUEST,	/* since 1.3: a key's order and request */
+	CHECKOUT_KEY_CLAIM_REQUEST, /* claim a key, keeping its request */
+	CHECKOUT_SET_CART,			/* shop_place_order: the cart set to its lines */
+	CHECKOUT_ORDER_RESULT,		/* shop_place_order: the order, as returned */
 	NUM_CHECKOUT_STATEMENTS
 } CheckoutStatement;
 
@@ -294,7 +347,7 @@ extern text *voucher_code_argument(FunctionCallInfo fcinfo, int argno);
 #define VOUCHER_COLUMNS 11
 extern void find_voucher(int64 customer_id, text *code, bool fail_fast,
 						 Voucher *voucher, int *nshort);
-extern void reject_voucher(const Voucher *voucher);
+extern void reject_voucher(CheckoutCall *call, const Voucher *voucher);
 extern void lock_voucher_code(CheckoutCall *call, Voucher *voucher);
 extern void take_voucher_use(CheckoutCall *call, int64 customer_id,
 							 int64 subtotal, Voucher *voucher);

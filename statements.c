@@ -672,6 +672,79 @@ static const CheckoutStatementDef statements[NUM_CHECKOUT_STATEMENTS] = {
 		"  FROM l"
 		" WHERE po.product_id OPERATOR(pg_catalog.=) l.product_id"
 	},
+
+	/*
+	 * Since 1.3, a key keeps what its first call asked for ($3, request): its
+	 * order, whether this request is the same (a key recorded before 1.3 has
+	 * none, and any request replays it), and the first request
+	 */
+	[CHECKOUT_KEY_LOOKUP_REQUEST] = {
+		"looking up the idempotency key", "1.3", SPI_OK_SELECT, false, false,
+		3, {INT8OID, TEXTOID, JSONBOID},
+		"SELECT k.order_id,"
+		"       k.request IS NULL OR k.request OPERATOR(pg_catalog.=) $3,"
+		"       COALESCE(k.request::pg_catalog.text, 'a request made before 1.3')"
+		"  FROM %1$s.idempotency_keys AS k"
+		" WHERE k.customer_id OPERATOR(pg_catalog.=) $1"
+		"   AND k.idempotency_key OPERATOR(pg_catalog.=) $2"
+	},
+
+	/* CHECKOUT_KEY_CLAIM, keeping the request */
+	[CHECKOUT_KEY_CLAIM_REQUEST] = {
+		"claiming the idempotency key", "1.3", SPI_OK_INSERT_RETURNING, false, false,
+		3, {INT8OID, TEXTOID, JSONBOID},
+		"INSERT INTO %1$s.idempotency_keys AS k"
+		"       (customer_id, idempotency_key, order_id, request)"
+		" VALUES ($1, $2, pg_catalog.nextval(%2$s::pg_catalog.regclass), $3)"
+		" ON CONFLICT (customer_id, idempotency_key) DO NOTHING"
+		" RETURNING k.order_id"
+	},
+
+	/*
+	 * shop_place_order(): the cart of customer $1 set to the lines ($2
+	 * products, $3 quantities, $4 whether the buyer accepts a preorder): the
+	 * other lines deleted, these inserted or updated (disjoint rows, so the
+	 * two never meet), only when the customer and the product exist. Returns
+	 * whether the customer exists and the products that do not.
+	 */
+	[CHECKOUT_SET_CART] = {
+		"setting the cart", "1.3", SPI_OK_SELECT, false, false,
+		4, {INT8OID, INT8ARRAYOID, INT4ARRAYOID, BOOLARRAYOID},
+		"WITH l AS ("
+		"  SELECT * FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"                           pg_catalog.unnest($4)) AS l(product_id, quantity, accept_preorder)),"
+		" cleared AS ("
+		"  DELETE FROM %1$s.cart_items AS c"
+		"   WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+		"     AND c.product_id OPERATOR(pg_catalog.<>) ALL ($2)),"
+		" filled AS ("
+		"  INSERT INTO %1$s.cart_items AS c (customer_id, product_id, quantity, accept_preorder)"
+		"  SELECT $1, l.product_id, l.quantity, l.accept_preorder"
+		"    FROM l JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) l.product_id"
+		"   WHERE EXISTS (SELECT FROM %1$s.customers AS u WHERE u.id OPERATOR(pg_catalog.=) $1)"
+		"  ON CONFLICT (customer_id, product_id) DO UPDATE"
+		"     SET quantity = excluded.quantity, accept_preorder = excluded.accept_preorder)"
+		"SELECT EXISTS (SELECT FROM %1$s.customers AS u WHERE u.id OPERATOR(pg_catalog.=) $1),"
+		"       ARRAY(SELECT l.product_id FROM l"
+		"              WHERE NOT EXISTS (SELECT FROM %1$s.products AS p"
+		"                                 WHERE p.id OPERATOR(pg_catalog.=) l.product_id)"
+		"              ORDER BY l.product_id)"
+	},
+
+	/* shop_place_order(): order $1 as it returns it */
+	[CHECKOUT_ORDER_RESULT] = {
+		"reading the order", "1.3", SPI_OK_SELECT, false, false, 1, {INT8OID},
+		"SELECT o.status, o.total_cents, o.discount_cents, o.expires_at,"
+		"       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+		"                 'product_id', i.product_id, 'name', p.name, 'quantity', i.quantity,"
+		"                 'unit_price_cents', i.unit_price_cents, 'discount_cents', i.discount_cents,"
+		"                 'preordered_quantity', i.preordered_quantity) ORDER BY i.product_id)"
+		"          FROM %1$s.order_items AS i"
+		"          JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) i.product_id"
+		"         WHERE i.order_id OPERATOR(pg_catalog.=) o.id)"
+		"  FROM %1$s.orders AS o"
+		" WHERE o.id OPERATOR(pg_catalog.=) $1"
+	},
 };
 
 /*
@@ -686,6 +759,7 @@ static Oid	plans_nspoid = InvalidOid;
 static char *plans_nspname = NULL;
 static bool plans_for_1_0 = false;
 static bool plans_for_vouchers = false;
+static bool plans_for_1_3 = false;
 static bool plans_checked = false;
 
 /* The pieces a statement's SQL names by number ("%1$s" is pieces[0]) */
@@ -842,6 +916,7 @@ checkout_prepare_statements(Oid nspoid)
 	char	   *nspname;
 	bool		is_1_0;
 	bool		has_vouchers;
+	bool		is_1_3;
 	const char *pieces[NUM_PIECES];
 	const char *plain_pieces[NUM_PIECES];
 
@@ -854,17 +929,19 @@ checkout_prepare_statements(Oid nspoid)
 		elog(ERROR, "checkout: schema with OID %u does not exist", nspoid);
 	is_1_0 = !OidIsValid(get_relname_relid("purchase_limits", nspoid));
 	has_vouchers = OidIsValid(get_relname_relid("voucher_slots", nspoid));
-	checkout_features_reset(nspoid, is_1_0, has_feature_trigger(nspname));
+	is_1_3 = has_feature_trigger(nspname);
+	checkout_features_reset(nspoid, is_1_0, is_1_3);
 	plans_checked = true;
 
 	if (plans_nspoid == nspoid && plans_nspname != NULL &&
 		strcmp(plans_nspname, nspname) == 0 && plans_for_1_0 == is_1_0 &&
-		plans_for_vouchers == has_vouchers)
+		plans_for_vouchers == has_vouchers && plans_for_1_3 == is_1_3)
 		return;
 
 	free_plans();
 	plans_for_1_0 = is_1_0;
 	plans_for_vouchers = has_vouchers;
+	plans_for_1_3 = is_1_3;
 	pieces[0] = plain_pieces[0] = quote_identifier(nspname);
 	pieces[1] = plain_pieces[1] = orders_sequence(pieces[0]);
 	version_pieces(is_1_0, pieces[0], &pieces[2]);
@@ -872,7 +949,8 @@ checkout_prepare_statements(Oid nspoid)
 	for (int i = 0; i < NUM_CHECKOUT_STATEMENTS; i++)
 		if (strcmp(statements[i].since, "1.0") == 0 ||
 			(strcmp(statements[i].since, "1.1") == 0 && !is_1_0) ||
-			(strcmp(statements[i].since, "1.2") == 0 && has_vouchers))
+			(strcmp(statements[i].since, "1.2") == 0 && has_vouchers) ||
+			(strcmp(statements[i].since, "1.3") == 0 && is_1_3))
 			plans[i] = keep_plan(&statements[i],
 								 statements[i].plain ? plain_pieces : pieces);
 	plans_nspname = MemoryContextStrdup(TopMemoryContext, nspname);

@@ -153,10 +153,24 @@ find_voucher(int64 customer_id, text *code, bool fail_fast, Voucher *voucher,
 
 /* Raise SH009: the code cannot serve this checkout (verdict says why) */
 static void
-reject_code(const Voucher *voucher)
+reject_code(CheckoutCall *call, const Voucher *voucher)
 {
+	static const char *const reasons[] = {
+		[VOUCHER_NOT_YET_VALID] = "not_yet_valid",
+		[VOUCHER_EXPIRED] = "expired",
+		[VOUCHER_CODE_USED] = "code_used",
+		[VOUCHER_BELOW_MIN_TOTAL] = "below_min_total",
+		[VOUCHER_UNKNOWN] = "unknown",
+	};
 	const char *code = voucher->code_cstr;
 
+	if (voucher->verdict != VOUCHER_OK && voucher->verdict != VOUCHER_USED_UP)
+		checkout_refuse_voucher(call, voucher->code_cstr,
+								voucher->verdict == VOUCHER_UNKNOWN ? 0 : voucher->id,
+								psprintf("\"reason\": \"%s\", \"min_total_cents\": %lld, \"subtotal_cents\": %lld",
+										 reasons[voucher->verdict],
+										 (long long) voucher->min_total_cents,
+										 (long long) voucher->subtotal_cents));
 	switch (voucher->verdict)
 	{
 		case VOUCHER_UNKNOWN:
@@ -210,8 +224,10 @@ reject_code(const Voucher *voucher)
 
 /* Raise SH010: the voucher's usage limit is reached */
 static void
-reject_used_up(const Voucher *voucher, int32 used)
+reject_used_up(CheckoutCall *call, const Voucher *voucher, int32 used)
 {
+	checkout_refuse_voucher(call, voucher->code_cstr, voucher->id,
+							psprintf("\"limit\": %d, \"used\": %d", voucher->usage_limit, used));
 	ereport(ERROR,
 			(errcode(ERRCODE_CHECKOUT_VOUCHER_LIMIT),
 			 errmsg("Voucher %s has reached its usage limit (limit: %d, used: %d)",
@@ -226,11 +242,11 @@ reject_used_up(const Voucher *voucher, int32 used)
  * no use is left
  */
 void
-reject_voucher(const Voucher *voucher)
+reject_voucher(CheckoutCall *call, const Voucher *voucher)
 {
 	if (voucher->verdict == VOUCHER_USED_UP)
-		reject_used_up(voucher, voucher->usage_limit);
-	reject_code(voucher);
+		reject_used_up(call, voucher, voucher->usage_limit);
+	reject_code(call, voucher);
 }
 
 /*
@@ -250,7 +266,7 @@ lock_voucher_code(CheckoutCall *call, Voucher *voucher)
 	if (checkout_execute(CHECKOUT_CODE_USED, args, NULL, 1) > 0)
 	{
 		voucher->verdict = VOUCHER_CODE_USED;
-		reject_code(voucher);
+		reject_code(call, voucher);
 	}
 }
 
@@ -337,7 +353,7 @@ lock_use(CheckoutCall *call, Voucher *voucher)
 	 */
 	checkout_lock_step(call, "waiting for a use of voucher", voucher->id);
 	if (checkout_execute(CHECKOUT_WAIT_FOR_USE, all, NULL, 1) == 0)
-		reject_used_up(voucher, voucher->usage_limit);
+		reject_used_up(call, voucher, voucher->usage_limit);
 	checkout_lock_step(call, NULL, 0);
 	voucher->use_ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
 }
@@ -358,7 +374,7 @@ take_voucher_use(CheckoutCall *call, int64 customer_id, int64 subtotal,
 	{
 		voucher->subtotal_cents = subtotal;
 		voucher->verdict = VOUCHER_BELOW_MIN_TOTAL;
-		reject_code(voucher);
+		reject_code(call, voucher);
 	}
 	if (voucher->usage_limit > 0)
 		lock_use(call, voucher);
@@ -369,6 +385,10 @@ take_voucher_use(CheckoutCall *call, int64 customer_id, int64 subtotal,
 
 		(void) checkout_execute(CHECKOUT_CUSTOMER_USES, args, NULL, 1);
 		uses = DatumGetInt64(spi_value(0, 1));
+		if (uses >= voucher->per_customer_limit)
+			checkout_refuse_voucher(call, voucher->code_cstr, voucher->id,
+									psprintf("\"limit\": %d, \"already_used\": %lld",
+											 voucher->per_customer_limit, (long long) uses));
 		if (uses >= voucher->per_customer_limit)
 			ereport(ERROR,
 					(errcode(ERRCODE_CHECKOUT_VOUCHER_CUSTOMER_LIMIT),
