@@ -162,7 +162,7 @@ SELECT col_has_check('stock_slots', 'slot');
 
 -- idempotency_keys
 SELECT columns_are('idempotency_keys',
-	ARRAY['customer_id', 'idempotency_key', 'order_id', 'created_at']);
+	ARRAY['customer_id', 'idempotency_key', 'order_id', 'created_at', 'request']);
 SELECT col_type_is('idempotency_keys', 'idempotency_key', 'text');
 SELECT col_is_pk('idempotency_keys', ARRAY['customer_id', 'idempotency_key']);
 SELECT fk_ok('idempotency_keys', 'customer_id', 'customers', 'id');
