@@ -2,10 +2,12 @@
 # Order events to a webhook (examples/order-events, make test, in a cluster
 # of pg_virtualenv named "regress" with wal_level = logical and
 # max_connections = 400): install the example's packages from the committed
-# lockfile (npm ci), then, for each source, pgq and logical, in a shop
-# database of its own with checkout.events set to it, run the example's
-# consumer and receiver (node) and PgQ's ticker (pgqd) while the shop sells:
+# lockfile (npm ci) and run its unit tests; then, for each source, pgq and
+# logical, in a shop database of its own with checkout.events set to it,
+# run the example's consumer and receiver (node) and PgQ's ticker (pgqd)
+# while the shop sells:
 #
+#  0. a few orders placed, paid and cancelled;
 #  1. the consumer killed with SIGKILL in the middle of a batch (a
 #     transaction of 40 orders, the receiver answering slowly), then started
 #     again: it sends the unacknowledged batch again;
@@ -29,7 +31,7 @@
 # receiver.  Every process started here is stopped on exit.  Prints
 # "check:" lines; exits non-zero when one failed.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 . test/lib.sh
 tmp=$(mktemp -d)
 example=examples/order-events
@@ -40,16 +42,19 @@ queue=checkout_orders
 consumer_name=order_events_webhook
 slot=checkout_events
 
-pgqd_pid= receiver_pid= consumer_pid= stream_pid=
-stop_all() {
+# the processes this script started, stopped by stop_processes
+pgqd_pid='' receiver_pid='' consumer_pid='' stream_pid=''
+stop_processes() {
 	for p in $stream_pid $consumer_pid $receiver_pid $pgqd_pid; do kill "$p" 2>/dev/null; done
 	for p in $stream_pid $consumer_pid $receiver_pid $pgqd_pid; do wait "$p" 2>/dev/null; done
-	rm -rf "$tmp"
+	pgqd_pid='' receiver_pid='' consumer_pid='' stream_pid=''
 }
-trap stop_all EXIT
+trap 'stop_processes; rm -rf "$tmp"' EXIT
 
 check "npm ci in $example (the committed lockfile)" \
 	sh -c "cd $example && npm ci --no-audit --no-fund --loglevel=error" || exit 1
+check "the example's unit tests (npm test: pgoutput's messages, the receiver, the retries)" \
+	sh -c "cd $example && npm test >'$tmp/units.log' 2>&1" || grep -E '^ *not ok|^# (pass|fail)' "$tmp/units.log"
 [ -x tools/flashsale ] || make -s -C tools >/dev/null || exit 1
 
 # q SQL...: run SQL in the shop database $db, print the rows unaligned
@@ -153,7 +158,7 @@ delivered_and_acknowledged() {
 	received_at_least "$expected" && caught_up
 }
 # settle: wait until the receiver has every event of the committed orders
-# and the consumer acknowledged them (at most 30 s); false when it did not
+# and the consumer acknowledged them (at most 20 s); false when it did not
 settle() {
 	expected=$(expected_events)
 	if [ "$source" = pgq ]; then
@@ -163,7 +168,7 @@ settle() {
 		# a transactional message with another prefix, after everything else
 		mark=$(q "SELECT pg_logical_emit_message(true, 'checkout.test.mark', '')")
 	fi
-	wait_until 30 delivered_and_acknowledged
+	wait_until 20 delivered_and_acknowledged
 }
 
 # scenario SOURCE: the five steps and the checks for checkout.events = SOURCE
@@ -172,6 +177,7 @@ scenario() {
 	db=order_events_$source
 	deliveries=$tmp/$source-deliveries.jsonl
 	consumer_log=$tmp/$source-consumer.log
+	stop_processes
 	failed_before=$failed
 	: >"$deliveries"
 	: >"$consumer_log"
@@ -208,8 +214,9 @@ scenario() {
 	    ORDER BY id DESC LIMIT 1" >/dev/null
 	settle
 	ok=$?
-	check "$source: 5 orders placed, 2 paid, 1 cancelled: $(received) of 8 events delivered and acknowledged" \
-		eval '[ "$ok" -eq 0 ] && [ "$(received)" -eq 8 ]'
+	verdict=false
+	[ "$ok" -eq 0 ] && [ "$(received)" -eq 8 ] && verdict=true
+	check "$source: 5 orders placed, 2 paid, 1 cancelled: $(received) of 8 events delivered and acknowledged" "$verdict"
 	repeats_0=$(repeats)
 
 	# 1. The consumer killed with SIGKILL mid-batch: 40 orders in one
@@ -226,9 +233,10 @@ scenario() {
 	settle
 	ok=$?
 	repeats_1=$(($(repeats) - repeats_0))
-	check "$source: consumer killed (SIGKILL) after $at_kill of a batch's 40 events, started again: the batch sent again ($repeats_1 repeats dropped), all 40 delivered" \
-		eval '[ "$ok" -eq 0 ] && [ "$at_kill" -ge 5 ] && [ "$at_kill" -lt 40 ] && [ "$repeats_1" -gt 0 ] &&
-		      [ $(($(received) - before)) -eq 40 ]'
+	verdict=false
+	[ "$ok" -eq 0 ] && [ "$at_kill" -ge 5 ] && [ "$at_kill" -lt 40 ] && [ "$repeats_1" -gt 0 ] &&
+		[ $(($(received) - before)) -eq 40 ] && verdict=true
+	check "$source: consumer killed (SIGKILL) after $at_kill of a batch's 40 events, started again: the batch sent again ($repeats_1 repeats dropped), all 40 delivered" "$verdict"
 
 	# 2. The receiver down for 10 s while orders come (the one deliberate wait)
 	before=$(received)
@@ -247,9 +255,10 @@ scenario() {
 	ok=$?
 	made=$((expected - expected_before))
 	repeats_2=$(($(repeats) - repeats_0 - repeats_1))
-	check "$source: receiver down 10 s while $made events were made: $retried failed deliveries retried, then all $made delivered, none twice" \
-		eval '[ "$ok" -eq 0 ] && [ "$retried" -gt 0 ] && [ "$made" -eq 20 ] &&
-		      [ $(($(received) - before)) -eq "$made" ] && [ "$repeats_2" -eq 0 ]'
+	verdict=false
+	[ "$ok" -eq 0 ] && [ "$retried" -gt 0 ] && [ "$made" -eq 20 ] &&
+		[ $(($(received) - before)) -eq "$made" ] && [ "$repeats_2" -eq 0 ] && verdict=true
+	check "$source: receiver down 10 s while $made events were made: $retried failed deliveries retried, then all $made delivered, none twice" "$verdict"
 
 	# 3. The server stopped with -m immediate mid-stream, then started:
 	# checkouts and payments, one transaction each, before, during (they
@@ -288,9 +297,10 @@ scenario() {
 	made=$((expected - expected_before))
 	reconnected=$(($(count 'connected again' "$consumer_log") - reconnected_before))
 	repeats_3=$(($(repeats) - repeats_0 - repeats_1 - repeats_2))
-	check "$source: server stopped (-m immediate) after $at_stop events of a stream: the consumer connected again, all $made events of the committed changes delivered ($repeats_3 repeats dropped)" \
-		eval '[ "$ok" -eq 0 ] && [ "$reconnected" -gt 0 ] && [ "$at_stop" -ge 10 ] &&
-		      [ $(($(received) - before)) -eq "$made" ]'
+	verdict=false
+	[ "$ok" -eq 0 ] && [ "$reconnected" -gt 0 ] && [ "$at_stop" -ge 10 ] &&
+		[ $(($(received) - before)) -eq "$made" ] && verdict=true
+	check "$source: server stopped (-m immediate) after $at_stop events of a stream: the consumer connected again, all $made events of the committed changes delivered ($repeats_3 repeats dropped)" "$verdict"
 
 	# 4. A checkout rolled back: no event; the next one's come
 	rolled=$(q "BEGIN" -c "SELECT buy('rolled-back')" -c "ROLLBACK")
@@ -298,12 +308,13 @@ scenario() {
 	settle
 	ok=$?
 	repeats_4=$(($(repeats) - repeats_0 - repeats_1 - repeats_2 - repeats_3))
-	check "$source: a checkout rolled back (order $rolled): no event for it, the next checkout's delivered" \
-		eval '[ "$ok" -eq 0 ] && [ -n "$rolled" ] &&
-		      [ "$(count "\"order_id\":$rolled," "$deliveries")" -eq 0 ] &&
-		      [ "$(count "\"idempotency_key\":\"rolled-back\"" "$deliveries")" -eq 0 ] &&
-		      [ "$(count "\"idempotency_key\":\"after-the-rollback\"" "$deliveries")" -eq 1 ] &&
-		      [ "$repeats_4" -eq 0 ]'
+	verdict=false
+	[ "$ok" -eq 0 ] && [ -n "$rolled" ] &&
+		[ "$(count "\"order_id\":$rolled," "$deliveries")" -eq 0 ] &&
+		[ "$(count "\"idempotency_key\":\"rolled-back\"" "$deliveries")" -eq 0 ] &&
+		[ "$(count "\"idempotency_key\":\"after-the-rollback\"" "$deliveries")" -eq 1 ] &&
+		[ "$repeats_4" -eq 0 ] && verdict=true
+	check "$source: a checkout rolled back (order $rolled): no event for it, the next checkout's delivered" "$verdict"
 
 	# 5. A crowd: 300 buyers at once on 100 units
 	tools/flashsale -q -d "$db" --buyers 300 --stock 100 -c 300 --name "Crowd $source" \
@@ -323,9 +334,11 @@ scenario() {
 	placed_crowd=$(q "SELECT count(*) FROM ($firsts) AS d
 	                   WHERE d.kind = 'placed' AND d.event->'lines' @> jsonb_build_array(jsonb_build_object(
 	                         'product_id', (SELECT id FROM products WHERE name = 'Crowd $source')))")
-	check "$source: a crowd of 300 buyers on 100 units (flashsale exit $crowd): exactly $placed_crowd placed events for it" \
-		eval '[ "$crowd" -eq 0 ] && [ "$ok" -eq 0 ] && [ "$placed_crowd" -eq 100 ] && [ "$repeats_5" -eq 0 ]'
+	verdict=false
+	[ "$crowd" -eq 0 ] && [ "$ok" -eq 0 ] && [ "$placed_crowd" -eq 100 ] && [ "$repeats_5" -eq 0 ] && verdict=true
+	check "$source: a crowd of 300 buyers on 100 units (flashsale exit $crowd): exactly $placed_crowd placed events for it" "$verdict"
 
+	# shellcheck disable=SC2046
 	set -- $(q "WITH d AS ($firsts),
 	            e AS (SELECT id AS order_id, 'placed' AS kind FROM orders
 	                  UNION ALL SELECT id, 'paid' FROM orders WHERE paid_at IS NOT NULL
@@ -336,8 +349,9 @@ scenario() {
 	                   (SELECT count(*) FROM (SELECT order_id, kind FROM d
 	                                          EXCEPT ALL SELECT order_id, kind FROM e) AS extra)" -F ' ')
 	orders=${1:-?} events=${2:-?} missing=${3:-?} extra=${4:-?}
-	check "$source: every committed order's events delivered: $events events of $orders orders (one placed each, paid and cancelled as the orders table says), $missing missing, $extra not of a committed change" \
-		eval '[ "$missing" -eq 0 ] && [ "$extra" -eq 0 ] && [ "$events" -eq "$(received)" ]'
+	verdict=false
+	[ "$missing" -eq 0 ] && [ "$extra" -eq 0 ] && [ "$events" -eq "$(received)" ] && verdict=true
+	check "$source: every committed order's events delivered: $events events of $orders orders (one placed each, paid and cancelled as the orders table says), $missing missing, $extra not of a committed change" "$verdict"
 
 	disorder=$(q "SELECT count(*) FROM (
 	                SELECT event_id, kind,
@@ -363,11 +377,13 @@ scenario() {
 	               WHERE doc->>'idempotency_key' IS DISTINCT FROM doc->>'event_id'
 	                  OR doc->>'event_id' IS DISTINCT FROM doc->'event'->>'event_id'")
 	twice=$(q "SELECT count(*) - count(DISTINCT event_id) FROM ($firsts) AS d")
-	check "$source: every delivery's Idempotency-Key is its event id, no event received as new twice ($bad_keys bad keys, $twice twice)" \
-		eval '[ "$bad_keys" -eq 0 ] && [ "$twice" -eq 0 ]'
+	verdict=false
+	[ "$bad_keys" -eq 0 ] && [ "$twice" -eq 0 ] && verdict=true
+	check "$source: every delivery's Idempotency-Key is its event id, no event received as new twice ($bad_keys bad keys, $twice twice)" "$verdict"
 
-	check "$source: repeats only after a crash, each dropped by the receiver: $repeats_0, $repeats_1 (consumer killed), $repeats_2, $repeats_3 (server stopped), $repeats_4, $repeats_5 in steps 0-5" \
-		eval '[ "$repeats_0" -eq 0 ] && [ "$repeats_2" -eq 0 ] && [ "$repeats_4" -eq 0 ] && [ "$repeats_5" -eq 0 ]'
+	verdict=false
+	[ "$repeats_0" -eq 0 ] && [ "$repeats_2" -eq 0 ] && [ "$repeats_4" -eq 0 ] && [ "$repeats_5" -eq 0 ] && verdict=true
+	check "$source: repeats only after a crash, each dropped by the receiver: $repeats_0, $repeats_1 (consumer killed), $repeats_2, $repeats_3 (server stopped), $repeats_4, $repeats_5 in steps 0-5" "$verdict"
 
 	check "$source: the consumer never exited on its own (one line per batch: $(count '; acknowledged$' "$consumer_log") batches)" \
 		alive "$consumer_pid"
@@ -376,13 +392,8 @@ scenario() {
 		echo "--- the end of the $source consumer's log:"
 		tail -n 30 "$consumer_log"
 	fi
-	kill "$consumer_pid"
-	wait "$consumer_pid"
-	consumer_pid=
-	stop_receiver
-	if [ "$source" = pgq ]; then
-		stop_ticker
-	else
+	stop_processes
+	if [ "$source" = logical ]; then
 		sql "$db" "SELECT pg_drop_replication_slot('$slot')" >/dev/null
 	fi
 }

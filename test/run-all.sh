@@ -13,6 +13,9 @@
 #     unit tests, and Prometheus with postgres_exporter watching a sale;
 #  5. test/storefront.sh in a cluster with track_commit_timestamp on: the
 #     storefront (examples/storefront) in Chromium, against the real server;
+#  6. test/order-events.sh in a cluster with wal_level = logical: the order
+#     events' consumer (examples/order-events) killed, its receiver down,
+#     the server stopped mid-stream, through PgQ and logical decoding;
 #  3. test/cron/run.sh in a cluster with shared_preload_libraries =
 #     'pg_cron': shop_expire_orders() scheduled.  It mostly waits for the
 #     next minute, so it runs beside 1 and 2, in a cluster of its own (-t).
@@ -80,6 +83,20 @@ if [ "$rc_storefront" -ne 0 ] && [ "$storefront_failed" -eq 0 ]; then
 fi
 echo "storefront (Chromium): $storefront_passed passed, $storefront_failed failed"
 
+# order events to a webhook (examples/order-events): its own cluster, with
+# wal_level = logical; the database is stopped and started mid-test
+pg_virtualenv -t -o wal_level=logical -o max_connections=400 \
+	-- sh test/order-events.sh >"$log/events" 2>&1
+rc_events=$?
+grep -E '^check: |^order events: ' "$log/events"
+set -- $(count_verdicts "$log/events")
+events_passed=$1 events_failed=$2
+if [ "$rc_events" -ne 0 ] && [ "$events_failed" -eq 0 ]; then
+	grep -v '^20[0-9][0-9]-' "$log/events" | tail -30
+	events_failed=1
+fi
+echo "order events (consumer): $events_passed passed, $events_failed failed"
+
 wait "$cron"
 rc_cron=$?
 quiet_server_log "$log/cron"
@@ -88,8 +105,8 @@ cron_passed=$1 cron_failed=$2
 [ "$rc_cron" -ne 0 ] && [ "$cron_failed" -eq 0 ] && cron_failed=1
 echo "pg_cron (expiry): $cron_passed passed, $cron_failed failed"
 
-passed=$((package_passed + main_passed + preload_passed + monitoring_passed + storefront_passed + cron_passed))
-failed=$((package_failed + main_failed + preload_failed + monitoring_failed + storefront_failed + cron_failed))
+passed=$((package_passed + main_passed + preload_passed + monitoring_passed + storefront_passed + events_passed + cron_passed))
+failed=$((package_failed + main_failed + preload_failed + monitoring_failed + storefront_failed + events_failed + cron_failed))
 [ "$rc_main" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
 
 echo "$passed passed, $failed failed"
