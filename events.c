@@ -17,7 +17,8 @@
  *	- off, the default: nothing, and no statement, lock or lookup on any
  *	  path (the setting is a variable of this backend);
  *	- pgq: pgq.insert_event_raw() into the queue checkout.events_queue names
- *	  (the C function pgq.insert_event() wraps), with the kind as ev_type,
+ *	  (the C function pgq.insert_event() wraps, called directly), with the
+ *	  kind as ev_type,
  *	  the JSON as ev_data, the event id as ev_extra1 and the order id as
  *	  ev_extra2.  PgQ cuts batches by snapshots, so a consumer never skips
  *	  an event of a transaction that commits after a later one;
@@ -48,10 +49,10 @@
  * fails its change with a clear error, so that no order is placed whose
  * event is lost.
  *
- * Memory rules.  The pgq statement is prepared once per backend and kept
- * (SPI_keepplan); everything else lives in the caller's memory context
- * (the checkout's SPI procedure context) or in this file's own SPI
- * connection, freed by SPI_finish.
+ * Memory rules.  pgq.insert_event_raw()'s FmgrInfo is kept per backend in
+ * TopMemoryContext (looked up again when its OID changes); everything else
+ * lives in the caller's memory context (the checkout's SPI procedure
+ * context); pgq's function connects to SPI itself.
  *
  * Locking rules.  nextval() on the sequence (no lock held past the call);
  * the pgq sink's insert into the queue's current event table
@@ -69,16 +70,18 @@
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "commands/sequence.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -114,9 +117,6 @@ static char *checkout_events_queue = NULL;
 static const char *const event_kinds[] = {
 	"placed", "paid", "cancelled", "expired", "preorder_filled", NULL
 };
-
-/* pgq.insert_event_raw(), prepared once per backend */
-static SPIPlanPtr pgq_insert_plan = NULL;
 
 /* What an error while writing an event adds to its context */
 typedef struct EventWrite
@@ -219,12 +219,23 @@ event_write_context(void *arg)
 				   write->kind, (long long) write->order_id);
 }
 
-/* Insert the event into the PgQ queue (connected to SPI, as its writer) */
+/*
+ * Insert the event into the PgQ queue, as its writer: pgq.insert_event_raw()
+ * called directly (it is C, and pgq.insert_event() is it wrapped in
+ * PL/pgSQL: a statement to call it would cost a third of the event), with
+ * the writer's EXECUTE right checked as a call through SQL would check it
+ */
 static void
 write_to_pgq(const char *kind, int64 event_id, int64 order_id, const char *json)
 {
-	Datum		args[5];
-	int			rc;
+	static const Oid argtypes[11] = {TEXTOID, INT8OID, TIMESTAMPTZOID, INT4OID, INT4OID,
+	TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	static Oid	insert_oid = InvalidOid;
+	static FmgrInfo insert_flinfo;
+	Oid			oid;
+	AclResult	aclresult;
+
+	LOCAL_FCINFO(fcinfo, 11);
 
 	if (!pgq_installed())
 		ereport(ERROR,
@@ -232,32 +243,36 @@ write_to_pgq(const char *kind, int64 event_id, int64 order_id, const char *json)
 				 errmsg("checkout.events is pgq but extension \"pgq\" is not installed in this database"),
 				 errdetail("The change was not made: its event could not be written."),
 				 errhint("Install it (CREATE EXTENSION pgq) and create the queue (SELECT shop_events_create_queue()), or set checkout.events = off.")));
-	if (pgq_insert_plan == NULL)
-	{
-		/*
-		 * pgq.insert_event() is this call wrapped in PL/pgSQL: called
-		 * directly, it costs one function call less per event
-		 */
-		Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-		SPIPlanPtr	plan;
 
-		plan = SPI_prepare("SELECT pgq.insert_event_raw($1, NULL, pg_catalog.now(), NULL, NULL,"
-						   " $2, $3, $4, $5, NULL, NULL)", 5, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "checkout: SPI_prepare failed for pgq.insert_event_raw: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "checkout: SPI_keepplan failed");
-		pgq_insert_plan = plan;
+	/*
+	 * Looked up at each call (pgq may be dropped and created again); loaded
+	 * once per OID
+	 */
+	oid = LookupFuncName(list_make2(makeString("pgq"), makeString("insert_event_raw")),
+						 11, argtypes, false);
+	aclresult = object_aclcheck_compat(oid, GetUserId());
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FUNCTION, "pgq.insert_event_raw");
+	if (oid != insert_oid)
+	{
+		fmgr_info_cxt(oid, &insert_flinfo, TopMemoryContext);
+		insert_oid = oid;
 	}
-	args[0] = CStringGetTextDatum(checkout_events_queue);
-	args[1] = CStringGetTextDatum(kind);
-	args[2] = CStringGetTextDatum(json);
-	args[3] = CStringGetTextDatum(psprintf(INT64_FORMAT, event_id));
-	args[4] = CStringGetTextDatum(psprintf(INT64_FORMAT, order_id));
-	rc = SPI_execute_plan(pgq_insert_plan, args, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "checkout: pgq.insert_event_raw failed: %s", SPI_result_code_string(rc));
+
+	InitFunctionCallInfoData(*fcinfo, &insert_flinfo, 11, InvalidOid, NULL, NULL);
+	for (int i = 0; i < 11; i++)
+	{
+		fcinfo->args[i].value = (Datum) 0;
+		fcinfo->args[i].isnull = true;
+	}
+	fcinfo->args[0].value = CStringGetTextDatum(checkout_events_queue);
+	fcinfo->args[5].value = CStringGetTextDatum(kind);
+	fcinfo->args[6].value = CStringGetTextDatum(json);
+	fcinfo->args[7].value = CStringGetTextDatum(psprintf(INT64_FORMAT, event_id));
+	fcinfo->args[8].value = CStringGetTextDatum(psprintf(INT64_FORMAT, order_id));
+	fcinfo->args[0].isnull = fcinfo->args[5].isnull = fcinfo->args[6].isnull =
+		fcinfo->args[7].isnull = fcinfo->args[8].isnull = false;
+	(void) FunctionCallInvoke(fcinfo);
 }
 
 /*
@@ -331,10 +346,7 @@ write_event(Oid nspoid, const char *kind, int64 order_id, const char *fields)
 		GetUserIdAndSecContext(&save_userid, &save_sec_context);
 		SetUserIdAndSecContext(writer, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "checkout: SPI_connect failed");
 		write_to_pgq(kind, event_id, order_id, json.data);
-		SPI_finish();
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 
