@@ -21,7 +21,7 @@
 
 EXTENSION = checkout
 MODULE_big = checkout
-OBJS = checkout.o events.o features.o guard.o locations.o lockstep.o placeorder.o preorders.o refusal.o slots.o statements.o stats.o voucher.o
+OBJS = checkout.o events.o features.o guard.o locations.o lockstep.o placeorder.o preorders.o refusal.o rowchecks.o slots.o statements.o stats.o voucher.o
 DATA = $(notdir $(wildcard $(srcdir)/checkout--*.sql))
 PGFILEDESC = "checkout - race-free e-commerce checkout"
 
