@@ -18,6 +18,9 @@ results=${BENCH_RESULTS:-bench/results/$(date -u +%Y-%m-%d)-profile.md}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# perf's sampling rate (PROFILE_PERF=1), as the report states it
+perf_hz=${PROFILE_PERF_HZ:-1999}
+
 versions=$(grep -v '^#' RELEASES | while read -r v c; do printf '%s:checkout_r%s ' "$v" "$(echo "$v" | tr -d .)"; done)
 versions="${versions}current:checkout"
 
@@ -27,6 +30,9 @@ versions="${versions}current:checkout"
 	echo "\`make bench-profile\` (bench/profile.sh): $(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}'),"
 	echo "one client, \`synchronous_commit=off\`, a one-line cart of one of 1,000 products (add to cart, then"
 	echo "check out), $seconds s per version after a warm-up; \`pg_stat_statements.track = all\`."
+	echo "Caveat: pg_stat_statements times only ExecutorRun and ExecutorFinish of each statement; the"
+	echo "executor's start and end (plan-tree setup, CHECK expressions rebuilt, index opening) are in the"
+	echo "call's total but in no statement's row.${PROFILE_PERF:+ perf samples at $perf_hz Hz.}"
 } >"$tmp/report"
 
 for vx in $versions; do
@@ -49,7 +55,7 @@ for vx in $versions; do
 		bench "$seconds" &
 		sleep 1
 		pid=$(psql -X -At -d postgres -c "SELECT pid FROM pg_stat_activity WHERE datname = '$db' AND application_name = 'pgbench' LIMIT 1")
-		perf record -F 999 -g -p "$pid" -o "$tmp/perf.data" -- sleep $((seconds - 2)) >/dev/null 2>&1 || true
+		perf record -F "$perf_hz" -g -p "$pid" -o "$tmp/perf.data" -- sleep $((seconds - 2)) >/dev/null 2>&1 || true
 		wait
 		perf script -i "$tmp/perf.data" 2>/dev/null | awk '
 			/^\S/ { if (stack != "") n[stack]++; stack = ""; next }
