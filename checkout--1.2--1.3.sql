@@ -474,18 +474,6 @@ $$;
 ALTER TABLE @extschema@.idempotency_keys ADD COLUMN request jsonb;
 
 /*
- * The checkout functions run as the extension's owner and make their
- * settings themselves (checkout.c, "The rights and settings a call runs
- * with"): no longer SECURITY DEFINER with a SET clause, whose GUC work was
- * a tenth of a sold-out rejection.  They switch to the owner at once and
- * set search_path = pg_catalog, pg_temp and enable_seqscan = off before
- * anything that locks, writes or builds a plan.
- */
-ALTER FUNCTION @extschema@.shop_checkout(bigint) SECURITY INVOKER RESET ALL;
-ALTER FUNCTION @extschema@.shop_checkout(bigint, text) SECURITY INVOKER RESET ALL;
-ALTER FUNCTION @extschema@.shop_checkout(bigint, text, text) SECURITY INVOKER RESET ALL;
-
-/*
  * shop_place_order(customer_id, lines, idempotency_key, voucher_code): the
  * checkout of a web request in one call (placeorder.c).  It sets the
  * customer's cart to the lines ([{"product_id": 1, "quantity": 2,
@@ -507,7 +495,10 @@ CREATE FUNCTION @extschema@.shop_place_order(customer_id bigint, lines jsonb,
 											 OUT message text, OUT refusal jsonb)
 RETURNS record
 AS 'MODULE_PATHNAME', 'shop_place_order'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off;
 
 COMMENT ON FUNCTION @extschema@.shop_place_order(bigint, jsonb, text, text) IS
 'Check out these lines for the customer in one call: the order placed or replayed, or the refusal as data';

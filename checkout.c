@@ -133,10 +133,7 @@
 #include "portability/instr_time.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_proc.h"
 #include "utils/guc.h"
-#include "utils/syscache.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -764,80 +761,32 @@ any_short(const CartLine *lines, int nlines)
 }
 
 /*
- * The rights and settings a call runs with (since 1.3).  Until 1.2 every
- * form of shop_checkout was SECURITY DEFINER with a SET clause (search_path,
- * enable_seqscan): the function manager opened a GUC nesting level and set
- * both on every call, which was a tenth of a sold-out rejection.  Since 1.3
- * the functions are plain, and the call does it itself, as late as it can:
+ * Settings for the rest of this call, at a new GUC nesting level, which the
+ * caller pops with AtEOXact_GUC() (or the transaction abort does); returns
+ * the level, or 0 when nothing had to be set.
  *
- *	- as the function's owner (the extension's) from the start, as SECURITY
- *	  DEFINER would (SetUserIdAndSecContext, SECURITY_LOCAL_USERID_CHANGE);
- *	- search_path = pg_catalog, pg_temp, enable_seqscan = off and
- *	  lock_timeout = checkout.lock_timeout before anything that takes a row
- *	  lock, writes, or plans.  A rejection on the snapshot (fail fast) takes
- *	  no lock, writes nothing and runs only saved plans that are valid, so it
- *	  needs none of them: every statement names its objects through the
- *	  extension's schema and pg_catalog (search_path cannot capture them),
- *	  and enable_seqscan matters only when a plan is built.  When a plan
- *	  must be built (the backend's first call, after an invalidation), or
- *	  checkout.lock_timeout is set (a relation lock of the read may wait),
- *	  the settings come first.
+ * enable_seqscan = off: every statement here finds rows by key or by ctid,
+ * and a generic plan must not pick a sequential scan because a table looks
+ * small or because it cannot know how many ids or ctids an array parameter
+ * holds (it guesses 10: on a catalog of a thousand products, a TID scan of
+ * 10 rows then costs more than reading the table).  Plans are built, and
+ * rebuilt after an invalidation, only while a call runs, so they are always
+ * built with this setting; it covers the foreign key checks the writes fire.
+ * Since 1.2 shop_checkout's own SET clause sets it, at the nesting level
+ * that its SET search_path opens anyway; the 1.1 definition (a backend
+ * whose library is newer than its objects, mid-upgrade) does not: then it
+ * is set here.
  *
- * Why enable_seqscan = off: every statement here finds rows by key or by
- * ctid, and a generic plan must not pick a sequential scan because a table
- * looks small or because it cannot know how many ids or ctids an array
- * parameter holds (it guesses 10: on a catalog of a thousand products, a
- * TID scan of 10 rows then costs more than reading the table).  It covers
- * the foreign key checks the writes fire, planned once per backend.
- * Why search_path: triggers a shop adds to its tables run as the owner.
- *
- * An object of 1.2 or before (mid-upgrade) is still SECURITY DEFINER with its
- * SET clause: then the user is already the owner and the settings are
- * already made, and nothing is done twice.  An error ends both with the
- * (sub)transaction.
+ * lock_timeout = checkout.lock_timeout, when that is set: bounds lock waits.
  */
-typedef struct CallRights
+static int
+set_call_settings(void)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	int			nestlevel;		/* 0: settings not made yet; -1: none needed */
-} CallRights;
+	int			nestlevel;
 
-/* Run as the owner of the function called (fn_oid) from now on */
-static void
-become_owner(CallRights *rights, Oid fn_oid)
-{
-	HeapTuple	proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(proc))
-		elog(ERROR, "checkout: cache lookup failed for function %u", fn_oid);
-	owner = ((Form_pg_proc) GETSTRUCT(proc))->proowner;
-	ReleaseSysCache(proc);
-	GetUserIdAndSecContext(&rights->save_userid, &rights->save_sec_context);
-	rights->nestlevel = 0;
-	SetUserIdAndSecContext(owner, rights->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-}
-
-/* The settings of a call that locks, writes or plans (once per call) */
-static void
-apply_call_settings(CallRights *rights)
-{
-	bool		set_path;
-
-	if (rights->nestlevel != 0)
-		return;
-	set_path = namespace_search_path == NULL ||
-		strcmp(namespace_search_path, "pg_catalog, pg_temp") != 0;
-	if (!set_path && !enable_seqscan && checkout_lock_timeout == 0)
-	{
-		rights->nestlevel = -1;
-		return;
-	}
-	rights->nestlevel = NewGUCNestLevel();
-	if (set_path)
-		(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
-								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (!enable_seqscan && checkout_lock_timeout == 0)
+		return 0;
+	nestlevel = NewGUCNestLevel();
 	if (enable_seqscan)
 		(void) set_config_option("enable_seqscan", "off", PGC_USERSET,
 								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
@@ -849,15 +798,15 @@ apply_call_settings(CallRights *rights)
 		(void) set_config_option("lock_timeout", value, PGC_USERSET,
 								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	}
+	return nestlevel;
 }
 
-/* Back to the caller's rights and settings */
+/* Pop the settings of set_call_settings(), if it made any */
 static void
-end_call_rights(CallRights *rights)
+reset_call_settings(int nestlevel)
 {
-	if (rights->nestlevel > 0)
-		AtEOXact_GUC(true, rights->nestlevel);
-	SetUserIdAndSecContext(rights->save_userid, rights->save_sec_context);
+	if (nestlevel > 0)
+		AtEOXact_GUC(true, nestlevel);
 }
 
 /*
@@ -997,7 +946,7 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	int64		order_id = 0;
 	int64		reserved_id = 0;
 	int64		total;
-	CallRights	rights;
+	int			nestlevel;
 	bool		located;
 	bool		preordered = false;
 	bool		snapshot_pushed = false;
@@ -1006,23 +955,20 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "checkout: SPI_connect failed");
 
-	/*
-	 * As the owner; the settings before a plan is built, before a read that
-	 * may wait on checkout.lock_timeout, and before the lines' writes
-	 */
-	become_owner(&rights, call->function);
-	if (!checkout_statements_ready(nspoid) || checkout_lock_timeout > 0 ||
-		call->lines != NULL)
-		apply_call_settings(&rights);
 	checkout_prepare_statements(nspoid);
-	if (!checkout_plans_valid())
-		apply_call_settings(&rights);
 	if (call->lines != NULL && !checkout_prepared(CHECKOUT_SET_CART))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("shop_place_order() needs version 1.3 of extension \"checkout\""),
 				 errhint("Run ALTER EXTENSION checkout UPDATE.")));
 	call->request = key != NULL ? key_request(code, call->lines) : (Datum) 0;
+
+	/*
+	 * The settings come before fail fast too: left to itself its plan would
+	 * scan the (small) stock_slots table, and starting a sequential scan
+	 * costs a file-size system call, more than the GUC work
+	 */
+	nestlevel = set_call_settings();
 
 	/*
 	 * Lines of the call: claim the key first (a retry then changes no cart:
@@ -1072,8 +1018,6 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 		order_id = reject_on_snapshot(call, customer_id, key);
 	if (order_id == 0)
 	{
-		/* From here on the call locks and writes */
-		apply_call_settings(&rights);
 		nlines = read_cart(call, customer_id, &lines);
 		if (nlines == 0 && (key == NULL || (order_id = key_order(call, customer_id, key)) == 0))
 			report_empty_cart(customer_id);
@@ -1086,7 +1030,7 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 		call->replayed = true;
 		if (snapshot_pushed)
 			PopActiveSnapshot();
-		end_call_rights(&rights);
+		reset_call_settings(nestlevel);
 		SPI_finish();
 		return order_id;
 	}
@@ -1141,7 +1085,7 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 		call->items_sold += lines[i].quantity;
 	if (snapshot_pushed)
 		PopActiveSnapshot();
-	end_call_rights(&rights);
+	reset_call_settings(nestlevel);
 	SPI_finish();
 
 	return order_id;
@@ -1239,7 +1183,7 @@ checkout_customer_argument(FunctionCallInfo fcinfo, const char *function)
 static Datum
 checkout_counted(FunctionCallInfo fcinfo)
 {
-	CheckoutCall call = {.function = fcinfo->flinfo->fn_oid};
+	CheckoutCall call = {0};
 	int64		customer_id = checkout_customer_argument(fcinfo, "shop_checkout");
 	text	   *key = idempotency_key(fcinfo, 1);
 	text	   *code = voucher_code_argument(fcinfo, 2);

@@ -245,9 +245,6 @@ typedef struct CheckoutCall
 
 	/* What a key's call asks for (idempotency_keys.request), with a key */
 	Datum		request;
-
-	/* The function called (its owner is whom the call runs as) */
-	Oid			function;
 } CheckoutCall;
 
 /* checkout.c: a call of any form, and its arguments */
@@ -335,8 +332,6 @@ typedef enum CheckoutFeature
 extern void checkout_statements_init(void);
 extern void checkout_prepare_statements(Oid nspoid);
 extern bool checkout_prepared(CheckoutStatement stmt);
-extern bool checkout_statements_ready(Oid nspoid);
-extern bool checkout_plans_valid(void);
 extern uint64 checkout_execute(CheckoutStatement stmt, Datum *values,
 							   const char *nulls, long count);
 extern Oid	checkout_reclaim_function(void);

@@ -271,7 +271,7 @@ shop_place_order(PG_FUNCTION_ARGS)
 	bool		nulls[NUM_RESULT_COLUMNS];
 	CheckoutLines lines;
 	StringInfoData refusal;
-	CheckoutCall call = {.function = fcinfo->flinfo->fn_oid};
+	CheckoutCall call = {0};
 	Oid			nspoid = get_func_namespace(fcinfo->flinfo->fn_oid);
 	int64		customer_id;
 	text	   *key;

@@ -957,32 +957,6 @@ checkout_prepare_statements(Oid nspoid)
 	plans_nspoid = nspoid;
 }
 
-/*
- * Whether the plans are prepared for schema nspoid and nothing in the
- * catalogs changed since they were checked (after taking in the
- * invalidations other backends sent): then checkout_prepare_statements()
- * builds no plan
- */
-bool
-checkout_statements_ready(Oid nspoid)
-{
-	checkout_features_check();
-	return plans_checked && plans_nspoid == nspoid;
-}
-
-/*
- * Whether every saved plan is valid: executing one then builds no plan
- * (an invalidated plan is built again when it next runs)
- */
-bool
-checkout_plans_valid(void)
-{
-	for (int i = 0; i < NUM_CHECKOUT_STATEMENTS; i++)
-		if (plans[i] != NULL && !SPI_plan_is_valid(plans[i]))
-			return false;
-	return true;
-}
-
 /* Whether statement stmt is prepared: of a version this install has */
 bool
 checkout_prepared(CheckoutStatement stmt)

@@ -1,5 +1,5 @@
 -- pgTAP: shop_place_order (1.3).  Its contract (signature, result
--- columns, runs as the owner like shop_checkout, granted by
+-- columns, SECURITY DEFINER with a pinned search_path, granted by
 -- shop_grant_app and not to PUBLIC); a storefront role places, replays and
 -- is refused through it; a refusal and an error change nothing (stock,
 -- cart, keys); the key binds the request; idempotency_keys.request keeps
