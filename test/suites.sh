@@ -43,6 +43,7 @@ suite races sh test/race.sh
 suite upgrade sh test/upgrade.sh
 suite resets sh test/reset.sh
 suite reference sh test/reference.sh
+suite docs sh test/docs.sh
 suite notify sh test/notify.sh
 suite backup sh test/dump-restore.sh
 suite crash sh test/crash.sh
