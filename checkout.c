@@ -1121,21 +1121,21 @@ outcome_of(int sqlerrcode)
 }
 
 /*
- * One call of a checkout, in any of its forms: shop_checkout() and
- * shop_place_order() (placeorder.c).  Counts every call in the statistics
- * (when preloaded); an error raised while it waits for a lock names what
+ * One call of a checkout, in any of its forms (form: shop_checkout(), or
+ * shop_place_order() in placeorder.c): its arguments read, then the
+ * checkout.  Counts every call in the statistics (when preloaded), bad
+ * arguments included; an error raised while it waits for a lock names what
  * it was locking (error context).
  */
 int64
-checkout_call(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key,
-			  text *code)
+checkout_call(CheckoutCall *call, FunctionCallInfo fcinfo, const CheckoutForm *form)
 {
 	ErrorContextCallback errcallback;
 	instr_time	start;
 	int64		order_id;
 
 	INSTR_TIME_SET_CURRENT(start);
-	call->customer_id = customer_id;
+	call->customer_id = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
 
 	errcallback.callback = checkout_error_context;
 	errcallback.arg = call;
@@ -1144,7 +1144,16 @@ checkout_call(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key,
 
 	PG_TRY();
 	{
-		order_id = checkout(call, nspoid, customer_id, key, code);
+		int64		customer_id = checkout_customer_argument(fcinfo, form->function);
+		text	   *key;
+		text	   *code;
+
+		if (form->arguments != NULL)
+			form->arguments(fcinfo, call);
+		key = idempotency_key(fcinfo, form->key_argno);
+		code = voucher_code_argument(fcinfo, form->code_argno);
+		order_id = checkout(call, get_func_namespace(fcinfo->flinfo->fn_oid),
+							customer_id, key, code);
 	}
 	PG_CATCH();
 	{
@@ -1179,24 +1188,16 @@ checkout_customer_argument(FunctionCallInfo fcinfo, const char *function)
 	return PG_GETARG_INT64(0);
 }
 
-/* shop_checkout's forms: the arguments, then the call */
+/* shop_checkout's forms: the customer, the key, the voucher code */
+static const CheckoutForm checkout_form = {"shop_checkout", 1, 2, NULL};
+
+/* shop_checkout's forms: the call, counted */
 static Datum
 checkout_counted(FunctionCallInfo fcinfo)
 {
 	CheckoutCall call = {0};
-	int64		customer_id = checkout_customer_argument(fcinfo, "shop_checkout");
-	text	   *key = idempotency_key(fcinfo, 1);
-	text	   *code = voucher_code_argument(fcinfo, 2);
 
-	PG_RETURN_INT64(checkout_call(&call, get_func_namespace(fcinfo->flinfo->fn_oid),
-								  customer_id, key, code));
-}
-
-/* The idempotency key argument of shop_place_order() (its third) */
-text *
-checkout_key_argument(FunctionCallInfo fcinfo, int argno)
-{
-	return idempotency_key(fcinfo, argno);
+	PG_RETURN_INT64(checkout_call(&call, fcinfo, &checkout_form));
 }
 
 PG_FUNCTION_INFO_V1(shop_checkout);

@@ -247,11 +247,22 @@ typedef struct CheckoutCall
 	Datum		request;
 } CheckoutCall;
 
-/* checkout.c: a call of any form, and its arguments */
-extern int64 checkout_call(CheckoutCall *call, Oid nspoid, int64 customer_id,
-						   text *key, text *code);
+/*
+ * checkout.c: a call of any form.  A form says its function's name (for
+ * messages), where its key and voucher code arguments are, and what else
+ * it reads of its arguments into the call (NULL: nothing)
+ */
+typedef struct CheckoutForm
+{
+	const char *function;
+	int			key_argno;
+	int			code_argno;
+	void		(*arguments) (FunctionCallInfo fcinfo, CheckoutCall *call);
+} CheckoutForm;
+
+extern int64 checkout_call(CheckoutCall *call, FunctionCallInfo fcinfo,
+						   const CheckoutForm *form);
 extern int64 checkout_customer_argument(FunctionCallInfo fcinfo, const char *function);
-extern text *checkout_key_argument(FunctionCallInfo fcinfo, int argno);
 
 /* refusal.c */
 extern void checkout_refuse_line(CheckoutCall *call, bool first, int64 product_id,

@@ -257,6 +257,24 @@ read_order(Oid nspoid, int64 order_id, Datum *values, bool *nulls,
 	SPI_finish();
 }
 
+/* shop_place_order's lines argument, read into the call (its form's arguments) */
+static void
+read_lines_argument(FunctionCallInfo fcinfo, CheckoutCall *call)
+{
+	CheckoutLines *lines = palloc0(sizeof(CheckoutLines));
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("lines must not be NULL"),
+				 errhint("Pass e.g. '[{\"product_id\": 1, \"quantity\": 2}]'.")));
+	parse_lines(PG_GETARG_JSONB_P(1), lines);
+	call->lines = lines;
+}
+
+/* shop_place_order: the customer, the lines, the key, the voucher code */
+static const CheckoutForm place_order_form = {"shop_place_order", 2, 3, read_lines_argument};
+
 /*
  * shop_place_order(customer_id bigint, lines jsonb, idempotency_key text
  * DEFAULT NULL, voucher_code text DEFAULT NULL) RETURNS record, since 1.3
@@ -269,37 +287,22 @@ shop_place_order(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Datum		values[NUM_RESULT_COLUMNS] = {0};
 	bool		nulls[NUM_RESULT_COLUMNS];
-	CheckoutLines lines;
 	StringInfoData refusal;
 	CheckoutCall call = {0};
 	Oid			nspoid = get_func_namespace(fcinfo->flinfo->fn_oid);
-	int64		customer_id;
-	text	   *key;
-	text	   *code;
 	int64		order_id = 0;
 	ErrorData  *edata = NULL;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "checkout: shop_place_order must return a row");
-	customer_id = checkout_customer_argument(fcinfo, "shop_place_order");
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("lines must not be NULL"),
-				 errhint("Pass e.g. '[{\"product_id\": 1, \"quantity\": 2}]'.")));
-	parse_lines(PG_GETARG_JSONB_P(1), &lines);
-	key = checkout_key_argument(fcinfo, 2);
-	code = voucher_code_argument(fcinfo, 3);
-
 	initStringInfo(&refusal);
-	call.lines = &lines;
 	call.refusal = &refusal;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(outer_cxt);
 	PG_TRY();
 	{
-		order_id = checkout_call(&call, nspoid, customer_id, key, code);
+		order_id = checkout_call(&call, fcinfo, &place_order_form);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(outer_cxt);
 		CurrentResourceOwner = outer_owner;
