@@ -105,6 +105,26 @@ check "scraped: the checkout time as a sum and a count (33 calls)" \
 check "scraped: no integrity problem, no alert firing" \
 	wait_for 60 equals 'sum(checkout_integrity_problems{job="checkout"})' 0
 
+# Order events (1.3): without PgQ the events' queries export nothing and
+# fail nothing; with a consumer registered and an event not read, and a
+# logical slot, their series appear
+check "no PgQ, no slot: the events' queries export nothing" \
+	wait_for 30 equals 'count(checkout_events_consumer_lag_seconds) or vector(0)' 0
+sql "$db" "CREATE EXTENSION pgq" "SELECT shop_events_create_queue()" \
+	"SELECT pgq.register_consumer('checkout_orders', 'mon')" \
+	"SELECT 'slot' FROM pg_create_logical_replication_slot('checkout_mon', 'pgoutput')" >/dev/null || exit 1
+sql "$db" "SET checkout.events = pgq" \
+	"WITH p AS (INSERT INTO products (name, price_cents, stock) VALUES ('Monitored', 100, 5) RETURNING id),
+		  c AS (INSERT INTO customers (name) VALUES ('Monitored buyer') RETURNING id)
+	 INSERT INTO cart_items (customer_id, product_id, quantity) SELECT c.id, p.id, 1 FROM p, c" \
+	"SELECT shop_checkout((SELECT max(id) FROM customers))" \
+	"SELECT pgq.force_tick('checkout_orders')" "SELECT pgq.ticker()" >/dev/null || exit 1
+check "a consumer with an event not read yet: its pending events scraped (at least 1)" \
+	wait_for 60 equals 'count(checkout_events_consumer_pending_events{consumer="mon"} >= 1)' 1
+check "a logical slot: scraped with its WAL status (reserved)" \
+	wait_for 60 equals 'checkout_events_slot_wal_status{slot_name="checkout_mon", wal_status="reserved"}' 1
+sql "$db" "SELECT pg_drop_replication_slot('checkout_mon')" >/dev/null
+
 product=$(psql -X -At -d "$db" -c "SELECT min(id) FROM products")
 sql "$db" "UPDATE products SET stock = stock + 5 WHERE id = $product" >/dev/null
 fired=0

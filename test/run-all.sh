@@ -61,7 +61,8 @@ echo "preload (statistics): $preload_passed passed, $preload_failed failed"
 
 # Prometheus and postgres_exporter end to end, with the preload (the
 # statistics); the rules' unit tests
-pg_virtualenv -t -o shared_preload_libraries=checkout -- sh test/monitoring.sh >"$log/monitoring" 2>&1
+pg_virtualenv -t -o shared_preload_libraries=checkout -o wal_level=logical \
+	-- sh test/monitoring.sh >"$log/monitoring" 2>&1
 rc_monitoring=$?
 quiet_server_log "$log/monitoring" | grep -v '^ts='
 set -- $(count_verdicts "$log/monitoring")
