@@ -979,6 +979,11 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	 */
 	if (call->lines != NULL)
 	{
+		Datum		customer[1] = {Int64GetDatum(customer_id)};
+
+		/* The key's row names the customer: an unknown one is SH003 first */
+		if (key != NULL && checkout_execute(CHECKOUT_CUSTOMER, customer, NULL, 1) == 0)
+			report_unknown_customer(customer_id, "shop_place_order");
 		if (key != NULL && (reserved_id = claim_key(call, customer_id, key)) == 0)
 			order_id = key_order(call, customer_id, key);
 		else

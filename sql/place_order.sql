@@ -90,6 +90,7 @@ SELECT * FROM shop_place_order(1, '[{"product_id": 1, "quantity": 1}, {"product_
 SELECT * FROM shop_place_order(1, '[{"product_id": 1, "quantity": 1, "accept_preorder": "yes"}]');
 SELECT * FROM shop_place_order(1, '[{"product_id": 1, "quantity": 1}]', '');
 SELECT * FROM shop_place_order(42, '[{"product_id": 1, "quantity": 1}]');
+SELECT * FROM shop_place_order(42, '[{"product_id": 1, "quantity": 1}]', 'key-of-nobody');
 SELECT * FROM shop_place_order(1, '[{"product_id": 1, "quantity": 1}, {"product_id": 99, "quantity": 1}]');
 SELECT * FROM shop_state;
 
