@@ -1,68 +1,112 @@
 // The flash-sale checkout route of a shop on Drizzle ORM: one statement,
-// SELECT shop_checkout(customer_id, idempotency_key, voucher_code), and every
-// SQLSTATE the extension documents mapped to the HTTP response a shop shows.
-// A voucher code is optional (NULL: none); a code refused never falls back
-// to full price here: the buyer sees why and may check out without it.  The
-// route calls through a circuit breaker (checkoutBreaker): while the
-// database is down it answers 503 at once.
+// SELECT * FROM shop_place_order(customer_id, lines, idempotency_key,
+// voucher_code), in autocommit, and every outcome answered as
+// docs/reference.md's "SQLSTATEs over HTTP" says (src/outcomes.ts).  The
+// call sets the customer's cart to the request's lines and checks it out;
+// it says whether this call placed the order or an earlier call with the key
+// did, and gives a refusal (sold out, a limit, a voucher) as data.  A voucher
+// code refused never falls back to full price here: the buyer sees why and
+// may check out without it.  The route calls through a circuit breaker
+// (checkoutBreaker): while the database is down it answers 503 at once.
 //
-// The storefront connects as a role given shop_grant_app(): it can check
-// out, pay and show carts, read products and orders, and write carts, and
-// nothing else.  The idempotency key identifies one checkout attempt (the
-// browser makes it when the buyer presses "buy"); every retry of that
-// attempt sends the same key, so a retry after a lost connection or a
-// timeout returns the order the first call made, never a second one.
+// The storefront connects as a role given shop_grant_app().  The
+// idempotency key identifies one checkout attempt (the browser makes it when
+// the buyer presses "buy") and comes in the Idempotency-Key header; every
+// retry of that attempt sends the same key, so a retry after a lost
+// connection or a timeout returns the order the first call made, never a
+// second one, and the same key with other lines is refused (SH015, 422).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import CircuitBreaker from "opossum";
 import { sql } from "drizzle-orm";
 import type { NodePgDatabase } from "drizzle-orm/node-postgres";
+import { errorResponse, refused, retryLater, sqlstateOf, unavailable, type CheckoutResponse } from "./outcomes.js";
 
-export type CheckoutResponse = {
-  status: number;
-  body: Record<string, unknown>;
+export type { CheckoutResponse } from "./outcomes.js";
+
+export type Line = { productId: number; quantity: number };
+
+export type Order = {
+  id: number;
+  status: string;
+  totalCents: number;
+  discountCents: number;
+  paymentDeadline: string | null;
+  lines: { productId: number; name: string; quantity: number; unitPriceCents: number; discountCents: number; preorderedQuantity: number }[];
 };
 
-// The PostgreSQL error behind a failed query: drizzle wraps driver errors
-// (DrizzleQueryError) and keeps the driver's error as `cause`
-type PgError = { code?: string; message?: string; detail?: string; hint?: string };
-function pgError(e: unknown): PgError {
-  let err = e as PgError & { cause?: unknown };
-  while (err && err.code === undefined && err.cause !== undefined) {
-    err = err.cause as PgError & { cause?: unknown };
-  }
-  return err ?? {};
-}
+export type Outcome =
+  | { outcome: "placed" | "replayed"; order: Order }
+  | { outcome: "refused"; sqlstate: string; message: string; refusal: unknown };
 
-// Errors worth calling again with the same key: a lock wait past
-// checkout.lock_timeout, a serialization failure, a deadlock, and a
-// connection lost mid-call (the order may or may not exist: the key tells)
-const RETRYABLE = new Set(["55P03", "40001", "40P01", "08000", "08003", "08006", "57P01"]);
+type Row = {
+  outcome: "placed" | "replayed" | "refused";
+  order_id: string | null;
+  status: string | null;
+  total_cents: string | null;
+  discount_cents: string | null;
+  payment_deadline: string | Date | null;
+  order_lines: Record<string, string | number>[] | null;
+  sqlstate: string | null;
+  message: string | null;
+  refusal: unknown;
+};
+
+// Worth calling again at once with the same key: a lock wait past
+// checkout.lock_timeout, a serialization failure, a deadlock, and the
+// database out of reach (a connection lost mid-call may have placed the
+// order: the key tells)
+const RETRYABLE = new Set(["55P03", "40001", "40P01"]);
+const retryable = (e: unknown) => RETRYABLE.has(sqlstateOf(e)) || unavailable(e);
 
 type CheckoutOptions = { attempts?: number; baseDelayMs?: number; voucherCode?: string | null };
 
+/** One call of shop_place_order: the order (placed or replayed) or the refusal */
+async function placeOrder(db: NodePgDatabase, customerId: number, lines: Line[], key: string, voucherCode: string | null): Promise<Outcome> {
+  const json = JSON.stringify(lines.map((l) => ({ product_id: l.productId, quantity: l.quantity })));
+  const result = await db.execute<Row>(
+    sql`SELECT * FROM shop_place_order(${customerId}::bigint, ${json}::jsonb, ${key}::text, ${voucherCode}::text)`,
+  );
+  const r = result.rows[0];
+  if (r.outcome === "refused") return { outcome: "refused", sqlstate: r.sqlstate!, message: r.message!, refusal: r.refusal };
+  return {
+    outcome: r.outcome,
+    order: {
+      id: Number(r.order_id),
+      status: r.status!,
+      totalCents: Number(r.total_cents),
+      discountCents: Number(r.discount_cents),
+      paymentDeadline: r.payment_deadline === null ? null : new Date(r.payment_deadline).toISOString(),
+      lines: (r.order_lines ?? []).map((l) => ({
+        productId: Number(l.product_id),
+        name: String(l.name),
+        quantity: Number(l.quantity),
+        unitPriceCents: Number(l.unit_price_cents),
+        discountCents: Number(l.discount_cents),
+        preorderedQuantity: Number(l.preordered_quantity),
+      })),
+    },
+  };
+}
+
 /**
- * Call shop_checkout for the cart of `customerId` as attempt
- * `idempotencyKey`, with the voucher code the buyer typed if any, retrying
- * with the same key (jittered backoff) while the database says to; returns
- * the order id, or throws the last error.
+ * Check out `lines` for `customerId` as attempt `idempotencyKey`, with the
+ * voucher code the buyer typed if any, retrying with the same key (jittered
+ * backoff) while the database says to; returns the outcome, or throws the
+ * last error.
  */
 export async function runCheckout(
   db: NodePgDatabase,
   customerId: number,
+  lines: Line[],
   idempotencyKey: string,
   { attempts = 5, baseDelayMs = 20, voucherCode = null }: CheckoutOptions = {},
-): Promise<number> {
+): Promise<Outcome> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await db.execute<{ order_id: string }>(
-        sql`SELECT shop_checkout(${customerId}::bigint, ${idempotencyKey}::text,
-                                 ${voucherCode}::text) AS order_id`,
-      );
-      return Number(result.rows[0].order_id);
+      return await placeOrder(db, customerId, lines, idempotencyKey, voucherCode);
     } catch (e) {
-      const err = pgError(e);
-      if (err.code !== undefined && RETRYABLE.has(err.code) && attempt < attempts) {
+      if (retryable(e) && attempt < attempts) {
         await sleep(baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random()));
         continue;
       }
@@ -71,25 +115,31 @@ export async function runCheckout(
   }
 }
 
-/** The same, answered as the route answers: 201 and the order, or the error's response */
+/** An outcome as the route answers it */
+export function respond(o: Outcome): CheckoutResponse {
+  switch (o.outcome) {
+    case "placed":
+      return { status: 201, body: { outcome: "placed", order: o.order } };
+    case "replayed":
+      return { status: 200, headers: { "idempotent-replayed": "true" }, body: { outcome: "replayed", order: o.order } };
+    case "refused":
+      return refused(o.sqlstate, o.message, o.refusal);
+  }
+}
+
+/** The same, answered as the route answers: the outcome's response, or the error's */
 export async function checkout(
   db: NodePgDatabase,
   customerId: number,
+  lines: Line[],
   idempotencyKey: string,
   options: CheckoutOptions = {},
 ): Promise<CheckoutResponse> {
   try {
-    return { status: 201, body: { orderId: await runCheckout(db, customerId, idempotencyKey, options) } };
+    return respond(await runCheckout(db, customerId, lines, idempotencyKey, options));
   } catch (e) {
-    return respond(pgError(e));
+    return errorResponse(e);
   }
-}
-
-// The shop saying no, or the caller's mistake: the database is well, and a
-// circuit breaker must not count them (a crowd told "sold out" never opens it)
-function isBusinessError(e: unknown): boolean {
-  const code = pgError(e).code ?? "";
-  return code.startsWith("SH") || code.startsWith("22") || code === "42501";
 }
 
 /**
@@ -98,99 +148,89 @@ function isBusinessError(e: unknown): boolean {
  * over at least `volumeThreshold` calls), it opens and the route answers
  * 503 at once instead of piling requests onto a dying server; after
  * `resetTimeout` ms one trial call goes through, and a success closes it.
- * Business errors (SH0xx, 22xxx, 42501) never count as failures.
+ * Only a connection's failure counts: refusals are rows, and the other
+ * errors (a bad request, a key reused, a lock timeout) are a healthy database.
  */
 export function checkoutBreaker(
   db: NodePgDatabase,
   { timeout = 10000, resetTimeout = 5000, volumeThreshold = 5, errorThresholdPercentage = 50 } = {},
 ) {
-  return new CircuitBreaker(
-    (customerId: number, idempotencyKey: string, options: CheckoutOptions) =>
-      runCheckout(db, customerId, idempotencyKey, options),
-    { timeout, resetTimeout, volumeThreshold, errorThresholdPercentage, errorFilter: isBusinessError },
+  const breaker = new CircuitBreaker(
+    (customerId: number, lines: Line[], idempotencyKey: string, options: CheckoutOptions) =>
+      runCheckout(db, customerId, lines, idempotencyKey, options),
+    { timeout, resetTimeout, volumeThreshold, errorThresholdPercentage, errorFilter: (e: unknown) => !unavailable(e) },
   );
+  let openedAt = 0;
+  breaker.on("open", () => (openedAt = Date.now()));
+  return Object.assign(breaker, { retryAfter: () => (resetTimeout - (Date.now() - openedAt)) / 1000 });
 }
 
 /** A checkout through the breaker: 503 at once while it is open */
 export async function guardedCheckout(
   breaker: ReturnType<typeof checkoutBreaker>,
   customerId: number,
+  lines: Line[],
   idempotencyKey: string,
   options: CheckoutOptions = {},
 ): Promise<CheckoutResponse> {
   try {
-    return { status: 201, body: { orderId: await breaker.fire(customerId, idempotencyKey, options) } };
+    return respond(await breaker.fire(customerId, lines, idempotencyKey, options));
   } catch (e) {
-    if (breaker.opened || (e as { code?: string }).code === "EOPENBREAKER") {
-      return {
-        status: 503,
-        body: { error: "unavailable", message: "Checkout is unavailable for a moment: please try again." },
-      };
+    if ((e as { code?: string }).code === "EOPENBREAKER") {
+      return retryLater("unavailable", "Checkout is unavailable for a moment: please try again.", breaker.retryAfter());
     }
-    return respond(pgError(e));
+    return errorResponse(e);
   }
 }
 
-// The response a shop shows for each documented SQLSTATE
-function respond(err: PgError): CheckoutResponse {
-  const lines = (err.detail ?? "").split("\n").filter((l) => l.length > 0);
-  switch (err.code) {
-    case "SH001": // sold out: the message names the first short line, DETAIL every one
-      return { status: 409, body: { error: "insufficient_stock", message: err.message, lines } };
-    case "SH005": // past a purchase limit
-      return { status: 409, body: { error: "purchase_limit", message: err.message, lines } };
-    case "SH009": // the code: unknown, not valid yet, expired, used, or the cart too small
-      return { status: 422, body: { error: "voucher_invalid", message: err.message } };
-    case "SH010": // the voucher's uses are all taken: check out without it, or not at all
-      return { status: 409, body: { error: "voucher_used_up", message: err.message } };
-    case "SH011": // this buyer has used it as often as it allows
-      return { status: 409, body: { error: "voucher_customer_limit", message: err.message } };
-    case "SH002":
-      return { status: 400, body: { error: "empty_cart", message: "Your cart is empty." } };
-    case "SH003":
-      return { status: 404, body: { error: "unknown_customer", message: err.message } };
-    case "22023":
-    case "22004":
-      return { status: 400, body: { error: "bad_request", message: err.message } };
-    case "55P03":
-    case "40001":
-    case "40P01":
-    case "08000":
-    case "08003":
-    case "08006":
-    case "57P01":
-    case "ECONNREFUSED":
-    case "ECONNRESET":
-      return {
-        status: 503,
-        body: { error: "busy", message: "The shop is very busy: please try again in a moment." },
-      };
-    default:
-      return { status: 500, body: { error: "internal", message: "Something went wrong." } };
+const badRequest = (code: string, message: string): CheckoutResponse => ({ status: 400, body: { code, message } });
+
+/** The request's body and key, checked, or the 400 that says what is wrong */
+function parse(req: IncomingMessage, text: string): { customerId: number; lines: Line[]; key: string; voucherCode: string | null } | CheckoutResponse {
+  const key = req.headers["idempotency-key"];
+  if (typeof key !== "string") {
+    return badRequest("idempotency_key_required", "Send an Idempotency-Key header: one per checkout, the same on every retry of it.");
   }
+  if (key.length === 0 || key.length > 255) {
+    return badRequest("idempotency_key_invalid", "The Idempotency-Key must be 1 to 255 characters long.");
+  }
+  let body: { customerId?: unknown; lines?: unknown; voucherCode?: unknown };
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return badRequest("bad_request", "Send a JSON body.");
+  }
+  const lines = body?.lines;
+  if (!Array.isArray(lines) || lines.length < 1 || lines.length > 50 ||
+      !lines.every((l) => Number.isSafeInteger(l?.productId) && l.productId > 0 &&
+        Number.isSafeInteger(l?.quantity) && l.quantity >= 1 && l.quantity <= 1000)) {
+    return badRequest("bad_lines", "Send 1 to 50 lines of {productId, quantity}, quantities from 1 to 1000.");
+  }
+  if (!Number.isSafeInteger(body.customerId)) return badRequest("bad_request", "Send the customerId.");
+  if (body.voucherCode != null && typeof body.voucherCode !== "string") return badRequest("bad_request", "voucherCode is a string.");
+  return {
+    customerId: body.customerId as number,
+    lines: lines.map((l) => ({ productId: l.productId, quantity: l.quantity })),
+    key,
+    voucherCode: (body.voucherCode as string | undefined) ?? null,
+  };
 }
 
-// POST /checkout {"customerId": 1, "idempotencyKey": "...", "voucherCode": "FLASH20"}
+// POST /checkout, Idempotency-Key: ..., {"customerId": 1, "lines": [{"productId": 1, "quantity": 1}], "voucherCode": "FLASH20"}
+// (customerId stands in for the shop's session: take it from the sign-in, never from the body)
 export function checkoutServer(db: NodePgDatabase): Server {
   const breaker = checkoutBreaker(db);
   return createServer(async (req: IncomingMessage, res: ServerResponse) => {
     let response: CheckoutResponse;
-    try {
-      const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(chunk as Buffer);
-      const { customerId, idempotencyKey, voucherCode } = JSON.parse(
-        Buffer.concat(chunks).toString("utf8"),
-      );
-      response =
-        req.method === "POST" && req.url === "/checkout"
-          ? await guardedCheckout(breaker, Number(customerId), String(idempotencyKey), {
-              voucherCode: voucherCode == null ? null : String(voucherCode),
-            })
-          : { status: 404, body: { error: "not_found" } };
-    } catch {
-      response = { status: 400, body: { error: "bad_request", message: "Send JSON." } };
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    if (req.method !== "POST" || req.url !== "/checkout") {
+      response = { status: 404, body: { code: "not_found", message: "POST /checkout" } };
+    } else {
+      const r = parse(req, Buffer.concat(chunks).toString("utf8"));
+      response = "status" in r ? r : await guardedCheckout(breaker, r.customerId, r.lines, r.key, { voucherCode: r.voucherCode });
     }
-    res.writeHead(response.status, { "content-type": "application/json" });
+    res.writeHead(response.status, { "content-type": "application/json", ...response.headers });
     res.end(JSON.stringify(response.body));
   });
 }

@@ -1,8 +1,10 @@
 // The seed's flash sale through the Drizzle route: 20 in stock, 33 buyers at
-// once -> 20 orders, 13 told "Insufficient stock" (409), stock 0.  The shop
-// connects as a role that has only shop_grant_app(); its products table has
-// a column of the shop's own (sku).  Runs against the server of the PG*
-// variables (make test: a throwaway cluster), as its superuser for setup.
+// once -> 20 orders, 13 told "Insufficient stock" (409, the short line as
+// data), stock 0; then every answer of docs/reference.md's "SQLSTATEs over
+// HTTP" this route can give.  The shop connects as a role that has only
+// shop_grant_app(); its products table has a column of the shop's own
+// (sku).  Runs against the server of the PG* variables (make test: a
+// throwaway cluster), as its superuser for setup.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
@@ -12,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { eq, sql } from "drizzle-orm";
 import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
-import { cartItems, productStock, products } from "../src/schema.js";
+import { productStock, products } from "../src/schema.js";
 import { checkout, checkoutBreaker, checkoutServer, guardedCheckout } from "../src/checkout.js";
 
 const database = "checkout_drizzle";
@@ -52,8 +54,10 @@ before(async () => {
 
   // The storefront, as its role
   pool = new pg.Pool({ database, user: appRole, password: appPassword, max: 10 });
-  // a connection the server drops while idle (the breaker test stops it)
+  // a connection the server drops while idle (the breaker test stops it) ...
   pool.on("error", () => {});
+  // ... or while a query holds it: every client listens for 'error' from the start
+  pool.on("connect", (client) => client.on("error", () => {}));
   db = drizzle(pool);
   server = checkoutServer(db);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -79,35 +83,44 @@ function server_(action: "stop" | "start") {
   execFileSync("pg_ctlcluster", [process.env.PGVERSION ?? "15", "regress", action, ...(action === "stop" ? ["-m", "fast"] : [])]);
 }
 
-async function post(customerId: number, idempotencyKey: string) {
+const phone = (quantity = 1) => [{ productId, quantity }];
+
+async function post(customerId: number, idempotencyKey: string | null, lines: unknown = phone(), voucherCode?: string) {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (idempotencyKey !== null) headers["idempotency-key"] = idempotencyKey;
   const res = await fetch(`${baseUrl}/checkout`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ customerId, idempotencyKey }),
+    headers,
+    body: JSON.stringify({ customerId, lines, voucherCode }),
   });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, any> };
 }
 
 const keys = new Map<number, string>();
 
-test("33 buyers, 20 in stock: 20 orders, 13 told it sold out, stock 0", async () => {
-  // every buyer puts the phone in the cart (the storefront writes carts)
-  for (const customerId of customerIds) {
-    await db.insert(cartItems).values({ customerId, productId, quantity: 1 });
-    keys.set(customerId, randomUUID());
-  }
+test("33 buyers, 20 in stock: 20 orders, 13 told it sold out with the short line as data, stock 0", async () => {
+  for (const customerId of customerIds) keys.set(customerId, randomUUID());
   const results = await Promise.all(customerIds.map((id) => post(id, keys.get(id)!)));
 
   const ordered = results.filter((r) => r.status === 201);
   const soldOut = results.filter((r) => r.status === 409);
   assert.equal(ordered.length, 20);
   assert.equal(soldOut.length, 13);
-  for (const r of soldOut) {
-    assert.equal(r.body.error, "insufficient_stock");
-    assert.equal(r.body.message, "Insufficient stock for Flash Sale Smartphone (available: 0, requested: 1)");
-    assert.deepEqual(r.body.lines, [`Product ${productId} "Flash Sale Smartphone": available 0, requested 1.`]);
+  for (const r of ordered) {
+    assert.equal(r.body.outcome, "placed");
+    assert.deepEqual(r.body.order.lines, [
+      { productId, name: "Flash Sale Smartphone", quantity: 1, unitPriceCents: 49900, discountCents: 0, preorderedQuantity: 0 },
+    ]);
   }
-  assert.equal(new Set(ordered.map((r) => r.body.orderId)).size, 20);
+  for (const r of soldOut) {
+    assert.deepEqual(r.body, {
+      code: "insufficient_stock",
+      sqlstate: "SH001",
+      message: "Insufficient stock for Flash Sale Smartphone (available: 0, requested: 1)",
+      data: { lines: [{ productId, name: "Flash Sale Smartphone", available: 0, requested: 1, preorderable: null }] },
+    });
+  }
+  assert.equal(new Set(ordered.map((r) => r.body.order.id)).size, 20);
 
   const [stock] = await db.select().from(productStock).where(eq(productStock.productId, productId));
   assert.equal(stock.stock, 0);
@@ -115,52 +128,84 @@ test("33 buyers, 20 in stock: 20 orders, 13 told it sold out, stock 0", async ()
   assert.equal(sku.sku, "FSS-1");
 });
 
-test("a retry with the same key returns the same order, and buys nothing more", async () => {
+test("a retry with the same key: 200, Idempotent-Replayed, the same order, nothing bought", async () => {
   const buyer = customerIds[0];
   const first = await post(buyer, keys.get(buyer)!);
   const again = await post(buyer, keys.get(buyer)!);
   assert.equal(again.status, first.status);
   assert.deepEqual(again.body, first.body);
+  if (first.status === 200) {
+    assert.equal(first.headers.get("idempotent-replayed"), "true");
+    assert.equal(first.body.outcome, "replayed");
+  }
   const orders = await db.execute(sql`SELECT count(*)::int AS n FROM orders`);
   assert.equal(orders.rows[0].n, 20);
 });
 
-test("an empty cart and a bad key get their own answers", async () => {
+test("the same key with other lines: 422 idempotency_key_reused (SH015)", async () => {
+  await admin.query("SELECT shop_restock($1, 1, 'one more')", [productId]);
   const buyer = customerIds[0];
-  assert.equal((await checkout(db, buyer, randomUUID())).status, 400);
-  const bad = await checkout(db, buyer, "");
-  assert.equal(bad.status, 400);
-  assert.equal(bad.body.error, "bad_request");
+  const key = randomUUID();
+  assert.equal((await post(buyer, key)).status, 201);
+  const r = await post(buyer, key, phone(2));
+  assert.equal(r.status, 422);
+  assert.equal(r.body.code, "idempotency_key_reused");
+  assert.equal(r.body.sqlstate, "SH015");
 });
 
-test("a voucher limited to 5: 5 discounted orders, the others told it is used up", async () => {
+test("bad requests get their own 400s; an unknown customer 401, an unknown product 400", async () => {
+  const buyer = customerIds[0];
+  const cases: [string | null, unknown, string][] = [
+    [null, phone(), "idempotency_key_required"],
+    ["", phone(), "idempotency_key_invalid"],
+    [randomUUID(), [], "bad_lines"],
+    [randomUUID(), phone(0), "bad_lines"],
+    // the database's own check (22023): one product on two lines
+    [randomUUID(), [...phone(), ...phone()], "bad_request"],
+    [randomUUID(), [{ productId: 999999, quantity: 1 }], "unknown_product"],
+  ];
+  for (const [key, lines, code] of cases) {
+    const r = await post(buyer, key, lines);
+    assert.equal(r.status, 400, `${JSON.stringify(lines)}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.code, code);
+  }
+  const nobody = await post(999999, randomUUID());
+  assert.equal(nobody.status, 401);
+  assert.deepEqual(nobody.body, { code: "unknown_customer", sqlstate: "SH003", message: "Your session names no customer: sign in again." });
+});
+
+test("a voucher limited to 5: 5 discounted orders, the others told it is used up (data: limit, used)", async () => {
   // the back office (the extension's owner) creates the voucher and its code
   await admin.query("SELECT shop_restock($1, 100, 'voucher sale')", [productId]);
-  await admin.query(
-    "SELECT shop_add_voucher_code(shop_create_voucher('Drizzle 10%', percent_off => 10, usage_limit => 5), 'DRIZZLE10')",
+  const { rows } = await admin.query(
+    "SELECT shop_create_voucher('Drizzle 10%', percent_off => 10, usage_limit => 5) AS id",
   );
+  const voucherId = Number(rows[0].id);
+  await admin.query("SELECT shop_add_voucher_code($1, 'DRIZZLE10')", [voucherId]);
   const buyers = customerIds.slice(20);
-  for (const customerId of buyers) {
-    await db.insert(cartItems).values({ customerId, productId, quantity: 1 }).onConflictDoNothing();
-  }
   const results = await Promise.all(
-    buyers.map((id) => checkout(db, id, randomUUID(), { voucherCode: "drizzle10" })),
+    buyers.map((id) => checkout(db, id, phone(), randomUUID(), { voucherCode: "drizzle10" })),
   );
   assert.equal(results.filter((r) => r.status === 201).length, 5);
   const usedUp = results.filter((r) => r.status === 409);
   assert.equal(usedUp.length, buyers.length - 5);
   for (const r of usedUp) {
-    assert.equal(r.body.error, "voucher_used_up");
-    assert.equal(r.body.message, "Voucher drizzle10 has reached its usage limit (limit: 5, used: 5)");
+    assert.deepEqual(r.body, {
+      code: "voucher_used_up",
+      sqlstate: "SH010",
+      message: "Voucher drizzle10 has reached its usage limit (limit: 5, used: 5)",
+      data: { voucherCode: "drizzle10", voucherId, limit: 5, used: 5 },
+    });
   }
   const discounted = await db.execute(
     sql`SELECT count(*)::int AS n FROM orders WHERE discount_cents = 4990 AND total_cents = 44910`,
   );
   assert.equal(discounted.rows[0].n, 5);
-  const unknown = await checkout(db, buyers[0], randomUUID(), { voucherCode: "NOPE" });
+  const unknown = await checkout(db, buyers[0], phone(), randomUUID(), { voucherCode: "NOPE" });
   assert.equal(unknown.status, 422);
-  assert.equal(unknown.body.error, "voucher_invalid");
+  assert.equal(unknown.body.code, "voucher_invalid");
   assert.equal(unknown.body.message, "Voucher NOPE does not exist");
+  assert.equal((unknown.body.data as { reason: string }).reason, "unknown");
 });
 
 test("the storefront's role cannot write stock, prices or orders", async () => {
@@ -175,30 +220,34 @@ test("the storefront's role cannot write stock, prices or orders", async () => {
 test("a circuit breaker opens while the database is down and closes when it is back; no order lost or doubled", async () => {
   const breaker = checkoutBreaker(db, { resetTimeout: 1500, volumeThreshold: 2, timeout: 5000 });
   const buyers = customerIds.slice(0, 3);
-  for (const customerId of buyers) {
-    await db.insert(cartItems).values({ customerId, productId, quantity: 1 }).onConflictDoNothing();
-  }
   const before = await admin.query(
     "SELECT customer_id, count(*)::int AS n FROM orders WHERE customer_id = ANY ($1) GROUP BY 1",
     [buyers],
   );
   const tries = buyers.map(() => randomUUID());
-  assert.equal((await guardedCheckout(breaker, buyers[0], tries[0])).status, 201);
+  assert.equal((await guardedCheckout(breaker, buyers[0], phone(), tries[0])).status, 201);
 
   server_("stop");
   try {
     // the database is gone: two failures open the breaker ...
     const down = [
-      await guardedCheckout(breaker, buyers[1], tries[1], { attempts: 1 }),
-      await guardedCheckout(breaker, buyers[2], tries[2], { attempts: 1 }),
+      await guardedCheckout(breaker, buyers[1], phone(), tries[1], { attempts: 1 }),
+      await guardedCheckout(breaker, buyers[2], phone(), tries[2], { attempts: 1 }),
     ];
     assert.deepEqual(down.map((r) => r.status), [503, 503]);
+    for (const r of down) {
+      assert.equal(r.body.code, "database_unreachable");
+      assert.equal(r.body.retryable, true);
+      assert.equal(r.headers?.["retry-after"], "2");
+    }
     assert.ok(breaker.opened, "the breaker is open");
     // ... and then the route answers 503 at once, without trying the database
     const started = Date.now();
-    const fast = await guardedCheckout(breaker, buyers[1], tries[1]);
+    const fast = await guardedCheckout(breaker, buyers[1], phone(), tries[1]);
     assert.equal(fast.status, 503);
-    assert.equal(fast.body.error, "unavailable");
+    assert.equal(fast.body.code, "unavailable");
+    assert.equal(fast.body.maybePlaced, false);
+    assert.ok(Number(fast.headers?.["retry-after"]) >= 1);
     assert.ok(Date.now() - started < 100, `answered in ${Date.now() - started} ms`);
   } finally {
     server_("start");
@@ -206,12 +255,15 @@ test("a circuit breaker opens while the database is down and closes when it is b
 
   // past resetTimeout one trial goes through; its success closes the breaker
   await sleep(1600);
-  const back = await guardedCheckout(breaker, buyers[1], tries[1]);
+  const back = await guardedCheckout(breaker, buyers[1], phone(), tries[1]);
   assert.equal(back.status, 201);
   assert.ok(breaker.closed, "the breaker closed again");
-  assert.equal((await guardedCheckout(breaker, buyers[2], tries[2])).status, 201);
-  // the same keys again: the same orders
-  assert.deepEqual((await guardedCheckout(breaker, buyers[1], tries[1])).body, back.body);
+  assert.equal((await guardedCheckout(breaker, buyers[2], phone(), tries[2])).status, 201);
+  // the same keys again: the same orders, replayed
+  const replay = await guardedCheckout(breaker, buyers[1], phone(), tries[1]);
+  assert.equal(replay.status, 200);
+  assert.equal(replay.headers?.["idempotent-replayed"], "true");
+  assert.deepEqual(replay.body.order, back.body.order);
 
   admin = await adminClient();
   const after = await admin.query(
@@ -232,15 +284,11 @@ test("a crowd told it sold out does not open the breaker", async () => {
   );
   const soldOut = Number(p.rows[0].id);
   const crowd = customerIds.slice(3, 13);
-  for (const customerId of crowd) {
-    await db.insert(cartItems).values({ customerId, productId: soldOut, quantity: 1 });
-  }
-  const results = await Promise.all(crowd.map((id) => guardedCheckout(breaker, id, randomUUID())));
+  const results = await Promise.all(
+    crowd.map((id) => guardedCheckout(breaker, id, [{ productId: soldOut, quantity: 1 }], randomUUID())),
+  );
   assert.deepEqual(new Set(results.map((r) => r.status)), new Set([409]));
   assert.ok(breaker.closed, "still closed after 10 SH001s");
-  for (const customerId of crowd) {
-    await db.delete(cartItems).where(eq(cartItems.customerId, customerId));
-  }
 });
 
 test("the books agree after the sale", async () => {

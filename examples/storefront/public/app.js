@@ -234,11 +234,6 @@ class Checkout {
         retryAfterMs: (Number.isFinite(retryAfter) ? retryAfter : 1) * 1000,
       };
     }
-    if (res.status === 400 && body.code === "empty_cart") {
-      // another tab emptied this cart with an order of its own: show it
-      const latest = await fetch("/api/orders/latest").then((r) => (r.ok ? r.json() : null), () => null);
-      if (latest?.order) return { final: true, order: latest.order, replayed: true };
-    }
     return { final: true, text: body.message ?? `The shop answered ${res.status}.` };
   }
 

@@ -1,21 +1,16 @@
-// What a checkout's outcome means to an HTTP client: the one place where
-// a PostgreSQL error, a pool timeout or an open breaker becomes a status,
-// headers and a JSON body.  Every body has a `code` a program can switch
-// on and a `message` a shopper can read; no SQL text, no stack trace and
-// no server detail ever goes out (an unexpected error is logged by the
-// caller and answered as 500 "internal").
+// What a checkout's outcome means to an HTTP client: the one place where a
+// row of shop_place_order, a PostgreSQL error, a database out of reach or
+// an open breaker becomes a status, headers and a JSON body.  It follows
+// docs/reference.md, "SQLSTATEs over HTTP", row by row (the Drizzle
+// example follows the same table).
 //
-//   201  an order placed by this request
-//   200  the order an earlier request with this Idempotency-Key placed
-//        (header Idempotent-Replayed: true)
-//   409  SH001 insufficient stock, SH005 purchase limit, SH010/SH011 voucher
-//   422  the key was used for another cart; SH009 a voucher refused
-//   400  a bad request: the key, the lines, an unknown product, empty cart
-//   401  no session
-//   503  retry with the same key: lock timeout, serialization failure,
-//        deadlock, pool timeout, breaker open, database unreachable;
-//        Retry-After says when (seconds); `maybePlaced` is true when the
-//        connection died mid-call (the key will tell)
+// Every error body has a `code` a program switches on and a `message` a
+// shopper reads; a refusal adds its `sqlstate` and its figures as `data`
+// (shop_place_order's refusal JSON, keys in camelCase), a 503 `retryable`
+// and `maybePlaced`.  No SQL text, stack trace or server detail goes out:
+// an error not in the table is logged by the caller and answered 500.
+import pg from "pg";
+import { DatabaseUnavailable, type PlaceOrderResult } from "./db.js";
 
 export type Outcome = {
   status: number;
@@ -23,74 +18,39 @@ export type Outcome = {
   body: Record<string, unknown>;
 };
 
-/** What node-postgres gives for a server error, or a socket error's code */
-export type PgError = { code?: string; message?: string; detail?: string };
+type Row = { status: number; code: string; message?: string };
 
-/** A line of SH001's DETAIL: Product 1 "Flash Sale Smartphone": available 3, requested 5. */
-const SHORT_LINE = /^Product (\d+) "(.*)": available (\d+)(?:, preorderable (\d+))?, requested (\d+)\.$/;
-
-export type ShortLine = {
-  productId: number;
-  product: string;
-  available: number;
-  preorderable?: number;
-  requested: number;
+/** The table's rows for the SQLSTATEs a checkout answers with (refusals and errors) */
+export const BY_SQLSTATE: Record<string, Row> = {
+  // refusals: shop_place_order's row (outcome 'refused'); shop_checkout raises them
+  SH001: { status: 409, code: "insufficient_stock" },
+  SH005: { status: 409, code: "purchase_limit" },
+  SH009: { status: 422, code: "voucher_invalid" },
+  SH010: { status: 409, code: "voucher_used_up" },
+  SH011: { status: 409, code: "voucher_customer_limit" },
+  // errors: a bug of the caller, or who is asking
+  SH015: {
+    status: 422,
+    code: "idempotency_key_reused",
+    message: "This Idempotency-Key was used for a checkout of other items: make a new key for a new checkout.",
+  },
+  SH002: { status: 400, code: "empty_cart", message: "Your cart is empty." },
+  SH003: { status: 401, code: "unknown_customer", message: "Your session names no customer: sign in again." },
+  SH004: { status: 400, code: "unknown_product", message: "A product in the request does not exist." },
+  "22023": { status: 400, code: "bad_request" },
+  "22004": { status: 400, code: "bad_request" },
 };
 
-export function parseShortLines(detail: string | undefined): ShortLine[] {
-  const lines: ShortLine[] = [];
-  for (const text of (detail ?? "").split("\n")) {
-    const m = SHORT_LINE.exec(text);
-    if (m === null) continue;
-    const line: ShortLine = {
-      productId: Number(m[1]),
-      product: m[2],
-      available: Number(m[3]),
-      requested: Number(m[5]),
-    };
-    if (m[4] !== undefined) line.preorderable = Number(m[4]);
-    lines.push(line);
-  }
-  return lines;
-}
-
-/** Errors after which the same request, with the same key, may succeed */
+/** Errors after which the same request, with the same key, may succeed: nothing was placed */
 const RETRY_LATER: Record<string, string> = {
   "55P03": "lock_timeout",
   "40001": "serialization_failure",
   "40P01": "deadlock",
-  "53300": "too_many_connections",
-  "57P03": "database_starting",
+  "57014": "statement_timeout",
 };
 
-/** Errors where the connection died: the order may exist, the key will tell */
-const CONNECTION_LOST = new Set([
-  "08000", "08003", "08006", "57P01", "57P02", "ECONNRESET", "EPIPE", "ECONNREFUSED", "ENOTFOUND",
-  "ETIMEDOUT", "connection_terminated",
-]);
-
-/** Business answers and caller mistakes: the database is well (a breaker ignores them) */
-export function isBusinessError(e: unknown): boolean {
-  const code = (e as PgError)?.code ?? "";
-  return (
-    code.startsWith("SH") || code.startsWith("22") || code.startsWith("23") || code === "42501" ||
-    code in RETRY_LATER || e instanceof KeyReusedError || e instanceof BadRequestError
-  );
-}
-
-/** The Idempotency-Key names an order of other lines than this request's */
-export class KeyReusedError extends Error {
-  constructor(readonly orderId: number) {
-    super("idempotency key reused for another cart");
-  }
-}
-
-/** A request the server refuses before it reaches the database */
-export class BadRequestError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
+const BUSY = "The shop is very busy: please try again in a moment.";
+const UNREACHABLE = "We could not reach the shop's database: please try again in a moment.";
 
 export function retryLater(code: string, message: string, seconds: number, maybePlaced = false): Outcome {
   return {
@@ -100,67 +60,72 @@ export function retryLater(code: string, message: string, seconds: number, maybe
   };
 }
 
-const BUSY = "The shop is very busy: please try again in a moment.";
+const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+function camelKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(camelKeys);
+  if (v === null || typeof v !== "object") return v;
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [camel(k), camelKeys(x)]));
+}
 
-/** The response for an error thrown by a checkout (or null: not one we know) */
-export function errorOutcome(e: unknown): Outcome | null {
-  if (e instanceof KeyReusedError) {
-    return {
-      status: 422,
-      body: {
-        code: "idempotency_key_reused",
-        message: "This Idempotency-Key was used for a checkout of other items: make a new key for a new checkout.",
-        orderId: e.orderId,
-      },
-    };
-  }
-  if (e instanceof BadRequestError) {
-    return { status: 400, body: { code: e.code, message: e.message } };
-  }
-  const err = (e ?? {}) as PgError;
-  const code = err.code ?? "";
-  if (code in RETRY_LATER) return retryLater(RETRY_LATER[code], BUSY, 1);
-  if (CONNECTION_LOST.has(code) || /Connection terminated|connect ECONNREFUSED/.test(err.message ?? "")) {
-    return retryLater("database_unreachable", BUSY, 2, true);
-  }
-  if (/timeout exceeded when trying to connect/.test(err.message ?? "")) {
-    return retryLater("pool_timeout", BUSY, 1);
-  }
-  switch (code) {
-    case "SH001": {
-      const lines = parseShortLines(err.detail);
-      const first = lines[0];
+/** The answer to a checkout the database answered with a row */
+export function placeOrderOutcome(r: PlaceOrderResult): Outcome {
+  switch (r.outcome) {
+    case "placed":
+      return { status: 201, body: { outcome: "placed", order: r.order } };
+    case "replayed":
+      return { status: 200, headers: { "idempotent-replayed": "true" }, body: { outcome: "replayed", order: r.order } };
+    case "refused": {
+      const row = BY_SQLSTATE[r.sqlstate] ?? { status: 409, code: "refused" };
       return {
-        status: 409,
-        body: {
-          code: "SH001",
-          message: err.message,
-          product: first?.product,
-          productId: first?.productId,
-          available: first?.available,
-          requested: first?.requested,
-          lines,
-        },
+        status: row.status,
+        body: { code: row.code, sqlstate: r.sqlstate, message: r.message, data: camelKeys(r.refusal) },
       };
     }
-    case "SH005":
-      return { status: 409, body: { code: "SH005", message: err.message } };
-    case "SH009":
-      return { status: 422, body: { code: "SH009", message: err.message } };
-    case "SH010":
-    case "SH011":
-      return { status: 409, body: { code, message: err.message } };
-    case "SH002":
-      return { status: 400, body: { code: "empty_cart", message: "Your cart is empty." } };
-    case "SH003":
-      return { status: 401, body: { code: "no_session", message: "Your session has ended: reload the page." } };
-    case "23503":
-      return { status: 400, body: { code: "unknown_product", message: "A product in the request does not exist." } };
-    case "22023":
-    case "22004":
-      return { status: 400, body: { code: "bad_request", message: err.message } };
   }
-  return null;
+}
+
+/** A request the server refuses before it reaches the database (the route's schema, the session) */
+export class BadRequestError extends Error {
+  constructor(readonly code: string, message: string, readonly status = 400) {
+    super(message);
+  }
+}
+
+/** The breaker is open: `seconds` until it lets a trial call through */
+export class BreakerOpen extends Error {
+  constructor(readonly seconds: number) {
+    super("the checkout's circuit breaker is open");
+  }
+}
+
+/** The answer for an error (or null: not in the table; the caller logs it and answers 500) */
+export function errorOutcome(e: unknown): Outcome | null {
+  if (e instanceof BadRequestError) return { status: e.status, body: { code: e.code, message: e.message } };
+  if (e instanceof BreakerOpen) {
+    return retryLater("unavailable", "Checkout is unavailable for a moment: please try again.", e.seconds);
+  }
+  if (e instanceof DatabaseUnavailable) {
+    switch (e.reason) {
+      case "pool_timeout":
+        return retryLater("pool_timeout", BUSY, 1);
+      case "starting":
+        return retryLater("database_starting", UNREACHABLE, 2);
+      case "too_many_connections":
+        return retryLater("too_many_connections", BUSY, 1);
+      case "timeout":
+        return retryLater("database_timeout", UNREACHABLE, 2, e.maybePlaced);
+      case "unreachable":
+        return retryLater("database_unreachable", UNREACHABLE, 2, e.maybePlaced);
+    }
+  }
+  if (!(e instanceof pg.DatabaseError)) return null;
+  const code = e.code ?? "";
+  if (code in RETRY_LATER) return retryLater(RETRY_LATER[code], BUSY, 1);
+  // a sharded shop's proxy: the shard did not answer, a call cut off mid-way may have been done
+  if (code === "SH008") return retryLater("shard_unavailable", UNREACHABLE, 2, true);
+  const row = BY_SQLSTATE[code];
+  if (row === undefined) return null;
+  return { status: row.status, body: { code: row.code, sqlstate: code, message: row.message ?? e.message } };
 }
 
 export const INTERNAL: Outcome = {

@@ -64,7 +64,8 @@ export class StockHub {
   }
 
   async start(): Promise<void> {
-    await this.read();
+    // the database down at start: pages get the products at the first read that works
+    await this.read().catch((e) => this.log("stock read failed", { error: (e as Error).message }));
     await this.listen().catch(() => this.reconnectLater());
     this.pollTimer = setInterval(() => this.refresh(), this.pollMs);
   }

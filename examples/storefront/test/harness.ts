@@ -44,9 +44,17 @@ export type Shop = {
   stop(): Promise<void>;
 };
 
-/** The storefront server (dist/src/main.js) on a free port, for database `db` */
-export async function startServer(db: string, extra: Record<string, string> = {}): Promise<Shop> {
-  const child = spawn(process.execPath, [join(ROOT, "dist", "src", "main.js")], {
+/**
+ * The storefront server on a free port, for database `db`: dist/src/main.js,
+ * or `entry` (another build, as make load runs the old one beside it), with
+ * `nodeArgs` (--cpu-prof)
+ */
+export async function startServer(
+  db: string,
+  extra: Record<string, string> = {},
+  { entry = join(ROOT, "dist", "src", "main.js"), nodeArgs = [] as string[] } = {},
+): Promise<Shop> {
+  const child = spawn(process.execPath, [...nodeArgs, entry], {
     env: {
       ...env,
       PORT: "0",
