@@ -42,13 +42,13 @@
  * A line the stock cannot serve (first: the first of the refusal):
  * preorderable is -1 unless its buyer accepted a preorder
  */
-void
-checkout_refuse_line(CheckoutCall *call, bool first, int64 product_id,
-					 const char *name, int64 available, int32 requested,
-					 int32 preorderable)
+/*
+ * Open a line of a refusal's "lines" (the refusal itself when first): its
+ * product id and name, the line's object left open for its figures
+ */
+static void
+begin_refused_line(CheckoutCall *call, bool first, int64 product_id, const char *name)
 {
-	if (call->refusal == NULL)
-		return;
 	if (first)
 	{
 		resetStringInfo(call->refusal);
@@ -58,6 +58,16 @@ checkout_refuse_line(CheckoutCall *call, bool first, int64 product_id,
 		appendStringInfoString(call->refusal, ", ");
 	appendStringInfo(call->refusal, "{\"product_id\": " INT64_FORMAT ", \"name\": ", product_id);
 	escape_json(call->refusal, name);
+}
+
+void
+checkout_refuse_line(CheckoutCall *call, bool first, int64 product_id,
+					 const char *name, int64 available, int32 requested,
+					 int32 preorderable)
+{
+	if (call->refusal == NULL)
+		return;
+	begin_refused_line(call, first, product_id, name);
 	appendStringInfo(call->refusal, ", \"available\": " INT64_FORMAT ", \"requested\": %d, \"preorderable\": ",
 					 available, requested);
 	if (preorderable >= 0)
@@ -73,15 +83,7 @@ checkout_refuse_limit(CheckoutCall *call, bool first, int64 product_id,
 {
 	if (call->refusal == NULL)
 		return;
-	if (first)
-	{
-		resetStringInfo(call->refusal);
-		appendStringInfoString(call->refusal, "{\"lines\": [");
-	}
-	else
-		appendStringInfoString(call->refusal, ", ");
-	appendStringInfo(call->refusal, "{\"product_id\": " INT64_FORMAT ", \"name\": ", product_id);
-	escape_json(call->refusal, name);
+	begin_refused_line(call, first, product_id, name);
 	appendStringInfo(call->refusal, ", \"limit\": %d, \"already_bought\": " INT64_FORMAT ", \"requested\": %d}",
 					 limit, bought, requested);
 }
