@@ -2,21 +2,7 @@
 // PUT /api/cart {lines: [{productId, quantity}]}: set it (one statement).
 import type { FastifyPluginAsync } from "fastify";
 import type { Line } from "../db.js";
-
-const lines = {
-  type: "array",
-  minItems: 1,
-  maxItems: 50,
-  items: {
-    type: "object",
-    required: ["productId", "quantity"],
-    additionalProperties: false,
-    properties: {
-      productId: { type: "integer", minimum: 1 },
-      quantity: { type: "integer", minimum: 1, maximum: 1000 },
-    },
-  },
-} as const;
+import { linesSchema } from "../schemas.js";
 
 const cart: FastifyPluginAsync = async (app) => {
   app.addHook("onRequest", app.requireShopper);
@@ -25,7 +11,7 @@ const cart: FastifyPluginAsync = async (app) => {
 
   app.put<{ Body: { lines: Line[] } }>(
     "/api/cart",
-    { schema: { body: { type: "object", required: ["lines"], properties: { lines } } } },
+    { schema: { body: { type: "object", required: ["lines"], properties: { lines: linesSchema } } } },
     async (req) => {
       await app.shop.setCart(req.customerId, req.body.lines);
       return { lines: req.body.lines };

@@ -9,6 +9,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import type { Line } from "../db.js";
 import { placeOrderOutcome } from "../outcomes.js";
+import { linesSchema } from "../schemas.js";
 
 const schema = {
   headers: {
@@ -21,20 +22,7 @@ const schema = {
     required: ["lines"],
     additionalProperties: false,
     properties: {
-      lines: {
-        type: "array",
-        minItems: 1,
-        maxItems: 50,
-        items: {
-          type: "object",
-          required: ["productId", "quantity"],
-          additionalProperties: false,
-          properties: {
-            productId: { type: "integer", minimum: 1 },
-            quantity: { type: "integer", minimum: 1, maximum: 1000 },
-          },
-        },
-      },
+      lines: linesSchema,
       voucherCode: { type: "string", minLength: 1, maxLength: 255 },
     },
   },
