@@ -83,8 +83,9 @@ firing() {
 # ready: Prometheus answers /-/ready (its TSDB is open); how long it took
 ready() { curl -sf "http://127.0.0.1:$prometheus_port/-/ready" >/dev/null; }
 started=$(date +%s)
-wait_for 120 ready
-echo "monitoring: Prometheus ready after $(($(date +%s) - started)) s"
+check "Prometheus ready (its /-/ready answers)" wait_for 120 ready
+ready_after=$(($(date +%s) - started))
+echo "monitoring: Prometheus ready after $ready_after s"
 scraping() {
 	wait_for 120 equals 'up{job="checkout"}' 1 && wait_for 60 equals 'pg_up{job="checkout"}' 1
 }
@@ -136,12 +137,22 @@ sql "$db" "SELECT shop_adjust_stock($product, (SELECT stock FROM product_stock W
 gone() { ! curl -s "http://127.0.0.1:$prometheus_port/api/v1/alerts" | grep -q CheckoutDiscrepancy; }
 resolved() { [ "$fired" = 1 ] && wait_for 60 gone; }
 check "shop_adjust_stock() resolves it" resolved
+# on failure, what the two servers say, each line as "monitoring: FAILED
+# detail:" so that CI's summary of failures (which keeps only such lines of
+# a long log) shows it
 if [ "$failed" -ne 0 ]; then
-	echo "--- what Prometheus answers for up"
-	curl -s --get "http://127.0.0.1:$prometheus_port/api/v1/query" --data-urlencode 'query=up' | head -c 600
-	echo
-	curl -s "http://127.0.0.1:$exporter_port/metrics" | grep -E '^(pg_up|checkout_)' | head -20
-	grep -E '^(ts=|panic)' "$tmp/exporter.log" | tail -20 | sed 's/^/exporter: /'
-	tail -30 "$tmp/prometheus.log" | sed 's/^/prometheus: /'
+	{
+		echo "Prometheus ready after $ready_after s, the checks took $(($(date +%s) - started)) s; disk: $(df -h "$tmp" | tail -n 1)"
+		echo "what Prometheus answers for up:"
+		curl -s -S --max-time 5 --get "http://127.0.0.1:$prometheus_port/api/v1/query" \
+			--data-urlencode 'query=up' 2>&1 | head -c 600
+		echo
+		echo "the exporter's metrics:"
+		curl -s -S --max-time 5 "http://127.0.0.1:$exporter_port/metrics" 2>&1 |
+			grep -E '^(pg_up|checkout_)|curl' | head -12
+		grep -vE 'level=info' "$tmp/exporter.log" | tail -n 10 | sed 's/^/exporter: /'
+		grep -vE "level=info" "$tmp/prometheus.log" | tail -n 10 | sed 's/^/prometheus: /'
+		echo "listening: $(ss -ltnp 2>/dev/null | grep -E ":($prometheus_port|$exporter_port) " | tr -s ' ' | tr '\n' ';')"
+	} | cut -c1-400 | sed 's/^/monitoring: FAILED detail: /'
 fi
 exit "$failed"
