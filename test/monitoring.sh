@@ -60,7 +60,7 @@ pids="$pids $!"
 
 # query PROMQL: the first value of an instant query, or nothing
 query() {
-	curl -s --get "http://127.0.0.1:$prometheus_port/api/v1/query" --data-urlencode "query=$1" |
+	curl -s --max-time 10 --get "http://127.0.0.1:$prometheus_port/api/v1/query" --data-urlencode "query=$1" |
 		jq -r '.data.result[0].value[1] // empty' 2>/dev/null
 }
 # wait_for SECONDS COMMAND...: true once COMMAND is, polling every 0.5 s
@@ -75,13 +75,13 @@ wait_for() {
 equals() { [ "$(query "$1")" = "$2" ]; }
 # firing ALERT: whether ALERT is firing (/api/v1/alerts)
 firing() {
-	curl -s "http://127.0.0.1:$prometheus_port/api/v1/alerts" |
+	curl -s --max-time 10 "http://127.0.0.1:$prometheus_port/api/v1/alerts" |
 		jq -e --arg a "$1" '[.data.alerts[] | select(.labels.alertname == $a and .state == "firing")] | length > 0' \
 		>/dev/null 2>&1
 }
 
 # ready: Prometheus answers /-/ready (its TSDB is open); how long it took
-ready() { curl -sf "http://127.0.0.1:$prometheus_port/-/ready" >/dev/null; }
+ready() { curl -sf --max-time 10 "http://127.0.0.1:$prometheus_port/-/ready" >/dev/null; }
 started=$(date +%s)
 check "Prometheus ready (its /-/ready answers)" wait_for 120 ready
 ready_after=$(($(date +%s) - started))
@@ -134,7 +134,7 @@ check "a stock changed behind the ledger's back fires CheckoutDiscrepancy" \
 sql "$db" "SELECT shop_adjust_stock($product, (SELECT stock FROM product_stock WHERE product_id = $product),
 									 'monitoring test: counted')" >/dev/null
 # resolved: the alert fired, and is gone from /api/v1/alerts
-gone() { ! curl -s "http://127.0.0.1:$prometheus_port/api/v1/alerts" | grep -q CheckoutDiscrepancy; }
+gone() { ! curl -s --max-time 10 "http://127.0.0.1:$prometheus_port/api/v1/alerts" | grep -q CheckoutDiscrepancy; }
 resolved() { [ "$fired" = 1 ] && wait_for 60 gone; }
 check "shop_adjust_stock() resolves it" resolved
 # on failure, what the two servers say, each line as "monitoring: FAILED
