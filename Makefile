@@ -43,7 +43,7 @@ endif
 include $(PGXS)
 
 # Every C file includes it (PGXS does not track header dependencies)
-$(OBJS): checkout.h compat.h
+$(OBJS): checkout.h compat.h statements.h
 
 # The sharded shop's extensions are installed with checkout (one package)
 install: install-sharding

@@ -140,6 +140,368 @@
 #include "utils/snapmgr.h"
 
 #include "checkout.h"
+#include "statements.h"
+
+#define CART_SQL \
+	"SELECT c.product_id, c.quantity," \
+	"       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s" \
+	"         WHERE s.product_id OPERATOR(pg_catalog.=) c.product_id)," \
+	"       %4$s" \
+	"  FROM %1$s.cart_items AS c" \
+	" WHERE c.customer_id OPERATOR(pg_catalog.=) $1" \
+	" ORDER BY c.product_id" \
+	"   FOR UPDATE OF c"
+
+/*
+ * Every write of a checkout in one statement (STMT_WRITE_ORDER and,
+ * with a voucher, STMT_WRITE_VOUCHER_ORDER, which passes the pieces
+ * that record it): the lines' columns, a CTE, the order's and its lines'
+ * columns and values (each piece empty or starting with a comma)
+ */
+#define WRITE_ORDER_ARGTYPES \
+	INT8OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8OID, \
+	TIDARRAYOID, INT4ARRAYOID, TIDARRAYOID, INT4ARRAYOID, INT8OID, INT4OID
+
+#define WRITE_ORDER_SQL(more_lines, line_column, cte, order_columns, \
+						order_values, line_value) \
+	"WITH line AS (" \
+	"  SELECT l.*" \
+	"    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)," \
+	"                    pg_catalog.unnest($4)" more_lines ")" \
+	"         AS l(product_id, quantity, unit_price_cents" line_column ")" \
+	"), sold AS (" \
+	"  UPDATE %1$s.products AS p" \
+	"     SET stock = p.stock OPERATOR(pg_catalog.-)" \
+	"         ($7)[pg_catalog.array_position($6, p.ctid)]" \
+	"   WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($6)" \
+	"), slot_sold AS (" \
+	"  UPDATE %1$s.stock_slots AS s" \
+	"     SET stock = s.stock OPERATOR(pg_catalog.-)" \
+	"         ($9)[pg_catalog.array_position($8, s.ctid)]" \
+	"   WHERE s.ctid OPERATOR(pg_catalog.=) ANY ($8)" \
+	")" cte ", new_order AS (" \
+	"  INSERT INTO %1$s.orders (id, customer_id, total_cents%5$s" order_columns ")" \
+	"  VALUES (COALESCE($10, pg_catalog.nextval(%2$s::pg_catalog.regclass))," \
+	"          $1, $5%6$s" order_values ")" \
+	"  RETURNING id" \
+	"), new_lines AS (" \
+	"  INSERT INTO %1$s.order_items" \
+	"         (order_id, product_id, quantity, unit_price_cents" line_column ")" \
+	"  SELECT new_order.id, line.product_id, line.quantity," \
+	"         line.unit_price_cents" line_value \
+	"    FROM new_order, line" \
+	"), ordered AS (" \
+	"  DELETE FROM %1$s.cart_items AS c" \
+	"   WHERE c.customer_id OPERATOR(pg_catalog.=) $1" \
+	"     AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)" \
+	")" \
+	"SELECT new_order.id FROM new_order"
+
+/* The statements of checkout (statements.h), each run by the function that needs it */
+typedef enum CheckoutStatementId
+{
+	STMT_SHORT_LINES,
+	STMT_SHORT_LINES_PLAIN,
+	STMT_CART,
+	STMT_CART_PLAIN,
+	STMT_CUSTOMER,
+	STMT_LOCK_PRODUCTS,
+	STMT_WRITE_ORDER,
+	STMT_KEY_LOOKUP,
+	STMT_KEY_CLAIM,
+	STMT_LOCK_CUSTOMER,
+	STMT_OVER_LIMIT,
+	STMT_WRITE_VOUCHER_ORDER,
+	STMT_WATCH_STOCK,
+	STMT_KEY_LOOKUP_REQUEST,
+	STMT_KEY_CLAIM_REQUEST,
+	STMT_SET_CART,
+	NUM_STATEMENTS
+} CheckoutStatementId;
+
+static Statement statements[NUM_STATEMENTS] = {
+	/*
+	 * 0. Fail fast: the cart's lines the snapshot's stock cannot serve, no
+	 * locks (SHORT_LINES_SQL, statements.h)
+	 */
+	[STMT_SHORT_LINES] = {
+		.what = "reading the stock",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = SHORT_LINES_SQL
+	},
+
+	/* The same where no order has ever had a payment window */
+	[STMT_SHORT_LINES_PLAIN] = {
+		.what = "reading the stock",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.plain = true,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = SHORT_LINES_SQL
+	},
+
+	/*
+	 * 1. The cart, read once and held: its lines are locked.  Which products
+	 * have slots, and their last slot's number (slots are numbered from 0),
+	 * is read on the snapshot (see lock_products for a product split
+	 * meanwhile); so is whether a product has a purchase limit (the limit
+	 * itself is read again under the customer's lock, STMT_OVER_LIMIT).
+	 */
+	[STMT_CART] = {
+		.what = "reading the cart",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = CART_SQL
+	},
+
+	/* The same where no product has ever had a purchase limit */
+	[STMT_CART_PLAIN] = {
+		.what = "reading the cart",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.plain = true,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = CART_SQL
+	},
+
+	/* Tells an unknown customer from an empty cart */
+	[STMT_CUSTOMER] = {
+		.what = "looking up the customer",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = "SELECT 1 FROM %1$s.customers AS c"
+		" WHERE c.id OPERATOR(pg_catalog.=) $1"
+	},
+
+	/* 3. The cart's products without slots ($1), locked in ascending id order */
+	[STMT_LOCK_PRODUCTS] = {
+		.what = "locking the products",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.nargs = 1,
+		.argtypes = {INT8ARRAYOID},
+		.sql = "SELECT p.id, p.name, p.price_cents, p.stock, p.ctid"
+		"  FROM %1$s.products AS p"
+		" WHERE p.id OPERATOR(pg_catalog.=) ANY ($1)"
+		" ORDER BY p.id"
+		"   FOR NO KEY UPDATE"
+	},
+
+	/*
+	 * 5. Every write in one statement: $1 customer, $2 product ids, $3
+	 * quantities, $4 unit prices, $5 order total, $6 the locked product rows
+	 * to take stock from (ctids) and $7 how much from each, $8 and $9 the
+	 * same for stock slots.  Stock is updated by ctid (a TID scan, whatever
+	 * the planner thinks of the table's size): the rows are locked by this
+	 * transaction, so their ctids cannot change.  $10 is the order's id when
+	 * a key reserved it (else the identity's next), $11 the payment window in
+	 * seconds (0: none).
+	 */
+	[STMT_WRITE_ORDER] = {
+		.what = "writing the order",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.nargs = 11,
+		.argtypes = {WRITE_ORDER_ARGTYPES},
+		.sql = WRITE_ORDER_SQL("", "", "", "", "", "")
+	},
+
+	/* The order an idempotency key ($2) of a customer ($1) made */
+	[STMT_KEY_LOOKUP] = {
+		.what = "looking up the idempotency key",
+		.since = SINCE_1_1,
+		.ok = SPI_OK_SELECT,
+		.nargs = 2,
+		.argtypes = {INT8OID, TEXTOID},
+		.sql = "SELECT k.order_id FROM %1$s.idempotency_keys AS k"
+		" WHERE k.customer_id OPERATOR(pg_catalog.=) $1"
+		"   AND k.idempotency_key OPERATOR(pg_catalog.=) $2"
+	},
+
+	/*
+	 * Claim a key for the order this checkout will write, reserving its id;
+	 * no row when the key is taken.  A call with the same key still in flight
+	 * holds the primary key's entry: this waits for its end, then inserts (it
+	 * rolled back) or finds the key taken (it committed).
+	 */
+	[STMT_KEY_CLAIM] = {
+		.what = "claiming the idempotency key",
+		.since = SINCE_1_1,
+		.ok = SPI_OK_INSERT_RETURNING,
+		.nargs = 2,
+		.argtypes = {INT8OID, TEXTOID},
+		.sql = "INSERT INTO %1$s.idempotency_keys AS k"
+		"       (customer_id, idempotency_key, order_id)"
+		" VALUES ($1, $2, pg_catalog.nextval(%2$s::pg_catalog.regclass))"
+		" ON CONFLICT (customer_id, idempotency_key) DO NOTHING"
+		" RETURNING k.order_id"
+	},
+
+	/*
+	 * 2a. Purchase limits under REPEATABLE READ and SERIALIZABLE: two
+	 * checkouts of one customer take turns on its row (an update, so that the
+	 * second gets 40001 rather than count on a snapshot without the first's
+	 * order; see check_limits), ...
+	 */
+	[STMT_LOCK_CUSTOMER] = {
+		.what = "locking the customer",
+		.since = SINCE_1_1,
+		.ok = SPI_OK_UPDATE,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = "UPDATE %1$s.customers AS c SET name = c.name"
+		" WHERE c.id OPERATOR(pg_catalog.=) $1"
+	},
+
+	/*
+	 * ... then the lines ($2 products, $3 quantities) that would take the
+	 * customer past a product's limit, counting the units of their orders not
+	 * cancelled: driven by the customer's orders, each probing its line of
+	 * the product by primary key (OFFSET 0: never a scan of the product's
+	 * every sale, which a hot product has thousands of)
+	 */
+	[STMT_OVER_LIMIT] = {
+		.what = "checking the purchase limits",
+		.since = SINCE_1_1,
+		.ok = SPI_OK_SELECT,
+		.nargs = 3,
+		.argtypes = {INT8OID, INT8ARRAYOID, INT4ARRAYOID},
+		.sql = "SELECT q.product_id, p.name, l.max_per_customer,"
+		"       COALESCE(b.bought, 0), q.quantity"
+		"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3))"
+		"       AS q(product_id, quantity)"
+		"  JOIN %1$s.purchase_limits AS l"
+		"    ON l.product_id OPERATOR(pg_catalog.=) q.product_id"
+		"  JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) q.product_id"
+		" CROSS JOIN LATERAL ("
+		"  SELECT pg_catalog.sum(x.left_over) AS bought"
+		"    FROM %1$s.orders AS o"
+		LEFT_OVER_OF_LINE("q.product_id")
+		"   WHERE o.customer_id OPERATOR(pg_catalog.=) $1"
+		"     AND o.status OPERATOR(pg_catalog.<>) 'cancelled') AS b"
+		" WHERE COALESCE(b.bought, 0) OPERATOR(pg_catalog.+) q.quantity"
+		"       OPERATOR(pg_catalog.>) l.max_per_customer"
+		" ORDER BY q.product_id"
+	},
+
+	/*
+	 * STMT_WRITE_ORDER with a voucher: $12 the voucher, $13 its code, $14 the
+	 * discount, $15 each line's share of it, $16 the locked voucher_slots row
+	 * its use comes from (NULL: no usage limit, or a use taken already from a
+	 * free slot)
+	 */
+	[STMT_WRITE_VOUCHER_ORDER] = {
+		.what = "writing the order",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.nargs = 16,
+		.argtypes = {WRITE_ORDER_ARGTYPES, INT8OID, INT8OID, INT8OID, INT8ARRAYOID, TIDOID},
+		.sql = WRITE_ORDER_SQL(", pg_catalog.unnest($15)", ", discount_cents",
+							   ", used AS ("
+							   "  UPDATE %1$s.voucher_slots AS vs"
+							   "     SET remaining = vs.remaining OPERATOR(pg_catalog.-) 1"
+							   "   WHERE vs.ctid OPERATOR(pg_catalog.=) $16"
+							   ")",
+							   ", voucher_id, voucher_code_id, discount_cents",
+							   ", $12, $13, $14", ", line.discount_cents")
+	},
+
+	/*
+	 * The products ($1) whose row or one of whose slots this checkout
+	 * emptied, for shop_notify_stock_changes(): written only then, never per
+	 * checkout
+	 */
+	[STMT_WATCH_STOCK] = {
+		.what = "flagging sold-out products",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_INSERT,
+		.nargs = 1,
+		.argtypes = {INT8ARRAYOID},
+		.sql = "INSERT INTO %1$s.stock_watch (product_id)"
+		" SELECT pg_catalog.unnest($1)"
+		" ON CONFLICT DO NOTHING"
+	},
+
+	/*
+	 * Since 1.3, a key keeps what its first call asked for ($3, request): its
+	 * order, whether this request is the same (a key recorded before 1.3 has
+	 * none, and any request replays it), and the first request
+	 */
+	[STMT_KEY_LOOKUP_REQUEST] = {
+		.what = "looking up the idempotency key",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.nargs = 3,
+		.argtypes = {INT8OID, TEXTOID, JSONBOID},
+		.sql = "SELECT k.order_id,"
+		"       k.request IS NULL OR k.request OPERATOR(pg_catalog.=) $3,"
+		"       COALESCE(k.request::pg_catalog.text, 'a request made before 1.3')"
+		"  FROM %1$s.idempotency_keys AS k"
+		" WHERE k.customer_id OPERATOR(pg_catalog.=) $1"
+		"   AND k.idempotency_key OPERATOR(pg_catalog.=) $2"
+	},
+
+	/* STMT_KEY_CLAIM, keeping the request */
+	[STMT_KEY_CLAIM_REQUEST] = {
+		.what = "claiming the idempotency key",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_INSERT_RETURNING,
+		.nargs = 3,
+		.argtypes = {INT8OID, TEXTOID, JSONBOID},
+		.sql = "INSERT INTO %1$s.idempotency_keys AS k"
+		"       (customer_id, idempotency_key, order_id, request)"
+		" VALUES ($1, $2, pg_catalog.nextval(%2$s::pg_catalog.regclass), $3)"
+		" ON CONFLICT (customer_id, idempotency_key) DO NOTHING"
+		" RETURNING k.order_id"
+	},
+
+	/*
+	 * shop_place_order(): the cart of customer $1 set to the lines ($2
+	 * products, $3 quantities, $4 whether the buyer accepts a preorder): the
+	 * other lines deleted, these inserted or updated (disjoint rows, so the
+	 * two never meet), only when the customer and the product exist. Returns
+	 * whether the customer exists and the products that do not.
+	 */
+	[STMT_SET_CART] = {
+		.what = "setting the cart",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.nargs = 4,
+		.argtypes = {INT8OID, INT8ARRAYOID, INT4ARRAYOID, BOOLARRAYOID},
+		.sql = "WITH l AS ("
+		"  SELECT * FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"                           pg_catalog.unnest($4)) AS l(product_id, quantity, accept_preorder)),"
+		" cleared AS ("
+		"  DELETE FROM %1$s.cart_items AS c"
+		"   WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+		"     AND c.product_id OPERATOR(pg_catalog.<>) ALL ($2)),"
+		" filled AS ("
+		"  INSERT INTO %1$s.cart_items AS c (customer_id, product_id, quantity, accept_preorder)"
+		"  SELECT $1, l.product_id, l.quantity, l.accept_preorder"
+		"    FROM l JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) l.product_id"
+		"   WHERE EXISTS (SELECT FROM %1$s.customers AS u WHERE u.id OPERATOR(pg_catalog.=) $1)"
+		"  ON CONFLICT (customer_id, product_id) DO UPDATE"
+		"     SET quantity = excluded.quantity, accept_preorder = excluded.accept_preorder)"
+		"SELECT EXISTS (SELECT FROM %1$s.customers AS u WHERE u.id OPERATOR(pg_catalog.=) $1),"
+		"       ARRAY(SELECT l.product_id FROM l"
+		"              WHERE NOT EXISTS (SELECT FROM %1$s.products AS p"
+		"                                 WHERE p.id OPERATOR(pg_catalog.=) l.product_id)"
+		"              ORDER BY l.product_id)"
+	},
+
+};
 
 PG_MODULE_MAGIC;
 
@@ -183,20 +545,20 @@ read_cart(CheckoutCall *call, int64 customer_id, CartLine **lines_out)
 	bool		no_slots;
 
 	checkout_lock_step(call, "locking the cart", 0);
-	nlines = (int) checkout_execute(checkout_shop_uses(CHECKOUT_LIMITS) ?
-									CHECKOUT_CART : CHECKOUT_CART_PLAIN,
-									args, NULL, 0);
+	nlines = (int) stmt_execute(&statements[checkout_shop_uses(CHECKOUT_LIMITS) ?
+											STMT_CART : STMT_CART_PLAIN],
+								args, NULL, 0);
 	checkout_lock_step(call, NULL, 0);
 
 	lines = palloc0(sizeof(CartLine) * Max(nlines, 1));
 	for (int i = 0; i < nlines; i++)
 	{
-		lines[i].product_id = DatumGetInt64(spi_value(i, 1));
-		lines[i].quantity = DatumGetInt32(spi_value(i, 2));
+		lines[i].product_id = DatumGetInt64(stmt_value(i, 1));
+		lines[i].quantity = DatumGetInt32(stmt_value(i, 2));
 		last_slot = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
 								  3, &no_slots);
 		lines[i].nslots = no_slots ? 0 : DatumGetInt32(last_slot) + 1;
-		lines[i].limited = DatumGetBool(spi_value(i, 4));
+		lines[i].limited = DatumGetBool(stmt_value(i, 4));
 	}
 	*lines_out = lines;
 	return nlines;
@@ -269,22 +631,22 @@ key_order(CheckoutCall *call, int64 customer_id, text *key)
 	Datum		args[3] = {Int64GetDatum(customer_id), PointerGetDatum(key), call->request};
 	int64		order_id;
 
-	if (!checkout_prepared(CHECKOUT_KEY_LOOKUP_REQUEST))
-		return checkout_execute(CHECKOUT_KEY_LOOKUP, args, NULL, 1) == 1 ?
-			DatumGetInt64(spi_value(0, 1)) : 0;
-	if (checkout_execute(CHECKOUT_KEY_LOOKUP_REQUEST, args, NULL, 1) != 1)
+	if (!stmt_available(&statements[STMT_KEY_LOOKUP_REQUEST]))
+		return stmt_execute(&statements[STMT_KEY_LOOKUP], args, NULL, 1) == 1 ?
+			DatumGetInt64(stmt_value(0, 1)) : 0;
+	if (stmt_execute(&statements[STMT_KEY_LOOKUP_REQUEST], args, NULL, 1) != 1)
 		return 0;
-	order_id = DatumGetInt64(spi_value(0, 1));
+	order_id = DatumGetInt64(stmt_value(0, 1));
 
 	/* Ensure the key's first call asked for what this one asks for */
-	if (!DatumGetBool(spi_value(0, 2)))
+	if (!DatumGetBool(stmt_value(0, 2)))
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_KEY_REUSED),
 				 errmsg("idempotency key \"%s\" was used for another request (order %lld)",
 						text_to_cstring(key), (long long) order_id),
 				 errdetail("Order %lld of customer %lld was placed with this key for %s; this call asks for %s.",
 						   (long long) order_id, (long long) customer_id,
-						   TextDatumGetCString(spi_value(0, 3)),
+						   TextDatumGetCString(stmt_value(0, 3)),
 						   DatumGetCString(DirectFunctionCall1(jsonb_out, call->request))),
 				 errhint("Use a new key for a new checkout; retry with a key only the request it was first used for.")));
 	return order_id;
@@ -302,11 +664,11 @@ claim_key(CheckoutCall *call, int64 customer_id, text *key)
 	bool		claimed;
 
 	checkout_lock_step(call, "waiting for the call with the same idempotency key", 0);
-	claimed = checkout_execute(checkout_prepared(CHECKOUT_KEY_CLAIM_REQUEST) ?
-							   CHECKOUT_KEY_CLAIM_REQUEST : CHECKOUT_KEY_CLAIM,
-							   args, NULL, 1) == 1;
+	claimed = stmt_execute(&statements[stmt_available(&statements[STMT_KEY_CLAIM_REQUEST]) ?
+									   STMT_KEY_CLAIM_REQUEST : STMT_KEY_CLAIM],
+						   args, NULL, 1) == 1;
 	checkout_lock_step(call, NULL, 0);
-	return claimed ? DatumGetInt64(spi_value(0, 1)) : 0;
+	return claimed ? DatumGetInt64(stmt_value(0, 1)) : 0;
 }
 
 /*
@@ -327,10 +689,10 @@ reject_short_lines(CheckoutCall *call, int64 customer_id, text *key, int nshort,
 	short_lines = palloc0(sizeof(CartLine) * nshort);
 	for (int i = 0; i < nshort; i++)
 	{
-		short_lines[i].product_id = DatumGetInt64(spi_value(i, col));
-		short_lines[i].quantity = DatumGetInt32(spi_value(i, col + 1));
-		short_lines[i].name = TextDatumGetCString(spi_value(i, col + 2));
-		short_lines[i].stock = DatumGetInt64(spi_value(i, col + 3));
+		short_lines[i].product_id = DatumGetInt64(stmt_value(i, col));
+		short_lines[i].quantity = DatumGetInt32(stmt_value(i, col + 1));
+		short_lines[i].name = TextDatumGetCString(stmt_value(i, col + 2));
+		short_lines[i].stock = DatumGetInt64(stmt_value(i, col + 3));
 	}
 
 	/*
@@ -359,9 +721,9 @@ reject_on_snapshot(CheckoutCall *call, int64 customer_id, text *key)
 	Datum		args[1] = {Int64GetDatum(customer_id)};
 	int			nshort;
 
-	nshort = (int) checkout_execute(checkout_shop_uses(CHECKOUT_EXPIRY) ?
-									CHECKOUT_SHORT_LINES : CHECKOUT_SHORT_LINES_PLAIN,
-									args, NULL, 0);
+	nshort = (int) stmt_execute(&statements[checkout_shop_uses(CHECKOUT_EXPIRY) ?
+											STMT_SHORT_LINES : STMT_SHORT_LINES_PLAIN],
+								args, NULL, 0);
 	return reject_short_lines(call, customer_id, key, nshort, 1);
 }
 
@@ -403,7 +765,7 @@ check_limits(CheckoutCall *call, int64 customer_id, const CartLine *lines, int n
 	checkout_lock_step(call, "locking customer", customer_id);
 	if (IsolationUsesXactSnapshot())
 	{
-		(void) checkout_execute(CHECKOUT_LOCK_CUSTOMER, args, NULL, 0);
+		(void) stmt_execute(&statements[STMT_LOCK_CUSTOMER], args, NULL, 0);
 	}
 	else
 	{
@@ -418,32 +780,32 @@ check_limits(CheckoutCall *call, int64 customer_id, const CartLine *lines, int n
 	if (n == 0)
 		return;
 
-	args[1] = bigint_array(ids, n);
-	args[2] = int_array(quantities, n);
-	if (checkout_execute(CHECKOUT_OVER_LIMIT, args, NULL, 0) == 0)
+	args[1] = stmt_bigint_array(ids, n);
+	args[2] = stmt_int_array(quantities, n);
+	if (stmt_execute(&statements[STMT_OVER_LIMIT], args, NULL, 0) == 0)
 		return;
 
 	initStringInfo(&detail);
 	for (uint64 i = 0; i < SPI_processed; i++)
-		checkout_refuse_limit(call, i == 0, DatumGetInt64(spi_value(i, 1)),
-							  TextDatumGetCString(spi_value(i, 2)),
-							  DatumGetInt32(spi_value(i, 3)),
-							  DatumGetInt64(spi_value(i, 4)),
-							  DatumGetInt32(spi_value(i, 5)));
+		checkout_refuse_limit(call, i == 0, DatumGetInt64(stmt_value(i, 1)),
+							  TextDatumGetCString(stmt_value(i, 2)),
+							  DatumGetInt32(stmt_value(i, 3)),
+							  DatumGetInt64(stmt_value(i, 4)),
+							  DatumGetInt32(stmt_value(i, 5)));
 	checkout_refusal_end(call);
 	for (uint64 i = 0; i < SPI_processed; i++)
 		appendStringInfo(&detail, "%sProduct %lld \"%s\": limit %d, already bought %lld, requested %d.",
 						 i == 0 ? "" : "\n",
-						 (long long) DatumGetInt64(spi_value(i, 1)),
-						 TextDatumGetCString(spi_value(i, 2)),
-						 DatumGetInt32(spi_value(i, 3)),
-						 (long long) DatumGetInt64(spi_value(i, 4)),
-						 DatumGetInt32(spi_value(i, 5)));
+						 (long long) DatumGetInt64(stmt_value(i, 1)),
+						 TextDatumGetCString(stmt_value(i, 2)),
+						 DatumGetInt32(stmt_value(i, 3)),
+						 (long long) DatumGetInt64(stmt_value(i, 4)),
+						 DatumGetInt32(stmt_value(i, 5)));
 	ereport(ERROR,
 			(errcode(ERRCODE_CHECKOUT_PURCHASE_LIMIT),
 			 errmsg("Purchase limit for %s is %d per customer (already bought: %lld, requested: %d)",
-					TextDatumGetCString(spi_value(0, 2)), DatumGetInt32(spi_value(0, 3)),
-					(long long) DatumGetInt64(spi_value(0, 4)), DatumGetInt32(spi_value(0, 5))),
+					TextDatumGetCString(stmt_value(0, 2)), DatumGetInt32(stmt_value(0, 3)),
+					(long long) DatumGetInt64(stmt_value(0, 4)), DatumGetInt32(stmt_value(0, 5))),
 			 errdetail("%s", detail.data),
 			 errhint("Lower the quantity of each product listed to what the limit leaves, or remove it from the cart, then check out again.")));
 }
@@ -492,7 +854,7 @@ report_empty_cart(int64 customer_id)
 {
 	Datum		args[1] = {Int64GetDatum(customer_id)};
 
-	if (checkout_execute(CHECKOUT_CUSTOMER, args, NULL, 1) == 0)
+	if (stmt_execute(&statements[STMT_CUSTOMER], args, NULL, 1) == 0)
 		report_unknown_customer(customer_id, "shop_checkout");
 
 	ereport(ERROR,
@@ -529,7 +891,7 @@ product_id_array(const CartLine *lines, int nlines, bool unslotted_only,
 	for (int i = 0; i < nlines; i++)
 		if (!unslotted_only || lines[i].nslots == 0)
 			ids[(*n)++] = Int64GetDatum(lines[i].product_id);
-	return bigint_array(ids, *n);
+	return stmt_bigint_array(ids, *n);
 }
 
 /*
@@ -551,7 +913,7 @@ lock_products(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
 	if (nids == 0)
 		return;
 	checkout_lock_products_step(call, (int64 *) ARR_DATA_PTR(DatumGetArrayTypeP(args[0])), nids);
-	nrows = checkout_execute(CHECKOUT_LOCK_PRODUCTS, args, NULL, 0);
+	nrows = stmt_execute(&statements[STMT_LOCK_PRODUCTS], args, NULL, 0);
 	checkout_lock_step(call, NULL, 0);
 
 	/* Both lists are in ascending product id; the foreign key pairs them */
@@ -562,13 +924,13 @@ lock_products(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
 	{
 		if (lines[i].nslots > 0)
 			continue;
-		if (DatumGetInt64(spi_value(row, 1)) != lines[i].product_id)
+		if (DatumGetInt64(stmt_value(row, 1)) != lines[i].product_id)
 			elog(ERROR, "checkout: product %lld of the cart was not found",
 				 (long long) lines[i].product_id);
-		lines[i].name = TextDatumGetCString(spi_value(row, 2));
-		lines[i].unit_price_cents = DatumGetInt64(spi_value(row, 3));
-		lines[i].stock = DatumGetInt32(spi_value(row, 4));
-		lines[i].ctid = *(ItemPointer) DatumGetPointer(spi_value(row, 5));
+		lines[i].name = TextDatumGetCString(stmt_value(row, 2));
+		lines[i].unit_price_cents = DatumGetInt64(stmt_value(row, 3));
+		lines[i].stock = DatumGetInt32(stmt_value(row, 4));
+		lines[i].ctid = *(ItemPointer) DatumGetPointer(stmt_value(row, 5));
 		lines[i].row_take = lines[i].quantity;
 		row++;
 	}
@@ -635,13 +997,13 @@ write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
 	}
 	args[0] = Int64GetDatum(customer_id);
 	args[1] = product_id_array(lines, nlines, false, &nids);
-	args[2] = int_array(quantities, nlines);
-	args[3] = bigint_array(prices, nlines);
+	args[2] = stmt_int_array(quantities, nlines);
+	args[3] = stmt_bigint_array(prices, nlines);
 	args[4] = Int64GetDatum(total);
-	args[5] = tid_array(row_ctids, nrows);
-	args[6] = int_array(row_takes, nrows);
-	args[7] = tid_array(takes->ctids, takes->n);
-	args[8] = int_array(takes->amounts, takes->n);
+	args[5] = stmt_tid_array(row_ctids, nrows);
+	args[6] = stmt_int_array(row_takes, nrows);
+	args[7] = stmt_tid_array(takes->ctids, takes->n);
+	args[8] = stmt_int_array(takes->amounts, takes->n);
 	args[9] = Int64GetDatum(reserved_id);
 	nulls[9] = reserved_id == 0 ? 'n' : ' ';
 	args[10] = Int32GetDatum(checkout_payment_window);
@@ -658,13 +1020,13 @@ write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
 
 	/* Its foreign key checks lock the customer's and the products' rows */
 	checkout_lock_step(call, "writing the order", 0);
-	if (checkout_execute(voucher != NULL ? CHECKOUT_WRITE_VOUCHER_ORDER : CHECKOUT_WRITE_ORDER,
-						 args, nulls, 0) != 1)
+	if (stmt_execute(&statements[voucher != NULL ? STMT_WRITE_VOUCHER_ORDER : STMT_WRITE_ORDER],
+					 args, nulls, 0) != 1)
 		elog(ERROR, "checkout: writing the order wrote no order");
 	checkout_lock_step(call, NULL, 0);
 	checkout_order_written(checkout_payment_window > 0);
 
-	return DatumGetInt64(spi_value(0, 1));
+	return DatumGetInt64(stmt_value(0, 1));
 }
 
 /*
@@ -681,15 +1043,15 @@ watch_emptied_stock(const CartLine *lines, int nlines)
 	int			n = 0;
 	Datum		args[1];
 
-	if (!checkout_prepared(CHECKOUT_WATCH_STOCK))
+	if (!stmt_available(&statements[STMT_WATCH_STOCK]))
 		return;
 	for (int i = 0; i < nlines; i++)
 		if (lines[i].stock == lines[i].quantity - lines[i].preordered)
 			ids[n++] = Int64GetDatum(lines[i].product_id);
 	if (n == 0)
 		return;
-	args[0] = bigint_array(ids, n);
-	(void) checkout_execute(CHECKOUT_WATCH_STOCK, args, NULL, 0);
+	args[0] = stmt_bigint_array(ids, n);
+	(void) stmt_execute(&statements[STMT_WATCH_STOCK], args, NULL, 0);
 }
 
 /*
@@ -710,7 +1072,7 @@ reclaim_expired(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *take
 		if (lines[i].stock < lines[i].quantity && ItemPointerIsValid(&lines[i].ctid))
 			short_ids[nshort++] = Int64GetDatum(lines[i].product_id);
 	if (nshort == 0 ||
-		!OidIsValid(reclaim_function = checkout_reclaim_function()))
+		!OidIsValid(reclaim_function = stmt_reclaim_function()))
 		return false;
 
 	/*
@@ -718,7 +1080,7 @@ reclaim_expired(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *take
 	 * EXECUTE on it, and it runs as the extension's owner
 	 */
 	if (DatumGetInt32(OidFunctionCall1(reclaim_function,
-									   bigint_array(short_ids, nshort))) == 0)
+									   stmt_bigint_array(short_ids, nshort))) == 0)
 		return false;
 
 	/*
@@ -728,8 +1090,6 @@ reclaim_expired(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *take
 	 */
 	for (int i = 0; i < nlines; i++)
 	{
-		Datum		args[1] = {Int64GetDatum(lines[i].product_id)};
-
 		if (!ItemPointerIsValid(&lines[i].ctid))
 			continue;
 		if (lines[i].located)
@@ -737,14 +1097,18 @@ reclaim_expired(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *take
 			lock_located_line(call, &lines[i]);
 			continue;
 		}
-		if (checkout_execute(CHECKOUT_LOCK_PRODUCT, args, NULL, 1) != 1)
-			elog(ERROR, "checkout: reading product %lld again found no row",
-				 (long long) lines[i].product_id);
-		lines[i].ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 4));
 		if (lines[i].stock < lines[i].quantity)
 		{
-			lines[i].stock = DatumGetInt32(spi_value(0, 3));
+			slots_read_row_again(&lines[i]);
 			lock_all_stock(call, &lines[i], true, takes);
+		}
+		else
+		{
+			int64		stock = lines[i].stock;
+
+			/* a line served already keeps its stock: only the ctid moved */
+			slots_read_row_again(&lines[i]);
+			lines[i].stock = stock;
 		}
 	}
 	return true;
@@ -907,17 +1271,17 @@ set_cart(CheckoutCall *call, int64 customer_id)
 		accept[i] = BoolGetDatum(lines->accept_preorder[i]);
 	}
 	args[0] = Int64GetDatum(customer_id);
-	args[1] = bigint_array(ids, lines->n);
-	args[2] = int_array(quantities, lines->n);
+	args[1] = stmt_bigint_array(ids, lines->n);
+	args[2] = stmt_int_array(quantities, lines->n);
 	args[3] = PointerGetDatum(construct_array(accept, lines->n, BOOLOID, 1, true,
 											  TYPALIGN_CHAR));
-	if (checkout_execute(CHECKOUT_SET_CART, args, NULL, 0) != 1)
+	if (stmt_execute(&statements[STMT_SET_CART], args, NULL, 0) != 1)
 		elog(ERROR, "checkout: setting the cart returned no row");
 	checkout_lock_step(call, NULL, 0);
 
-	if (!DatumGetBool(spi_value(0, 1)))
+	if (!DatumGetBool(stmt_value(0, 1)))
 		report_unknown_customer(customer_id, "shop_place_order");
-	unknown = DatumGetArrayTypeP(spi_value(0, 2));
+	unknown = DatumGetArrayTypeP(stmt_value(0, 2));
 	deconstruct_array(unknown, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 					  &unknown_ids, NULL, &nunknown);
 	if (nunknown > 0)
@@ -927,6 +1291,22 @@ set_cart(CheckoutCall *call, int64 customer_id)
 				 errdetail("There is no row with id %lld in table products (%d of the lines name no product).",
 						   (long long) DatumGetInt64(unknown_ids[0]), nunknown),
 				 errhint("Check the product ids of the lines passed to shop_place_order().")));
+}
+
+/*
+ * The statements use schema nspoid (the schema of the function called), and
+ * the feature cache follows: other backends' invalidations taken in first,
+ * so that a call's answers are as of the call; the features looked up again
+ * when the schema was (statements.c says when)
+ */
+void
+checkout_use_schema(Oid nspoid)
+{
+	StatementSchema schema;
+
+	checkout_features_check();
+	if (stmt_use_schema(nspoid, &schema))
+		checkout_features_reset(nspoid, schema.is_1_0, schema.is_1_3);
 }
 
 /*
@@ -955,8 +1335,8 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "checkout: SPI_connect failed");
 
-	checkout_prepare_statements(nspoid);
-	if (call->lines != NULL && !checkout_prepared(CHECKOUT_SET_CART))
+	checkout_use_schema(nspoid);
+	if (call->lines != NULL && !stmt_available(&statements[STMT_SET_CART]))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("shop_place_order() needs version 1.3 of extension \"checkout\""),
@@ -982,7 +1362,7 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 		Datum		customer[1] = {Int64GetDatum(customer_id)};
 
 		/* The key's row names the customer: an unknown one is SH003 first */
-		if (key != NULL && checkout_execute(CHECKOUT_CUSTOMER, customer, NULL, 1) == 0)
+		if (key != NULL && stmt_execute(&statements[STMT_CUSTOMER], customer, NULL, 1) == 0)
 			report_unknown_customer(customer_id, "shop_place_order");
 		if (key != NULL && (reserved_id = claim_key(call, customer_id, key)) == 0)
 			order_id = key_order(call, customer_id, key);
@@ -1280,7 +1660,7 @@ _PG_init(void)
 	checkout_events_init();
 	MarkGUCPrefixReserved("checkout");
 
-	checkout_statements_init();
+	stmt_init();
 	checkout_features_init();
 	checkout_stats_init();
 }

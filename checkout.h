@@ -6,7 +6,8 @@
  * checkout.c	shop_checkout(): the steps of a checkout, the settings, the
  *				error context and the statistics of each call
  * lockstep.c	what a running checkout is locking, for its error context
- * statements.c	the saved SPI statements and the helpers that run them
+ * statements.c	the engine that prepares, keeps and runs each file's SQL
+ *				statements (statements.h), and the SPI helpers
  * features.c	what a shop uses, cached per backend
  * guard.c		the uninstall guard: no DROP EXTENSION of a shop with orders
  * slots.c		serving a line from a product's stock slots
@@ -179,7 +180,7 @@ typedef enum CheckoutOutcome
 
 /*
  * Why a voucher's code cannot serve a checkout, as read on the snapshot
- * (CHECKOUT_VOUCHER's verdict column)
+ * (STMT_VOUCHER's verdict column)
  */
 typedef enum VoucherVerdict
 {
@@ -263,6 +264,7 @@ typedef struct CheckoutForm
 extern int64 checkout_call(CheckoutCall *call, FunctionCallInfo fcinfo,
 						   const CheckoutForm *form);
 extern int64 checkout_customer_argument(FunctionCallInfo fcinfo, const char *function);
+extern void checkout_use_schema(Oid nspoid);
 
 /* refusal.c */
 extern void checkout_refuse_line(CheckoutCall *call, bool first, int64 product_id,
@@ -281,54 +283,6 @@ extern void checkout_lock_products_step(CheckoutCall *call, const int64 *ids, in
 extern void checkout_error_context(void *arg);
 extern void checkout_queue_lock_tag(LOCKTAG *tag, int64 product_id);
 
-/*
- * statements.c: the statements of a checkout, each prepared once per
- * backend (checkout_prepare_statements) and run by its name
- */
-typedef enum CheckoutStatement
-{
-	CHECKOUT_SHORT_LINES,		/* fail fast: lines the snapshot cannot serve */
-	CHECKOUT_SHORT_LINES_PLAIN, /* ... where no order had a payment window */
-	CHECKOUT_CART,				/* the cart, its lines locked */
-	CHECKOUT_CART_PLAIN,		/* ... where no product had a limit */
-	CHECKOUT_CUSTOMER,			/* whether the customer exists */
-	CHECKOUT_LOCK_PRODUCTS,		/* the products without slots, locked */
-	CHECKOUT_FREE_SLOT,			/* a free slot that holds a line */
-	CHECKOUT_WAIT_FOR_SLOT,		/* the same, waiting for it */
-	CHECKOUT_TAKE_FROM_SLOT,	/* take a line's quantity from a slot */
-	CHECKOUT_LOCK_PRODUCT,		/* one product's row, locked */
-	CHECKOUT_LOCK_SLOTS,		/* all its slots, locked */
-	CHECKOUT_WRITE_ORDER,		/* stock, order, lines, cart: one write */
-	CHECKOUT_KEY_LOOKUP,		/* since 1.1: a key's order */
-	CHECKOUT_KEY_CLAIM,			/* claim a key for the new order */
-	CHECKOUT_LOCK_CUSTOMER,		/* the customer's turn (limits) */
-	CHECKOUT_OVER_LIMIT,		/* lines past a purchase limit */
-	CHECKOUT_VOUCHER,			/* since 1.2: a code and its voucher */
-	CHECKOUT_VOUCHER_SHORT_LINES,	/* ... and fail fast, in one */
-	CHECKOUT_VOUCHER_SHORT_LINES_PLAIN, /* ... where no order had a window */
-	CHECKOUT_LOCK_CODE,			/* a single-use code's turn */
-	CHECKOUT_CODE_USED,			/* whether an order holds a single-use code */
-	CHECKOUT_CUSTOMER_USES,		/* a customer's orders with a voucher */
-	CHECKOUT_FREE_USE,			/* a free voucher slot with a use left */
-	CHECKOUT_WAIT_FOR_USE,		/* the same, waiting for one */
-	CHECKOUT_TAKE_USE,			/* take a use from a free voucher slot */
-	CHECKOUT_WRITE_VOUCHER_ORDER,	/* CHECKOUT_WRITE_ORDER with a voucher */
-	CHECKOUT_WATCH_STOCK,		/* flag products whose row or slot it emptied */
-	CHECKOUT_LOCATED_STOCK,		/* the stock of other locations, on the
-								 * snapshot */
-	CHECKOUT_LOCK_LOCATIONS,	/* a product's location rows, locked */
-	CHECKOUT_WRITE_ALLOCATIONS, /* take from them, record the allocations */
-	CHECKOUT_PREORDER_ROOM,		/* accepted preorders and their room, on the
-								 * snapshot */
-	CHECKOUT_LOCK_PREORDER,		/* a product's preorder row, locked */
-	CHECKOUT_WRITE_PREORDERS,	/* record the units preordered */
-	CHECKOUT_KEY_LOOKUP_REQUEST,	/* since 1.3: a key's order and request */
-	CHECKOUT_KEY_CLAIM_REQUEST, /* claim a key, keeping its request */
-	CHECKOUT_SET_CART,			/* shop_place_order: the cart set to its lines */
-	CHECKOUT_ORDER_RESULT,		/* shop_place_order: the order, as returned */
-	NUM_CHECKOUT_STATEMENTS
-} CheckoutStatement;
-
 /* What a shop may never have used, so that a checkout need not look for it */
 typedef enum CheckoutFeature
 {
@@ -340,21 +294,10 @@ typedef enum CheckoutFeature
 	NUM_CHECKOUT_FEATURES
 } CheckoutFeature;
 
-extern void checkout_statements_init(void);
-extern void checkout_prepare_statements(Oid nspoid);
-extern bool checkout_prepared(CheckoutStatement stmt);
-extern uint64 checkout_execute(CheckoutStatement stmt, Datum *values,
-							   const char *nulls, long count);
-extern Oid	checkout_reclaim_function(void);
-extern Datum spi_value(int row, int col);
-extern Datum bigint_array(Datum *values, int n);
-extern Datum int_array(Datum *values, int n);
-extern Datum tid_array(Datum *values, int n);
-
 /* voucher.c */
 extern text *voucher_code_argument(FunctionCallInfo fcinfo, int argno);
 
-/* The columns of a voucher in CHECKOUT_VOUCHER's result */
+/* The columns of a voucher in STMT_VOUCHER's result */
 #define VOUCHER_COLUMNS 11
 extern void find_voucher(int64 customer_id, text *code, bool fail_fast,
 						 Voucher *voucher, int *nshort);
@@ -392,6 +335,7 @@ extern void lock_all_stock(CheckoutCall *call, CartLine *line, bool row_locked,
 						   SlotTakes *takes);
 extern void lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked);
 extern void serve_from_row_and_slots(CartLine *line, int32 need, SlotTakes *takes);
+extern void slots_read_row_again(CartLine *line);
 
 /* locations.c */
 extern bool find_located_lines(CartLine *lines, int nlines);

@@ -38,6 +38,7 @@
 #include "utils/lsyscache.h"
 
 #include "checkout.h"
+#include "statements.h"
 
 /* checkout.allow_drop: let DROP EXTENSION checkout delete a shop with orders */
 static bool checkout_allow_drop = false;
@@ -85,7 +86,7 @@ shop_has_orders(const char *nspname)
 		elog(ERROR, "checkout: SPI_connect failed");
 	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "checkout: looking for orders failed");
-	has_orders = DatumGetBool(spi_value(0, 1));
+	has_orders = DatumGetBool(stmt_value(0, 1));
 	SPI_finish();
 	return has_orders;
 }

@@ -40,13 +40,95 @@
 #include "utils/builtins.h"
 
 #include "checkout.h"
+#include "statements.h"
+
+/* The statements of locations (statements.h), each run by the function that needs it */
+typedef enum LocationsStatementId
+{
+	STMT_LOCATED_STOCK,
+	STMT_LOCK_LOCATIONS,
+	STMT_WRITE_ALLOCATIONS,
+	NUM_STATEMENTS
+} LocationsStatementId;
+
+static Statement statements[NUM_STATEMENTS] = {
+	/*
+	 * Locations (locations.c): the stock of the products $1 in locations
+	 * other than the default and not retired, on the snapshot (which lines
+	 * are located; fail fast counts it), the best priority among those
+	 * locations and the default's ...
+	 */
+	[STMT_LOCATED_STOCK] = {
+		.what = "reading the locations' stock",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.nargs = 1,
+		.argtypes = {INT8ARRAYOID},
+		.sql = "SELECT ls.product_id, pg_catalog.sum(ls.stock)::pg_catalog.int8,"
+		"       pg_catalog.min(l.priority),"
+		"       (SELECT d.priority FROM %1$s.locations AS d"
+		"         WHERE d.id OPERATOR(pg_catalog.=) 1)"
+		"  FROM %1$s.location_stock AS ls"
+		"  JOIN %1$s.locations AS l ON l.id OPERATOR(pg_catalog.=) ls.location_id"
+		" WHERE ls.product_id OPERATOR(pg_catalog.=) ANY ($1)"
+		"   AND l.retired_at IS NULL"
+		" GROUP BY ls.product_id"
+	},
+
+	/*
+	 * ... the location rows of product $1, locked in location order, with
+	 * their priority and the default location's ...
+	 */
+	[STMT_LOCK_LOCATIONS] = {
+		.what = "locking the locations' stock",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = "SELECT ls.location_id, ls.stock, ls.ctid, l.priority,"
+		"       (SELECT d.priority FROM %1$s.locations AS d"
+		"         WHERE d.id OPERATOR(pg_catalog.=) 1)"
+		"  FROM %1$s.location_stock AS ls"
+		"  JOIN %1$s.locations AS l ON l.id OPERATOR(pg_catalog.=) ls.location_id"
+		" WHERE ls.product_id OPERATOR(pg_catalog.=) $1"
+		"   AND l.retired_at IS NULL"
+		" ORDER BY ls.location_id"
+		"   FOR NO KEY UPDATE OF ls"
+	},
+
+	/*
+	 * ... and, once the order $1 is written, $3 taken from each location row
+	 * locked at ctid $2, and the allocations ($4 product, $5 location, $6
+	 * units) recorded
+	 */
+	[STMT_WRITE_ALLOCATIONS] = {
+		.what = "writing the allocations",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_INSERT,
+		.nargs = 6,
+		.argtypes = {INT8OID, TIDARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID},
+		.sql = "WITH taken AS ("
+		"  UPDATE %1$s.location_stock AS ls"
+		"     SET stock = ls.stock OPERATOR(pg_catalog.-)"
+		"         ($3)[pg_catalog.array_position($2, ls.ctid)]"
+		"   WHERE ls.ctid OPERATOR(pg_catalog.=) ANY ($2)"
+		")"
+		"INSERT INTO %1$s.order_item_allocations"
+		"       (order_id, product_id, location_id, quantity)"
+		"SELECT $1, a.product_id, a.location_id, a.quantity"
+		"  FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5),"
+		"                  pg_catalog.unnest($6)) AS a(product_id, location_id, quantity)"
+	},
+
+};
 
 /* The default location's id: its stock is products.stock and the slots */
 #define DEFAULT_LOCATION 1
 
 /*
  * Read, on the snapshot, the stock the lines' products hold in locations
- * other than the default and not retired (CHECKOUT_LOCATED_STOCK: product
+ * other than the default and not retired (STMT_LOCATED_STOCK: product
  * id, their stock, their best priority, the default's); return the rows
  */
 static uint64
@@ -57,8 +139,8 @@ read_located_stock(const CartLine *lines, int nlines)
 
 	for (int i = 0; i < nlines; i++)
 		ids[i] = Int64GetDatum(lines[i].product_id);
-	args[0] = bigint_array(ids, nlines);
-	return checkout_execute(CHECKOUT_LOCATED_STOCK, args, NULL, 0);
+	args[0] = stmt_bigint_array(ids, nlines);
+	return stmt_execute(&statements[STMT_LOCATED_STOCK], args, NULL, 0);
 }
 
 /*
@@ -89,7 +171,7 @@ find_located_lines(CartLine *lines, int nlines)
 	nrows = read_located_stock(lines, nlines);
 	for (uint64 r = 0; r < nrows; r++)
 	{
-		int64		product_id = DatumGetInt64(spi_value(r, 1));
+		int64		product_id = DatumGetInt64(stmt_value(r, 1));
 
 		for (int i = 0; i < nlines; i++)
 			if (lines[i].product_id == product_id)
@@ -97,8 +179,8 @@ find_located_lines(CartLine *lines, int nlines)
 				lines[i].located = true;
 				only = &lines[i];
 				nlocated++;
-				default_preferred = DatumGetInt32(spi_value(r, 4)) <
-					DatumGetInt32(spi_value(r, 3));
+				default_preferred = DatumGetInt32(stmt_value(r, 4)) <
+					DatumGetInt32(stmt_value(r, 3));
 			}
 	}
 	if (nlocated == 1 && default_preferred)
@@ -147,11 +229,11 @@ drop_lines_located_stock_serves(CartLine *lines, int nlines)
 	nrows = read_located_stock(lines, nlines);
 	for (uint64 r = 0; r < nrows; r++)
 	{
-		int64		product_id = DatumGetInt64(spi_value(r, 1));
+		int64		product_id = DatumGetInt64(stmt_value(r, 1));
 
 		for (int i = 0; i < nlines; i++)
 			if (lines[i].product_id == product_id)
-				lines[i].stock += DatumGetInt64(spi_value(r, 2));
+				lines[i].stock += DatumGetInt64(stmt_value(r, 2));
 	}
 	for (int i = 0; i < nlines; i++)
 		if (lines[i].stock < lines[i].quantity)
@@ -174,16 +256,12 @@ lock_located_line(CheckoutCall *call, CartLine *line)
 	if (ItemPointerIsValid(&line->ctid))
 	{
 		/* the row was locked (and maybe changed since, by a reclaim) */
-		if (checkout_execute(CHECKOUT_LOCK_PRODUCT, args, NULL, 1) != 1)
-			elog(ERROR, "checkout: locking product %lld found no row",
-				 (long long) line->product_id);
-		line->stock = DatumGetInt32(spi_value(0, 3));
-		line->ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 4));
+		slots_read_row_again(line);
 	}
 	lock_row_and_slots(call, line, ItemPointerIsValid(&line->ctid));
 
 	checkout_lock_step(call, "locking the locations' stock of product", line->product_id);
-	nrows = checkout_execute(CHECKOUT_LOCK_LOCATIONS, args, NULL, 0);
+	nrows = stmt_execute(&statements[STMT_LOCK_LOCATIONS], args, NULL, 0);
 	checkout_lock_step(call, NULL, 0);
 	line->nlocations = (int32) nrows;
 	line->location_ids = palloc(sizeof(int64) * (nrows + 1));
@@ -195,11 +273,11 @@ lock_located_line(CheckoutCall *call, CartLine *line)
 	line->stock = line->default_stock;
 	for (uint64 r = 0; r < nrows; r++)
 	{
-		line->location_ids[r] = DatumGetInt64(spi_value(r, 1));
-		line->location_stock[r] = DatumGetInt32(spi_value(r, 2));
-		line->location_ctids[r] = *(ItemPointer) DatumGetPointer(spi_value(r, 3));
-		line->location_priority[r] = DatumGetInt32(spi_value(r, 4));
-		default_priority = DatumGetInt32(spi_value(r, 5));
+		line->location_ids[r] = DatumGetInt64(stmt_value(r, 1));
+		line->location_stock[r] = DatumGetInt32(stmt_value(r, 2));
+		line->location_ctids[r] = *(ItemPointer) DatumGetPointer(stmt_value(r, 3));
+		line->location_priority[r] = DatumGetInt32(stmt_value(r, 4));
+		default_priority = DatumGetInt32(stmt_value(r, 5));
 		line->stock += line->location_stock[r];
 	}
 
@@ -421,12 +499,12 @@ write_allocations(int64 order_id, const CartLine *lines, int nlines)
 		}
 	}
 	args[0] = Int64GetDatum(order_id);
-	args[1] = tid_array(ctids, ntakes);
-	args[2] = int_array(amounts, ntakes);
-	args[3] = bigint_array(product_ids, nallocations);
-	args[4] = bigint_array(location_ids, nallocations);
-	args[5] = int_array(quantities, nallocations);
-	if (checkout_execute(CHECKOUT_WRITE_ALLOCATIONS, args, NULL, 0) != (uint64) nallocations)
+	args[1] = stmt_tid_array(ctids, ntakes);
+	args[2] = stmt_int_array(amounts, ntakes);
+	args[3] = stmt_bigint_array(product_ids, nallocations);
+	args[4] = stmt_bigint_array(location_ids, nallocations);
+	args[5] = stmt_int_array(quantities, nallocations);
+	if (stmt_execute(&statements[STMT_WRITE_ALLOCATIONS], args, NULL, 0) != (uint64) nallocations)
 		elog(ERROR, "checkout: writing the allocations of order %lld wrote too few",
 			 (long long) order_id);
 }

@@ -64,6 +64,36 @@
 #include "utils/resowner.h"
 
 #include "checkout.h"
+#include "statements.h"
+
+/* The statements of shop_place_order() (statements.h), each run by the function that needs it */
+typedef enum PlaceOrderStatementId
+{
+	STMT_ORDER_RESULT,
+	NUM_STATEMENTS
+} PlaceOrderStatementId;
+
+static Statement statements[NUM_STATEMENTS] = {
+	/* shop_place_order(): order $1 as it returns it */
+	[STMT_ORDER_RESULT] = {
+		.what = "reading the order",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = "SELECT o.status, o.total_cents, o.discount_cents, o.expires_at,"
+		"       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+		"                 'product_id', i.product_id, 'name', p.name, 'quantity', i.quantity,"
+		"                 'unit_price_cents', i.unit_price_cents, 'discount_cents', i.discount_cents,"
+		"                 'preordered_quantity', i.preordered_quantity) ORDER BY i.product_id)"
+		"          FROM %1$s.order_items AS i"
+		"          JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) i.product_id"
+		"         WHERE i.order_id OPERATOR(pg_catalog.=) o.id)"
+		"  FROM %1$s.orders AS o"
+		" WHERE o.id OPERATOR(pg_catalog.=) $1"
+	},
+
+};
 
 PG_FUNCTION_INFO_V1(shop_place_order);
 
@@ -237,8 +267,8 @@ read_order(Oid nspoid, int64 order_id, Datum *values, bool *nulls,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "checkout: SPI_connect failed");
-	checkout_prepare_statements(nspoid);
-	if (checkout_execute(CHECKOUT_ORDER_RESULT, args, NULL, 1) != 1)
+	checkout_use_schema(nspoid);
+	if (stmt_execute(&statements[STMT_ORDER_RESULT], args, NULL, 1) != 1)
 		elog(ERROR, "checkout: order %lld was not found", (long long) order_id);
 	spi_cxt = MemoryContextSwitchTo(result_cxt);
 	for (int col = 1; col <= 5; col++)

@@ -34,11 +34,81 @@
 #include "executor/spi.h"
 
 #include "checkout.h"
+#include "statements.h"
+
+/* The statements of preorders (statements.h), each run by the function that needs it */
+typedef enum PreordersStatementId
+{
+	STMT_PREORDER_ROOM,
+	STMT_LOCK_PREORDER,
+	STMT_WRITE_PREORDERS,
+	NUM_STATEMENTS
+} PreordersStatementId;
+
+static Statement statements[NUM_STATEMENTS] = {
+	/*
+	 * Preorders (preorders.c): the lines of customer $1 among products $2
+	 * whose buyer accepted a preorder of a product that takes them, and the
+	 * room under its cap, on the snapshot ...
+	 */
+	[STMT_PREORDER_ROOM] = {
+		.what = "reading the preorders",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.nargs = 2,
+		.argtypes = {INT8OID, INT8ARRAYOID},
+		.sql = "SELECT c.product_id,"
+		"       po.max_preorders OPERATOR(pg_catalog.-) po.open_preorders"
+		"  FROM %1$s.cart_items AS c"
+		"  JOIN %1$s.preorders AS po ON po.product_id OPERATOR(pg_catalog.=) c.product_id"
+		" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+		"   AND c.accept_preorder"
+		"   AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)"
+	},
+
+	/* ... the room under product $1's cap, its row locked ... */
+	[STMT_LOCK_PREORDER] = {
+		.what = "locking a preorder",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = "SELECT po.max_preorders OPERATOR(pg_catalog.-) po.open_preorders"
+		"  FROM %1$s.preorders AS po"
+		" WHERE po.product_id OPERATOR(pg_catalog.=) $1"
+		"   FOR NO KEY UPDATE"
+	},
+
+	/* ... and the units $3 of products $2 preordered by order $1 */
+	[STMT_WRITE_PREORDERS] = {
+		.what = "writing the preorders",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_UPDATE,
+		.nargs = 3,
+		.argtypes = {INT8OID, INT8ARRAYOID, INT4ARRAYOID},
+		.sql = "WITH l AS ("
+		"  SELECT * FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3))"
+		"         AS l(product_id, preordered)"
+		"), lines AS ("
+		"  UPDATE %1$s.order_items AS oi"
+		"     SET preordered_quantity = l.preordered"
+		"    FROM l"
+		"   WHERE oi.order_id OPERATOR(pg_catalog.=) $1"
+		"     AND oi.product_id OPERATOR(pg_catalog.=) l.product_id"
+		")"
+		"UPDATE %1$s.preorders AS po"
+		"   SET open_preorders = po.open_preorders OPERATOR(pg_catalog.+) l.preordered"
+		"  FROM l"
+		" WHERE po.product_id OPERATOR(pg_catalog.=) l.product_id"
+	},
+
+};
 
 /*
  * Read, on the snapshot, which of these lines of the customer accept a
  * preorder of a product that takes them, and the room under each cap
- * (CHECKOUT_PREORDER_ROOM); return the rows
+ * (STMT_PREORDER_ROOM); return the rows
  */
 static uint64
 read_preorder_room(int64 customer_id, const CartLine *lines, int nlines)
@@ -49,23 +119,23 @@ read_preorder_room(int64 customer_id, const CartLine *lines, int nlines)
 	for (int i = 0; i < nlines; i++)
 		ids[i] = Int64GetDatum(lines[i].product_id);
 	args[0] = Int64GetDatum(customer_id);
-	args[1] = bigint_array(ids, nlines);
-	return checkout_execute(CHECKOUT_PREORDER_ROOM, args, NULL, 0);
+	args[1] = stmt_bigint_array(ids, nlines);
+	return stmt_execute(&statements[STMT_PREORDER_ROOM], args, NULL, 0);
 }
 
-/* Mark the lines of the last CHECKOUT_PREORDER_ROOM result, with their room */
+/* Mark the lines of the last STMT_PREORDER_ROOM result, with their room */
 static void
 mark_preorderable(CartLine *lines, int nlines, uint64 nrows)
 {
 	for (uint64 r = 0; r < nrows; r++)
 	{
-		int64		product_id = DatumGetInt64(spi_value(r, 1));
+		int64		product_id = DatumGetInt64(stmt_value(r, 1));
 
 		for (int i = 0; i < nlines; i++)
 			if (lines[i].product_id == product_id)
 			{
 				lines[i].preorderable = true;
-				lines[i].preorder_room = Max(DatumGetInt32(spi_value(r, 2)), 0);
+				lines[i].preorder_room = Max(DatumGetInt32(stmt_value(r, 2)), 0);
 			}
 	}
 }
@@ -125,7 +195,7 @@ take_preorders(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes
 		if (!line->preorderable || line->stock >= line->quantity)
 			continue;
 		checkout_lock_step(call, "locking the preorders of product", line->product_id);
-		if (checkout_execute(CHECKOUT_LOCK_PREORDER, args, NULL, 1) == 0)
+		if (stmt_execute(&statements[STMT_LOCK_PREORDER], args, NULL, 1) == 0)
 		{
 			/* its preorders ended since the snapshot */
 			line->preorderable = false;
@@ -133,7 +203,7 @@ take_preorders(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes
 			continue;
 		}
 		checkout_lock_step(call, NULL, 0);
-		line->preorder_room = Max(DatumGetInt32(spi_value(0, 1)), 0);
+		line->preorder_room = Max(DatumGetInt32(stmt_value(0, 1)), 0);
 		if (line->stock + line->preorder_room < line->quantity)
 			continue;
 		line->preordered = line->quantity - (int32) line->stock;
@@ -162,9 +232,9 @@ write_preorders(int64 order_id, const CartLine *lines, int nlines)
 	if (n == 0)
 		return;
 	args[0] = Int64GetDatum(order_id);
-	args[1] = bigint_array(ids, n);
-	args[2] = int_array(units, n);
-	if (checkout_execute(CHECKOUT_WRITE_PREORDERS, args, NULL, 0) != (uint64) n)
+	args[1] = stmt_bigint_array(ids, n);
+	args[2] = stmt_int_array(units, n);
+	if (stmt_execute(&statements[STMT_WRITE_PREORDERS], args, NULL, 0) != (uint64) n)
 		elog(ERROR, "checkout: recording the preorders of order %lld updated too few",
 			 (long long) order_id);
 }

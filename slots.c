@@ -32,6 +32,97 @@
 #include "utils/resowner.h"
 
 #include "checkout.h"
+#include "statements.h"
+
+/*
+ * A slot of product $1 that holds at least $2, numbered from $3 up to below
+ * $4 (the caller starts at a random slot, so that buyers spread over the
+ * slots); the product row is read, not locked
+ */
+#define SLOT_QUERY \
+	"SELECT s.ctid, s.stock, p.name, p.price_cents" \
+	"  FROM %1$s.stock_slots AS s" \
+	"  JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) s.product_id" \
+	" WHERE s.product_id OPERATOR(pg_catalog.=) $1" \
+	"   AND s.slot OPERATOR(pg_catalog.>=) $3" \
+	"   AND s.slot OPERATOR(pg_catalog.<) $4" \
+	"   AND s.stock OPERATOR(pg_catalog.>=) $2" \
+	" ORDER BY s.slot" \
+	" LIMIT 1" \
+	"   FOR NO KEY UPDATE OF s"
+
+/* The statements of slots (statements.h), each run by the function that needs it */
+typedef enum SlotsStatementId
+{
+	STMT_FREE_SLOT,
+	STMT_WAIT_FOR_SLOT,
+	STMT_TAKE_FROM_SLOT,
+	STMT_LOCK_PRODUCT,
+	STMT_LOCK_SLOTS,
+	NUM_STATEMENTS
+} SlotsStatementId;
+
+static Statement statements[NUM_STATEMENTS] = {
+	/* 3b. The first free slot that holds the line (SLOT_QUERY) ... */
+	[STMT_FREE_SLOT] = {
+		.what = "taking a stock slot",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.nargs = 4,
+		.argtypes = {INT8OID, INT4OID, INT4OID, INT4OID},
+		.sql = SLOT_QUERY " SKIP LOCKED"
+	},
+
+	/* ... or the first that still holds it once this one waited for it ... */
+	[STMT_WAIT_FOR_SLOT] = {
+		.what = "waiting for a stock slot",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.nargs = 4,
+		.argtypes = {INT8OID, INT4OID, INT4OID, INT4OID},
+		.sql = SLOT_QUERY
+	},
+
+	/* ... and take $2 from the slot locked at ctid $1 */
+	[STMT_TAKE_FROM_SLOT] = {
+		.what = "updating a stock slot",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_UPDATE,
+		.nargs = 2,
+		.argtypes = {TIDOID, INT4OID},
+		.sql = "UPDATE %1$s.stock_slots AS s"
+		"   SET stock = s.stock OPERATOR(pg_catalog.-) $2"
+		" WHERE s.ctid OPERATOR(pg_catalog.=) $1"
+	},
+
+	/* 3c. Combining slots: lock the product row, ... */
+	[STMT_LOCK_PRODUCT] = {
+		.what = "locking a product",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = "SELECT p.name, p.price_cents, p.stock, p.ctid"
+		"  FROM %1$s.products AS p"
+		" WHERE p.id OPERATOR(pg_catalog.=) $1"
+		"   FOR NO KEY UPDATE"
+	},
+
+	/* ... then all its slots, in slot order */
+	[STMT_LOCK_SLOTS] = {
+		.what = "locking the stock slots",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = "SELECT s.ctid, s.stock"
+		"  FROM %1$s.stock_slots AS s"
+		" WHERE s.product_id OPERATOR(pg_catalog.=) $1"
+		" ORDER BY s.slot"
+		"   FOR NO KEY UPDATE"
+	},
+
+};
 
 /* Record that amount is taken from the locked slot row at ctid */
 static void
@@ -108,13 +199,13 @@ checkout_try_in_subtransaction(bool (*attempt) (void *arg), void *arg)
 /* What take_one_slot asks of one attempt */
 typedef struct SlotAttempt
 {
-	CheckoutStatement stmt;
+	SlotsStatementId stmt;
 	CartLine   *line;
 	int32		start;
 } SlotAttempt;
 
 /*
- * Find, with a->stmt (CHECKOUT_FREE_SLOT or CHECKOUT_WAIT_FOR_SLOT), one
+ * Find, with a->stmt (STMT_FREE_SLOT or STMT_WAIT_FOR_SLOT), one
  * slot that holds the line's whole quantity, from slot number a->start on
  * (then from slot 0 up to it), and take the quantity from it; return
  * whether one did
@@ -127,7 +218,7 @@ serve_from_one_slot(void *arg)
 	Datum		args[4] = {Int64GetDatum(line->product_id),
 		Int32GetDatum(line->quantity), Int32GetDatum(a->start),
 	Int32GetDatum(CHECKOUT_MAX_SLOTS)};
-	uint64		found = checkout_execute(a->stmt, args, NULL, 1);
+	uint64		found = stmt_execute(&statements[a->stmt], args, NULL, 1);
 	ItemPointerData ctid;
 	Datum		take_args[2];
 
@@ -135,18 +226,18 @@ serve_from_one_slot(void *arg)
 	{
 		args[2] = Int32GetDatum(0);
 		args[3] = Int32GetDatum(a->start);
-		found = checkout_execute(a->stmt, args, NULL, 1);
+		found = stmt_execute(&statements[a->stmt], args, NULL, 1);
 	}
 	if (found == 0)
 		return false;
-	ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
-	line->stock = DatumGetInt32(spi_value(0, 2));
-	line->name = TextDatumGetCString(spi_value(0, 3));
-	line->unit_price_cents = DatumGetInt64(spi_value(0, 4));
+	ctid = *(ItemPointer) DatumGetPointer(stmt_value(0, 1));
+	line->stock = DatumGetInt32(stmt_value(0, 2));
+	line->name = TextDatumGetCString(stmt_value(0, 3));
+	line->unit_price_cents = DatumGetInt64(stmt_value(0, 4));
 	line->row_take = 0;
 	take_args[0] = PointerGetDatum(&ctid);
 	take_args[1] = Int32GetDatum(line->quantity);
-	if (checkout_execute(CHECKOUT_TAKE_FROM_SLOT, take_args, NULL, 0) != 1)
+	if (stmt_execute(&statements[STMT_TAKE_FROM_SLOT], take_args, NULL, 0) != 1)
 		elog(ERROR, "checkout: updating a stock slot of product %lld found no row",
 			 (long long) line->product_id);
 	return true;
@@ -161,7 +252,7 @@ serve_from_one_slot(void *arg)
  * whether a slot served the line.
  */
 static bool
-take_one_slot(CheckoutStatement stmt, CartLine *line, int32 start)
+take_one_slot(SlotsStatementId stmt, CartLine *line, int32 start)
 {
 	SlotAttempt attempt = {stmt, line, start};
 
@@ -185,16 +276,16 @@ lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked)
 					   "locking the row and the stock slots of product", line->product_id);
 	if (!row_locked)
 	{
-		if (checkout_execute(CHECKOUT_LOCK_PRODUCT, args, NULL, 1) != 1)
+		if (stmt_execute(&statements[STMT_LOCK_PRODUCT], args, NULL, 1) != 1)
 			elog(ERROR, "checkout: locking product %lld found no row",
 				 (long long) line->product_id);
-		line->name = TextDatumGetCString(spi_value(0, 1));
-		line->unit_price_cents = DatumGetInt64(spi_value(0, 2));
-		line->stock = DatumGetInt32(spi_value(0, 3));
-		line->ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 4));
+		line->name = TextDatumGetCString(stmt_value(0, 1));
+		line->unit_price_cents = DatumGetInt64(stmt_value(0, 2));
+		line->stock = DatumGetInt32(stmt_value(0, 3));
+		line->ctid = *(ItemPointer) DatumGetPointer(stmt_value(0, 4));
 	}
 
-	nslots = checkout_execute(CHECKOUT_LOCK_SLOTS, args, NULL, 0);
+	nslots = stmt_execute(&statements[STMT_LOCK_SLOTS], args, NULL, 0);
 	checkout_lock_step(call, NULL, 0);
 	line->nslot_rows = (int32) nslots;
 	line->slot_ctids = palloc(sizeof(ItemPointerData) * Max(nslots, 1));
@@ -203,11 +294,28 @@ lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked)
 	line->default_stock = line->stock;
 	for (uint64 i = 0; i < nslots; i++)
 	{
-		line->slot_ctids[i] = *(ItemPointer) DatumGetPointer(spi_value(i, 1));
-		line->slot_stock[i] = DatumGetInt32(spi_value(i, 2));
+		line->slot_ctids[i] = *(ItemPointer) DatumGetPointer(stmt_value(i, 1));
+		line->slot_stock[i] = DatumGetInt32(stmt_value(i, 2));
 		line->default_stock += line->slot_stock[i];
 	}
 	line->row_take = 0;
+}
+
+/*
+ * Read again the product row this checkout holds locked (it waits for
+ * nothing): the line's stock and ctid become the row's, which an update
+ * since it was locked (a reclaim of expired orders) may have changed
+ */
+void
+slots_read_row_again(CartLine *line)
+{
+	Datum		args[1] = {Int64GetDatum(line->product_id)};
+
+	if (stmt_execute(&statements[STMT_LOCK_PRODUCT], args, NULL, 1) != 1)
+		elog(ERROR, "checkout: reading product %lld again found no row",
+			 (long long) line->product_id);
+	line->stock = DatumGetInt32(stmt_value(0, 3));
+	line->ctid = *(ItemPointer) DatumGetPointer(stmt_value(0, 4));
 }
 
 /*
@@ -276,7 +384,7 @@ take_from_slots(CheckoutCall *call, CartLine *line, SlotTakes *takes)
 													 line->nslots - 1);
 
 	checkout_lock_step(call, "taking a stock slot of product", line->product_id);
-	if (take_one_slot(CHECKOUT_FREE_SLOT, line, start))
+	if (take_one_slot(STMT_FREE_SLOT, line, start))
 	{
 		checkout_lock_step(call, NULL, 0);
 		return;
@@ -286,8 +394,8 @@ take_from_slots(CheckoutCall *call, CartLine *line, SlotTakes *takes)
 	checkout_queue_lock_tag(&tag, line->product_id);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	checkout_lock_step(call, "waiting for a stock slot of product", line->product_id);
-	if (take_one_slot(CHECKOUT_FREE_SLOT, line, start) ||
-		take_one_slot(CHECKOUT_WAIT_FOR_SLOT, line, start))
+	if (take_one_slot(STMT_FREE_SLOT, line, start) ||
+		take_one_slot(STMT_WAIT_FOR_SLOT, line, start))
 	{
 		LockRelease(&tag, ExclusiveLock, false);
 		checkout_lock_step(call, NULL, 0);

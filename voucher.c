@@ -55,6 +55,221 @@
 #include "utils/builtins.h"
 
 #include "checkout.h"
+#include "statements.h"
+
+/*
+ * A voucher's code $2 and its voucher, for customer $1's cart (see
+ * STMT_VOUCHER): VOUCHER_COLUMNS columns
+ */
+#define VOUCHER_SQL \
+	"SELECT vc.id, vc.single_use, v.id, COALESCE(v.percent_off, 0)," \
+	"       COALESCE(v.amount_off_cents, 0), COALESCE(v.usage_limit, 0)," \
+	"       COALESCE(v.per_customer_limit, 0), v.use_slots, v.min_total_cents," \
+	"       COALESCE(t.subtotal, 0)," \
+	"       CASE WHEN v.starts_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN 1" \
+	"            WHEN v.ends_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 2" \
+	"            WHEN vc.single_use AND EXISTS (" \
+	"                 SELECT FROM %1$s.orders AS o" \
+	"                  WHERE o.voucher_code_id OPERATOR(pg_catalog.=) vc.id" \
+	"                    AND o.status OPERATOR(pg_catalog.<>) 'cancelled') THEN 3" \
+	"            WHEN t.subtotal OPERATOR(pg_catalog.<) v.min_total_cents THEN 4" \
+	"            WHEN v.usage_limit IS NOT NULL AND NOT EXISTS (" \
+	"                 SELECT FROM %1$s.voucher_slots AS s" \
+	"                  WHERE s.voucher_id OPERATOR(pg_catalog.=) v.id" \
+	"                    AND s.remaining OPERATOR(pg_catalog.>) 0) THEN 5" \
+	"            ELSE 0 END AS verdict" \
+	"  FROM %1$s.voucher_codes AS vc" \
+	"  JOIN %1$s.vouchers AS v ON v.id OPERATOR(pg_catalog.=) vc.voucher_id" \
+	" CROSS JOIN LATERAL (" \
+	"       SELECT CASE WHEN v.min_total_cents OPERATOR(pg_catalog.>) 0 THEN (" \
+	"              SELECT LEAST(COALESCE(pg_catalog.sum(c.quantity::pg_catalog.numeric" \
+	"                                       OPERATOR(pg_catalog.*) p.price_cents), 0)," \
+	"                           9223372036854775807::pg_catalog.numeric)::pg_catalog.int8" \
+	"                FROM %1$s.cart_items AS c" \
+	"                JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) c.product_id" \
+	"               WHERE c.customer_id OPERATOR(pg_catalog.=) $1) END AS subtotal" \
+	"       OFFSET 0) AS t" \
+	" WHERE pg_catalog.upper(vc.code COLLATE \"C\")" \
+	"       OPERATOR(pg_catalog.=) pg_catalog.upper($2 COLLATE \"C\")"
+
+/*
+ * The voucher's columns and then the short lines' (SHORT_LINES_SQL), or
+ * NULLs: at least one row, whether the code exists or not and whether a
+ * line is short or not
+ */
+#define VOUCHER_SHORT_LINES_SQL \
+	"SELECT v.*, s.*" \
+	"  FROM (SELECT) AS one" \
+	"  LEFT JOIN (" VOUCHER_SQL ") AS v ON true" \
+	"  LEFT JOIN LATERAL (" SHORT_LINES_SQL ") AS s ON true" \
+	" ORDER BY s.product_id"
+
+/*
+ * A slot of voucher $1 with a use left, numbered from $2 up to below $3, in
+ * the primary key's order (the caller starts at a random slot, so that
+ * buyers spread over them, and then wraps around)
+ */
+#define VOUCHER_SLOT_QUERY \
+	"SELECT s.ctid FROM %1$s.voucher_slots AS s" \
+	" WHERE s.voucher_id OPERATOR(pg_catalog.=) $1" \
+	"   AND s.slot OPERATOR(pg_catalog.>=) $2" \
+	"   AND s.slot OPERATOR(pg_catalog.<) $3" \
+	"   AND s.remaining OPERATOR(pg_catalog.>) 0" \
+	" ORDER BY s.slot" \
+	" LIMIT 1" \
+	"   FOR NO KEY UPDATE"
+
+/* The statements of voucher (statements.h), each run by the function that needs it */
+typedef enum VoucherStatementId
+{
+	STMT_VOUCHER,
+	STMT_VOUCHER_SHORT_LINES,
+	STMT_VOUCHER_SHORT_LINES_PLAIN,
+	STMT_LOCK_CODE,
+	STMT_CODE_USED,
+	STMT_CUSTOMER_USES,
+	STMT_FREE_USE,
+	STMT_WAIT_FOR_USE,
+	STMT_TAKE_USE,
+	NUM_STATEMENTS
+} VoucherStatementId;
+
+static Statement statements[NUM_STATEMENTS] = {
+	/*
+	 * Before any lock, on the snapshot: the code $1 (matched as its unique
+	 * index does: upper() under "C" changes ASCII letters only), its voucher,
+	 * and its verdict (VoucherVerdict): not valid yet, expired, a single-use
+	 * code an order not cancelled holds, the subtotal of customer $2's cart
+	 * under the voucher's smallest (read only when it has one: the CASE runs
+	 * the subquery only then, OFFSET 0 runs it once), or no use left in any
+	 * slot (only whether any slot has one: EXISTS stops at the first).  The
+	 * dates are compared with the transaction's now().
+	 */
+	[STMT_VOUCHER] = {
+		.what = "reading the voucher",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.nargs = 2,
+		.argtypes = {INT8OID, TEXTOID},
+		.sql = VOUCHER_SQL
+	},
+
+	/*
+	 * The same and fail fast (STMT_SHORT_LINES) in one statement, for a
+	 * rejection to cost one statement as a sold-out one does: one row of the
+	 * voucher's columns (NULL: an unknown code) per short line of customer
+	 * $1's cart, or one with NULL short line when none is short
+	 */
+	[STMT_VOUCHER_SHORT_LINES] = {
+		.what = "reading the voucher and the stock",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.nargs = 2,
+		.argtypes = {INT8OID, TEXTOID},
+		.sql = VOUCHER_SHORT_LINES_SQL
+	},
+
+	/* The same where no order had a payment window */
+	[STMT_VOUCHER_SHORT_LINES_PLAIN] = {
+		.what = "reading the voucher and the stock",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.plain = true,
+		.nargs = 2,
+		.argtypes = {INT8OID, TEXTOID},
+		.sql = VOUCHER_SHORT_LINES_SQL
+	},
+
+	/*
+	 * A single-use code's turn ($1, its id): an update of its row, so that a
+	 * second checkout with it waits for the first, then (READ COMMITTED) sees
+	 * its order, or (REPEATABLE READ, SERIALIZABLE) gets 40001 ...
+	 */
+	[STMT_LOCK_CODE] = {
+		.what = "locking the voucher code",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_UPDATE,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = "UPDATE %1$s.voucher_codes AS vc SET single_use = vc.single_use"
+		" WHERE vc.id OPERATOR(pg_catalog.=) $1"
+	},
+
+	/* ... and whether an order not cancelled holds it */
+	[STMT_CODE_USED] = {
+		.what = "reading the voucher code's orders",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = "SELECT FROM %1$s.orders AS o"
+		" WHERE o.voucher_code_id OPERATOR(pg_catalog.=) $1"
+		"   AND o.status OPERATOR(pg_catalog.<>) 'cancelled'"
+		" LIMIT 1"
+	},
+
+	/*
+	 * The orders not cancelled of customer $2 with voucher $1, under the
+	 * customer's turn (check_limits)
+	 */
+	[STMT_CUSTOMER_USES] = {
+		.what = "counting the customer's uses of the voucher",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.nargs = 2,
+		.argtypes = {INT8OID, INT8OID},
+		.sql = "SELECT pg_catalog.count(*) FROM %1$s.orders AS o"
+		" WHERE o.voucher_id OPERATOR(pg_catalog.=) $1"
+		"   AND o.customer_id OPERATOR(pg_catalog.=) $2"
+		"   AND o.status OPERATOR(pg_catalog.<>) 'cancelled'"
+	},
+
+	/*
+	 * A free slot of voucher $1 with a use left, starting at slot $2 of $3 (a
+	 * random one, so that buyers spread over the slots), its use taken at
+	 * once (STMT_TAKE_USE, in the same subtransaction: voucher.c) ...
+	 */
+	[STMT_FREE_USE] = {
+		.what = "taking a use of the voucher",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.nargs = 3,
+		.argtypes = {INT8OID, INT4OID, INT4OID},
+		.sql = VOUCHER_SLOT_QUERY " SKIP LOCKED"
+	},
+
+	/*
+	 * ... or, when every slot with a use left is busy, the same waiting for
+	 * the first such slot, from slot 0 (voucher.c: one order for waiters):
+	 * once its holder ends, the slot is read again and passed over if its
+	 * holder took its last use (then the next one is tried); none means every
+	 * use is taken (SH010)
+	 */
+	[STMT_WAIT_FOR_USE] = {
+		.what = "waiting for a use of the voucher",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.nargs = 3,
+		.argtypes = {INT8OID, INT4OID, INT4OID},
+		.sql = VOUCHER_SLOT_QUERY
+	},
+
+	/* A use taken from the free voucher slot locked at ctid $1 */
+	[STMT_TAKE_USE] = {
+		.what = "taking a use of the voucher",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_UPDATE,
+		.nargs = 1,
+		.argtypes = {TIDOID},
+		.sql = "UPDATE %1$s.voucher_slots AS vs"
+		"   SET remaining = vs.remaining OPERATOR(pg_catalog.-) 1"
+		" WHERE vs.ctid OPERATOR(pg_catalog.=) $1"
+	},
+
+};
 
 #ifndef HAVE_INT128
 #error "checkout needs a 128-bit integer type to spread a discount"
@@ -87,9 +302,9 @@ voucher_code_argument(FunctionCallInfo fcinfo, int argno)
 
 /*
  * Read the code and its voucher on the snapshot, with its verdict (see
- * CHECKOUT_VOUCHER); an unknown code's is VOUCHER_UNKNOWN.  With
+ * STMT_VOUCHER); an unknown code's is VOUCHER_UNKNOWN.  With
  * fail_fast, in the same statement, the cart's lines the stock cannot
- * serve (CHECKOUT_SHORT_LINES): *nshort of them, left in SPI_tuptable
+ * serve (STMT_SHORT_LINES): *nshort of them, left in SPI_tuptable
  * from column VOUCHER_COLUMNS + 1 on, in rows 0 to *nshort - 1.  Raises
  * nothing: the caller looks for an idempotent replay first.
  */
@@ -113,12 +328,12 @@ find_voucher(int64 customer_id, text *code, bool fail_fast, Voucher *voucher,
 		return;
 	}
 	if (!fail_fast)
-		nrows = checkout_execute(CHECKOUT_VOUCHER, args, NULL, 1);
+		nrows = stmt_execute(&statements[STMT_VOUCHER], args, NULL, 1);
 	else
 	{
-		nrows = checkout_execute(checkout_shop_uses(CHECKOUT_EXPIRY) ?
-								 CHECKOUT_VOUCHER_SHORT_LINES :
-								 CHECKOUT_VOUCHER_SHORT_LINES_PLAIN, args, NULL, 0);
+		nrows = stmt_execute(&statements[checkout_shop_uses(CHECKOUT_EXPIRY) ?
+										 STMT_VOUCHER_SHORT_LINES :
+										 STMT_VOUCHER_SHORT_LINES_PLAIN], args, NULL, 0);
 		for (uint64 i = 0; i < nrows; i++)
 		{
 			bool		no_line;
@@ -138,17 +353,17 @@ find_voucher(int64 customer_id, text *code, bool fail_fast, Voucher *voucher,
 		voucher->verdict = VOUCHER_UNKNOWN;
 		return;
 	}
-	voucher->code_id = DatumGetInt64(spi_value(0, 1));
-	voucher->single_use = DatumGetBool(spi_value(0, 2));
-	voucher->id = DatumGetInt64(spi_value(0, 3));
-	voucher->percent_off = DatumGetInt32(spi_value(0, 4));
-	voucher->amount_off_cents = DatumGetInt64(spi_value(0, 5));
-	voucher->usage_limit = DatumGetInt32(spi_value(0, 6));
-	voucher->per_customer_limit = DatumGetInt32(spi_value(0, 7));
-	voucher->use_slots = DatumGetInt32(spi_value(0, 8));
-	voucher->min_total_cents = DatumGetInt64(spi_value(0, 9));
-	voucher->subtotal_cents = DatumGetInt64(spi_value(0, 10));
-	voucher->verdict = (VoucherVerdict) DatumGetInt32(spi_value(0, 11));
+	voucher->code_id = DatumGetInt64(stmt_value(0, 1));
+	voucher->single_use = DatumGetBool(stmt_value(0, 2));
+	voucher->id = DatumGetInt64(stmt_value(0, 3));
+	voucher->percent_off = DatumGetInt32(stmt_value(0, 4));
+	voucher->amount_off_cents = DatumGetInt64(stmt_value(0, 5));
+	voucher->usage_limit = DatumGetInt32(stmt_value(0, 6));
+	voucher->per_customer_limit = DatumGetInt32(stmt_value(0, 7));
+	voucher->use_slots = DatumGetInt32(stmt_value(0, 8));
+	voucher->min_total_cents = DatumGetInt64(stmt_value(0, 9));
+	voucher->subtotal_cents = DatumGetInt64(stmt_value(0, 10));
+	voucher->verdict = (VoucherVerdict) DatumGetInt32(stmt_value(0, 11));
 }
 
 /* Raise SH009: the code cannot serve this checkout (verdict says why) */
@@ -251,7 +466,7 @@ reject_voucher(CheckoutCall *call, const Voucher *voucher)
 
 /*
  * A single-use code: take its turn (an update of its row: see
- * CHECKOUT_LOCK_CODE), then raise SH009 if an order not cancelled holds it
+ * STMT_LOCK_CODE), then raise SH009 if an order not cancelled holds it
  */
 void
 lock_voucher_code(CheckoutCall *call, Voucher *voucher)
@@ -261,9 +476,9 @@ lock_voucher_code(CheckoutCall *call, Voucher *voucher)
 	if (!voucher->single_use)
 		return;
 	checkout_lock_step(call, "locking voucher code", voucher->code_id);
-	(void) checkout_execute(CHECKOUT_LOCK_CODE, args, NULL, 0);
+	(void) stmt_execute(&statements[STMT_LOCK_CODE], args, NULL, 0);
 	checkout_lock_step(call, NULL, 0);
-	if (checkout_execute(CHECKOUT_CODE_USED, args, NULL, 1) > 0)
+	if (stmt_execute(&statements[STMT_CODE_USED], args, NULL, 1) > 0)
 	{
 		voucher->verdict = VOUCHER_CODE_USED;
 		reject_code(call, voucher);
@@ -288,7 +503,7 @@ take_use_from_free_slot(void *arg)
 	UseAttempt *a = (UseAttempt *) arg;
 	Datum		args[3] = {Int64GetDatum(a->voucher->id), Int32GetDatum(a->start),
 	Int32GetDatum(a->voucher->use_slots)};
-	uint64		found = checkout_execute(CHECKOUT_FREE_USE, args, NULL, 1);
+	uint64		found = stmt_execute(&statements[STMT_FREE_USE], args, NULL, 1);
 	ItemPointerData ctid;
 	Datum		take_args[1];
 
@@ -296,13 +511,13 @@ take_use_from_free_slot(void *arg)
 	{
 		args[1] = Int32GetDatum(0);
 		args[2] = Int32GetDatum(a->start);
-		found = checkout_execute(CHECKOUT_FREE_USE, args, NULL, 1);
+		found = stmt_execute(&statements[STMT_FREE_USE], args, NULL, 1);
 	}
 	if (found == 0)
 		return false;
-	ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
+	ctid = *(ItemPointer) DatumGetPointer(stmt_value(0, 1));
 	take_args[0] = PointerGetDatum(&ctid);
-	if (checkout_execute(CHECKOUT_TAKE_USE, take_args, NULL, 0) != 1)
+	if (stmt_execute(&statements[STMT_TAKE_USE], take_args, NULL, 0) != 1)
 		elog(ERROR, "checkout: updating a slot of voucher %lld found no row",
 			 (long long) a->voucher->id);
 	return true;
@@ -352,10 +567,10 @@ lock_use(CheckoutCall *call, Voucher *voucher)
 	 * different starts could wait for each other in a ring
 	 */
 	checkout_lock_step(call, "waiting for a use of voucher", voucher->id);
-	if (checkout_execute(CHECKOUT_WAIT_FOR_USE, all, NULL, 1) == 0)
+	if (stmt_execute(&statements[STMT_WAIT_FOR_USE], all, NULL, 1) == 0)
 		reject_used_up(call, voucher, voucher->usage_limit);
 	checkout_lock_step(call, NULL, 0);
-	voucher->use_ctid = *(ItemPointer) DatumGetPointer(spi_value(0, 1));
+	voucher->use_ctid = *(ItemPointer) DatumGetPointer(stmt_value(0, 1));
 }
 
 /*
@@ -383,8 +598,8 @@ take_voucher_use(CheckoutCall *call, int64 customer_id, int64 subtotal,
 		Datum		args[2] = {Int64GetDatum(voucher->id), Int64GetDatum(customer_id)};
 		int64		uses;
 
-		(void) checkout_execute(CHECKOUT_CUSTOMER_USES, args, NULL, 1);
-		uses = DatumGetInt64(spi_value(0, 1));
+		(void) stmt_execute(&statements[STMT_CUSTOMER_USES], args, NULL, 1);
+		uses = DatumGetInt64(stmt_value(0, 1));
 		if (uses >= voucher->per_customer_limit)
 			checkout_refuse_voucher(call, voucher->code_cstr, voucher->id,
 									psprintf("\"limit\": %d, \"already_used\": %lld",
@@ -446,5 +661,5 @@ spread_discount(const CartLine *lines, int nlines, int64 subtotal, int64 discoun
 	}
 	for (int i = 0; i < nlines; i++)
 		shares[i] = Int64GetDatum(share[i]);
-	return bigint_array(shares, nlines);
+	return stmt_bigint_array(shares, nlines);
 }
