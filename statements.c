@@ -209,6 +209,7 @@ stmt_use_schema(Oid nspoid, StatementSchema *schema)
 	bool		is_1_0;
 	bool		has_vouchers;
 	bool		is_1_3;
+	const char *sequence;
 	MemoryContext old;
 
 	if (schema_checked && schema_oid == nspoid)
@@ -237,10 +238,12 @@ stmt_use_schema(Oid nspoid, StatementSchema *schema)
 		schema_cxt = AllocSetContextCreate(TopMemoryContext, "checkout statements",
 										   ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(schema_cxt);
+	sequence = orders_sequence(quote_identifier(nspname));
+	/* after SPI_execute: it leaves the SPI procedure context current */
 	old = MemoryContextSwitchTo(schema_cxt);
 	schema_name = pstrdup(nspname);
 	pieces[0] = plain_pieces[0] = pstrdup(quote_identifier(nspname));
-	pieces[1] = plain_pieces[1] = orders_sequence(pieces[0]);
+	pieces[1] = plain_pieces[1] = pstrdup(sequence);
 	version_pieces(is_1_0, pieces[0], &pieces[2]);
 	version_pieces(true, pieces[0], &plain_pieces[2]);
 	MemoryContextSwitchTo(old);
