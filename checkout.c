@@ -20,7 +20,7 @@
  *	   ascending product id order;
  *	3. lock those products in ascending product id order with FOR NO KEY
  *	   UPDATE; then, in ascending product id order, serve each line of a
- *	   product with stock slots from its slots (take_from_slots), or lock
+ *	   product with stock slots from its slots (slots_take), or lock
  *	   the row, slots and other locations of a product stocked in several
  *	   (locations.c; since 1.2);
  *	4. validate every line against the locked stock, first taking back the
@@ -30,7 +30,7 @@
  *	   yet decremented), insert the order (its total computed here,
  *	   overflow-checked) and its lines, and delete exactly the cart lines that
  *	   were ordered; then, with other locations, decrement theirs and record
- *	   the allocations (write_allocations).
+ *	   the allocations (locations_write_allocations).
  *
  * Why failing fast on a snapshot is correct.  The snapshot holds committed
  * data as of a moment within this call (under READ COMMITTED, the start of
@@ -140,7 +140,13 @@
 #include "utils/snapmgr.h"
 
 #include "checkout.h"
+#include "events.h"
+#include "locations.h"
+#include "preorders.h"
+#include "slots.h"
 #include "statements.h"
+#include "voucher.h"
+
 
 #define CART_SQL \
 	"SELECT c.product_id, c.quantity," \
@@ -672,35 +678,26 @@ claim_key(CheckoutCall *call, int64 customer_id, text *key)
 }
 
 /*
- * Raise SH001 for the nshort lines of the last SPI result (product id,
- * quantity, name and stock from column col on) that the snapshot's stock
- * cannot serve, if any; but first, with a key, look again whether a call
- * with it has committed since: then return that order's id.  0 when no
- * line is short.
+ * Raise SH001 for the nshort lines the snapshot's stock cannot serve
+ * (short_lines: product id, quantity, name and stock), if any; but first,
+ * with a key, look again whether a call with it has committed since: then
+ * return that order's id.  0 when no line is short.
  */
 static int64
-reject_short_lines(CheckoutCall *call, int64 customer_id, text *key, int nshort, int col)
+reject_short_lines(CheckoutCall *call, int64 customer_id, text *key,
+				   CartLine *short_lines, int nshort)
 {
-	CartLine   *short_lines;
 	int64		replay;
 
 	if (nshort == 0)
 		return 0;
-	short_lines = palloc0(sizeof(CartLine) * nshort);
-	for (int i = 0; i < nshort; i++)
-	{
-		short_lines[i].product_id = DatumGetInt64(stmt_value(i, col));
-		short_lines[i].quantity = DatumGetInt32(stmt_value(i, col + 1));
-		short_lines[i].name = TextDatumGetCString(stmt_value(i, col + 2));
-		short_lines[i].stock = DatumGetInt64(stmt_value(i, col + 3));
-	}
 
 	/*
 	 * Short of the default's stock, perhaps not of every location's, nor of
 	 * what the buyer may preorder
 	 */
-	if ((nshort = drop_lines_located_stock_serves(short_lines, nshort)) == 0 ||
-		(nshort = drop_lines_preorders_serve(customer_id, short_lines, nshort)) == 0)
+	if ((nshort = locations_drop_served_lines(short_lines, nshort)) == 0 ||
+		(nshort = preorders_drop_served_lines(customer_id, short_lines, nshort)) == 0)
 		return 0;
 	if (key != NULL && (replay = key_order(call, customer_id, key)) != 0)
 		return replay;
@@ -719,17 +716,20 @@ static int64
 reject_on_snapshot(CheckoutCall *call, int64 customer_id, text *key)
 {
 	Datum		args[1] = {Int64GetDatum(customer_id)};
+	uint64		nrows;
+	CartLine   *short_lines;
 	int			nshort;
 
-	nshort = (int) stmt_execute(&statements[checkout_shop_uses(CHECKOUT_EXPIRY) ?
-											STMT_SHORT_LINES : STMT_SHORT_LINES_PLAIN],
-								args, NULL, 0);
-	return reject_short_lines(call, customer_id, key, nshort, 1);
+	nrows = stmt_execute(&statements[checkout_shop_uses(CHECKOUT_EXPIRY) ?
+									 STMT_SHORT_LINES : STMT_SHORT_LINES_PLAIN],
+						 args, NULL, 0);
+	short_lines = stock_short_lines(nrows, 1, &nshort);
+	return reject_short_lines(call, customer_id, key, short_lines, nshort);
 }
 
 /*
  * Purchase limits: when a line's product has one, or the voucher has a limit
- * per customer (voucher_limited: counted later, take_voucher_use), two
+ * per customer (voucher_limited: counted later, voucher_take_use), two
  * checkouts of one customer take turns (different customers never meet),
  * then raise SH005 if the cart would take the customer past a product's
  * limit, counting the units of their orders not cancelled.
@@ -814,7 +814,7 @@ check_limits(CheckoutCall *call, int64 customer_id, const CartLine *lines, int n
  * Queue for each product of the cart without slots, in ascending id order:
  * wait for the product's queue lock, held until the transaction ends.
  * (Buyers of a product with slots do not herd on one row; they queue only
- * when every slot is busy, in take_from_slots.)
+ * when every slot is busy, in slots_take.)
  */
 static void
 queue_for_products(CheckoutCall *call, const CartLine *lines, int nlines)
@@ -899,7 +899,7 @@ product_id_array(const CartLine *lines, int nlines, bool unslotted_only,
  * complete each of their lines with the product's name, price, stock and
  * row.  A product found short here may have been split into slots after the
  * cart was read: its slots are then locked too and counted (rare; see
- * lock_all_stock).
+ * stock_lock_all).
  */
 static void
 lock_products(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
@@ -939,7 +939,7 @@ lock_products(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
 	for (int i = 0; i < nlines; i++)
 		if (lines[i].nslots == 0 && lines[i].stock < lines[i].quantity &&
 			!lines[i].located)
-			lock_all_stock(call, &lines[i], true, takes);
+			stock_lock_all(call, &lines[i], true, takes);
 }
 
 /* Return the order's total in cents; raise an error on overflow */
@@ -1013,7 +1013,7 @@ write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
 		args[11] = Int64GetDatum(voucher->id);
 		args[12] = Int64GetDatum(voucher->code_id);
 		args[13] = Int64GetDatum(voucher->discount_cents);
-		args[14] = spread_discount(lines, nlines, total, voucher->discount_cents);
+		args[14] = voucher->discount_shares;
 		args[15] = PointerGetDatum(&voucher->use_ctid);
 		nulls[15] = ItemPointerIsValid(&voucher->use_ctid) ? ' ' : 'n';
 	}
@@ -1094,20 +1094,20 @@ reclaim_expired(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *take
 			continue;
 		if (lines[i].located)
 		{
-			lock_located_line(call, &lines[i]);
+			locations_lock_line(call, &lines[i]);
 			continue;
 		}
 		if (lines[i].stock < lines[i].quantity)
 		{
-			slots_read_row_again(&lines[i]);
-			lock_all_stock(call, &lines[i], true, takes);
+			stock_read_row_again(&lines[i]);
+			stock_lock_all(call, &lines[i], true, takes);
 		}
 		else
 		{
 			int64		stock = lines[i].stock;
 
 			/* a line served already keeps its stock: only the ctid moved */
-			slots_read_row_again(&lines[i]);
+			stock_read_row_again(&lines[i]);
 			lines[i].stock = stock;
 		}
 	}
@@ -1310,6 +1310,107 @@ checkout_use_schema(Oid nspoid)
 }
 
 /*
+ * What a call has once it is neither refused on the snapshot nor a replay:
+ * its cart's lines read and locked, the order id its key reserved (0: no
+ * key), its voucher as read (NULL: no code), and whether it pushed a
+ * snapshot (the call's lines set in the cart)
+ */
+typedef struct CheckoutStart
+{
+	CartLine   *lines;
+	int			nlines;
+	int64		reserved_id;
+	Voucher    *voucher;
+	Voucher		voucher_data;
+	bool		snapshot_pushed;
+} CheckoutStart;
+
+/*
+ * The call's start, before any lock on stock: return the order of a key
+ * used before (a replay, changing nothing), or raise the refusal the
+ * snapshot shows (SH009, SH001, SH010 in that order; SH002), or return 0
+ * with *start filled.
+ *
+ * Lines of the call: claim the key first (a retry then changes no cart: it
+ * finds the key taken, after waiting if the first is in flight, and returns
+ * its order), then set the cart.  The key is this call's from then on: no
+ * later step looks it up.  The statements that read on the snapshot must
+ * see the cart just set: a snapshot taken now.
+ *
+ * A key used before: its order.  Looked for only where the call would
+ * otherwise end, so that a first call pays no lookup: when fail fast
+ * rejects (the first call may have committed before this snapshot), when
+ * the cart is empty (the first emptied it), and when the key cannot be
+ * claimed (taken, after waiting if the first was in flight).
+ */
+static int64
+start_or_replay(CheckoutCall *call, int64 customer_id, text *key, text *code,
+				CheckoutStart *start)
+{
+	int64		order_id;
+
+	if (call->lines != NULL)
+	{
+		Datum		customer[1] = {Int64GetDatum(customer_id)};
+
+		/* The key's row names the customer: an unknown one is SH003 first */
+		if (key != NULL && stmt_execute(&statements[STMT_CUSTOMER], customer, NULL, 1) == 0)
+			report_unknown_customer(customer_id, "shop_place_order");
+		if (key != NULL && (start->reserved_id = claim_key(call, customer_id, key)) == 0)
+		{
+			if ((order_id = key_order(call, customer_id, key)) != 0)
+				return order_id;
+		}
+		else
+		{
+			set_cart(call, customer_id);
+			PushActiveSnapshot(GetTransactionSnapshot());
+			start->snapshot_pushed = true;
+			key = NULL;
+		}
+	}
+
+	if (code != NULL)
+	{
+		/* the code first, then the cart's stock, then whether a use is left */
+		Voucher    *voucher = &start->voucher_data;
+		CartLine   *short_lines;
+		int			nshort;
+
+		start->voucher = voucher;
+		voucher_find(customer_id, code, checkout_fail_fast, voucher, &short_lines, &nshort);
+		if (voucher->verdict != VOUCHER_OK && voucher->verdict != VOUCHER_USED_UP)
+		{
+			if (key != NULL && (order_id = key_order(call, customer_id, key)) != 0)
+				return order_id;
+			voucher_reject(call, voucher);
+		}
+		if ((order_id = reject_short_lines(call, customer_id, key, short_lines, nshort)) != 0)
+			return order_id;
+		if (checkout_fail_fast && voucher->verdict == VOUCHER_USED_UP)
+		{
+			if (key != NULL && (order_id = key_order(call, customer_id, key)) != 0)
+				return order_id;
+			voucher_reject(call, voucher);
+		}
+	}
+	else if (checkout_fail_fast &&
+			 (order_id = reject_on_snapshot(call, customer_id, key)) != 0)
+		return order_id;
+
+	start->nlines = read_cart(call, customer_id, &start->lines);
+	if (start->nlines == 0)
+	{
+		if (key != NULL && (order_id = key_order(call, customer_id, key)) != 0)
+			return order_id;
+		report_empty_cart(customer_id);
+	}
+	if (key != NULL && (start->reserved_id = claim_key(call, customer_id, key)) == 0)
+		return key_order(call, customer_id, key);
+	return 0;
+}
+
+/*
  * The checkout itself: read, lock, validate and write.  Returns the new
  * order's id, or with an idempotency key used before, that call's order
  * (call->replayed); raises every error the README lists.  With lines
@@ -1318,18 +1419,18 @@ checkout_use_schema(Oid nspoid)
 static int64
 checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *code)
 {
-	Voucher		voucher_data;
-	Voucher    *voucher = NULL;
+	CheckoutStart start = {0};
+	Voucher    *voucher;
 	CartLine   *lines;
 	int			nlines;
 	SlotTakes	takes = {0};
-	int64		order_id = 0;
-	int64		reserved_id = 0;
+	int64		order_id;
+	int64		reserved_id;
 	int64		total;
 	int			nestlevel;
 	bool		located;
 	bool		preordered = false;
-	bool		snapshot_pushed = false;
+	bool		snapshot_pushed;
 	text	   *request_key = key;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1350,78 +1451,24 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	 */
 	nestlevel = set_call_settings();
 
-	/*
-	 * Lines of the call: claim the key first (a retry then changes no cart:
-	 * it finds the key taken, after waiting if the first is in flight, and
-	 * returns its order), then set the cart.  The key is this call's from
-	 * then on: no later step looks it up.  The statements that read on the
-	 * snapshot must see the cart just set: a snapshot taken now.
-	 */
-	if (call->lines != NULL)
-	{
-		Datum		customer[1] = {Int64GetDatum(customer_id)};
-
-		/* The key's row names the customer: an unknown one is SH003 first */
-		if (key != NULL && stmt_execute(&statements[STMT_CUSTOMER], customer, NULL, 1) == 0)
-			report_unknown_customer(customer_id, "shop_place_order");
-		if (key != NULL && (reserved_id = claim_key(call, customer_id, key)) == 0)
-			order_id = key_order(call, customer_id, key);
-		else
-		{
-			set_cart(call, customer_id);
-			PushActiveSnapshot(GetTransactionSnapshot());
-			snapshot_pushed = true;
-			key = NULL;
-		}
-	}
-
-	/*
-	 * A key used before: its order, changing nothing.  Looked for only where
-	 * the call would otherwise end, so that a first call pays no lookup: when
-	 * fail fast rejects (the first call may have committed before this
-	 * snapshot), when the cart is empty (the first emptied it), and when the
-	 * key cannot be claimed (taken, after waiting if the first was in
-	 * flight).
-	 */
-	if (order_id == 0 && code != NULL)
-	{
-		/* the code first, then the cart's stock, then whether a use is left */
-		int			nshort;
-
-		voucher = &voucher_data;
-		find_voucher(customer_id, code, checkout_fail_fast, voucher, &nshort);
-		if (voucher->verdict != VOUCHER_OK && voucher->verdict != VOUCHER_USED_UP &&
-			(key == NULL || (order_id = key_order(call, customer_id, key)) == 0))
-			reject_voucher(call, voucher);
-		if (order_id == 0)
-			order_id = reject_short_lines(call, customer_id, key, nshort, VOUCHER_COLUMNS + 1);
-		if (order_id == 0 && checkout_fail_fast && voucher->verdict == VOUCHER_USED_UP &&
-			(key == NULL || (order_id = key_order(call, customer_id, key)) == 0))
-			reject_voucher(call, voucher);
-	}
-	else if (order_id == 0 && checkout_fail_fast)
-		order_id = reject_on_snapshot(call, customer_id, key);
-	if (order_id == 0)
-	{
-		nlines = read_cart(call, customer_id, &lines);
-		if (nlines == 0 && (key == NULL || (order_id = key_order(call, customer_id, key)) == 0))
-			report_empty_cart(customer_id);
-		if (order_id == 0 && key != NULL &&
-			(reserved_id = claim_key(call, customer_id, key)) == 0)
-			order_id = key_order(call, customer_id, key);
-	}
+	order_id = start_or_replay(call, customer_id, key, code, &start);
 	if (order_id != 0)
 	{
 		call->replayed = true;
-		if (snapshot_pushed)
+		if (start.snapshot_pushed)
 			PopActiveSnapshot();
 		reset_call_settings(nestlevel);
 		SPI_finish();
 		return order_id;
 	}
+	lines = start.lines;
+	nlines = start.nlines;
+	reserved_id = start.reserved_id;
+	voucher = start.voucher;
+	snapshot_pushed = start.snapshot_pushed;
 
 	if (voucher != NULL)
-		lock_voucher_code(call, voucher);
+		voucher_lock_code(call, voucher);
 	check_limits(call, customer_id, lines, nlines,
 				 voucher != NULL && voucher->per_customer_limit > 0);
 
@@ -1429,42 +1476,46 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	 * Queue and lock, timed for the statistics: the rows of products without
 	 * slots, then the slots of the others, in ascending product id order
 	 */
-	located = find_located_lines(lines, nlines);
-	find_preorder_lines(customer_id, lines, nlines);
+	located = locations_find_lines(lines, nlines);
+	preorders_find_lines(customer_id, lines, nlines);
 	INSTR_TIME_SET_CURRENT(call->lock_wait_start);
 	call->in_lock_wait = true;
 	queue_for_products(call, lines, nlines);
 	lock_products(call, lines, nlines, &takes);
 	for (int i = 0; i < nlines; i++)
 		if (lines[i].located)
-			lock_located_line(call, &lines[i]);
+			locations_lock_line(call, &lines[i]);
 		else if (lines[i].nslots > 0 && !ItemPointerIsValid(&lines[i].ctid))
-			take_from_slots(call, &lines[i], &takes);
+			slots_take(call, &lines[i], &takes);
 	call->in_lock_wait = false;
 	call->lock_wait_us = elapsed_us(call->lock_wait_start);
 
 	if (any_short(lines, nlines))
 	{
 		reclaim_expired(call, lines, nlines, &takes);
-		located |= locate_short_lines(call, lines, nlines);
-		preordered = take_preorders(call, lines, nlines, &takes);
+		located |= locations_locate_short_lines(call, lines, nlines);
+		preordered = preorders_take(call, lines, nlines, &takes);
 	}
 	check_stock(call, lines, nlines);
 	if (located)
-		allocate_located_lines(lines, nlines, &takes);
+		locations_allocate(lines, nlines, &takes);
 	total = order_total(lines, nlines);
 	if (voucher != NULL)
-		take_voucher_use(call, customer_id, total, voucher);
+	{
+		voucher_take_use(call, customer_id, total, voucher);
+		voucher->discount_shares = voucher_spread_discount(lines, nlines, total,
+														   voucher->discount_cents);
+	}
 	order_id = write_order(call, customer_id, lines, nlines, &takes, total,
 						   reserved_id, voucher);
 	if (located)
-		write_allocations(order_id, lines, nlines);
+		locations_write_allocations(order_id, lines, nlines);
 	if (preordered)
-		write_preorders(order_id, lines, nlines);
+		preorders_write(order_id, lines, nlines);
 	watch_emptied_stock(lines, nlines);
-	if (checkout_events_on())
-		checkout_order_placed(nspoid, order_id, customer_id, request_key, lines, nlines,
-							  total, voucher, checkout_payment_window);
+	if (events_on())
+		events_order_placed(nspoid, order_id, customer_id, request_key, lines, nlines,
+							total, voucher, checkout_payment_window);
 
 	for (int i = 0; i < nlines; i++)
 		call->items_sold += lines[i].quantity;
@@ -1657,7 +1708,7 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 	checkout_guard_init();
-	checkout_events_init();
+	events_init();
 	MarkGUCPrefixReserved("checkout");
 
 	stmt_init();

@@ -1,7 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * checkout.h
- *		Declarations shared by the checkout extension's C files.
+ *		The driver's header: what the call's forms (checkout.c's SQL entry
+ *		points, placeorder.c) and the infrastructure (guard.c, stats.c)
+ *		declare; the call's own types are in call.h, each feature's API in
+ *		its header.
  *
  * checkout.c	shop_checkout(): the steps of a checkout, the settings, the
  *				error context and the statistics of each call
@@ -9,7 +12,10 @@
  * statements.c	the engine that prepares, keeps and runs each file's SQL
  *				statements (statements.h), and the SPI helpers
  * features.c	what a shop uses, cached per backend
+ * stock.c		the stock helpers below the features: a product's row and
+ *				slots locked and served together, the subtransaction
  * guard.c		the uninstall guard: no DROP EXTENSION of a shop with orders
+ * rowchecks.c	the row checks of orders and order_items (CHECK constraints)
  * slots.c		serving a line from a product's stock slots
  * locations.c	stock in locations other than the default
  * preorders.c	units sold before they arrive
@@ -21,145 +27,19 @@
  * stats.c		the live statistics in shared memory
  * compat.h		what differs between PostgreSQL majors
  *
+ * Layers, each calling only those below it: the forms (checkout.c's entry
+ * points, placeorder.c) call the driver (checkout_call); the driver calls
+ * the features (slots.h, locations.h, preorders.h, voucher.h, events.h),
+ * which never call one another; all of them call the helpers of call.h
+ * (refusal.c, lockstep.c, features.c, stock.c) and the statements engine
+ * (statements.h).
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CHECKOUT_H
 #define CHECKOUT_H
 
-#include "executor/spi.h"
-#include "fmgr.h"
-#include "lib/stringinfo.h"
-#include "portability/instr_time.h"
-#include "storage/itemptr.h"
-#include "storage/lock.h"
-
-/*
- * Every SQLSTATE this extension raises, documented in README.md.  Its own
- * class SH; the others are PostgreSQL's, listed so that this file is the
- * one place to read them all.
- *
- *	SH001	insufficient stock (shop_checkout)
- *	SH002	empty cart (shop_checkout)
- *	SH003	unknown customer (shop_checkout, shop_cart_status, shop_place_order)
- *	SH004	unknown product (stock functions in the install script,
- *			shop_place_order)
- *	SH005	a purchase limit exceeded (shop_checkout)
- *	SH006	unknown order (shop_pay, shop_cancel_order, shop_cancel_items)
- *	SH007	an order that cannot be paid: cancelled, expired, paid already
- *			with another reference (shop_pay)
- *	SH008	a shard that cannot be reached (sharding/checkout_proxy--1.1.sql: the
- *			proxy of a sharded shop, docs/scale-out.md)
- *	SH009	a voucher code that cannot be used: unknown, not valid yet,
- *			expired, single-use and used, or the cart under its smallest
- *			subtotal (shop_checkout, shop_cart_status)
- *	SH010	a voucher's usage limit reached (shop_checkout)
- *	SH011	a voucher's limit per customer reached (shop_checkout)
- *	SH012	unknown voucher (the voucher functions in the install script)
- *	SH015	an idempotency key used before for another request (another
- *			voucher code, other lines: shop_checkout, shop_place_order)
- *	22004	a NULL argument
- *	22003	an order total or a stock out of range
- *	22023	an invalid argument value (an idempotency key empty or over 255
- *			characters; stock and order functions)
- *	2BP01	DROP EXTENSION checkout, or DROP SCHEMA of its schema, while
- *			orders has a row and checkout.allow_drop is off (guard.c)
- *	55000	statistics asked for without shared_preload_libraries
- *	55P03	a lock wait longer than checkout.lock_timeout (PostgreSQL's own
- *			error, with a context line naming what was being locked)
- *	40001, 40P01	serialization failure, deadlock (PostgreSQL's own)
- */
-#define ERRCODE_CHECKOUT_INSUFFICIENT_STOCK	MAKE_SQLSTATE('S','H','0','0','1')
-#define ERRCODE_CHECKOUT_EMPTY_CART			MAKE_SQLSTATE('S','H','0','0','2')
-#define ERRCODE_CHECKOUT_UNKNOWN_CUSTOMER	MAKE_SQLSTATE('S','H','0','0','3')
-#define ERRCODE_CHECKOUT_UNKNOWN_PRODUCT	MAKE_SQLSTATE('S','H','0','0','4')
-#define ERRCODE_CHECKOUT_PURCHASE_LIMIT	MAKE_SQLSTATE('S','H','0','0','5')
-#define ERRCODE_CHECKOUT_UNKNOWN_ORDER	MAKE_SQLSTATE('S','H','0','0','6')
-#define ERRCODE_CHECKOUT_ORDER_STATE		MAKE_SQLSTATE('S','H','0','0','7')
-#define ERRCODE_CHECKOUT_VOUCHER_INVALID	MAKE_SQLSTATE('S','H','0','0','9')
-#define ERRCODE_CHECKOUT_VOUCHER_LIMIT	MAKE_SQLSTATE('S','H','0','1','0')
-#define ERRCODE_CHECKOUT_VOUCHER_CUSTOMER_LIMIT	MAKE_SQLSTATE('S','H','0','1','1')
-#define ERRCODE_CHECKOUT_KEY_REUSED		MAKE_SQLSTATE('S','H','0','1','5')
-
-/* The longest idempotency key, in characters */
-#define CHECKOUT_MAX_KEY_LENGTH 255
-
-/* The most slots a product's stock can be split into (stock_slots.slot < 64) */
-#define CHECKOUT_MAX_SLOTS 64
-
-/* The longest voucher code, in characters */
-#define CHECKOUT_MAX_CODE_LENGTH 255
-
-/* The most lines shop_place_order() takes */
-#define CHECKOUT_MAX_LINES 1000
-
-/*
- * The lines of a shop_place_order() call, sorted by product id, distinct
- * (placeorder.c parses them; checkout.c sets the cart to them)
- */
-typedef struct CheckoutLines
-{
-	int			n;
-	int64	   *product_ids;
-	int32	   *quantities;
-	bool	   *accept_preorder;
-} CheckoutLines;
-
-/* One line of the cart, completed from its locked product row */
-typedef struct CartLine
-{
-	int64		product_id;
-	int32		quantity;
-	int32		nslots;			/* its stock slots, as read with the cart (0:
-								 * none) */
-	bool		limited;		/* its product has a purchase limit */
-	char	   *name;			/* product name */
-	int64		unit_price_cents;
-	int64		stock;			/* stock on sale before this checkout (of a
-								 * slotted line served by one slot: that
-								 * slot's) */
-	ItemPointerData ctid;		/* the locked product row, if locked */
-	int32		row_take;		/* how much of it comes from that row */
-
-	/*
-	 * A line of a product stocked in other locations too (locations.c): the
-	 * default location's stock (its row and slots) and the slots, the other
-	 * locations' rows, locked, and what the allocation takes from each
-	 */
-	int32		row_stock;		/* the row's stock, once lock_row_and_slots
-								 * locked it and its slots */
-	bool		located;
-	bool		maybe_located;	/* served as if not, unless short (see
-								 * find_located_lines) */
-	int64		default_stock;
-	int32		nslot_rows;
-	ItemPointerData *slot_ctids;
-	int32	   *slot_stock;
-	int32		nlocations;
-	int64	   *location_ids;
-	int32	   *location_stock;
-	int32	   *location_priority;
-	ItemPointerData *location_ctids;
-	int32	   *location_take;
-	int32		default_take;
-
-	/*
-	 * Preorders (preorders.c): the buyer accepted one and the product has a
-	 * cap (preorderable), the room left under it, and the units preordered
-	 * (the line's units beyond its stock on hand)
-	 */
-	bool		preorderable;
-	int32		preorder_room;
-	int32		preordered;
-} CartLine;
-
-/* The stock slots a checkout takes from, and how much from each */
-typedef struct SlotTakes
-{
-	int			n;
-	int			size;
-	Datum	   *ctids;			/* ItemPointer of each locked slot row */
-	Datum	   *amounts;		/* int4 */
-} SlotTakes;
+#include "call.h"
 
 /* How one call of shop_checkout() ended, for the statistics */
 typedef enum CheckoutOutcome
@@ -179,76 +59,6 @@ typedef enum CheckoutOutcome
 } CheckoutOutcome;
 
 /*
- * Why a voucher's code cannot serve a checkout, as read on the snapshot
- * (STMT_VOUCHER's verdict column)
- */
-typedef enum VoucherVerdict
-{
-	VOUCHER_OK,
-	VOUCHER_NOT_YET_VALID,
-	VOUCHER_EXPIRED,
-	VOUCHER_CODE_USED,			/* a single-use code an order holds */
-	VOUCHER_BELOW_MIN_TOTAL,
-	VOUCHER_USED_UP,			/* no use left (SH010) */
-	VOUCHER_UNKNOWN
-} VoucherVerdict;
-
-/*
- * The voucher a checkout uses, read with its code (find_voucher), and the
- * use it takes: the slot row locked for it (invalid: none, the voucher has
- * no usage limit) and the discount
- */
-typedef struct Voucher
-{
-	text	   *code;			/* as the buyer typed it */
-	char	   *code_cstr;
-	int64		code_id;
-	bool		single_use;
-	int64		id;
-	int32		percent_off;	/* 0: an amount off */
-	int64		amount_off_cents;
-	int32		usage_limit;	/* 0: none */
-	int32		per_customer_limit; /* 0: none */
-	int32		use_slots;
-	int64		min_total_cents;
-	int64		subtotal_cents; /* on the snapshot, when min_total_cents > 0 */
-	VoucherVerdict verdict;
-	ItemPointerData use_ctid;	/* the voucher_slots row its use comes from */
-	int64		discount_cents;
-} Voucher;
-
-/*
- * The running call of shop_checkout(), the argument of its error context
- * callback: its customer, what it is locking now (a phrase, NULL when it is
- * not waiting for anything, and the ids that follow it: formatted only if
- * an error needs them), when it started locking products and how long that
- * took, the units it sold, and whether it returned a key's order again.
- */
-typedef struct CheckoutCall
-{
-	int64		customer_id;
-	const char *step;
-	const int64 *step_ids;		/* valid until SPI_finish */
-	int			step_nids;
-	int64		step_id;		/* step_ids of a step with one id */
-	bool		in_lock_wait;
-	instr_time	lock_wait_start;
-	int64		lock_wait_us;
-	int64		items_sold;
-	bool		replayed;
-
-	/*
-	 * shop_place_order() only: its lines (NULL: the stored cart), and where a
-	 * refusal's figures go (refusal.c; NULL: nobody asks for them)
-	 */
-	const CheckoutLines *lines;
-	StringInfo	refusal;
-
-	/* What a key's call asks for (idempotency_keys.request), with a key */
-	Datum		request;
-} CheckoutCall;
-
-/*
  * checkout.c: a call of any form.  A form says its function's name (for
  * messages), where its key and voucher code arguments are, and what else
  * it reads of its arguments into the call (NULL: nothing)
@@ -266,91 +76,8 @@ extern int64 checkout_call(CheckoutCall *call, FunctionCallInfo fcinfo,
 extern int64 checkout_customer_argument(FunctionCallInfo fcinfo, const char *function);
 extern void checkout_use_schema(Oid nspoid);
 
-/* refusal.c */
-extern void checkout_refuse_line(CheckoutCall *call, bool first, int64 product_id,
-								 const char *name, int64 available, int32 requested,
-								 int32 preorderable);
-extern void checkout_refuse_limit(CheckoutCall *call, bool first, int64 product_id,
-								  const char *name, int32 limit, int64 bought,
-								  int32 requested);
-extern void checkout_refusal_end(CheckoutCall *call);
-extern void checkout_refuse_voucher(CheckoutCall *call, const char *code,
-									int64 voucher_id, const char *fields);
-
-/* lockstep.c: what the call locks now, for its error context */
-extern void checkout_lock_step(CheckoutCall *call, const char *what, int64 id);
-extern void checkout_lock_products_step(CheckoutCall *call, const int64 *ids, int n);
-extern void checkout_error_context(void *arg);
-extern void checkout_queue_lock_tag(LOCKTAG *tag, int64 product_id);
-
-/* What a shop may never have used, so that a checkout need not look for it */
-typedef enum CheckoutFeature
-{
-	CHECKOUT_EXPIRY,			/* orders with a payment window */
-	CHECKOUT_LIMITS,			/* purchase limits */
-	CHECKOUT_LOCATIONS,			/* stock in locations other than the default */
-	CHECKOUT_PREORDERS,			/* products sold before they arrive */
-	CHECKOUT_VOUCHERS,			/* voucher codes */
-	NUM_CHECKOUT_FEATURES
-} CheckoutFeature;
-
-/* voucher.c */
-extern text *voucher_code_argument(FunctionCallInfo fcinfo, int argno);
-
-/* The columns of a voucher in STMT_VOUCHER's result */
-#define VOUCHER_COLUMNS 11
-extern void find_voucher(int64 customer_id, text *code, bool fail_fast,
-						 Voucher *voucher, int *nshort);
-extern void reject_voucher(CheckoutCall *call, const Voucher *voucher);
-extern void lock_voucher_code(CheckoutCall *call, Voucher *voucher);
-extern void take_voucher_use(CheckoutCall *call, int64 customer_id,
-							 int64 subtotal, Voucher *voucher);
-extern Datum spread_discount(const CartLine *lines, int nlines, int64 subtotal,
-							 int64 discount);
-
-/* features.c */
-extern void checkout_features_init(void);
-extern void checkout_features_reset(Oid nspoid, bool is_1_0, bool cache);
-extern void checkout_features_check(void);
-extern bool checkout_shop_uses(CheckoutFeature feature);
-extern void checkout_order_written(bool windowed);
-
-/* events.c: the prefix of the logical decoding messages of order events */
-#define CHECKOUT_EVENTS_PREFIX "checkout.order_event"
-
-extern void checkout_events_init(void);
-extern bool checkout_events_on(void);
-extern void checkout_order_placed(Oid nspoid, int64 order_id, int64 customer_id,
-								  text *key, const CartLine *lines, int nlines,
-								  int64 subtotal, const Voucher *voucher,
-								  int payment_window);
-
 /* guard.c */
 extern void checkout_guard_init(void);
-
-/* slots.c */
-extern bool checkout_try_in_subtransaction(bool (*attempt) (void *arg), void *arg);
-extern void take_from_slots(CheckoutCall *call, CartLine *line, SlotTakes *takes);
-extern void lock_all_stock(CheckoutCall *call, CartLine *line, bool row_locked,
-						   SlotTakes *takes);
-extern void lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked);
-extern void serve_from_row_and_slots(CartLine *line, int32 need, SlotTakes *takes);
-extern void slots_read_row_again(CartLine *line);
-
-/* locations.c */
-extern bool find_located_lines(CartLine *lines, int nlines);
-extern int	drop_lines_located_stock_serves(CartLine *lines, int nlines);
-extern void lock_located_line(CheckoutCall *call, CartLine *line);
-extern bool locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines);
-extern void allocate_located_lines(CartLine *lines, int nlines, SlotTakes *takes);
-extern void write_allocations(int64 order_id, const CartLine *lines, int nlines);
-
-/* preorders.c */
-extern void find_preorder_lines(int64 customer_id, CartLine *lines, int nlines);
-extern int	drop_lines_preorders_serve(int64 customer_id, CartLine *lines, int nlines);
-extern bool take_preorders(CheckoutCall *call, CartLine *lines, int nlines,
-						   SlotTakes *takes);
-extern void write_preorders(int64 order_id, const CartLine *lines, int nlines);
 
 /* stats.c */
 extern void checkout_stats_init(void);

@@ -85,8 +85,9 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "checkout.h"
 #include "compat.h"
+#include "events.h"
+
 
 PG_FUNCTION_INFO_V1(shop_order_event);
 
@@ -176,7 +177,7 @@ check_events(int *newval, void **extra, GucSource source)
 
 /* The settings (from _PG_init) */
 void
-checkout_events_init(void)
+events_init(void)
 {
 	DefineCustomEnumVariable("checkout.events",
 							 "Where every change of an order is written as an event: off, pgq or logical.",
@@ -200,7 +201,7 @@ checkout_events_init(void)
 
 /* Whether order events are on (a variable: costs nothing when off) */
 bool
-checkout_events_on(void)
+events_on(void)
 {
 	return checkout_events != EVENTS_OFF;
 }
@@ -371,9 +372,9 @@ append_json_timestamp(StringInfo buf, TimestampTz ts)
  * Called only when the events are on.
  */
 void
-checkout_order_placed(Oid nspoid, int64 order_id, int64 customer_id, text *key,
-					  const CartLine *lines, int nlines, int64 subtotal,
-					  const Voucher *voucher, int payment_window)
+events_order_placed(Oid nspoid, int64 order_id, int64 customer_id, text *key,
+					const CartLine *lines, int nlines, int64 subtotal,
+					const Voucher *voucher, int payment_window)
 {
 	StringInfoData f;
 	Datum	   *shares = NULL;
@@ -383,7 +384,7 @@ checkout_order_placed(Oid nspoid, int64 order_id, int64 customer_id, text *key,
 	{
 		int			nshares;
 
-		deconstruct_array(DatumGetArrayTypeP(spread_discount(lines, nlines, subtotal, discount)),
+		deconstruct_array(DatumGetArrayTypeP(voucher->discount_shares),
 						  INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 						  &shares, NULL, &nshares);
 	}

@@ -57,7 +57,8 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "checkout.h"
+#include "call.h"
+
 
 PG_FUNCTION_INFO_V1(shop_feature_used);
 

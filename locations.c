@@ -39,8 +39,9 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 
-#include "checkout.h"
+#include "locations.h"
 #include "statements.h"
+
 
 /* The statements of locations (statements.h), each run by the function that needs it */
 typedef enum LocationsStatementId
@@ -155,11 +156,11 @@ read_located_stock(const CartLine *lines, int nlines)
  * whenever the default can serve it, which is then exactly what the rules
  * choose: every other line can only come from the default, and the
  * default, preferred, serves the whole cart.  Only when the default falls
- * short under the locks is it located (locate_short_lines), and no single
+ * short under the locks is it located (locations_locate_short_lines), and no single
  * location can serve the whole cart then.
  */
 bool
-find_located_lines(CartLine *lines, int nlines)
+locations_find_lines(CartLine *lines, int nlines)
 {
 	uint64		nrows;
 	int			nlocated = 0;
@@ -198,7 +199,7 @@ find_located_lines(CartLine *lines, int nlines)
  * by now): lock its locations and locate it.  Return whether it was.
  */
 bool
-locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines)
+locations_locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines)
 {
 	bool		any = false;
 
@@ -207,7 +208,7 @@ locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines)
 			ItemPointerIsValid(&lines[i].ctid))
 		{
 			lines[i].located = any = true;
-			lock_located_line(call, &lines[i]);
+			locations_lock_line(call, &lines[i]);
 		}
 	return any;
 }
@@ -219,7 +220,7 @@ locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines)
  * still short, with the stock of all locations; return how many.
  */
 int
-drop_lines_located_stock_serves(CartLine *lines, int nlines)
+locations_drop_served_lines(CartLine *lines, int nlines)
 {
 	uint64		nrows;
 	int			nshort = 0;
@@ -247,7 +248,7 @@ drop_lines_located_stock_serves(CartLine *lines, int nlines)
  * line->stock to what all of them hold
  */
 void
-lock_located_line(CheckoutCall *call, CartLine *line)
+locations_lock_line(CheckoutCall *call, CartLine *line)
 {
 	Datum		args[1] = {Int64GetDatum(line->product_id)};
 	uint64		nrows;
@@ -256,9 +257,9 @@ lock_located_line(CheckoutCall *call, CartLine *line)
 	if (ItemPointerIsValid(&line->ctid))
 	{
 		/* the row was locked (and maybe changed since, by a reclaim) */
-		slots_read_row_again(line);
+		stock_read_row_again(line);
 	}
-	lock_row_and_slots(call, line, ItemPointerIsValid(&line->ctid));
+	stock_lock_row_and_slots(call, line, ItemPointerIsValid(&line->ctid));
 
 	checkout_lock_step(call, "locking the locations' stock of product", line->product_id);
 	nrows = stmt_execute(&statements[STMT_LOCK_LOCATIONS], args, NULL, 0);
@@ -382,10 +383,10 @@ whole_cart_location(const CartLine *lines, int nlines)
  * header comment), and serve the default's part from the product's row and
  * slots.  Every line is known to be served by its locations together
  * (check_stock ran).  A line that is not located keeps what lock_products
- * or take_from_slots gave it: all from the default.
+ * or slots_take gave it: all from the default.
  */
 void
-allocate_located_lines(CartLine *lines, int nlines, SlotTakes *takes)
+locations_allocate(CartLine *lines, int nlines, SlotTakes *takes)
 {
 	int64		whole = whole_cart_location(lines, nlines);
 
@@ -402,7 +403,7 @@ allocate_located_lines(CartLine *lines, int nlines, SlotTakes *takes)
 		{
 			(void) stock_at(line, whole, &best);
 			take_at(line, best, need);
-			serve_from_row_and_slots(line, line->default_take, takes);
+			stock_serve_from_row_and_slots(line, line->default_take, takes);
 			continue;
 		}
 
@@ -417,7 +418,7 @@ allocate_located_lines(CartLine *lines, int nlines, SlotTakes *takes)
 		if (best >= 0)
 		{
 			take_at(line, best, need);
-			serve_from_row_and_slots(line, line->default_take, takes);
+			stock_serve_from_row_and_slots(line, line->default_take, takes);
 			continue;
 		}
 
@@ -443,7 +444,7 @@ allocate_located_lines(CartLine *lines, int nlines, SlotTakes *takes)
 			take_at(line, best, take);
 			need -= take;
 		}
-		serve_from_row_and_slots(line, line->default_take, takes);
+		stock_serve_from_row_and_slots(line, line->default_take, takes);
 	}
 }
 
@@ -453,7 +454,7 @@ allocate_located_lines(CartLine *lines, int nlines, SlotTakes *takes)
  * order order_id
  */
 void
-write_allocations(int64 order_id, const CartLine *lines, int nlines)
+locations_write_allocations(int64 order_id, const CartLine *lines, int nlines)
 {
 	int			size = 0;
 	int			ntakes = 0;

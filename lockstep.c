@@ -27,7 +27,8 @@
 #include "miscadmin.h"
 #include "storage/lock.h"
 
-#include "checkout.h"
+#include "call.h"
+
 
 /* The fourth field of our queue locks' tags ("SH"); user advisory locks use 1 and 2 */
 #define CHECKOUT_QUEUE_LOCK 0x5348

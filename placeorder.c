@@ -66,6 +66,7 @@
 #include "checkout.h"
 #include "statements.h"
 
+
 /* The statements of shop_place_order() (statements.h), each run by the function that needs it */
 typedef enum PlaceOrderStatementId
 {

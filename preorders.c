@@ -33,8 +33,9 @@
 
 #include "executor/spi.h"
 
-#include "checkout.h"
+#include "preorders.h"
 #include "statements.h"
+
 
 /* The statements of preorders (statements.h), each run by the function that needs it */
 typedef enum PreordersStatementId
@@ -145,7 +146,7 @@ mark_preorderable(CartLine *lines, int nlines, uint64 nrows)
  * them (read on the snapshot, after the cart's lines were locked)
  */
 void
-find_preorder_lines(int64 customer_id, CartLine *lines, int nlines)
+preorders_find_lines(int64 customer_id, CartLine *lines, int nlines)
 {
 	if (nlines == 0 || !checkout_shop_uses(CHECKOUT_PREORDERS))
 		return;
@@ -159,7 +160,7 @@ find_preorder_lines(int64 customer_id, CartLine *lines, int nlines)
  * preorder (for the message); return how many are kept
  */
 int
-drop_lines_preorders_serve(int64 customer_id, CartLine *lines, int nlines)
+preorders_drop_served_lines(int64 customer_id, CartLine *lines, int nlines)
 {
 	int			nshort = 0;
 
@@ -183,7 +184,7 @@ drop_lines_preorders_serve(int64 customer_id, CartLine *lines, int nlines)
  * for the SH001 message.  Return whether any unit was preordered.
  */
 bool
-take_preorders(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
+preorders_take(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
 {
 	bool		any = false;
 
@@ -209,14 +210,14 @@ take_preorders(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes
 		line->preordered = line->quantity - (int32) line->stock;
 		any = true;
 		if (!line->located)
-			serve_from_row_and_slots(line, (int32) line->stock, takes);
+			stock_serve_from_row_and_slots(line, (int32) line->stock, takes);
 	}
 	return any;
 }
 
 /* Record the units the lines preordered, for order order_id */
 void
-write_preorders(int64 order_id, const CartLine *lines, int nlines)
+preorders_write(int64 order_id, const CartLine *lines, int nlines)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * nlines);
 	Datum	   *units = palloc(sizeof(Datum) * nlines);

@@ -36,7 +36,8 @@
 #include "lib/stringinfo.h"
 #include "utils/json.h"
 
-#include "checkout.h"
+#include "call.h"
+
 
 /*
  * A line the stock cannot serve (first: the first of the refusal):

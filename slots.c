@@ -31,8 +31,9 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
-#include "checkout.h"
+#include "slots.h"
 #include "statements.h"
+
 
 /*
  * A slot of product $1 that holds at least $2, numbered from $3 up to below
@@ -57,8 +58,6 @@ typedef enum SlotsStatementId
 	STMT_FREE_SLOT,
 	STMT_WAIT_FOR_SLOT,
 	STMT_TAKE_FROM_SLOT,
-	STMT_LOCK_PRODUCT,
-	STMT_LOCK_SLOTS,
 	NUM_STATEMENTS
 } SlotsStatementId;
 
@@ -95,106 +94,7 @@ static Statement statements[NUM_STATEMENTS] = {
 		" WHERE s.ctid OPERATOR(pg_catalog.=) $1"
 	},
 
-	/* 3c. Combining slots: lock the product row, ... */
-	[STMT_LOCK_PRODUCT] = {
-		.what = "locking a product",
-		.since = SINCE_1_0,
-		.ok = SPI_OK_SELECT,
-		.nargs = 1,
-		.argtypes = {INT8OID},
-		.sql = "SELECT p.name, p.price_cents, p.stock, p.ctid"
-		"  FROM %1$s.products AS p"
-		" WHERE p.id OPERATOR(pg_catalog.=) $1"
-		"   FOR NO KEY UPDATE"
-	},
-
-	/* ... then all its slots, in slot order */
-	[STMT_LOCK_SLOTS] = {
-		.what = "locking the stock slots",
-		.since = SINCE_1_0,
-		.ok = SPI_OK_SELECT,
-		.nargs = 1,
-		.argtypes = {INT8OID},
-		.sql = "SELECT s.ctid, s.stock"
-		"  FROM %1$s.stock_slots AS s"
-		" WHERE s.product_id OPERATOR(pg_catalog.=) $1"
-		" ORDER BY s.slot"
-		"   FOR NO KEY UPDATE"
-	},
-
 };
-
-/* Record that amount is taken from the locked slot row at ctid */
-static void
-add_slot_take(SlotTakes *takes, ItemPointer ctid, int32 amount)
-{
-	ItemPointer copy = palloc(sizeof(ItemPointerData));
-
-	if (takes->n == takes->size)
-	{
-		takes->size = Max(8, takes->size * 2);
-		if (takes->ctids == NULL)
-		{
-			takes->ctids = palloc(sizeof(Datum) * takes->size);
-			takes->amounts = palloc(sizeof(Datum) * takes->size);
-		}
-		else
-		{
-			takes->ctids = repalloc(takes->ctids, sizeof(Datum) * takes->size);
-			takes->amounts = repalloc(takes->amounts, sizeof(Datum) * takes->size);
-		}
-	}
-	ItemPointerCopy(ctid, copy);
-	takes->ctids[takes->n] = PointerGetDatum(copy);
-	takes->amounts[takes->n] = Int32GetDatum(amount);
-	takes->n++;
-}
-
-/*
- * Run attempt(arg) in a subtransaction, kept when it returns true and
- * rolled back when it returns false or raises (the error then goes on).
- * For a locking read that may pass over rows: one that finds a row changed
- * meanwhile keeps that row locked even when the new version no longer
- * qualifies, and a checkout that goes on to wait (for a queue lock, for a
- * slot) must not hold such locks out of the global lock order.  Whatever
- * attempt writes should be written within it, so that a row's lock and its
- * update are by one transaction id (no MultiXact).  Return what attempt
- * returned.
- */
-bool
-checkout_try_in_subtransaction(bool (*attempt) (void *arg), void *arg)
-{
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	bool		kept;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		kept = attempt(arg);
-		if (kept)
-			ReleaseCurrentSubTransaction();
-		else
-			RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
-	return kept;
-}
 
 /* What take_one_slot asks of one attempt */
 typedef struct SlotAttempt
@@ -256,108 +156,7 @@ take_one_slot(SlotsStatementId stmt, CartLine *line, int32 start)
 {
 	SlotAttempt attempt = {stmt, line, start};
 
-	return checkout_try_in_subtransaction(serve_from_one_slot, &attempt);
-}
-
-/*
- * Lock a product's row (unless row_locked: then line->ctid and line->stock
- * are that row's) and then all its slots, in slot order, and keep what they
- * hold in the line (row_stock, slot_ctids, slot_stock); set
- * line->default_stock to the stock on sale of the row and the slots
- * together (the default location's).
- */
-void
-lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked)
-{
-	Datum		args[1] = {Int64GetDatum(line->product_id)};
-	uint64		nslots;
-
-	checkout_lock_step(call, row_locked ? "locking the stock slots of product" :
-					   "locking the row and the stock slots of product", line->product_id);
-	if (!row_locked)
-	{
-		if (stmt_execute(&statements[STMT_LOCK_PRODUCT], args, NULL, 1) != 1)
-			elog(ERROR, "checkout: locking product %lld found no row",
-				 (long long) line->product_id);
-		line->name = TextDatumGetCString(stmt_value(0, 1));
-		line->unit_price_cents = DatumGetInt64(stmt_value(0, 2));
-		line->stock = DatumGetInt32(stmt_value(0, 3));
-		line->ctid = *(ItemPointer) DatumGetPointer(stmt_value(0, 4));
-	}
-
-	nslots = stmt_execute(&statements[STMT_LOCK_SLOTS], args, NULL, 0);
-	checkout_lock_step(call, NULL, 0);
-	line->nslot_rows = (int32) nslots;
-	line->slot_ctids = palloc(sizeof(ItemPointerData) * Max(nslots, 1));
-	line->slot_stock = palloc(sizeof(int32) * Max(nslots, 1));
-	line->row_stock = (int32) line->stock;
-	line->default_stock = line->stock;
-	for (uint64 i = 0; i < nslots; i++)
-	{
-		line->slot_ctids[i] = *(ItemPointer) DatumGetPointer(stmt_value(i, 1));
-		line->slot_stock[i] = DatumGetInt32(stmt_value(i, 2));
-		line->default_stock += line->slot_stock[i];
-	}
-	line->row_take = 0;
-}
-
-/*
- * Read again the product row this checkout holds locked (it waits for
- * nothing): the line's stock and ctid become the row's, which an update
- * since it was locked (a reclaim of expired orders) may have changed
- */
-void
-slots_read_row_again(CartLine *line)
-{
-	Datum		args[1] = {Int64GetDatum(line->product_id)};
-
-	if (stmt_execute(&statements[STMT_LOCK_PRODUCT], args, NULL, 1) != 1)
-		elog(ERROR, "checkout: reading product %lld again found no row",
-			 (long long) line->product_id);
-	line->stock = DatumGetInt32(stmt_value(0, 3));
-	line->ctid = *(ItemPointer) DatumGetPointer(stmt_value(0, 4));
-}
-
-/*
- * Take need units from the row and slots lock_row_and_slots() locked: from
- * the row first (line->row_stock), then slot after slot
- */
-void
-serve_from_row_and_slots(CartLine *line, int32 need, SlotTakes *takes)
-{
-	line->row_take = Min(line->row_stock, need);
-	need -= line->row_take;
-	for (int i = 0; need > 0 && i < line->nslot_rows; i++)
-	{
-		int32		take = Min(line->slot_stock[i], need);
-
-		if (take > 0)
-			add_slot_take(takes, &line->slot_ctids[i], take);
-		need -= take;
-	}
-}
-
-/*
- * Lock a product's row (unless row_locked) and all its slots
- * (lock_row_and_slots), and serve the line from them together: from the
- * row first, then slot after slot, nothing if they are short.  Set
- * line->stock to the stock on sale they hold, so that check_stock reports
- * a line they cannot serve with the true figure.
- *
- * A product with slots normally has nothing in its row; this is the path of
- * a line no single slot can serve, or of a product split into slots after
- * this checkout read the cart (row_locked; then a checkout that combines
- * slots of it may wait for this one's row lock while this one waits for its
- * slots: the deadlock detector breaks that rare cycle with 40P01).
- */
-void
-lock_all_stock(CheckoutCall *call, CartLine *line, bool row_locked,
-			   SlotTakes *takes)
-{
-	lock_row_and_slots(call, line, row_locked);
-	if (line->default_stock >= line->quantity)
-		serve_from_row_and_slots(line, line->quantity, takes);
-	line->stock = line->default_stock;
+	return stock_try_in_subtransaction(serve_from_one_slot, &attempt);
 }
 
 /*
@@ -373,11 +172,11 @@ lock_all_stock(CheckoutCall *call, CartLine *line, bool row_locked,
  *	   a slot may keep a slot it found drained locked while it waits for the
  *	   next, so two such waiters must never wait at once;
  *	3. when no slot holds the whole quantity: lock the row and every slot
- *	   and combine them (lock_all_stock), so that no buyer is told "sold
+ *	   and combine them (stock_lock_all), so that no buyer is told "sold
  *	   out" while the stock on sale could serve them.
  */
 void
-take_from_slots(CheckoutCall *call, CartLine *line, SlotTakes *takes)
+slots_take(CheckoutCall *call, CartLine *line, SlotTakes *takes)
 {
 	LOCKTAG		tag;
 	int32		start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
@@ -401,5 +200,5 @@ take_from_slots(CheckoutCall *call, CartLine *line, SlotTakes *takes)
 		checkout_lock_step(call, NULL, 0);
 		return;
 	}
-	lock_all_stock(call, line, false, takes);
+	stock_lock_all(call, line, false, takes);
 }

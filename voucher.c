@@ -13,13 +13,13 @@
  * SH005, checkout.c), then the voucher's limits (SH010, then SH011).  A
  * limit reached never falls back to full price: the call fails.
  *
- * Why the snapshot may refuse.  What find_voucher reads is committed data
+ * Why the snapshot may refuse.  What voucher_find reads is committed data
  * as of a moment within this call, as checkout.c's fail fast: a code
  * unknown, a window closed, a single-use code held by a committed order
  * not cancelled, or no use left in any slot were all true at that moment.
  * What passes is checked again under locks: a single-use code under its
- * row's turn (lock_voucher_code), the uses under the slot's row lock and
- * the limit per customer under the customer's turn (take_voucher_use).
+ * row's turn (voucher_lock_code), the uses under the slot's row lock and
+ * the limit per customer under the customer's turn (voucher_take_use).
  *
  * Locking rules.  A voucher with a usage limit keeps its remaining uses in
  * voucher_slots rows (up to 64), as a hot product keeps its stock in stock
@@ -54,8 +54,11 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
-#include "checkout.h"
 #include "statements.h"
+#include "voucher.h"
+
+/* The columns of a voucher in STMT_VOUCHER's result */
+#define VOUCHER_COLUMNS 11
 
 /*
  * A voucher's code $2 and its voucher, for customer $1's cart (see
@@ -304,13 +307,13 @@ voucher_code_argument(FunctionCallInfo fcinfo, int argno)
  * Read the code and its voucher on the snapshot, with its verdict (see
  * STMT_VOUCHER); an unknown code's is VOUCHER_UNKNOWN.  With
  * fail_fast, in the same statement, the cart's lines the stock cannot
- * serve (STMT_SHORT_LINES): *nshort of them, left in SPI_tuptable
- * from column VOUCHER_COLUMNS + 1 on, in rows 0 to *nshort - 1.  Raises
- * nothing: the caller looks for an idempotent replay first.
+ * serve (SHORT_LINES_SQL): *nshort of them, in *short_lines (product id,
+ * quantity, name and stock of each).  Raises nothing: the caller looks for
+ * an idempotent replay first.
  */
 void
-find_voucher(int64 customer_id, text *code, bool fail_fast, Voucher *voucher,
-			 int *nshort)
+voucher_find(int64 customer_id, text *code, bool fail_fast, Voucher *voucher,
+			 CartLine **short_lines, int *nshort)
 {
 	Datum		args[2] = {Int64GetDatum(customer_id), PointerGetDatum(code)};
 	uint64		nrows;
@@ -320,6 +323,7 @@ find_voucher(int64 customer_id, text *code, bool fail_fast, Voucher *voucher,
 	voucher->code = code;
 	voucher->code_cstr = text_to_cstring(code);
 	ItemPointerSetInvalid(&voucher->use_ctid);
+	*short_lines = NULL;
 	*nshort = 0;
 	if (!checkout_shop_uses(CHECKOUT_VOUCHERS))
 	{
@@ -334,15 +338,7 @@ find_voucher(int64 customer_id, text *code, bool fail_fast, Voucher *voucher,
 		nrows = stmt_execute(&statements[checkout_shop_uses(CHECKOUT_EXPIRY) ?
 										 STMT_VOUCHER_SHORT_LINES :
 										 STMT_VOUCHER_SHORT_LINES_PLAIN], args, NULL, 0);
-		for (uint64 i = 0; i < nrows; i++)
-		{
-			bool		no_line;
-
-			(void) SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-								 VOUCHER_COLUMNS + 1, &no_line);
-			if (!no_line)
-				(*nshort)++;
-		}
+		*short_lines = stock_short_lines(nrows, VOUCHER_COLUMNS + 1, nshort);
 	}
 	if (nrows == 0)
 		unknown = true;
@@ -457,7 +453,7 @@ reject_used_up(CheckoutCall *call, const Voucher *voucher, int32 used)
  * no use is left
  */
 void
-reject_voucher(CheckoutCall *call, const Voucher *voucher)
+voucher_reject(CheckoutCall *call, const Voucher *voucher)
 {
 	if (voucher->verdict == VOUCHER_USED_UP)
 		reject_used_up(call, voucher, voucher->usage_limit);
@@ -469,7 +465,7 @@ reject_voucher(CheckoutCall *call, const Voucher *voucher)
  * STMT_LOCK_CODE), then raise SH009 if an order not cancelled holds it
  */
 void
-lock_voucher_code(CheckoutCall *call, Voucher *voucher)
+voucher_lock_code(CheckoutCall *call, Voucher *voucher)
 {
 	Datum		args[1] = {Int64GetDatum(voucher->code_id)};
 
@@ -526,7 +522,7 @@ take_use_from_free_slot(void *arg)
 /*
  * Take a use from a free voucher slot, from slot number start on, in a
  * subtransaction rolled back when none served
- * (checkout_try_in_subtransaction): a locking read that finds a row changed
+ * (stock_try_in_subtransaction): a locking read that finds a row changed
  * since its snapshot locks the row's newest version even when that no
  * longer qualifies (its last use taken), and a checkout that goes on to
  * wait for a use must hold no slot out of the waiters' order.  Return
@@ -537,7 +533,7 @@ take_free_use(Voucher *voucher, int32 start)
 {
 	UseAttempt	attempt = {voucher, start};
 
-	return checkout_try_in_subtransaction(take_use_from_free_slot, &attempt);
+	return stock_try_in_subtransaction(take_use_from_free_slot, &attempt);
 }
 
 /*
@@ -582,7 +578,7 @@ lock_use(CheckoutCall *call, Voucher *voucher)
  * subtotal.
  */
 void
-take_voucher_use(CheckoutCall *call, int64 customer_id, int64 subtotal,
+voucher_take_use(CheckoutCall *call, int64 customer_id, int64 subtotal,
 				 Voucher *voucher)
 {
 	if (subtotal < voucher->min_total_cents)
@@ -632,7 +628,7 @@ take_voucher_use(CheckoutCall *call, int64 customer_id, int64 subtotal,
  * exceeds its line's total.
  */
 Datum
-spread_discount(const CartLine *lines, int nlines, int64 subtotal, int64 discount)
+voucher_spread_discount(const CartLine *lines, int nlines, int64 subtotal, int64 discount)
 {
 	Datum	   *shares = palloc(sizeof(Datum) * nlines);
 	int64	   *share = palloc(sizeof(int64) * nlines);

@@ -22,8 +22,9 @@ SELECT c.relname
                      'voucher_codes', 'orders_expires_at_idx')
  ORDER BY 1;
 
--- The first checkout of this backend looks at the tables (in its
--- transaction; it also prepares its statements, which read them)
+-- The first checkout of this backend looks at the tables of the features
+-- it may use (in its transaction; it prepares the statements it runs, which
+-- read them; a voucher's are prepared only when a code is first given)
 BEGIN;
 INSERT INTO cart_items VALUES (1, 1, 1);
 SELECT shop_checkout(1) IS NOT NULL AS ordered;

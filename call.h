@@ -1,0 +1,269 @@
+/*-------------------------------------------------------------------------
+ *
+ * call.h
+ *		The state of one checkout call, which the driver (checkout.c) and every
+ *		feature share: the SQLSTATEs, the cart line, the call, the slot takes,
+ *		the voucher; and the helpers below the features, which they may all
+ *		call (refusal.c, lockstep.c, features.c, stock.c).  No feature
+ *		includes checkout.h: a feature's own header says what the driver may
+ *		call of it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CALL_H
+#define CALL_H
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "portability/instr_time.h"
+#include "storage/itemptr.h"
+#include "storage/lock.h"
+
+/*
+ * Every SQLSTATE this extension raises, documented in README.md.  Its own
+ * class SH; the others are PostgreSQL's, listed so that this file is the
+ * one place to read them all.
+ *
+ *	SH001	insufficient stock (shop_checkout)
+ *	SH002	empty cart (shop_checkout)
+ *	SH003	unknown customer (shop_checkout, shop_cart_status, shop_place_order)
+ *	SH004	unknown product (stock functions in the install script,
+ *			shop_place_order)
+ *	SH005	a purchase limit exceeded (shop_checkout)
+ *	SH006	unknown order (shop_pay, shop_cancel_order, shop_cancel_items)
+ *	SH007	an order that cannot be paid: cancelled, expired, paid already
+ *			with another reference (shop_pay)
+ *	SH008	a shard that cannot be reached (sharding/checkout_proxy--1.1.sql: the
+ *			proxy of a sharded shop, docs/scale-out.md)
+ *	SH009	a voucher code that cannot be used: unknown, not valid yet,
+ *			expired, single-use and used, or the cart under its smallest
+ *			subtotal (shop_checkout, shop_cart_status)
+ *	SH010	a voucher's usage limit reached (shop_checkout)
+ *	SH011	a voucher's limit per customer reached (shop_checkout)
+ *	SH012	unknown voucher (the voucher functions in the install script)
+ *	SH015	an idempotency key used before for another request (another
+ *			voucher code, other lines: shop_checkout, shop_place_order)
+ *	22004	a NULL argument
+ *	22003	an order total or a stock out of range
+ *	22023	an invalid argument value (an idempotency key empty or over 255
+ *			characters; stock and order functions)
+ *	2BP01	DROP EXTENSION checkout, or DROP SCHEMA of its schema, while
+ *			orders has a row and checkout.allow_drop is off (guard.c)
+ *	55000	statistics asked for without shared_preload_libraries
+ *	55P03	a lock wait longer than checkout.lock_timeout (PostgreSQL's own
+ *			error, with a context line naming what was being locked)
+ *	40001, 40P01	serialization failure, deadlock (PostgreSQL's own)
+ */
+#define ERRCODE_CHECKOUT_INSUFFICIENT_STOCK	MAKE_SQLSTATE('S','H','0','0','1')
+#define ERRCODE_CHECKOUT_EMPTY_CART			MAKE_SQLSTATE('S','H','0','0','2')
+#define ERRCODE_CHECKOUT_UNKNOWN_CUSTOMER	MAKE_SQLSTATE('S','H','0','0','3')
+#define ERRCODE_CHECKOUT_UNKNOWN_PRODUCT	MAKE_SQLSTATE('S','H','0','0','4')
+#define ERRCODE_CHECKOUT_PURCHASE_LIMIT	MAKE_SQLSTATE('S','H','0','0','5')
+#define ERRCODE_CHECKOUT_UNKNOWN_ORDER	MAKE_SQLSTATE('S','H','0','0','6')
+#define ERRCODE_CHECKOUT_ORDER_STATE		MAKE_SQLSTATE('S','H','0','0','7')
+#define ERRCODE_CHECKOUT_VOUCHER_INVALID	MAKE_SQLSTATE('S','H','0','0','9')
+#define ERRCODE_CHECKOUT_VOUCHER_LIMIT	MAKE_SQLSTATE('S','H','0','1','0')
+#define ERRCODE_CHECKOUT_VOUCHER_CUSTOMER_LIMIT	MAKE_SQLSTATE('S','H','0','1','1')
+#define ERRCODE_CHECKOUT_KEY_REUSED		MAKE_SQLSTATE('S','H','0','1','5')
+
+/* The longest idempotency key, in characters */
+#define CHECKOUT_MAX_KEY_LENGTH 255
+
+/* The most slots a product's stock can be split into (stock_slots.slot < 64) */
+#define CHECKOUT_MAX_SLOTS 64
+
+/* The longest voucher code, in characters */
+#define CHECKOUT_MAX_CODE_LENGTH 255
+
+/* The most lines shop_place_order() takes */
+#define CHECKOUT_MAX_LINES 1000
+
+/*
+ * The lines of a shop_place_order() call, sorted by product id, distinct
+ * (placeorder.c parses them; checkout.c sets the cart to them)
+ */
+typedef struct CheckoutLines
+{
+	int			n;
+	int64	   *product_ids;
+	int32	   *quantities;
+	bool	   *accept_preorder;
+} CheckoutLines;
+
+/* One line of the cart, completed from its locked product row */
+typedef struct CartLine
+{
+	int64		product_id;
+	int32		quantity;
+	int32		nslots;			/* its stock slots, as read with the cart (0:
+								 * none) */
+	bool		limited;		/* its product has a purchase limit */
+	char	   *name;			/* product name */
+	int64		unit_price_cents;
+	int64		stock;			/* stock on sale before this checkout (of a
+								 * slotted line served by one slot: that
+								 * slot's) */
+	ItemPointerData ctid;		/* the locked product row, if locked */
+	int32		row_take;		/* how much of it comes from that row */
+
+	/*
+	 * A line of a product stocked in other locations too (locations.c): the
+	 * default location's stock (its row and slots) and the slots, the other
+	 * locations' rows, locked, and what the allocation takes from each
+	 */
+	int32		row_stock;		/* the row's stock, once
+								 * stock_lock_row_and_slots locked it and its
+								 * slots */
+	bool		located;
+	bool		maybe_located;	/* served as if not, unless short (see
+								 * locations_find_lines) */
+	int64		default_stock;
+	int32		nslot_rows;
+	ItemPointerData *slot_ctids;
+	int32	   *slot_stock;
+	int32		nlocations;
+	int64	   *location_ids;
+	int32	   *location_stock;
+	int32	   *location_priority;
+	ItemPointerData *location_ctids;
+	int32	   *location_take;
+	int32		default_take;
+
+	/*
+	 * Preorders (preorders.c): the buyer accepted one and the product has a
+	 * cap (preorderable), the room left under it, and the units preordered
+	 * (the line's units beyond its stock on hand)
+	 */
+	bool		preorderable;
+	int32		preorder_room;
+	int32		preordered;
+} CartLine;
+
+/* The stock slots a checkout takes from, and how much from each */
+typedef struct SlotTakes
+{
+	int			n;
+	int			size;
+	Datum	   *ctids;			/* ItemPointer of each locked slot row */
+	Datum	   *amounts;		/* int4 */
+} SlotTakes;
+
+/*
+ * Why a voucher's code cannot serve a checkout, as read on the snapshot
+ * (STMT_VOUCHER's verdict column)
+ */
+typedef enum VoucherVerdict
+{
+	VOUCHER_OK,
+	VOUCHER_NOT_YET_VALID,
+	VOUCHER_EXPIRED,
+	VOUCHER_CODE_USED,			/* a single-use code an order holds */
+	VOUCHER_BELOW_MIN_TOTAL,
+	VOUCHER_USED_UP,			/* no use left (SH010) */
+	VOUCHER_UNKNOWN
+} VoucherVerdict;
+
+/*
+ * The voucher a checkout uses, read with its code (voucher_find), and the
+ * use it takes: the slot row locked for it (invalid: none, the voucher has
+ * no usage limit) and the discount
+ */
+typedef struct Voucher
+{
+	text	   *code;			/* as the buyer typed it */
+	char	   *code_cstr;
+	int64		code_id;
+	bool		single_use;
+	int64		id;
+	int32		percent_off;	/* 0: an amount off */
+	int64		amount_off_cents;
+	int32		usage_limit;	/* 0: none */
+	int32		per_customer_limit; /* 0: none */
+	int32		use_slots;
+	int64		min_total_cents;
+	int64		subtotal_cents; /* on the snapshot, when min_total_cents > 0 */
+	VoucherVerdict verdict;
+	ItemPointerData use_ctid;	/* the voucher_slots row its use comes from */
+	int64		discount_cents;
+	Datum		discount_shares;	/* int8[]: each line's share of it, in the
+									 * cart's order */
+} Voucher;
+
+/*
+ * The running call of shop_checkout(), the argument of its error context
+ * callback: its customer, what it is locking now (a phrase, NULL when it is
+ * not waiting for anything, and the ids that follow it: formatted only if
+ * an error needs them), when it started locking products and how long that
+ * took, the units it sold, and whether it returned a key's order again.
+ */
+typedef struct CheckoutCall
+{
+	int64		customer_id;
+	const char *step;
+	const int64 *step_ids;		/* valid until SPI_finish */
+	int			step_nids;
+	int64		step_id;		/* step_ids of a step with one id */
+	bool		in_lock_wait;
+	instr_time	lock_wait_start;
+	int64		lock_wait_us;
+	int64		items_sold;
+	bool		replayed;
+
+	/*
+	 * shop_place_order() only: its lines (NULL: the stored cart), and where a
+	 * refusal's figures go (refusal.c; NULL: nobody asks for them)
+	 */
+	const CheckoutLines *lines;
+	StringInfo	refusal;
+
+	/* What a key's call asks for (idempotency_keys.request), with a key */
+	Datum		request;
+} CheckoutCall;
+
+/* refusal.c */
+extern void checkout_refuse_line(CheckoutCall *call, bool first, int64 product_id,
+								 const char *name, int64 available, int32 requested,
+								 int32 preorderable);
+extern void checkout_refuse_limit(CheckoutCall *call, bool first, int64 product_id,
+								  const char *name, int32 limit, int64 bought,
+								  int32 requested);
+extern void checkout_refusal_end(CheckoutCall *call);
+extern void checkout_refuse_voucher(CheckoutCall *call, const char *code,
+									int64 voucher_id, const char *fields);
+
+/* lockstep.c: what the call locks now, for its error context */
+extern void checkout_lock_step(CheckoutCall *call, const char *what, int64 id);
+extern void checkout_lock_products_step(CheckoutCall *call, const int64 *ids, int n);
+extern void checkout_error_context(void *arg);
+extern void checkout_queue_lock_tag(LOCKTAG *tag, int64 product_id);
+
+/* What a shop may never have used, so that a checkout need not look for it */
+typedef enum CheckoutFeature
+{
+	CHECKOUT_EXPIRY,			/* orders with a payment window */
+	CHECKOUT_LIMITS,			/* purchase limits */
+	CHECKOUT_LOCATIONS,			/* stock in locations other than the default */
+	CHECKOUT_PREORDERS,			/* products sold before they arrive */
+	CHECKOUT_VOUCHERS,			/* voucher codes */
+	NUM_CHECKOUT_FEATURES
+} CheckoutFeature;
+
+/* features.c */
+extern void checkout_features_init(void);
+extern void checkout_features_reset(Oid nspoid, bool is_1_0, bool cache);
+extern void checkout_features_check(void);
+extern bool checkout_shop_uses(CheckoutFeature feature);
+extern void checkout_order_written(bool windowed);
+
+/* stock.c: the stock helpers the features stand on */
+extern bool stock_try_in_subtransaction(bool (*attempt) (void *arg), void *arg);
+extern void stock_add_take(SlotTakes *takes, ItemPointer ctid, int32 amount);
+extern void stock_lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked);
+extern void stock_serve_from_row_and_slots(CartLine *line, int32 need, SlotTakes *takes);
+extern void stock_lock_all(CheckoutCall *call, CartLine *line, bool row_locked,
+						   SlotTakes *takes);
+extern void stock_read_row_again(CartLine *line);
+extern CartLine *stock_short_lines(uint64 nrows, int col, int *nshort);
+
+#endif							/* CALL_H */
