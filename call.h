@@ -54,6 +54,14 @@
  *	55P03	a lock wait longer than checkout.lock_timeout (PostgreSQL's own
  *			error, with a context line naming what was being locked)
  *	40001, 40P01	serialization failure, deadlock (PostgreSQL's own)
+ *
+ * The case of a message.  A refusal a buyer may be shown (stock SH001,
+ * purchase limit SH005, voucher SH009, SH010, SH011) is a sentence for the
+ * buyer and starts with a capital letter, as SH001's documented text has
+ * since 1.0; every other message (a program's mistake, a setting, the
+ * server's state) follows PostgreSQL's style: lower case first, no final
+ * period.  A count that decides a word takes errmsg_plural.
+ * tools/check-messages checks it (make test).
  */
 #define ERRCODE_CHECKOUT_INSUFFICIENT_STOCK	MAKE_SQLSTATE('S','H','0','0','1')
 #define ERRCODE_CHECKOUT_EMPTY_CART			MAKE_SQLSTATE('S','H','0','0','2')
@@ -91,7 +99,60 @@ typedef struct CheckoutLines
 	bool	   *accept_preorder;
 } CheckoutLines;
 
-/* One line of the cart, completed from its locked product row */
+/*
+ * The row and slots of a line's product, locked together and read
+ * (stock.c's stock_lock_row_and_slots: the path of a line no single slot
+ * serves, and of every located line); only stock.c writes it, the
+ * features that serve from them (locations.c, preorders.c) read it
+ */
+typedef struct HeldStock
+{
+	int32		row_stock;		/* the row's stock */
+	int64		default_stock;	/* the row's and the slots' together: the
+								 * default location's */
+	int32		nslot_rows;
+	ItemPointerData *slot_ctids;
+	int32	   *slot_stock;
+} HeldStock;
+
+/*
+ * A line of a product stocked in other locations too (locations.c, which
+ * alone writes it; the driver reads located): the other locations' rows,
+ * locked, and what the allocation takes from each and from the default
+ */
+typedef struct LocatedStock
+{
+	bool		located;
+	bool		maybe_located;	/* served as if not, unless short (see
+								 * locations_find_lines) */
+	int32		nlocations;
+	int64	   *location_ids;
+	int32	   *location_stock;
+	int32	   *location_priority;
+	ItemPointerData *location_ctids;
+	int32	   *location_take;
+	int32		default_take;
+} LocatedStock;
+
+/*
+ * Preorders (preorders.c, which alone writes it): the buyer accepted one
+ * and the product has a cap (preorderable), the room left under it, and the
+ * units preordered (the line's units beyond its stock on hand)
+ */
+typedef struct PreorderState
+{
+	bool		preorderable;
+	int32		preorder_room;
+	int32		preordered;
+} PreorderState;
+
+/*
+ * One line of the cart, completed from its locked product row.  The core
+ * line is the driver's (checkout.c reads the cart, locks the rows, checks
+ * the stock, writes the order); the features that serve a line set its
+ * stock, ctid and row_take (slots.c, stock.c, locations.c, preorders.c),
+ * and each keeps its own state in its part, which only it writes.
+ */
 typedef struct CartLine
 {
 	int64		product_id;
@@ -107,37 +168,9 @@ typedef struct CartLine
 	ItemPointerData ctid;		/* the locked product row, if locked */
 	int32		row_take;		/* how much of it comes from that row */
 
-	/*
-	 * A line of a product stocked in other locations too (locations.c): the
-	 * default location's stock (its row and slots) and the slots, the other
-	 * locations' rows, locked, and what the allocation takes from each
-	 */
-	int32		row_stock;		/* the row's stock, once
-								 * stock_lock_row_and_slots locked it and its
-								 * slots */
-	bool		located;
-	bool		maybe_located;	/* served as if not, unless short (see
-								 * locations_find_lines) */
-	int64		default_stock;
-	int32		nslot_rows;
-	ItemPointerData *slot_ctids;
-	int32	   *slot_stock;
-	int32		nlocations;
-	int64	   *location_ids;
-	int32	   *location_stock;
-	int32	   *location_priority;
-	ItemPointerData *location_ctids;
-	int32	   *location_take;
-	int32		default_take;
-
-	/*
-	 * Preorders (preorders.c): the buyer accepted one and the product has a
-	 * cap (preorderable), the room left under it, and the units preordered
-	 * (the line's units beyond its stock on hand)
-	 */
-	bool		preorderable;
-	int32		preorder_room;
-	int32		preordered;
+	HeldStock	held;			/* stock.c's */
+	LocatedStock loc;			/* locations.c's */
+	PreorderState pre;			/* preorders.c's */
 } CartLine;
 
 /* The stock slots a checkout takes from, and how much from each */

@@ -585,20 +585,20 @@ check_stock(CheckoutCall *call, const CartLine *lines, int nlines)
 	initStringInfo(&detail);
 	for (int i = 0; i < nlines; i++)
 	{
-		if (lines[i].stock >= lines[i].quantity - lines[i].preordered)
+		if (lines[i].stock >= lines[i].quantity - lines[i].pre.preordered)
 			continue;
 		checkout_refuse_line(call, first == NULL, lines[i].product_id, lines[i].name,
 							 lines[i].stock, lines[i].quantity,
-							 lines[i].preorderable ? lines[i].preorder_room : -1);
+							 lines[i].pre.preorderable ? lines[i].pre.preorder_room : -1);
 		if (first == NULL)
 			first = &lines[i];
 		else
 			appendStringInfoChar(&detail, '\n');
-		if (lines[i].preorderable)
+		if (lines[i].pre.preorderable)
 			appendStringInfo(&detail,
 							 "Product %lld \"%s\": available %lld, preorderable %d, requested %d.",
 							 (long long) lines[i].product_id, lines[i].name,
-							 (long long) lines[i].stock, lines[i].preorder_room,
+							 (long long) lines[i].stock, lines[i].pre.preorder_room,
 							 lines[i].quantity);
 		else
 			appendStringInfo(&detail,
@@ -609,11 +609,11 @@ check_stock(CheckoutCall *call, const CartLine *lines, int nlines)
 
 	if (first != NULL)
 		checkout_refusal_end(call);
-	if (first != NULL && first->preorderable)
+	if (first != NULL && first->pre.preorderable)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_INSUFFICIENT_STOCK),
 				 errmsg("Insufficient stock for %s (available: %lld, preorderable: %d, requested: %d)",
-						first->name, (long long) first->stock, first->preorder_room,
+						first->name, (long long) first->stock, first->pre.preorder_room,
 						first->quantity),
 				 errdetail("%s", detail.data),
 				 errhint("Lower the quantity of each product listed to what is available, or remove it from the cart, then check out again.")));
@@ -938,7 +938,7 @@ lock_products(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
 	/* SPI_tuptable is not used beyond this point: the checks may query */
 	for (int i = 0; i < nlines; i++)
 		if (lines[i].nslots == 0 && lines[i].stock < lines[i].quantity &&
-			!lines[i].located)
+			!lines[i].loc.located)
 			stock_lock_all(call, &lines[i], true, takes);
 }
 
@@ -1046,7 +1046,7 @@ watch_emptied_stock(const CartLine *lines, int nlines)
 	if (!stmt_available(&statements[STMT_WATCH_STOCK]))
 		return;
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].stock == lines[i].quantity - lines[i].preordered)
+		if (lines[i].stock == lines[i].quantity - lines[i].pre.preordered)
 			ids[n++] = Int64GetDatum(lines[i].product_id);
 	if (n == 0)
 		return;
@@ -1092,7 +1092,7 @@ reclaim_expired(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *take
 	{
 		if (!ItemPointerIsValid(&lines[i].ctid))
 			continue;
-		if (lines[i].located)
+		if (lines[i].loc.located)
 		{
 			locations_lock_line(call, &lines[i]);
 			continue;
@@ -1483,7 +1483,7 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	queue_for_products(call, lines, nlines);
 	lock_products(call, lines, nlines, &takes);
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].located)
+		if (lines[i].loc.located)
 			locations_lock_line(call, &lines[i]);
 		else if (lines[i].nslots > 0 && !ItemPointerIsValid(&lines[i].ctid))
 			slots_take(call, &lines[i], &takes);

@@ -429,29 +429,29 @@ events_order_placed(Oid nspoid, int64 order_id, int64 customer_id, text *key,
 						 ", \"preordered_quantity\": %d, \"allocations\": [",
 						 line->quantity, line->unit_price_cents,
 						 shares != NULL ? DatumGetInt64(shares[i]) : (int64) 0,
-						 line->preordered);
+						 line->pre.preordered);
 
 		/*
 		 * Where its units on hand came from: a located line's allocation,
 		 * else all of them from the default location (1)
 		 */
-		if (line->located)
+		if (line->loc.located)
 		{
-			for (int k = 0; k <= line->nlocations; k++)
+			for (int k = 0; k <= line->loc.nlocations; k++)
 			{
-				int32		take = line->location_ids[k] == 1 ?
-				line->default_take : line->location_take[k];
+				int32		take = line->loc.location_ids[k] == 1 ?
+				line->loc.default_take : line->loc.location_take[k];
 
 				if (take == 0)
 					continue;
 				appendStringInfo(&f, "%s{\"location_id\": " INT64_FORMAT ", \"quantity\": %d}",
-								 first ? "" : ", ", line->location_ids[k], take);
+								 first ? "" : ", ", line->loc.location_ids[k], take);
 				first = false;
 			}
 		}
-		else if (line->quantity > line->preordered)
+		else if (line->quantity > line->pre.preordered)
 			appendStringInfo(&f, "{\"location_id\": 1, \"quantity\": %d}",
-							 line->quantity - line->preordered);
+							 line->quantity - line->pre.preordered);
 		appendStringInfoString(&f, "]}");
 	}
 	appendStringInfoChar(&f, ']');

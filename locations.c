@@ -177,7 +177,7 @@ locations_find_lines(CartLine *lines, int nlines)
 		for (int i = 0; i < nlines; i++)
 			if (lines[i].product_id == product_id)
 			{
-				lines[i].located = true;
+				lines[i].loc.located = true;
 				only = &lines[i];
 				nlocated++;
 				default_preferred = DatumGetInt32(stmt_value(r, 4)) <
@@ -186,8 +186,8 @@ locations_find_lines(CartLine *lines, int nlines)
 	}
 	if (nlocated == 1 && default_preferred)
 	{
-		only->located = false;
-		only->maybe_located = true;
+		only->loc.located = false;
+		only->loc.maybe_located = true;
 		return false;
 	}
 	return nlocated > 0;
@@ -204,10 +204,10 @@ locations_locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines)
 	bool		any = false;
 
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].maybe_located && lines[i].stock < lines[i].quantity &&
+		if (lines[i].loc.maybe_located && lines[i].stock < lines[i].quantity &&
 			ItemPointerIsValid(&lines[i].ctid))
 		{
-			lines[i].located = any = true;
+			lines[i].loc.located = any = true;
 			locations_lock_line(call, &lines[i]);
 		}
 	return any;
@@ -264,45 +264,45 @@ locations_lock_line(CheckoutCall *call, CartLine *line)
 	checkout_lock_step(call, "locking the locations' stock of product", line->product_id);
 	nrows = stmt_execute(&statements[STMT_LOCK_LOCATIONS], args, NULL, 0);
 	checkout_lock_step(call, NULL, 0);
-	line->nlocations = (int32) nrows;
-	line->location_ids = palloc(sizeof(int64) * (nrows + 1));
-	line->location_stock = palloc(sizeof(int32) * (nrows + 1));
-	line->location_priority = palloc(sizeof(int32) * (nrows + 1));
-	line->location_ctids = palloc(sizeof(ItemPointerData) * (nrows + 1));
-	line->location_take = palloc0(sizeof(int32) * (nrows + 1));
-	line->default_take = 0;
-	line->stock = line->default_stock;
+	line->loc.nlocations = (int32) nrows;
+	line->loc.location_ids = palloc(sizeof(int64) * (nrows + 1));
+	line->loc.location_stock = palloc(sizeof(int32) * (nrows + 1));
+	line->loc.location_priority = palloc(sizeof(int32) * (nrows + 1));
+	line->loc.location_ctids = palloc(sizeof(ItemPointerData) * (nrows + 1));
+	line->loc.location_take = palloc0(sizeof(int32) * (nrows + 1));
+	line->loc.default_take = 0;
+	line->stock = line->held.default_stock;
 	for (uint64 r = 0; r < nrows; r++)
 	{
-		line->location_ids[r] = DatumGetInt64(stmt_value(r, 1));
-		line->location_stock[r] = DatumGetInt32(stmt_value(r, 2));
-		line->location_ctids[r] = *(ItemPointer) DatumGetPointer(stmt_value(r, 3));
-		line->location_priority[r] = DatumGetInt32(stmt_value(r, 4));
+		line->loc.location_ids[r] = DatumGetInt64(stmt_value(r, 1));
+		line->loc.location_stock[r] = DatumGetInt32(stmt_value(r, 2));
+		line->loc.location_ctids[r] = *(ItemPointer) DatumGetPointer(stmt_value(r, 3));
+		line->loc.location_priority[r] = DatumGetInt32(stmt_value(r, 4));
 		default_priority = DatumGetInt32(stmt_value(r, 5));
-		line->stock += line->location_stock[r];
+		line->stock += line->loc.location_stock[r];
 	}
 
 	/* The default location is the last candidate of the arrays */
-	line->location_ids[nrows] = DEFAULT_LOCATION;
-	line->location_stock[nrows] = (int32) Min(line->default_stock, PG_INT32_MAX);
-	line->location_priority[nrows] = default_priority;
-	ItemPointerSetInvalid(&line->location_ctids[nrows]);
+	line->loc.location_ids[nrows] = DEFAULT_LOCATION;
+	line->loc.location_stock[nrows] = (int32) Min(line->held.default_stock, PG_INT32_MAX);
+	line->loc.location_priority[nrows] = default_priority;
+	ItemPointerSetInvalid(&line->loc.location_ctids[nrows]);
 }
 
 /* What location id holds of the line (0: nothing), and its index */
 static int32
 stock_at(const CartLine *line, int64 location_id, int *index)
 {
-	if (!line->located)
+	if (!line->loc.located)
 	{
 		*index = -1;
 		return location_id == DEFAULT_LOCATION ? (int32) Min(line->stock, PG_INT32_MAX) : 0;
 	}
-	for (int k = 0; k <= line->nlocations; k++)
-		if (line->location_ids[k] == location_id)
+	for (int k = 0; k <= line->loc.nlocations; k++)
+		if (line->loc.location_ids[k] == location_id)
 		{
 			*index = k;
-			return line->location_stock[k];
+			return line->loc.location_stock[k];
 		}
 	*index = -1;
 	return 0;
@@ -324,10 +324,10 @@ preferred(int32 priority_a, int64 stock_a, int64 id_a,
 static void
 take_at(CartLine *line, int k, int32 amount)
 {
-	if (line->location_ids[k] == DEFAULT_LOCATION)
-		line->default_take += amount;
+	if (line->loc.location_ids[k] == DEFAULT_LOCATION)
+		line->loc.default_take += amount;
 	else
-		line->location_take[k] += amount;
+		line->loc.location_take[k] += amount;
 }
 
 /*
@@ -343,7 +343,7 @@ whole_cart_location(const CartLine *lines, int nlines)
 	int64		best_stock = 0;
 
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].located)
+		if (lines[i].loc.located)
 		{
 			first = &lines[i];
 			break;
@@ -352,9 +352,9 @@ whole_cart_location(const CartLine *lines, int nlines)
 		return DEFAULT_LOCATION;
 
 	/* Every location of the cart is one of the first located line's */
-	for (int k = 0; k <= first->nlocations; k++)
+	for (int k = 0; k <= first->loc.nlocations; k++)
 	{
-		int64		candidate = first->location_ids[k];
+		int64		candidate = first->loc.location_ids[k];
 		int64		cart_stock = 0;
 		bool		serves = true;
 
@@ -363,15 +363,15 @@ whole_cart_location(const CartLine *lines, int nlines)
 			int			index;
 			int32		held = stock_at(&lines[i], candidate, &index);
 
-			serves = held >= lines[i].quantity - lines[i].preordered;
+			serves = held >= lines[i].quantity - lines[i].pre.preordered;
 			cart_stock += held;
 		}
 		if (serves && (best == 0 ||
-					   preferred(first->location_priority[k], cart_stock, candidate,
+					   preferred(first->loc.location_priority[k], cart_stock, candidate,
 								 best_priority, best_stock, best)))
 		{
 			best = candidate;
-			best_priority = first->location_priority[k];
+			best_priority = first->loc.location_priority[k];
 			best_stock = cart_stock;
 		}
 	}
@@ -394,57 +394,57 @@ locations_allocate(CartLine *lines, int nlines, SlotTakes *takes)
 	{
 		CartLine   *line = &lines[i];
 		int			best = -1;
-		int32		need = line->quantity - line->preordered;
+		int32		need = line->quantity - line->pre.preordered;
 		bool	   *used;
 
-		if (!line->located)
+		if (!line->loc.located)
 			continue;
 		if (whole != 0)
 		{
 			(void) stock_at(line, whole, &best);
 			take_at(line, best, need);
-			stock_serve_from_row_and_slots(line, line->default_take, takes);
+			stock_serve_from_row_and_slots(line, line->loc.default_take, takes);
 			continue;
 		}
 
 		/* The preferred location that holds the whole line */
-		for (int k = 0; k <= line->nlocations; k++)
-			if (line->location_stock[k] >= need &&
+		for (int k = 0; k <= line->loc.nlocations; k++)
+			if (line->loc.location_stock[k] >= need &&
 				(best < 0 ||
-				 preferred(line->location_priority[k], line->location_stock[k],
-						   line->location_ids[k], line->location_priority[best],
-						   line->location_stock[best], line->location_ids[best])))
+				 preferred(line->loc.location_priority[k], line->loc.location_stock[k],
+						   line->loc.location_ids[k], line->loc.location_priority[best],
+						   line->loc.location_stock[best], line->loc.location_ids[best])))
 				best = k;
 		if (best >= 0)
 		{
 			take_at(line, best, need);
-			stock_serve_from_row_and_slots(line, line->default_take, takes);
+			stock_serve_from_row_and_slots(line, line->loc.default_take, takes);
 			continue;
 		}
 
 		/* None: split, from the preferred location on */
-		used = palloc0(sizeof(bool) * (line->nlocations + 1));
+		used = palloc0(sizeof(bool) * (line->loc.nlocations + 1));
 		while (need > 0)
 		{
 			int32		take;
 
 			best = -1;
-			for (int k = 0; k <= line->nlocations; k++)
-				if (!used[k] && line->location_stock[k] > 0 &&
+			for (int k = 0; k <= line->loc.nlocations; k++)
+				if (!used[k] && line->loc.location_stock[k] > 0 &&
 					(best < 0 ||
-					 preferred(line->location_priority[k], line->location_stock[k],
-							   line->location_ids[k], line->location_priority[best],
-							   line->location_stock[best], line->location_ids[best])))
+					 preferred(line->loc.location_priority[k], line->loc.location_stock[k],
+							   line->loc.location_ids[k], line->loc.location_priority[best],
+							   line->loc.location_stock[best], line->loc.location_ids[best])))
 					best = k;
 			if (best < 0)
 				elog(ERROR, "checkout: product %lld is short of its locations' stock",
 					 (long long) line->product_id);
 			used[best] = true;
-			take = Min(line->location_stock[best], need);
+			take = Min(line->loc.location_stock[best], need);
 			take_at(line, best, take);
 			need -= take;
 		}
-		stock_serve_from_row_and_slots(line, line->default_take, takes);
+		stock_serve_from_row_and_slots(line, line->loc.default_take, takes);
 	}
 }
 
@@ -467,8 +467,8 @@ locations_write_allocations(int64 order_id, const CartLine *lines, int nlines)
 	Datum		args[6];
 
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].located)
-			size += lines[i].nlocations + 1;
+		if (lines[i].loc.located)
+			size += lines[i].loc.nlocations + 1;
 	if (size == 0)
 		return;
 	ctids = palloc(sizeof(Datum) * size);
@@ -480,22 +480,22 @@ locations_write_allocations(int64 order_id, const CartLine *lines, int nlines)
 	{
 		const CartLine *line = &lines[i];
 
-		if (!line->located)
+		if (!line->loc.located)
 			continue;
-		for (int k = 0; k <= line->nlocations; k++)
+		for (int k = 0; k <= line->loc.nlocations; k++)
 		{
-			int32		take = line->location_ids[k] == DEFAULT_LOCATION ?
-			line->default_take : line->location_take[k];
+			int32		take = line->loc.location_ids[k] == DEFAULT_LOCATION ?
+			line->loc.default_take : line->loc.location_take[k];
 
 			if (take == 0)
 				continue;
-			if (line->location_ids[k] != DEFAULT_LOCATION)
+			if (line->loc.location_ids[k] != DEFAULT_LOCATION)
 			{
-				ctids[ntakes] = PointerGetDatum(&line->location_ctids[k]);
+				ctids[ntakes] = PointerGetDatum(&line->loc.location_ctids[k]);
 				amounts[ntakes++] = Int32GetDatum(take);
 			}
 			product_ids[nallocations] = Int64GetDatum(line->product_id);
-			location_ids[nallocations] = Int64GetDatum(line->location_ids[k]);
+			location_ids[nallocations] = Int64GetDatum(line->loc.location_ids[k]);
 			quantities[nallocations++] = Int32GetDatum(take);
 		}
 	}

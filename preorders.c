@@ -135,8 +135,8 @@ mark_preorderable(CartLine *lines, int nlines, uint64 nrows)
 		for (int i = 0; i < nlines; i++)
 			if (lines[i].product_id == product_id)
 			{
-				lines[i].preorderable = true;
-				lines[i].preorder_room = Max(DatumGetInt32(stmt_value(r, 2)), 0);
+				lines[i].pre.preorderable = true;
+				lines[i].pre.preorder_room = Max(DatumGetInt32(stmt_value(r, 2)), 0);
 			}
 	}
 }
@@ -168,7 +168,7 @@ preorders_drop_served_lines(int64 customer_id, CartLine *lines, int nlines)
 		return nlines;
 	mark_preorderable(lines, nlines, read_preorder_room(customer_id, lines, nlines));
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].stock + (lines[i].preorderable ? lines[i].preorder_room : 0) <
+		if (lines[i].stock + (lines[i].pre.preorderable ? lines[i].pre.preorder_room : 0) <
 			lines[i].quantity)
 			lines[nshort++] = lines[i];
 	return nshort;
@@ -193,23 +193,23 @@ preorders_take(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes
 		CartLine   *line = &lines[i];
 		Datum		args[1] = {Int64GetDatum(line->product_id)};
 
-		if (!line->preorderable || line->stock >= line->quantity)
+		if (!line->pre.preorderable || line->stock >= line->quantity)
 			continue;
 		checkout_lock_step(call, "locking the preorders of product", line->product_id);
 		if (stmt_execute(&statements[STMT_LOCK_PREORDER], args, NULL, 1) == 0)
 		{
 			/* its preorders ended since the snapshot */
-			line->preorderable = false;
+			line->pre.preorderable = false;
 			checkout_lock_step(call, NULL, 0);
 			continue;
 		}
 		checkout_lock_step(call, NULL, 0);
-		line->preorder_room = Max(DatumGetInt32(stmt_value(0, 1)), 0);
-		if (line->stock + line->preorder_room < line->quantity)
+		line->pre.preorder_room = Max(DatumGetInt32(stmt_value(0, 1)), 0);
+		if (line->stock + line->pre.preorder_room < line->quantity)
 			continue;
-		line->preordered = line->quantity - (int32) line->stock;
+		line->pre.preordered = line->quantity - (int32) line->stock;
 		any = true;
-		if (!line->located)
+		if (!line->loc.located)
 			stock_serve_from_row_and_slots(line, (int32) line->stock, takes);
 	}
 	return any;
@@ -225,10 +225,10 @@ preorders_write(int64 order_id, const CartLine *lines, int nlines)
 	Datum		args[3];
 
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].preordered > 0)
+		if (lines[i].pre.preordered > 0)
 		{
 			ids[n] = Int64GetDatum(lines[i].product_id);
-			units[n++] = Int32GetDatum(lines[i].preordered);
+			units[n++] = Int32GetDatum(lines[i].pre.preordered);
 		}
 	if (n == 0)
 		return;

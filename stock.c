@@ -146,7 +146,7 @@ stock_try_in_subtransaction(bool (*attempt) (void *arg), void *arg)
  * Lock a product's row (unless row_locked: then line->ctid and line->stock
  * are that row's) and then all its slots, in slot order, and keep what they
  * hold in the line (row_stock, slot_ctids, slot_stock); set
- * line->default_stock to the stock on sale of the row and the slots
+ * line->held.default_stock to the stock on sale of the row and the slots
  * together (the default location's).
  */
 void
@@ -170,16 +170,16 @@ stock_lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked)
 
 	nslots = stmt_execute(&statements[STMT_LOCK_SLOTS], args, NULL, 0);
 	checkout_lock_step(call, NULL, 0);
-	line->nslot_rows = (int32) nslots;
-	line->slot_ctids = palloc(sizeof(ItemPointerData) * Max(nslots, 1));
-	line->slot_stock = palloc(sizeof(int32) * Max(nslots, 1));
-	line->row_stock = (int32) line->stock;
-	line->default_stock = line->stock;
+	line->held.nslot_rows = (int32) nslots;
+	line->held.slot_ctids = palloc(sizeof(ItemPointerData) * Max(nslots, 1));
+	line->held.slot_stock = palloc(sizeof(int32) * Max(nslots, 1));
+	line->held.row_stock = (int32) line->stock;
+	line->held.default_stock = line->stock;
 	for (uint64 i = 0; i < nslots; i++)
 	{
-		line->slot_ctids[i] = *(ItemPointer) DatumGetPointer(stmt_value(i, 1));
-		line->slot_stock[i] = DatumGetInt32(stmt_value(i, 2));
-		line->default_stock += line->slot_stock[i];
+		line->held.slot_ctids[i] = *(ItemPointer) DatumGetPointer(stmt_value(i, 1));
+		line->held.slot_stock[i] = DatumGetInt32(stmt_value(i, 2));
+		line->held.default_stock += line->held.slot_stock[i];
 	}
 	line->row_take = 0;
 }
@@ -203,19 +203,19 @@ stock_read_row_again(CartLine *line)
 
 /*
  * Take need units from the row and slots stock_lock_row_and_slots() locked: from
- * the row first (line->row_stock), then slot after slot
+ * the row first (line->held.row_stock), then slot after slot
  */
 void
 stock_serve_from_row_and_slots(CartLine *line, int32 need, SlotTakes *takes)
 {
-	line->row_take = Min(line->row_stock, need);
+	line->row_take = Min(line->held.row_stock, need);
 	need -= line->row_take;
-	for (int i = 0; need > 0 && i < line->nslot_rows; i++)
+	for (int i = 0; need > 0 && i < line->held.nslot_rows; i++)
 	{
-		int32		take = Min(line->slot_stock[i], need);
+		int32		take = Min(line->held.slot_stock[i], need);
 
 		if (take > 0)
-			stock_add_take(takes, &line->slot_ctids[i], take);
+			stock_add_take(takes, &line->held.slot_ctids[i], take);
 		need -= take;
 	}
 }
@@ -238,9 +238,9 @@ stock_lock_all(CheckoutCall *call, CartLine *line, bool row_locked,
 			   SlotTakes *takes)
 {
 	stock_lock_row_and_slots(call, line, row_locked);
-	if (line->default_stock >= line->quantity)
+	if (line->held.default_stock >= line->quantity)
 		stock_serve_from_row_and_slots(line, line->quantity, takes);
-	line->stock = line->default_stock;
+	line->stock = line->held.default_stock;
 }
 
 /*

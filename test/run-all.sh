@@ -8,7 +8,7 @@
 #  2. test/preload/run.sh in a cluster with shared_preload_libraries =
 #     'checkout': the live statistics;
 #  0. test/package.sh: the Debian package that make test installed, and
-#     the C formatted as pgindent formats it;
+#     the C formatted as pgindent formats it; the messages' case rule;
 #  4. test/monitoring.sh in a cluster with the preload: the alert rules'
 #     unit tests, and Prometheus with postgres_exporter watching a sale;
 #  5. test/storefront.sh in a cluster with track_commit_timestamp on: the
@@ -37,6 +37,9 @@ cron=$!
 	# the C formatted as PostgreSQL's pgindent formats it (make indent)
 	verdict check "the C is formatted as pgindent formats it (make indent)" \
 		tools/pgindent --check ./*.c ./*.h tools/*.c
+	# the case of the error messages (call.h)
+	verdict check "every error message follows the rule for its case (tools/check-messages)" \
+		tools/check-messages ./*.c tools/*.c
 } >"$log/package" 2>&1
 cat "$log/package"
 set -- $(count_verdicts "$log/package")
