@@ -13,8 +13,10 @@ set -u
 cd "$(dirname "$0")/.."
 . test/lib.sh
 tmp=$(mktemp -d)
-exporter_port=${CHECKOUT_EXPORTER_PORT:-59187}
-prometheus_port=${CHECKOUT_PROMETHEUS_PORT:-59090}
+# ports below Linux's ephemeral range (32768-60999), where any client
+# connection of the other tests may hold a port when a server binds it
+exporter_port=${CHECKOUT_EXPORTER_PORT:-29187}
+prometheus_port=${CHECKOUT_PROMETHEUS_PORT:-29090}
 pids=
 stop_all() {
 	for p in $pids; do kill "$p" 2>/dev/null; done

@@ -36,7 +36,8 @@ cd "$(dirname "$0")/.." || exit 1
 tmp=$(mktemp -d)
 example=examples/order-events
 cluster="${PGVERSION:-15} regress"
-port=${CHECKOUT_RECEIVER_PORT:-58787}
+# below Linux's ephemeral range (32768-60999): no client connection holds it
+port=${CHECKOUT_RECEIVER_PORT:-28787}
 webhook="http://127.0.0.1:$port/order-events"
 queue=checkout_orders
 consumer_name=order_events_webhook
