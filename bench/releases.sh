@@ -18,10 +18,17 @@
 #               usage limit no run reaches)
 #   usedup-32   32 clients, rejections: a cart of the hot product with the
 #               code of a voucher used up (USEDUP, SH010), through a handler;
-#               beside soldout-32 it gives what an SH010 costs against SH001
+#               beside soldout-32 it gives what an SH010 costs against SH001,
+#               measured the same way: one-line carts filled before the run
+#               (customers 165..196), one statement per transaction
 #
-# A release without vouchers (before 1.2) does not run voucher-32 and
-# usedup-32: the table says n/a.
+#   located-32  32 clients, the hot product's rows as hot-32's, but stocked
+#               in a second location too, preferred before the default
+#               (product 4: its preferred location is not the default)
+#   located-128 the same with 128 clients
+#
+# A release without vouchers and locations (before 1.2) does not run
+# voucher-32, usedup-32 and located-*: the table says n/a.
 #
 # Rounds are interleaved (each version once per round, each round starting
 # with the next version, so that none always runs last); each figure
@@ -56,6 +63,9 @@ for vx in $versions; do
 			-c "SELECT shop_add_voucher_code(shop_create_voucher('used up', percent_off => 10,
 																  usage_limit => 1), 'USEDUP')" \
 			-c "INSERT INTO cart_items VALUES (10201, 3, 1)" \
+			-c "INSERT INTO cart_items SELECT g, 1, 1 FROM generate_series(165, 196) AS g" \
+			-c "SELECT shop_restock(4, 1000000000, 'bench: the located hot product',
+									shop_create_location('bench second', -1))" \
 			-c "SELECT shop_checkout(10201, NULL, 'USEDUP')" \
 			-c "CREATE FUNCTION bench.try_voucher_checkout(customer_id bigint, code text)
 				RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -81,10 +91,12 @@ run() {
 	hot-32) clients=32 flow=c pmin=1 pmax=1 cart=1 base=0 ;;
 	hot-128) clients=128 flow=c pmin=1 pmax=1 cart=1 base=10200 ;;
 	voucher-32) clients=32 flow=c_key_voucher pmin=1 pmax=1 cart=1 base=0 ;;
-	usedup-32) clients=32 flow=c_try_usedup pmin=1 pmax=1 cart=1 base=200 ;;
+	located-32) clients=32 flow=c pmin=4 pmax=4 cart=1 base=0 ;;
+	located-128) clients=128 flow=c pmin=4 pmax=4 cart=1 base=10200 ;;
+	usedup-32) clients=32 flow=c_try_usedup pmin=1 pmax=1 cart=0 base=164 ;;
 	esac
 	case $2 in
-	voucher-* | usedup-*) grep -qx "$db" "$tmp/vouchers" 2>/dev/null || return 0 ;;
+	voucher-* | usedup-* | located-*) grep -qx "$db" "$tmp/vouchers" 2>/dev/null || return 0 ;;
 	esac
 	# the sold-out rush's buyers are customers 101..132 (their carts filled)
 	sed "s/^\\\\set cid :client_id + 1/\\\\set cid :client_id + 1 + $base/" "bench/flows/$flow.sql" >"$tmp/$flow-$base.sql"
@@ -158,6 +170,15 @@ names=$(for vx in $versions; do printf '%s ' "${vx%%:*}"; done)
 					if (med["usedup-32", i] > 0) printf " %s %.2f;", vs[i], med["soldout-32", i] / med["usedup-32", i]
 				printf "\n"
 			}
+			# the located hot product against the default-only one (hot-N)
+			for (k = 32; k <= 128; k *= 4)
+				if ((("located-" k) in w) && (("hot-" k) in w)) {
+					printf "\nThe located hot product against the default-only one (located-%d ÷ hot-%d; at least 0.9 is the goal):", k, k
+					for (i = 1; i <= nv; i++)
+						if (med["located-" k, i] > 0 && med["hot-" k, i] > 0)
+							printf " %s %.2f;", vs[i], med["located-" k, i] / med["hot-" k, i]
+					printf "\n"
+				}
 		}' "$tmp/raw"
 } >"$tmp/report"
 cat "$tmp/report"

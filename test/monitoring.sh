@@ -139,9 +139,9 @@ sql "$db" "SELECT shop_adjust_stock($product, (SELECT stock FROM product_stock W
 gone() { ! curl -s --max-time 10 "http://127.0.0.1:$prometheus_port/api/v1/alerts" | grep -q CheckoutDiscrepancy; }
 resolved() { [ "$fired" = 1 ] && wait_for 60 gone; }
 check "shop_adjust_stock() resolves it" resolved
-# on failure, what the two servers say, each line as "monitoring: FAILED
-# detail:" so that CI's summary of failures (which keeps only such lines of
-# a long log) shows it
+# on failure, what the two servers say, each line as "monitoring: detail:",
+# which CI's summary of failures keeps (.ci/run) and no count of verdicts
+# takes for one
 if [ "$failed" -ne 0 ]; then
 	{
 		echo "Prometheus ready after $ready_after s, the checks took $(($(date +%s) - started)) s; disk: $(df -h "$tmp" | tail -n 1)"
@@ -155,6 +155,6 @@ if [ "$failed" -ne 0 ]; then
 		grep -vE 'level=info' "$tmp/exporter.log" | tail -n 10 | sed 's/^/exporter: /'
 		grep -vE "level=info" "$tmp/prometheus.log" | tail -n 10 | sed 's/^/prometheus: /'
 		echo "listening: $(ss -ltnp 2>/dev/null | grep -E ":($prometheus_port|$exporter_port) " | tr -s ' ' | tr '\n' ';')"
-	} | cut -c1-400 | sed 's/^/monitoring: FAILED detail: /'
+	} | cut -c1-400 | sed "s/^/monitoring: detail: /"
 fi
 exit "$failed"
