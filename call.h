@@ -233,6 +233,7 @@ typedef struct Voucher
 typedef struct CheckoutCall
 {
 	int64		customer_id;
+	Oid			nspoid;			/* the extension's schema */
 	const char *step;
 	const int64 *step_ids;		/* valid until SPI_finish */
 	int			step_nids;
@@ -287,6 +288,7 @@ extern void checkout_features_init(void);
 extern void checkout_features_reset(Oid nspoid, bool is_1_0, bool cache);
 extern void checkout_features_check(void);
 extern bool checkout_shop_uses(CheckoutFeature feature);
+extern bool checkout_may_cache(void);
 extern void checkout_order_written(bool windowed);
 
 /* stock.c: the stock helpers the features stand on */

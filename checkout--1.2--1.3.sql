@@ -77,6 +77,31 @@ CREATE TRIGGER voucher_codes_feature_used
 	AFTER INSERT ON @extschema@.voucher_codes
 	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
 
+/*
+ * A backend remembers a voucher it saw used up, so that a crowd that keeps
+ * trying it costs what a sold-out rejection does (voucher.c).  Whatever can
+ * make it usable again invalidates the voucher tables, and every backend
+ * forgets: a use given back (remaining grows), slots added or removed, the
+ * voucher or its codes changed.  Taking a use (remaining falls) fires
+ * nothing.
+ */
+CREATE TRIGGER vouchers_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.vouchers
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
+
+CREATE TRIGGER voucher_codes_changed
+	AFTER UPDATE OR DELETE OR TRUNCATE ON @extschema@.voucher_codes
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
+
+CREATE TRIGGER voucher_slots_changed
+	AFTER INSERT OR DELETE OR TRUNCATE ON @extschema@.voucher_slots
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
+
+CREATE TRIGGER voucher_slots_use_back
+	AFTER UPDATE ON @extschema@.voucher_slots
+	FOR EACH ROW WHEN (NEW.remaining > OLD.remaining)
+	EXECUTE FUNCTION @extschema@.shop_feature_used();
+
 /* --------------------------------------------------------- order events */
 
 /*

@@ -1378,7 +1378,7 @@ start_or_replay(CheckoutCall *call, int64 customer_id, text *key, text *code,
 		int			nshort;
 
 		start->voucher = voucher;
-		voucher_find(customer_id, code, checkout_fail_fast, voucher, &short_lines, &nshort);
+		voucher_find(call, customer_id, code, checkout_fail_fast, voucher, &short_lines, &nshort);
 		if (voucher->verdict != VOUCHER_OK && voucher->verdict != VOUCHER_USED_UP)
 		{
 			if (key != NULL && (order_id = key_order(call, customer_id, key)) != 0)
@@ -1436,6 +1436,7 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "checkout: SPI_connect failed");
 
+	call->nspoid = nspoid;
 	checkout_use_schema(nspoid);
 	if (call->lines != NULL && !stmt_available(&statements[STMT_SET_CART]))
 		ereport(ERROR,
@@ -1709,6 +1710,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 	checkout_guard_init();
 	events_init();
+	voucher_init();
 	MarkGUCPrefixReserved("checkout");
 
 	stmt_init();

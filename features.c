@@ -192,6 +192,16 @@ ever_had_rows(Oid relid, BlockNumber empty)
 }
 
 /*
+ * Whether what a backend knows of the shop's tables may be cached: the
+ * install has the triggers that invalidate it (since 1.3)
+ */
+bool
+checkout_may_cache(void)
+{
+	return cache_features;
+}
+
+/*
  * Whether the shop may have used feature: CHECKOUT_EXPIRY, an order with a
  * payment window (the partial index of placed orders with one has had an
  * entry: every order that can be past its window is in it);
@@ -246,11 +256,11 @@ checkout_order_written(bool windowed)
 }
 
 /*
- * shop_feature_used(): an AFTER INSERT ... FOR EACH STATEMENT trigger of
- * the features' tables (since 1.3).  Queues an invalidation of the table,
- * sent to every backend when the transaction commits, so that a backend
- * that knew the shop did not use the feature looks again at its next
- * checkout.
+ * shop_feature_used(): an AFTER trigger of the features' tables and the
+ * vouchers' (since 1.3).  Queues an invalidation of the table, sent to
+ * every backend when the transaction commits, so that a backend that knew
+ * the shop did not use the feature looks again at its next checkout, and
+ * one that knew a voucher used up forgets it (voucher.c).
  */
 Datum
 shop_feature_used(PG_FUNCTION_ARGS)
@@ -258,11 +268,10 @@ shop_feature_used(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("shop_feature_used() must be called as an AFTER ... FOR EACH STATEMENT trigger"),
+				 errmsg("shop_feature_used() must be called as an AFTER trigger"),
 				 errhint("It is the trigger the extension puts on its feature tables; do not call it directly.")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);

@@ -53,12 +53,16 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "statements.h"
 #include "voucher.h"
 
 /* The columns of a voucher in STMT_VOUCHER's result */
-#define VOUCHER_COLUMNS 11
+#define VOUCHER_COLUMNS 13
 
 /*
  * A voucher's code $2 and its voucher, for customer $1's cart (see
@@ -80,7 +84,8 @@
 	"                 SELECT FROM %1$s.voucher_slots AS s" \
 	"                  WHERE s.voucher_id OPERATOR(pg_catalog.=) v.id" \
 	"                    AND s.remaining OPERATOR(pg_catalog.>) 0) THEN 5" \
-	"            ELSE 0 END AS verdict" \
+	"            ELSE 0 END AS verdict," \
+	"       v.starts_at, v.ends_at" \
 	"  FROM %1$s.voucher_codes AS vc" \
 	"  JOIN %1$s.vouchers AS v ON v.id OPERATOR(pg_catalog.=) vc.voucher_id" \
 	" CROSS JOIN LATERAL (" \
@@ -134,6 +139,8 @@ typedef enum VoucherStatementId
 	STMT_FREE_USE,
 	STMT_WAIT_FOR_USE,
 	STMT_TAKE_USE,
+	STMT_SHORT_LINES,
+	STMT_SHORT_LINES_PLAIN,
 	NUM_STATEMENTS
 } VoucherStatementId;
 
@@ -272,7 +279,191 @@ static Statement statements[NUM_STATEMENTS] = {
 		" WHERE vs.ctid OPERATOR(pg_catalog.=) $1"
 	},
 
+	/*
+	 * A code this backend knows used up (used_up_codes): the cart's lines the
+	 * stock cannot serve, as the driver's fail fast reads them
+	 * (SHORT_LINES_SQL, statements.h), SH001 coming before SH010
+	 */
+	[STMT_SHORT_LINES] = {
+		.what = "reading the stock",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = SHORT_LINES_SQL
+	},
+
+	/* The same where no order has ever had a payment window */
+	[STMT_SHORT_LINES_PLAIN] = {
+		.what = "reading the stock",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.plain = true,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = SHORT_LINES_SQL
+	},
 };
+
+/*
+ * The codes this backend saw used up: when a crowd keeps trying a voucher
+ * whose every use is held (SH010), each try then costs what a sold-out
+ * rejection does, one statement that reads the cart's stock (SH001 comes
+ * first), instead of the voucher's statement.  Only a code that nothing
+ * else can refuse is kept: not single-use, no smallest subtotal; its
+ * voucher's dates are checked at each call.  Kept in TopMemoryContext, at
+ * most USED_UP_CODES of them (the oldest replaced).
+ *
+ * Why a backend can trust it.  What makes a used-up voucher usable again is
+ * a change of the voucher tables: a use given back (voucher_slots'
+ * remaining grows), slots added or removed, the voucher or the code
+ * changed.  Each queues an invalidation of its table (the triggers
+ * *_vouchers_changed and voucher_slots_use_back, since 1.3, with
+ * shop_feature_used()), sent to every backend at commit; a backend takes
+ * it in at the start of its next call (checkout_features_check()) and
+ * forgets every code (voucher_tables_changed).  A use given back after that
+ * is as if given back after the call.  Before 1.3 (no triggers) nothing is
+ * kept.
+ */
+#define USED_UP_CODES 16
+
+typedef struct UsedUpCode
+{
+	char	   *code;			/* its letters a to z in upper case, as the
+								 * code's unique index compares them */
+	int64		code_id;
+	int64		voucher_id;
+	int32		usage_limit;
+	int32		use_slots;
+	int32		percent_off;
+	int64		amount_off_cents;
+	int32		per_customer_limit;
+	bool		has_starts;
+	bool		has_ends;
+	TimestampTz starts_at;
+	TimestampTz ends_at;
+} UsedUpCode;
+
+static UsedUpCode used_up_codes[USED_UP_CODES];
+static int	n_used_up_codes = 0;
+static int	next_used_up_code = 0;
+
+/* The voucher tables whose invalidation makes the backend forget them */
+static Oid	voucher_relids[3];
+
+/* A relcache entry was invalidated: forget every code if it is a voucher table's */
+static void
+voucher_tables_changed(Datum arg, Oid relid)
+{
+	for (int i = 0; i < lengthof(voucher_relids); i++)
+		if (!OidIsValid(relid) || voucher_relids[i] == relid)
+		{
+			for (int k = 0; k < n_used_up_codes; k++)
+				pfree(used_up_codes[k].code);
+			n_used_up_codes = 0;
+			next_used_up_code = 0;
+			return;
+		}
+}
+
+/* Watch the voucher tables' invalidations (from _PG_init) */
+void
+voucher_init(void)
+{
+	CacheRegisterRelcacheCallback(voucher_tables_changed, (Datum) 0);
+}
+
+/* A code as its unique index compares it: ASCII letters in upper case */
+static char *
+code_key(const char *code)
+{
+	char	   *key = pstrdup(code);
+
+	for (char *p = key; *p; p++)
+		*p = pg_ascii_toupper((unsigned char) *p);
+	return key;
+}
+
+/* The code this backend knows used up under that key, or NULL */
+static UsedUpCode *
+find_used_up(const char *key)
+{
+	for (int i = 0; i < n_used_up_codes; i++)
+		if (strcmp(used_up_codes[i].code, key) == 0)
+			return &used_up_codes[i];
+	return NULL;
+}
+
+/*
+ * Remember the voucher just read as used up (voucher, from the first row of
+ * the last SPI result), when nothing but its uses can refuse it: not
+ * single-use, no smallest subtotal
+ */
+static void
+remember_used_up(Oid nspoid, const char *key, const Voucher *voucher)
+{
+	UsedUpCode *entry;
+	bool		isnull;
+	Datum		value;
+
+	if (!checkout_may_cache() || voucher->single_use || voucher->min_total_cents > 0 ||
+		find_used_up(key) != NULL)
+		return;
+	voucher_relids[0] = get_relname_relid("vouchers", nspoid);
+	voucher_relids[1] = get_relname_relid("voucher_codes", nspoid);
+	voucher_relids[2] = get_relname_relid("voucher_slots", nspoid);
+	if (n_used_up_codes < USED_UP_CODES)
+		entry = &used_up_codes[n_used_up_codes++];
+	else
+	{
+		entry = &used_up_codes[next_used_up_code];
+		next_used_up_code = (next_used_up_code + 1) % USED_UP_CODES;
+		pfree(entry->code);
+	}
+	entry->code = MemoryContextStrdup(TopMemoryContext, key);
+	entry->code_id = voucher->code_id;
+	entry->voucher_id = voucher->id;
+	entry->usage_limit = voucher->usage_limit;
+	entry->use_slots = voucher->use_slots;
+	entry->percent_off = voucher->percent_off;
+	entry->amount_off_cents = voucher->amount_off_cents;
+	entry->per_customer_limit = voucher->per_customer_limit;
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 12, &isnull);
+	entry->has_starts = !isnull;
+	entry->starts_at = isnull ? 0 : DatumGetTimestampTz(value);
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 13, &isnull);
+	entry->has_ends = !isnull;
+	entry->ends_at = isnull ? 0 : DatumGetTimestampTz(value);
+}
+
+/*
+ * Whether a code known used up still is, as far as this call can tell
+ * without a statement: its voucher's dates hold now (the transaction's
+ * start, as now() in SQL); if so, fill voucher as its statement would
+ */
+static bool
+known_used_up(const UsedUpCode *entry, Voucher *voucher)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if ((entry->has_starts && entry->starts_at > now) ||
+		(entry->has_ends && entry->ends_at <= now))
+		return false;
+	voucher->code_id = entry->code_id;
+	voucher->single_use = false;
+	voucher->id = entry->voucher_id;
+	voucher->percent_off = entry->percent_off;
+	voucher->amount_off_cents = entry->amount_off_cents;
+	voucher->usage_limit = entry->usage_limit;
+	voucher->per_customer_limit = entry->per_customer_limit;
+	voucher->use_slots = entry->use_slots;
+	voucher->min_total_cents = 0;
+	voucher->subtotal_cents = 0;
+	voucher->verdict = VOUCHER_USED_UP;
+	return true;
+}
 
 #ifndef HAVE_INT128
 #error "checkout needs a 128-bit integer type to spread a discount"
@@ -312,12 +503,14 @@ voucher_code_argument(FunctionCallInfo fcinfo, int argno)
  * an idempotent replay first.
  */
 void
-voucher_find(int64 customer_id, text *code, bool fail_fast, Voucher *voucher,
-			 CartLine **short_lines, int *nshort)
+voucher_find(CheckoutCall *call, int64 customer_id, text *code, bool fail_fast,
+			 Voucher *voucher, CartLine **short_lines, int *nshort)
 {
 	Datum		args[2] = {Int64GetDatum(customer_id), PointerGetDatum(code)};
 	uint64		nrows;
 	bool		unknown;
+	char	   *key;
+	UsedUpCode *used_up;
 
 	memset(voucher, 0, sizeof(Voucher));
 	voucher->code = code;
@@ -329,6 +522,17 @@ voucher_find(int64 customer_id, text *code, bool fail_fast, Voucher *voucher,
 	{
 		/* no code was ever created: the code is unknown, whatever the cart */
 		voucher->verdict = VOUCHER_UNKNOWN;
+		return;
+	}
+	key = code_key(voucher->code_cstr);
+	if (fail_fast && (used_up = find_used_up(key)) != NULL &&
+		known_used_up(used_up, voucher))
+	{
+		/* used up when last seen: only the cart's stock is read */
+		nrows = stmt_execute(&statements[checkout_shop_uses(CHECKOUT_EXPIRY) ?
+										 STMT_SHORT_LINES : STMT_SHORT_LINES_PLAIN],
+							 args, NULL, 0);
+		*short_lines = stock_short_lines(nrows, 1, nshort);
 		return;
 	}
 	if (!fail_fast)
@@ -360,6 +564,8 @@ voucher_find(int64 customer_id, text *code, bool fail_fast, Voucher *voucher,
 	voucher->min_total_cents = DatumGetInt64(stmt_value(0, 9));
 	voucher->subtotal_cents = DatumGetInt64(stmt_value(0, 10));
 	voucher->verdict = (VoucherVerdict) DatumGetInt32(stmt_value(0, 11));
+	if (voucher->verdict == VOUCHER_USED_UP)
+		remember_used_up(call->nspoid, key, voucher);
 }
 
 /* Raise SH009: the code cannot serve this checkout (verdict says why) */

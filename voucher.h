@@ -11,7 +11,8 @@
 #include "call.h"
 
 extern text *voucher_code_argument(FunctionCallInfo fcinfo, int argno);
-extern void voucher_find(int64 customer_id, text *code, bool fail_fast,
+extern void voucher_init(void);
+extern void voucher_find(CheckoutCall *call, int64 customer_id, text *code, bool fail_fast,
 						 Voucher *voucher, CartLine **short_lines, int *nshort);
 extern void voucher_reject(CheckoutCall *call, const Voucher *voucher);
 extern void voucher_lock_code(CheckoutCall *call, Voucher *voucher);
