@@ -34,6 +34,13 @@
  * (refusal.c, lockstep.c, features.c, stock.c) and the statements engine
  * (statements.h).
  *
+ * Names.  What a feature, the stock helpers and the engine export starts
+ * with its file's concern (slots_, locations_, preorders_, voucher_,
+ * events_, stock_, stmt_); what the driver and the helpers of the whole
+ * call export (refusal.c, lockstep.c, features.c, stats.c, guard.c) starts
+ * with checkout_.  PostgreSQL 15 exports every symbol of the library into
+ * the backend: make test checks that no name is one of the server's.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CHECKOUT_H

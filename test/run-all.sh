@@ -40,6 +40,13 @@ cron=$!
 	# the case of the error messages (call.h)
 	verdict check "every error message follows the rule for its case (tools/check-messages)" \
 		tools/check-messages ./*.c tools/*.c
+	# PostgreSQL 15 exports every symbol of the library into the backend
+	# (checkout.h, "Names"): none may be one of the server's own
+	nm -D --defined-only "$(pg_config --pkglibdir)/checkout.so" | awk '{ print $3 }' | sort -u >"$log/ours"
+	nm -D --defined-only "$(pg_config --bindir)/postgres" | awk '{ print $3 }' | sort -u >"$log/server"
+	clash=$(comm -12 "$log/ours" "$log/server" | grep -vE '^(_init|_fini|Pg_magic_func|_PG_init)$' | tr '\n' ' ')
+	verdict check "no function of checkout.so has the name of one of the server's (${clash:-none})" \
+		[ -z "$clash" ]
 } >"$log/package" 2>&1
 cat "$log/package"
 set -- $(count_verdicts "$log/package")
