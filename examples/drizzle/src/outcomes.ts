@@ -24,11 +24,7 @@ export function pgError(e: unknown): PgError {
 
 /** The SQLSTATE of an error as the table reads it */
 export function sqlstateOf(e: unknown): string {
-  const err = pgError(e);
-  // 1.3 raises 23503 (the key's row names no customer) where it documents
-  // SH003 when a key is given for an unknown customer: read it as SH003
-  if (err.code === "23503" && err.constraint === "idempotency_keys_customer_id_fkey") return "SH003";
-  return err.code ?? "";
+  return pgError(e).code ?? "";
 }
 
 type Row = { status: number; code: string; message?: string };

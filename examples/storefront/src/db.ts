@@ -178,17 +178,7 @@ export class ShopData {
   /** The checkout of one HTTP request: the cart set to `lines` and checked out as attempt `key` */
   async placeOrder(customerId: number, lines: Line[], key: string, voucherCode: string | null): Promise<PlaceOrderResult> {
     const json = JSON.stringify(lines.map((l) => ({ product_id: l.productId, quantity: l.quantity })));
-    let rows;
-    try {
-      ({ rows } = await this.run(PLACE_ORDER, [customerId, json, key, voucherCode]));
-    } catch (e) {
-      // 1.3 raises 23503 (the key's row names no customer) where it documents
-      // SH003 when a key is given for an unknown customer: read it as SH003
-      if (e instanceof pg.DatabaseError && e.code === "23503" && e.constraint === "idempotency_keys_customer_id_fkey") {
-        e.code = "SH003";
-      }
-      throw e;
-    }
+    const { rows } = await this.run(PLACE_ORDER, [customerId, json, key, voucherCode]);
     const r = rows[0];
     if (r.outcome === "refused") {
       return { outcome: "refused", sqlstate: r.sqlstate, message: r.message, refusal: r.refusal ?? {} };
