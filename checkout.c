@@ -99,10 +99,11 @@
  * the client unchanged, with one more context line naming what the
  * checkout was locking at that moment (checkout_error_context).
  * shop_checkout()'s catch block only counts the call in the statistics and
- * re-throws (slots.c's only rolls its subtransaction back and re-throws).
+ * re-throws (stock.c's only rolls its subtransaction back and re-throws).
  *
- * Memory rules.  Plans are prepared once per backend and kept
- * (SPI_keepplan) in statements.c's table.  The running call's state is a
+ * Memory rules.  A statement's plan is prepared the first time it runs in a
+ * backend and kept (SPI_keepplan) in its entry of the table of the file
+ * that runs it (statements.h).  The running call's state is a
  * CheckoutCall on shop_checkout()'s stack, passed to the steps and to the
  * error context callback as its argument.  Everything else
  * lives in the SPI procedure context and is freed by SPI_finish, including
