@@ -1,12 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * stock.c
- *		The stock helpers the features stand on (below slots.c, locations.c
- *		and preorders.c, beside voucher.c): a product's row and all its
+ *		The stock helpers the features stand on (below the driver, slots.c,
+ *		locations.c, preorders.c and voucher.c): a product's row and all its
  *		stock slots locked and read, a line served from them together, the
  *		row read again, the units taken from slots recorded for the order's
- *		write, and the subtransaction a locking read that may pass over
- *		rows runs in (stock slots and voucher slots).
+ *		write, the short lines of fail fast read into cart lines, and the
+ *		subtransaction a locking read that may pass over rows runs in (stock
+ *		slots and voucher slots).
  *
  * Locking rules.  A product's row is locked before its slots, and its slots
  * in slot order (FOR NO KEY UPDATE); callers take products in ascending
