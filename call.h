@@ -44,6 +44,9 @@
  *	SH012	unknown voucher (the voucher functions in the install script)
  *	SH015	an idempotency key used before for another request (another
  *			voucher code, other lines: shop_checkout, shop_place_order)
+ *	SH016	stock given to a bundle, which has none of its own (a restock,
+ *			an adjustment up, a split or a location's stock of a bundle:
+ *			triggers in the install script; WORK IN PROGRESS, wip/bundles)
  *	22004	a NULL argument
  *	22003	an order total or a stock out of range
  *	22023	an invalid argument value (an idempotency key empty or over 255

@@ -607,3 +607,166 @@ ALTER TABLE @extschema@.order_items
 													 preordered_quantity, preorder_filled_quantity,
 													 preorder_released_quantity))
 		NOT VALID;
+
+/* -------------------------------------------------------------- bundles */
+
+/*
+ * Bundles (WORK IN PROGRESS on branch wip/bundles: the checkout does not
+ * sell them yet).  A bundle is a product with parts: "Phone + case +
+ * charger" sold as one.  It has no stock of its own (products.stock stays
+ * 0, no slots, no other location): what it can sell is the least, over its
+ * parts, of floor(part's stock / quantity per bundle).  A part is a plain
+ * product, never a bundle.
+ */
+CREATE TABLE @extschema@.bundle_parts (
+	bundle_id	bigint NOT NULL REFERENCES @extschema@.products ON DELETE CASCADE,
+	product_id	bigint NOT NULL REFERENCES @extschema@.products,
+	quantity	integer NOT NULL CHECK (quantity > 0),
+	PRIMARY KEY (bundle_id, product_id),
+	CHECK (bundle_id <> product_id)
+);
+
+-- the bundles a part is in (its stock decides theirs)
+CREATE INDEX bundle_parts_product_id_idx ON @extschema@.bundle_parts (product_id);
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.bundle_parts', '');
+
+COMMENT ON TABLE @extschema@.bundle_parts IS
+'The parts of each bundle: a bundle (a product) sells quantity units of each part per unit';
+
+/*
+ * shop_create_bundle(name, price_cents, parts): a new product that sells
+ * its parts together; parts is a JSON array of {"product_id", "quantity"}
+ * (at least one, each product once, none a bundle).  Returns the bundle's
+ * product id.  22004 for a NULL argument, 22023 for parts that are not such
+ * an array or name a bundle, SH004 for a part that does not exist.
+ */
+CREATE FUNCTION @extschema@.shop_create_bundle(name text, price_cents bigint, parts jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	bundle		bigint;
+	missing		bigint;
+	nested		bigint;
+BEGIN
+	IF shop_create_bundle.name IS NULL OR shop_create_bundle.price_cents IS NULL
+	   OR shop_create_bundle.parts IS NULL THEN
+		RAISE EXCEPTION 'bundle name, price and parts must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF jsonb_typeof(shop_create_bundle.parts) IS DISTINCT FROM 'array'
+	   OR jsonb_array_length(shop_create_bundle.parts) = 0
+	   OR EXISTS (SELECT FROM jsonb_array_elements(shop_create_bundle.parts) AS e
+				   WHERE jsonb_typeof(e) <> 'object'
+					  OR jsonb_typeof(e -> 'product_id') IS DISTINCT FROM 'number'
+					  OR jsonb_typeof(e -> 'quantity') IS DISTINCT FROM 'number'
+					  OR (e ->> 'product_id') !~ '^[0-9]+$'
+					  OR (e ->> 'quantity') !~ '^[0-9]+$'
+					  OR (e ->> 'quantity')::numeric NOT BETWEEN 1 AND 2147483647
+					  OR (e ->> 'product_id')::numeric > 9223372036854775807)
+	   OR (SELECT count(DISTINCT e ->> 'product_id') <> count(*)
+			 FROM jsonb_array_elements(shop_create_bundle.parts) AS e) THEN
+		RAISE EXCEPTION 'parts must be a JSON array of 1 or more {"product_id", "quantity"} objects, each product once'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Got %s.', left(shop_create_bundle.parts::text, 200)),
+				  HINT = 'For example [{"product_id": 2, "quantity": 1}, {"product_id": 3, "quantity": 2}].';
+	END IF;
+
+	SELECT (e ->> 'product_id')::bigint INTO missing
+	  FROM jsonb_array_elements(shop_create_bundle.parts) AS e
+	 WHERE NOT EXISTS (SELECT FROM @extschema@.products AS p
+						WHERE p.id = (e ->> 'product_id')::bigint)
+	 ORDER BY 1 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'product % does not exist', missing
+			USING ERRCODE = 'SH004',
+				  DETAIL = 'A bundle''s parts must be products of the shop.';
+	END IF;
+	SELECT bp.bundle_id INTO nested
+	  FROM jsonb_array_elements(shop_create_bundle.parts) AS e
+	  JOIN @extschema@.bundle_parts AS bp ON bp.bundle_id = (e ->> 'product_id')::bigint
+	 ORDER BY 1 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'product % is a bundle: a bundle cannot be a part', nested
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Name the bundle''s parts instead.';
+	END IF;
+
+	INSERT INTO @extschema@.products (name, price_cents, stock)
+	VALUES (shop_create_bundle.name, shop_create_bundle.price_cents, 0)
+	RETURNING id INTO bundle;
+	INSERT INTO @extschema@.bundle_parts (bundle_id, product_id, quantity)
+	SELECT bundle, (e ->> 'product_id')::bigint, (e ->> 'quantity')::integer
+	  FROM jsonb_array_elements(shop_create_bundle.parts) AS e;
+	RETURN bundle;
+END
+$$;
+
+/*
+ * A bundle has no stock of its own: restocking, adjusting up, splitting it
+ * or stocking it in a location is refused (SH016), saying to restock its
+ * parts.  Checkouts only take stock (NEW.stock < OLD.stock): the trigger
+ * never fires for them.
+ */
+CREATE FUNCTION @extschema@.shop_refuse_bundle_stock()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	-- the row's product: TG_ARGV[0] names its column (id or product_id)
+	product		bigint := (to_jsonb(NEW) ->> TG_ARGV[0])::bigint;
+BEGIN
+	IF EXISTS (SELECT FROM @extschema@.bundle_parts AS bp WHERE bp.bundle_id = product) THEN
+		RAISE EXCEPTION 'product % is a bundle: it has no stock of its own', product
+			USING ERRCODE = 'SH016',
+				  HINT = 'Restock or adjust its parts (bundle_parts).';
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@.shop_refuse_bundle_stock() FROM PUBLIC;
+
+CREATE TRIGGER products_bundle_stock
+	BEFORE UPDATE OF stock ON @extschema@.products
+	FOR EACH ROW WHEN (NEW.stock > OLD.stock)
+	EXECUTE FUNCTION @extschema@.shop_refuse_bundle_stock('id');
+
+CREATE TRIGGER stock_slots_bundle_stock
+	BEFORE INSERT ON @extschema@.stock_slots
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.shop_refuse_bundle_stock('product_id');
+
+CREATE TRIGGER location_stock_bundle_stock
+	BEFORE INSERT ON @extschema@.location_stock
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.shop_refuse_bundle_stock('product_id');
+
+/*
+ * The stock on sale of each product over all its locations; a bundle's is
+ * what its parts can make: the least over its parts of floor(part's stock /
+ * quantity per bundle)
+ */
+CREATE OR REPLACE VIEW @extschema@.product_stock AS
+	SELECT p.id AS product_id,
+		   coalesce((SELECT min((pp.stock
+								 + coalesce((SELECT sum(s.stock)
+											   FROM @extschema@.stock_slots AS s
+											  WHERE s.product_id = pp.id), 0)
+								 + coalesce((SELECT sum(ls.stock)
+											   FROM @extschema@.location_stock AS ls
+											  WHERE ls.product_id = pp.id), 0)) / bp.quantity)
+					   FROM @extschema@.bundle_parts AS bp
+					   JOIN @extschema@.products AS pp ON pp.id = bp.product_id
+					  WHERE bp.bundle_id = p.id),
+					(p.stock + coalesce((SELECT sum(s.stock)
+										   FROM @extschema@.stock_slots AS s
+										  WHERE s.product_id = p.id), 0)
+							 + coalesce((SELECT sum(ls.stock)
+										   FROM @extschema@.location_stock AS ls
+										  WHERE ls.product_id = p.id), 0)))::integer AS stock,
+		   (SELECT count(*) FROM @extschema@.stock_slots AS s
+			 WHERE s.product_id = p.id)::integer AS slots
+	  FROM @extschema@.products AS p;
