@@ -21,7 +21,7 @@
 
 EXTENSION = checkout
 MODULE_big = checkout
-OBJS = checkout.o events.o features.o guard.o locations.o lockstep.o placeorder.o preorders.o refusal.o rowchecks.o slots.o statements.o stats.o stock.o voucher.o
+OBJS = bundles.o checkout.o events.o features.o guard.o locations.o lockstep.o placeorder.o preorders.o refusal.o rowchecks.o slots.o statements.o stats.o stock.o voucher.o
 DATA = $(notdir $(wildcard $(srcdir)/checkout--*.sql))
 PGFILEDESC = "checkout - race-free e-commerce checkout"
 
@@ -43,7 +43,7 @@ endif
 include $(PGXS)
 
 # Every C file includes it (PGXS does not track header dependencies)
-$(OBJS): call.h checkout.h compat.h events.h locations.h preorders.h slots.h statements.h voucher.h
+$(OBJS): bundles.h call.h checkout.h compat.h events.h locations.h preorders.h slots.h statements.h voucher.h
 
 # The sharded shop's extensions are installed with checkout (one package)
 install: install-sharding

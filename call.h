@@ -171,6 +171,19 @@ typedef struct CartLine
 	ItemPointerData ctid;		/* the locked product row, if locked */
 	int32		row_take;		/* how much of it comes from that row */
 
+	/*
+	 * Bundles (bundles.c, which alone writes it): a line of the cart that is
+	 * a bundle (its units are its parts'), or the stock line of a part, with
+	 * the first bundle of the cart that needs it (for SH001's message) and
+	 * whether the cart holds the part on its own too
+	 */
+	struct
+	{
+		bool		is_bundle;
+		const char *of;			/* a part's bundle, NULL: none */
+		bool		only_as_part;
+	}			bundle;
+
 	HeldStock	held;			/* stock.c's */
 	LocatedStock loc;			/* locations.c's */
 	PreorderState pre;			/* preorders.c's */
@@ -283,6 +296,7 @@ typedef enum CheckoutFeature
 	CHECKOUT_LOCATIONS,			/* stock in locations other than the default */
 	CHECKOUT_PREORDERS,			/* products sold before they arrive */
 	CHECKOUT_VOUCHERS,			/* voucher codes */
+	CHECKOUT_BUNDLES,			/* products sold as bundles of others */
 	NUM_CHECKOUT_FEATURES
 } CheckoutFeature;
 

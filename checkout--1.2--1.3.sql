@@ -770,3 +770,399 @@ CREATE OR REPLACE VIEW @extschema@.product_stock AS
 		   (SELECT count(*) FROM @extschema@.stock_slots AS s
 			 WHERE s.product_id = p.id)::integer AS slots
 	  FROM @extschema@.products AS p;
+
+/*
+ * The parts each bundle line of an order took, per unit of the line (the
+ * bundle's recipe when it was sold)
+ */
+CREATE TABLE @extschema@.order_item_parts (
+	order_id	bigint NOT NULL,
+	bundle_id	bigint NOT NULL,
+	product_id	bigint NOT NULL REFERENCES @extschema@.products,
+	quantity	integer NOT NULL CHECK (quantity > 0),
+	PRIMARY KEY (order_id, bundle_id, product_id),
+	FOREIGN KEY (order_id, bundle_id) REFERENCES @extschema@.order_items ON DELETE CASCADE
+);
+
+CREATE INDEX order_item_parts_product_id_idx ON @extschema@.order_item_parts (product_id);
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_item_parts', '');
+
+-- the first bundle tells every backend that the shop has bundles (features.c)
+CREATE TRIGGER bundle_parts_feature_used
+	AFTER INSERT ON @extschema@.bundle_parts
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
+
+/*
+ * Lock the rows of these products, and of the parts of those that are
+ * bundles, in the order checkouts lock them, then their location rows
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_lock_products(product_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ids			bigint[] := shop_lock_products.product_ids
+		|| ARRAY(SELECT bp.product_id FROM @extschema@.bundle_parts AS bp
+				  WHERE bp.bundle_id = ANY (shop_lock_products.product_ids));
+BEGIN
+	PERFORM FROM @extschema@.products AS p
+	 WHERE p.id = ANY (ids)
+	 ORDER BY EXISTS (SELECT FROM @extschema@.stock_slots AS s
+					   WHERE s.product_id = p.id), p.id
+	   FOR NO KEY UPDATE OF p;
+	PERFORM FROM @extschema@.location_stock AS ls
+	 WHERE ls.product_id = ANY (ids)
+	 ORDER BY ls.product_id, ls.location_id
+	   FOR NO KEY UPDATE;
+END
+$$;
+
+/*
+ * Give back `quantity` units of the line (order_id, product_id): as 1.2
+ * did, or, for a bundle's line, its parts (1.3)
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_give_back(order_id bigint, product_id bigint,
+													 quantity integer, kind text,
+													 reason text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	remaining	integer;
+	left_to_give integer := shop_give_back.quantity;
+	open_units	integer;
+	part		record;
+	give		integer;
+BEGIN
+	-- a bundle's line: its parts go back, each to the default location
+	-- (bundles.c serves them from there), the bundle having no stock
+	IF EXISTS (SELECT FROM @extschema@.order_item_parts AS op
+				WHERE op.order_id = shop_give_back.order_id
+				  AND op.bundle_id = shop_give_back.product_id) THEN
+		UPDATE @extschema@.order_items AS oi
+		   SET cancelled_quantity = oi.cancelled_quantity + shop_give_back.quantity
+		 WHERE oi.order_id = shop_give_back.order_id
+		   AND oi.product_id = shop_give_back.product_id;
+		FOR part IN
+			SELECT op.product_id, op.quantity FROM @extschema@.order_item_parts AS op
+			 WHERE op.order_id = shop_give_back.order_id
+			   AND op.bundle_id = shop_give_back.product_id
+			 ORDER BY op.product_id
+		LOOP
+			PERFORM @extschema@.shop_return_units(part.product_id, 1,
+												  shop_give_back.quantity * part.quantity,
+												  shop_give_back.kind, shop_give_back.reason,
+												  shop_give_back.order_id);
+		END LOOP;
+		left_to_give := 0;
+	ELSE
+		UPDATE @extschema@.order_items AS oi
+		   SET cancelled_quantity = oi.cancelled_quantity + shop_give_back.quantity
+		 WHERE oi.order_id = shop_give_back.order_id
+		   AND oi.product_id = shop_give_back.product_id
+		RETURNING oi.preordered_quantity - oi.preorder_filled_quantity - oi.preorder_released_quantity
+		  INTO open_units;
+
+		-- preordered units not filled yet first: they free the cap, no stock moves
+		IF open_units > 0 THEN
+			give := least(open_units, left_to_give);
+			UPDATE @extschema@.order_items AS oi
+			   SET preorder_released_quantity = oi.preorder_released_quantity + give
+			 WHERE oi.order_id = shop_give_back.order_id
+			   AND oi.product_id = shop_give_back.product_id;
+			UPDATE @extschema@.preorders AS po SET open_preorders = po.open_preorders - give
+			 WHERE po.product_id = shop_give_back.product_id;
+			left_to_give := left_to_give - give;
+		END IF;
+
+		-- then filled preordered units, each back where it was filled, then
+		-- units from stock, each back where it came from
+		FOR part IN
+			SELECT true AS filled, f.location_id, f.quantity - f.cancelled_quantity AS held
+			  FROM @extschema@.preorder_fills AS f
+			 WHERE f.order_id = shop_give_back.order_id
+			   AND f.product_id = shop_give_back.product_id
+			   AND f.quantity > f.cancelled_quantity
+			UNION ALL
+			SELECT false, a.location_id, a.quantity - a.cancelled_quantity
+			  FROM @extschema@.order_item_allocations AS a
+			 WHERE a.order_id = shop_give_back.order_id
+			   AND a.product_id = shop_give_back.product_id
+			   AND a.quantity > a.cancelled_quantity
+			 ORDER BY 1 DESC, 2
+		LOOP
+			EXIT WHEN left_to_give = 0;
+			give := least(part.held, left_to_give);
+			IF part.filled THEN
+				UPDATE @extschema@.preorder_fills AS f
+				   SET cancelled_quantity = f.cancelled_quantity + give
+				 WHERE f.order_id = shop_give_back.order_id
+				   AND f.product_id = shop_give_back.product_id
+				   AND f.location_id = part.location_id;
+			ELSE
+				UPDATE @extschema@.order_item_allocations AS a
+				   SET cancelled_quantity = a.cancelled_quantity + give
+				 WHERE a.order_id = shop_give_back.order_id
+				   AND a.product_id = shop_give_back.product_id
+				   AND a.location_id = part.location_id;
+			END IF;
+			PERFORM @extschema@.shop_return_units(shop_give_back.product_id, part.location_id, give,
+												  shop_give_back.kind, shop_give_back.reason,
+												  shop_give_back.order_id);
+			left_to_give := left_to_give - give;
+		END LOOP;
+		-- a line without allocation rows: its units from stock all from the default
+		IF left_to_give > 0 THEN
+			PERFORM @extschema@.shop_return_units(shop_give_back.product_id, 1, left_to_give,
+												  shop_give_back.kind, shop_give_back.reason,
+												  shop_give_back.order_id);
+		END IF;
+	END IF;
+
+	SELECT sum(oi.quantity - oi.cancelled_quantity) INTO remaining
+	  FROM @extschema@.order_items AS oi
+	 WHERE oi.order_id = shop_give_back.order_id;
+	IF remaining = 0 THEN
+		UPDATE @extschema@.orders AS o
+		   SET status = 'cancelled', cancelled_at = now(),
+			   cancel_reason = shop_give_back.reason
+		 WHERE o.id = shop_give_back.order_id;
+	END IF;
+	RETURN remaining;
+END
+$$;
+
+/*
+ * The integrity check knows bundles (1.3): a bundle's line sells its parts,
+ * not the bundle (which has no stock), and its cancellations give its parts
+ * back
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_check_integrity()
+RETURNS TABLE (problem text, product_id bigint, order_id bigint, detail text)
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT 'stock_mismatch', p.id, NULL::bigint,
+		   format('stock is %s, but movements %s minus sales %s make %s',
+				  d.stock, coalesce(m.moved, 0), coalesce(s.sold, 0) - coalesce(e.elsewhere, 0),
+				  coalesce(m.moved, 0) - coalesce(s.sold, 0) + coalesce(e.elsewhere, 0))
+	  FROM @extschema@.products AS p
+	  CROSS JOIN LATERAL (
+		SELECT p.stock + coalesce((SELECT sum(sl.stock) FROM @extschema@.stock_slots AS sl
+									WHERE sl.product_id = p.id), 0) AS stock) AS d
+	  LEFT JOIN (SELECT sm.product_id, sum(sm.quantity) AS moved
+				   FROM @extschema@.stock_movements AS sm
+				  WHERE sm.location_id = 1
+				  GROUP BY sm.product_id) AS m ON m.product_id = p.id
+	  LEFT JOIN (SELECT x.product_id, sum(x.sold) AS sold
+				   FROM (SELECT oi.product_id, oi.quantity - oi.preordered_quantity AS sold
+						   FROM @extschema@.order_items AS oi
+						  WHERE NOT EXISTS (SELECT FROM @extschema@.order_item_parts AS op
+											 WHERE op.order_id = oi.order_id
+											   AND op.bundle_id = oi.product_id)
+						 UNION ALL
+						 SELECT op.product_id, op.quantity * bl.quantity
+						   FROM @extschema@.order_item_parts AS op
+						   JOIN @extschema@.order_items AS bl
+							 ON bl.order_id = op.order_id AND bl.product_id = op.bundle_id) AS x
+				  GROUP BY x.product_id) AS s ON s.product_id = p.id
+	  LEFT JOIN (SELECT a.product_id, sum(a.quantity) AS elsewhere
+				   FROM @extschema@.order_item_allocations AS a
+				  WHERE a.location_id <> 1
+				  GROUP BY a.product_id) AS e ON e.product_id = p.id
+	 WHERE d.stock <> coalesce(m.moved, 0) - coalesce(s.sold, 0) + coalesce(e.elsewhere, 0)
+	UNION ALL
+	SELECT 'location_stock_mismatch', ls.product_id, NULL::bigint,
+		   format('stock at location %s is %s, but its movements %s minus its sales %s make %s',
+				  ls.location_id, ls.stock, coalesce(m.moved, 0), coalesce(a.sold, 0),
+				  coalesce(m.moved, 0) - coalesce(a.sold, 0))
+	  FROM @extschema@.location_stock AS ls
+	  LEFT JOIN (SELECT sm.product_id, sm.location_id, sum(sm.quantity) AS moved
+				   FROM @extschema@.stock_movements AS sm
+				  WHERE sm.location_id <> 1
+				  GROUP BY sm.product_id, sm.location_id) AS m
+		ON m.product_id = ls.product_id AND m.location_id = ls.location_id
+	  LEFT JOIN (SELECT al.product_id, al.location_id, sum(al.quantity) AS sold
+				   FROM @extschema@.order_item_allocations AS al
+				  WHERE al.location_id <> 1
+				  GROUP BY al.product_id, al.location_id) AS a
+		ON a.product_id = ls.product_id AND a.location_id = ls.location_id
+	 WHERE ls.stock <> coalesce(m.moved, 0) - coalesce(a.sold, 0)
+	UNION ALL
+	SELECT 'location_stock_mismatch', m.product_id, NULL::bigint,
+		   format('location %s has movements of %s units but no stock row', m.location_id, m.moved)
+	  FROM (SELECT sm.product_id, sm.location_id, sum(sm.quantity) AS moved
+			  FROM @extschema@.stock_movements AS sm
+			 WHERE sm.location_id <> 1
+			 GROUP BY sm.product_id, sm.location_id) AS m
+	 WHERE NOT EXISTS (SELECT FROM @extschema@.location_stock AS ls
+						WHERE ls.product_id = m.product_id AND ls.location_id = m.location_id)
+	UNION ALL
+	SELECT 'allocation_mismatch', oi.product_id, oi.order_id,
+		   format('%s units from stock (%s cancelled), but its allocations hold %s (%s cancelled)',
+				  oi.quantity - oi.preordered_quantity,
+				  oi.cancelled_quantity - oi.preorder_released_quantity - coalesce(f.cancelled, 0),
+				  a.allocated, a.cancelled)
+	  FROM @extschema@.order_items AS oi
+	  JOIN (SELECT al.order_id, al.product_id, sum(al.quantity) AS allocated,
+				   sum(al.cancelled_quantity) AS cancelled
+			  FROM @extschema@.order_item_allocations AS al
+			 GROUP BY al.order_id, al.product_id) AS a
+		ON a.order_id = oi.order_id AND a.product_id = oi.product_id
+	  LEFT JOIN (SELECT pf.order_id, pf.product_id, sum(pf.cancelled_quantity) AS cancelled
+				   FROM @extschema@.preorder_fills AS pf
+				  GROUP BY pf.order_id, pf.product_id) AS f
+		ON f.order_id = oi.order_id AND f.product_id = oi.product_id
+	 WHERE a.allocated <> oi.quantity - oi.preordered_quantity
+		OR a.cancelled <> oi.cancelled_quantity - oi.preorder_released_quantity - coalesce(f.cancelled, 0)
+	UNION ALL
+	SELECT 'preorder_over_cap', po.product_id, NULL::bigint,
+		   format('%s preordered units open, over the cap of %s', po.open_preorders, po.max_preorders)
+	  FROM @extschema@.preorders AS po
+	 WHERE po.open_preorders > po.max_preorders
+	UNION ALL
+	SELECT 'preorder_open_mismatch', po.product_id, NULL::bigint,
+		   format('%s preordered units counted open, but its order lines hold %s',
+				  po.open_preorders, coalesce(l.open_units, 0))
+	  FROM @extschema@.preorders AS po
+	  LEFT JOIN (SELECT oi.product_id,
+						sum(oi.preordered_quantity - oi.preorder_filled_quantity
+							- oi.preorder_released_quantity) AS open_units
+				   FROM @extschema@.order_items AS oi
+				  WHERE oi.preordered_quantity > 0
+				  GROUP BY oi.product_id) AS l ON l.product_id = po.product_id
+	 WHERE po.open_preorders <> coalesce(l.open_units, 0)
+	UNION ALL
+	SELECT 'preorder_fill_mismatch', oi.product_id, oi.order_id,
+		   format('%s preordered units filled, but its fills hold %s',
+				  oi.preorder_filled_quantity, coalesce(f.filled, 0))
+	  FROM @extschema@.order_items AS oi
+	  LEFT JOIN (SELECT pf.order_id, pf.product_id, sum(pf.quantity) AS filled
+				   FROM @extschema@.preorder_fills AS pf
+				  GROUP BY pf.order_id, pf.product_id) AS f
+		ON f.order_id = oi.order_id AND f.product_id = oi.product_id
+	 WHERE oi.preordered_quantity > 0 AND oi.preorder_filled_quantity <> coalesce(f.filled, 0)
+	UNION ALL
+	SELECT 'stock_on_sale_with_open_preorders', po.product_id, NULL::bigint,
+		   format('%s units on sale while %s preordered units wait', ps.stock, po.open_preorders)
+	  FROM @extschema@.preorders AS po
+	  JOIN @extschema@.product_stock AS ps ON ps.product_id = po.product_id
+	 WHERE po.open_preorders > 0 AND ps.stock > 0
+	UNION ALL
+	SELECT 'order_without_lines', NULL, o.id,
+		   format('order %s of customer %s has no lines', o.id, o.customer_id)
+	  FROM @extschema@.orders AS o
+	 WHERE NOT EXISTS (SELECT FROM @extschema@.order_items AS oi
+						WHERE oi.order_id = o.id)
+	UNION ALL
+	SELECT 'order_total_mismatch', NULL, o.id,
+		   CASE WHEN o.discount_cents = 0
+				THEN format('total_cents is %s, but its lines add up to %s',
+							o.total_cents, l.lines_total)
+				ELSE format('total_cents is %s, but its lines add up to %s less a discount of %s',
+							o.total_cents, l.lines_total, o.discount_cents) END
+	  FROM @extschema@.orders AS o
+	  JOIN (SELECT oi.order_id, sum(oi.quantity * oi.unit_price_cents) AS lines_total,
+				   sum(oi.discount_cents) AS lines_discount
+			  FROM @extschema@.order_items AS oi
+			 GROUP BY oi.order_id) AS l ON l.order_id = o.id
+	 WHERE o.total_cents <> l.lines_total - o.discount_cents
+	UNION ALL
+	SELECT 'order_discount_mismatch', NULL, o.id,
+		   format('discount_cents is %s, but its lines'' discounts add up to %s',
+				  o.discount_cents, l.lines_discount)
+	  FROM @extschema@.orders AS o
+	  JOIN LATERAL (SELECT sum(oi.discount_cents) AS lines_discount
+					  FROM @extschema@.order_items AS oi
+					 WHERE oi.order_id = o.id) AS l ON true
+	 WHERE o.voucher_id IS NOT NULL
+	   AND o.discount_cents <> l.lines_discount
+	UNION ALL
+	SELECT 'cancellation_mismatch', oi.product_id, oi.order_id,
+		   format('%s units cancelled, but its cancellations gave back %s (and released %s preordered)',
+				  oi.cancelled_quantity, coalesce(b.given_back, 0), oi.preorder_released_quantity)
+	  FROM @extschema@.order_items AS oi
+	  LEFT JOIN (SELECT sm.order_id, sm.product_id, sum(sm.quantity) AS given_back
+				   FROM @extschema@.stock_movements AS sm
+				  WHERE sm.order_id IS NOT NULL AND sm.kind IN ('cancellation', 'expiry')
+				  GROUP BY sm.order_id, sm.product_id) AS b
+		ON b.order_id = oi.order_id AND b.product_id = oi.product_id
+	  -- what the order's bundles gave back of this product as their part
+	  LEFT JOIN (SELECT op.order_id, op.product_id, sum(op.quantity * bl.cancelled_quantity) AS as_part
+				   FROM @extschema@.order_item_parts AS op
+				   JOIN @extschema@.order_items AS bl
+					 ON bl.order_id = op.order_id AND bl.product_id = op.bundle_id
+				  GROUP BY op.order_id, op.product_id) AS bp
+		ON bp.order_id = oi.order_id AND bp.product_id = oi.product_id
+	 WHERE NOT EXISTS (SELECT FROM @extschema@.order_item_parts AS op
+						WHERE op.order_id = oi.order_id AND op.bundle_id = oi.product_id)
+	   AND oi.cancelled_quantity <> coalesce(b.given_back, 0) - coalesce(bp.as_part, 0)
+									+ oi.preorder_released_quantity
+	UNION ALL
+	SELECT 'cancellation_mismatch', bp.product_id, bp.order_id,
+		   format('its bundles gave back %s units of this part, but its cancellations gave back %s',
+				  bp.as_part, coalesce(b.given_back, 0))
+	  FROM (SELECT op.order_id, op.product_id, sum(op.quantity * bl.cancelled_quantity) AS as_part
+			  FROM @extschema@.order_item_parts AS op
+			  JOIN @extschema@.order_items AS bl
+				ON bl.order_id = op.order_id AND bl.product_id = op.bundle_id
+			 GROUP BY op.order_id, op.product_id) AS bp
+	  LEFT JOIN (SELECT sm.order_id, sm.product_id, sum(sm.quantity) AS given_back
+				   FROM @extschema@.stock_movements AS sm
+				  WHERE sm.order_id IS NOT NULL AND sm.kind IN ('cancellation', 'expiry')
+				  GROUP BY sm.order_id, sm.product_id) AS b
+		ON b.order_id = bp.order_id AND b.product_id = bp.product_id
+	 WHERE NOT EXISTS (SELECT FROM @extschema@.order_items AS oi
+						WHERE oi.order_id = bp.order_id AND oi.product_id = bp.product_id)
+	   AND bp.as_part <> coalesce(b.given_back, 0)
+	UNION ALL
+	SELECT 'cancelled_order_not_given_back', oi.product_id, o.id,
+		   format('order %s is cancelled, but %s of %s units were given back',
+				  o.id, oi.cancelled_quantity, oi.quantity)
+	  FROM @extschema@.orders AS o
+	  JOIN @extschema@.order_items AS oi ON oi.order_id = o.id
+	 WHERE o.status = 'cancelled' AND oi.cancelled_quantity <> oi.quantity
+	UNION ALL
+	SELECT CASE WHEN u.slots_used > u.used AND u.slots_used - u.used <= u.cancelled
+				THEN 'cancelled_order_voucher_not_released'
+				ELSE 'voucher_used_mismatch' END,
+		   NULL, NULL,
+		   format('voucher %s has %s uses left of %s, but %s orders not cancelled (%s cancelled)',
+				  u.voucher_id, u.usage_limit - u.slots_used, u.usage_limit, u.used,
+				  u.cancelled)
+	  FROM (SELECT v.id AS voucher_id, v.usage_limit, c.used, c.cancelled,
+				   v.usage_limit - (SELECT coalesce(sum(s.remaining), 0)
+									  FROM @extschema@.voucher_slots AS s
+									 WHERE s.voucher_id = v.id) AS slots_used
+			  FROM @extschema@.vouchers AS v
+			 CROSS JOIN LATERAL (
+				SELECT count(*) FILTER (WHERE o.status <> 'cancelled') AS used,
+					   count(*) FILTER (WHERE o.status = 'cancelled') AS cancelled
+				  FROM @extschema@.orders AS o
+				 WHERE o.voucher_id = v.id) AS c
+			 WHERE v.usage_limit IS NOT NULL) AS u
+	 WHERE u.slots_used <> u.used
+	UNION ALL
+	SELECT 'voucher_over_limit', NULL, NULL,
+		   format('voucher %s has %s orders not cancelled, over its limit of %s',
+				  u.voucher_id, u.used, u.usage_limit)
+	  FROM @extschema@.voucher_usage AS u
+	 WHERE u.used > u.usage_limit
+	UNION ALL
+	SELECT 'voucher_customer_over_limit', NULL, NULL,
+		   format('voucher %s has %s orders not cancelled of customer %s, over its limit of %s per customer',
+				  v.id, c.uses, c.customer_id, v.per_customer_limit)
+	  FROM @extschema@.vouchers AS v
+	 CROSS JOIN LATERAL (
+		SELECT o.customer_id, count(*) AS uses
+		  FROM @extschema@.orders AS o
+		 WHERE o.voucher_id = v.id AND o.status <> 'cancelled'
+		 GROUP BY o.customer_id) AS c
+	 WHERE c.uses > v.per_customer_limit
+	 ORDER BY 1, 2, 3, 4
+$$;

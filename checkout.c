@@ -141,6 +141,7 @@
 #include "utils/snapmgr.h"
 
 #include "checkout.h"
+#include "bundles.h"
 #include "events.h"
 #include "locations.h"
 #include "preorders.h"
@@ -595,7 +596,12 @@ check_stock(CheckoutCall *call, const CartLine *lines, int nlines)
 			first = &lines[i];
 		else
 			appendStringInfoChar(&detail, '\n');
-		if (lines[i].pre.preorderable)
+		if (lines[i].bundle.of != NULL)
+			appendStringInfo(&detail,
+							 "Product %lld \"%s\" (a part of %s): available %lld, requested %d.",
+							 (long long) lines[i].product_id, lines[i].name, lines[i].bundle.of,
+							 (long long) lines[i].stock, lines[i].quantity);
+		else if (lines[i].pre.preorderable)
 			appendStringInfo(&detail,
 							 "Product %lld \"%s\": available %lld, preorderable %d, requested %d.",
 							 (long long) lines[i].product_id, lines[i].name,
@@ -610,6 +616,14 @@ check_stock(CheckoutCall *call, const CartLine *lines, int nlines)
 
 	if (first != NULL)
 		checkout_refusal_end(call);
+	if (first != NULL && first->bundle.of != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECKOUT_INSUFFICIENT_STOCK),
+				 errmsg("Insufficient stock for %s: part %s (available: %lld, requested: %d)",
+						first->bundle.of, first->name, (long long) first->stock,
+						first->quantity),
+				 errdetail("%s", detail.data),
+				 errhint("Lower the quantity of each product listed to what is available, or remove it from the cart, then check out again.")));
 	if (first != NULL && first->pre.preorderable)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_INSUFFICIENT_STOCK),
@@ -966,6 +980,45 @@ order_total(const CartLine *lines, int nlines)
 }
 
 /*
+ * A part the cart holds only in bundles is served from the default location
+ * (not yet from others: an allocation row needs an order line of the part,
+ * bundles.c); return whether a stock line is still located
+ */
+static bool
+serve_parts_from_default(CartLine *stock, int nstock)
+{
+	bool		located = false;
+
+	for (int i = 0; i < nstock; i++)
+	{
+		if (stock[i].bundle.only_as_part)
+		{
+			stock[i].loc.located = false;
+			stock[i].loc.maybe_located = false;
+		}
+		located |= stock[i].loc.located;
+	}
+	return located;
+}
+
+/*
+ * The cart's lines of products on their own take the name and price of
+ * their product's locked row (a bundle's were read with its parts)
+ */
+static void
+price_cart_lines(CartLine *lines, int nlines, const CartLine *stock, int nstock)
+{
+	for (int i = 0; i < nlines; i++)
+		for (int k = 0; k < nstock && !lines[i].bundle.is_bundle; k++)
+			if (stock[k].product_id == lines[i].product_id)
+			{
+				lines[i].name = stock[k].name;
+				lines[i].unit_price_cents = stock[k].unit_price_cents;
+				break;
+			}
+}
+
+/*
  * Decrement the stock, insert the order and its lines, and delete the
  * ordered cart lines, in one statement; with a voucher, take its use (if
  * limited) and record it, the discount off total (the subtotal) and each
@@ -973,13 +1026,13 @@ order_total(const CartLine *lines, int nlines)
  */
 static int64
 write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
-			int nlines, const SlotTakes *takes, int64 total, int64 reserved_id,
-			const Voucher *voucher)
+			int nlines, const CartLine *stock, int nstock, const SlotTakes *takes,
+			int64 total, int64 reserved_id, const Voucher *voucher)
 {
 	Datum	   *quantities = palloc(sizeof(Datum) * nlines);
 	Datum	   *prices = palloc(sizeof(Datum) * nlines);
-	Datum	   *row_ctids = palloc(sizeof(Datum) * nlines);
-	Datum	   *row_takes = palloc(sizeof(Datum) * nlines);
+	Datum	   *row_ctids = palloc(sizeof(Datum) * nstock);
+	Datum	   *row_takes = palloc(sizeof(Datum) * nstock);
 	int			nrows = 0;
 	int			nids;
 	Datum		args[16];
@@ -990,12 +1043,13 @@ write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
 	{
 		quantities[i] = Int32GetDatum(lines[i].quantity);
 		prices[i] = Int64GetDatum(lines[i].unit_price_cents);
-		if (lines[i].row_take > 0)
-		{
-			row_ctids[nrows] = PointerGetDatum(&lines[i].ctid);
-			row_takes[nrows++] = Int32GetDatum(lines[i].row_take);
-		}
 	}
+	for (int i = 0; i < nstock; i++)
+		if (stock[i].row_take > 0)
+		{
+			row_ctids[nrows] = PointerGetDatum(&stock[i].ctid);
+			row_takes[nrows++] = Int32GetDatum(stock[i].row_take);
+		}
 	args[0] = Int64GetDatum(customer_id);
 	args[1] = product_id_array(lines, nlines, false, &nids);
 	args[2] = stmt_int_array(quantities, nlines);
@@ -1350,6 +1404,13 @@ start_or_replay(CheckoutCall *call, int64 customer_id, text *key, text *code,
 {
 	int64		order_id;
 
+	/*
+	 * Fail fast compares a cart line with its own product's stock: not yet
+	 * with a bundle's parts, so a shop with bundles checks under locks
+	 * (bundles.c)
+	 */
+	bool		fail_fast = checkout_fail_fast && !checkout_shop_uses(CHECKOUT_BUNDLES);
+
 	if (call->lines != NULL)
 	{
 		Datum		customer[1] = {Int64GetDatum(customer_id)};
@@ -1379,7 +1440,7 @@ start_or_replay(CheckoutCall *call, int64 customer_id, text *key, text *code,
 		int			nshort;
 
 		start->voucher = voucher;
-		voucher_find(call, customer_id, code, checkout_fail_fast, voucher, &short_lines, &nshort);
+		voucher_find(call, customer_id, code, fail_fast, voucher, &short_lines, &nshort);
 		if (voucher->verdict != VOUCHER_OK && voucher->verdict != VOUCHER_USED_UP)
 		{
 			if (key != NULL && (order_id = key_order(call, customer_id, key)) != 0)
@@ -1388,14 +1449,14 @@ start_or_replay(CheckoutCall *call, int64 customer_id, text *key, text *code,
 		}
 		if ((order_id = reject_short_lines(call, customer_id, key, short_lines, nshort)) != 0)
 			return order_id;
-		if (checkout_fail_fast && voucher->verdict == VOUCHER_USED_UP)
+		if (fail_fast && voucher->verdict == VOUCHER_USED_UP)
 		{
 			if (key != NULL && (order_id = key_order(call, customer_id, key)) != 0)
 				return order_id;
 			voucher_reject(call, voucher);
 		}
 	}
-	else if (checkout_fail_fast &&
+	else if (fail_fast &&
 			 (order_id = reject_on_snapshot(call, customer_id, key)) != 0)
 		return order_id;
 
@@ -1424,6 +1485,9 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	Voucher    *voucher;
 	CartLine   *lines;
 	int			nlines;
+	CartLine   *stock;
+	int			nstock;
+	BundleParts parts;
 	SlotTakes	takes = {0};
 	int64		order_id;
 	int64		reserved_id;
@@ -1478,29 +1542,48 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	 * Queue and lock, timed for the statistics: the rows of products without
 	 * slots, then the slots of the others, in ascending product id order
 	 */
-	located = locations_find_lines(lines, nlines);
-	preorders_find_lines(customer_id, lines, nlines);
+
+	/*
+	 * The stock the cart takes: its lines, or, when it holds bundles, each
+	 * product once with what its lines and its bundles need of it
+	 */
+	if (!bundles_expand(lines, nlines, &stock, &nstock, &parts))
+	{
+		stock = lines;
+		nstock = nlines;
+	}
+
+	/*
+	 * Queue and lock, timed for the statistics: the rows of products without
+	 * slots, then the slots of the others, in ascending product id order
+	 */
+	located = locations_find_lines(stock, nstock);
+	if (located && stock != lines)
+		located = serve_parts_from_default(stock, nstock);
+	preorders_find_lines(customer_id, stock, nstock);
 	INSTR_TIME_SET_CURRENT(call->lock_wait_start);
 	call->in_lock_wait = true;
-	queue_for_products(call, lines, nlines);
-	lock_products(call, lines, nlines, &takes);
-	for (int i = 0; i < nlines; i++)
-		if (lines[i].loc.located)
-			locations_lock_line(call, &lines[i]);
-		else if (lines[i].nslots > 0 && !ItemPointerIsValid(&lines[i].ctid))
-			slots_take(call, &lines[i], &takes);
+	queue_for_products(call, stock, nstock);
+	lock_products(call, stock, nstock, &takes);
+	for (int i = 0; i < nstock; i++)
+		if (stock[i].loc.located)
+			locations_lock_line(call, &stock[i]);
+		else if (stock[i].nslots > 0 && !ItemPointerIsValid(&stock[i].ctid))
+			slots_take(call, &stock[i], &takes);
 	call->in_lock_wait = false;
 	call->lock_wait_us = elapsed_us(call->lock_wait_start);
 
-	if (any_short(lines, nlines))
+	if (any_short(stock, nstock))
 	{
-		reclaim_expired(call, lines, nlines, &takes);
-		located |= locations_locate_short_lines(call, lines, nlines);
-		preordered = preorders_take(call, lines, nlines, &takes);
+		reclaim_expired(call, stock, nstock, &takes);
+		located |= locations_locate_short_lines(call, stock, nstock);
+		preordered = preorders_take(call, stock, nstock, &takes);
 	}
-	check_stock(call, lines, nlines);
+	check_stock(call, stock, nstock);
 	if (located)
-		locations_allocate(lines, nlines, &takes);
+		locations_allocate(stock, nstock, &takes);
+	if (stock != lines)
+		price_cart_lines(lines, nlines, stock, nstock);
 	total = order_total(lines, nlines);
 	if (voucher != NULL)
 	{
@@ -1508,13 +1591,14 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 		voucher->discount_shares = voucher_spread_discount(lines, nlines, total,
 														   voucher->discount_cents);
 	}
-	order_id = write_order(call, customer_id, lines, nlines, &takes, total,
-						   reserved_id, voucher);
+	order_id = write_order(call, customer_id, lines, nlines, stock, nstock, &takes,
+						   total, reserved_id, voucher);
+	bundles_write_parts(order_id, &parts);
 	if (located)
-		locations_write_allocations(order_id, lines, nlines);
+		locations_write_allocations(order_id, stock, nstock);
 	if (preordered)
-		preorders_write(order_id, lines, nlines);
-	watch_emptied_stock(lines, nlines);
+		preorders_write(order_id, stock, nstock);
+	watch_emptied_stock(stock, nstock);
 	if (events_on())
 		events_order_placed(nspoid, order_id, customer_id, request_key, lines, nlines,
 							total, voucher, checkout_payment_window);

@@ -90,6 +90,7 @@ static Feature features[NUM_CHECKOUT_FEATURES] = {
 	[CHECKOUT_LOCATIONS] = {"location_stock", 0, true},
 	[CHECKOUT_PREORDERS] = {"preorders", 0, true},
 	[CHECKOUT_VOUCHERS] = {"voucher_codes", 0, true},
+	[CHECKOUT_BUNDLES] = {"bundle_parts", 0, true},
 };
 
 /* Whether the schema's objects have the triggers (1.3 on): cache then */

@@ -1,0 +1,204 @@
+/*-------------------------------------------------------------------------
+ *
+ * bundles.c
+ *		A cart's bundles sold as their parts (since 1.3; WORK IN PROGRESS on
+ *		branch wip/bundles): a bundle is a product with parts (bundle_parts)
+ *		and no stock of its own; its cart line stays the order's line (its
+ *		price, limits, voucher share), while the stock its units take is its
+ *		parts'.
+ *
+ * The cart's lines become stock lines: each product once, in ascending
+ * product id order (the global lock order), its quantity what the cart
+ * needs of it on its own and as a part of its bundles together, so that a
+ * part is locked once, whatever bundles share it.  The driver serves,
+ * checks and decrements the stock lines as any line; it writes the cart's
+ * lines, and the parts each bundle took (order_item_parts).
+ *
+ * Not yet: a part is served from the default location only (its other
+ * locations' stock is not used: an allocation row needs an order line of
+ * the part); fail fast does not know bundles (a shop with bundles checks
+ * its carts under locks); cancels and the integrity check do not know them
+ * (the install script's part is still to write).
+ *
+ * Locking rules.  None here: the parts are read on the snapshot; the
+ * driver locks the stock lines.
+ *
+ * Memory rules.  Everything lives in the SPI procedure context of the call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#include "bundles.h"
+#include "statements.h"
+
+typedef enum BundlesStatementId
+{
+	STMT_PARTS,
+	STMT_WRITE_PARTS,
+	NUM_STATEMENTS
+} BundlesStatementId;
+
+static Statement statements[NUM_STATEMENTS] = {
+	/*
+	 * The parts of the bundles among products $1, on the snapshot: bundle,
+	 * part, quantity per bundle, the bundle's name and price, the part's name
+	 * and its last stock slot's number (NULL: none)
+	 */
+	[STMT_PARTS] = {
+		.what = "reading the bundles' parts",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.nargs = 1,
+		.argtypes = {INT8ARRAYOID},
+		.sql = "SELECT bp.bundle_id, bp.product_id, bp.quantity, b.name, b.price_cents,"
+		"       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
+		"         WHERE s.product_id OPERATOR(pg_catalog.=) bp.product_id)"
+		"  FROM %1$s.bundle_parts AS bp"
+		"  JOIN %1$s.products AS b ON b.id OPERATOR(pg_catalog.=) bp.bundle_id"
+		" WHERE bp.bundle_id OPERATOR(pg_catalog.=) ANY ($1)"
+		" ORDER BY bp.bundle_id, bp.product_id"
+	},
+
+	/* The parts order $1's bundles ($2) took ($3 products, $4 per bundle) */
+	[STMT_WRITE_PARTS] = {
+		.what = "writing the bundles' parts",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_INSERT,
+		.nargs = 4,
+		.argtypes = {INT8OID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID},
+		.sql = "INSERT INTO %1$s.order_item_parts (order_id, bundle_id, product_id, quantity)"
+		" SELECT $1, p.bundle_id, p.product_id, p.quantity"
+		"   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"                   pg_catalog.unnest($4)) AS p(bundle_id, product_id, quantity)"
+	},
+};
+
+/* The stock line of product_id among lines[0..n), or NULL */
+static CartLine *
+stock_line(CartLine *lines, int n, int64 product_id)
+{
+	for (int i = 0; i < n; i++)
+		if (lines[i].product_id == product_id)
+			return &lines[i];
+	return NULL;
+}
+
+static int
+by_product_id(const void *a, const void *b)
+{
+	int64		x = ((const CartLine *) a)->product_id;
+	int64		y = ((const CartLine *) b)->product_id;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * When the cart (lines, in product id order) holds bundles: mark their
+ * lines, give them their name and price, and return true with the stock
+ * lines (*stock_lines: the cart's other lines and every part, each product
+ * once, quantities added up, in product id order) and the parts taken.
+ * Otherwise return false and leave all as it is.
+ */
+bool
+bundles_expand(CartLine *lines, int nlines, CartLine **stock_lines, int *nstock,
+			   BundleParts *parts)
+{
+	Datum	   *ids;
+	Datum		args[1];
+	uint64		nrows;
+	CartLine   *stock;
+	int			n = 0;
+
+	memset(parts, 0, sizeof(BundleParts));
+	if (!checkout_shop_uses(CHECKOUT_BUNDLES))
+		return false;
+	ids = palloc(sizeof(Datum) * nlines);
+	for (int i = 0; i < nlines; i++)
+		ids[i] = Int64GetDatum(lines[i].product_id);
+	args[0] = stmt_bigint_array(ids, nlines);
+	nrows = stmt_execute(&statements[STMT_PARTS], args, NULL, 0);
+	if (nrows == 0)
+		return false;
+
+	/* the bundles' own lines, and the parts they take */
+	parts->bundle_ids = palloc(sizeof(Datum) * nrows);
+	parts->product_ids = palloc(sizeof(Datum) * nrows);
+	parts->quantities = palloc(sizeof(Datum) * nrows);
+	stock = palloc0(sizeof(CartLine) * (nlines + nrows));
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		int64		bundle_id = DatumGetInt64(stmt_value(r, 1));
+		int64		part_id = DatumGetInt64(stmt_value(r, 2));
+		int32		per_bundle = DatumGetInt32(stmt_value(r, 3));
+		CartLine   *bundle = stock_line(lines, nlines, bundle_id);
+		CartLine   *part;
+		bool		no_slots;
+		Datum		last_slot;
+
+		bundle->bundle.is_bundle = true;
+		bundle->name = TextDatumGetCString(stmt_value(r, 4));
+		bundle->unit_price_cents = DatumGetInt64(stmt_value(r, 5));
+		parts->bundle_ids[parts->n] = Int64GetDatum(bundle_id);
+		parts->product_ids[parts->n] = Int64GetDatum(part_id);
+		parts->quantities[parts->n] = Int32GetDatum(per_bundle);
+		parts->n++;
+
+		if ((part = stock_line(stock, n, part_id)) == NULL)
+		{
+			part = &stock[n++];
+			part->product_id = part_id;
+			part->bundle.only_as_part = true;
+			last_slot = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
+									  6, &no_slots);
+			part->nslots = no_slots ? 0 : DatumGetInt32(last_slot) + 1;
+		}
+		if (part->bundle.of == NULL)
+			part->bundle.of = bundle->name;
+		part->quantity += bundle->quantity * per_bundle;
+	}
+
+	/* the cart's other lines: a product there on its own too adds up */
+	for (int i = 0; i < nlines; i++)
+	{
+		CartLine   *line;
+
+		if (lines[i].bundle.is_bundle)
+			continue;
+		if ((line = stock_line(stock, n, lines[i].product_id)) == NULL)
+		{
+			line = &stock[n++];
+			*line = lines[i];
+			line->bundle.of = NULL;
+			continue;
+		}
+		line->bundle.only_as_part = false;
+		line->limited = lines[i].limited;
+		line->quantity += lines[i].quantity;
+	}
+	qsort(stock, n, sizeof(CartLine), by_product_id);
+	*stock_lines = stock;
+	*nstock = n;
+	return true;
+}
+
+/* Record the parts order_id's bundles took */
+void
+bundles_write_parts(int64 order_id, const BundleParts *parts)
+{
+	Datum		args[4];
+
+	if (parts->n == 0)
+		return;
+	args[0] = Int64GetDatum(order_id);
+	args[1] = stmt_bigint_array(parts->bundle_ids, parts->n);
+	args[2] = stmt_bigint_array(parts->product_ids, parts->n);
+	args[3] = stmt_int_array(parts->quantities, parts->n);
+	if (stmt_execute(&statements[STMT_WRITE_PARTS], args, NULL, 0) != (uint64) parts->n)
+		elog(ERROR, "checkout: writing the bundles' parts wrote fewer rows");
+}
