@@ -705,6 +705,8 @@ BEGIN
 END
 $$;
 
+REVOKE ALL ON FUNCTION @extschema@.shop_create_bundle(text, bigint, jsonb) FROM PUBLIC;
+
 /*
  * A bundle has no stock of its own: restocking, adjusting up, splitting it
  * or stocking it in a location is refused (SH016), saying to restock its
@@ -719,8 +721,13 @@ AS $$
 DECLARE
 	-- the row's product: TG_ARGV[0] names its column (id or product_id)
 	product		bigint := (to_jsonb(NEW) ->> TG_ARGV[0])::bigint;
+	is_bundle	boolean;
 BEGIN
-	IF EXISTS (SELECT FROM @extschema@.bundle_parts AS bp WHERE bp.bundle_id = product) THEN
+	-- the table's schema, which follows the extension's when it is renamed
+	EXECUTE format('SELECT EXISTS (SELECT FROM %I.bundle_parts AS bp WHERE bp.bundle_id = $1)',
+				   TG_TABLE_SCHEMA)
+	   INTO is_bundle USING product;
+	IF is_bundle THEN
 		RAISE EXCEPTION 'product % is a bundle: it has no stock of its own', product
 			USING ERRCODE = 'SH016',
 				  HINT = 'Restock or adjust its parts (bundle_parts).';
@@ -1165,4 +1172,43 @@ AS $$
 		 GROUP BY o.customer_id) AS c
 	 WHERE c.uses > v.per_customer_limit
 	 ORDER BY 1, 2, 3, 4
+$$;
+
+/* shop_grant_admin(role): as 1.2's, and bundles (1.3) */
+CREATE OR REPLACE FUNCTION @extschema@.shop_grant_admin(role regrole)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	-- the extension's schema, quoted as needed (regnamespace's output)
+	schema_name text := (SELECT e.extnamespace::regnamespace::text
+						   FROM pg_extension AS e WHERE e.extname = 'checkout');
+BEGIN
+	IF shop_grant_admin.role IS NULL THEN
+		RAISE EXCEPTION 'role must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	EXECUTE format('GRANT USAGE ON SCHEMA %s TO %s', schema_name, shop_grant_admin.role);
+	EXECUTE format('GRANT EXECUTE ON FUNCTION %1$s.shop_restock(bigint, integer, text, bigint),'
+				   ' %1$s.shop_adjust_stock(bigint, integer, text, bigint),'
+				   ' %1$s.shop_create_location(text, integer), %1$s.shop_retire_location(bigint),'
+				   ' %1$s.shop_move_stock(bigint, bigint, bigint, integer, text),'
+				   ' %1$s.shop_set_preorder(bigint, integer, date),'
+				   ' %1$s.shop_split_stock(bigint, integer), %1$s.shop_merge_stock(bigint),'
+				   ' %1$s.shop_cancel_order(bigint, text),'
+				   ' %1$s.shop_cancel_items(bigint, bigint, integer, text),'
+				   ' %1$s.shop_expire_orders(integer), %1$s.shop_set_purchase_limit(bigint, integer),'
+				   ' %1$s.shop_purge_idempotency_keys(), %1$s.shop_check_integrity(),'
+				   ' %1$s.shop_cart_status(bigint), %1$s.shop_cart_status(bigint, text),'
+				   ' %1$s.shop_checkout_stats_reset(),'
+				   ' %1$s.shop_create_voucher(text, integer, bigint, integer, integer,'
+				   '                          timestamptz, timestamptz, bigint),'
+				   ' %1$s.shop_end_voucher(bigint), %1$s.shop_add_voucher_code(bigint, text, boolean),'
+				   ' %1$s.shop_generate_voucher_codes(bigint, integer, text),'
+				   ' %1$s.shop_create_bundle(text, bigint, jsonb) TO %2$s',
+				   schema_name, shop_grant_admin.role);
+	EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s',
+				   schema_name, shop_grant_admin.role);
+END
 $$;

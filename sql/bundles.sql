@@ -48,3 +48,6 @@ SELECT shop_cancel_items(2, 4, 1, 'one box back');
 SELECT product_id, kind, quantity FROM stock_movements WHERE order_id = 2 ORDER BY product_id;
 
 SELECT * FROM shop_check_integrity();
+
+SET checkout.allow_drop = on;
+DROP EXTENSION checkout;

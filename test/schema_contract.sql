@@ -8,8 +8,9 @@ SELECT tables_are('public',
 	ARRAY['products', 'customers', 'cart_items', 'orders', 'order_items',
 		  'stock_movements', 'stock_slots', 'idempotency_keys', 'purchase_limits',
 		  'vouchers', 'voucher_codes', 'voucher_slots', 'stock_watch', 'sold_out_products',
-		  'locations', 'location_stock', 'order_item_allocations', 'preorders', 'preorder_fills'],
-	'the extension creates exactly its nineteen tables');
+		  'locations', 'location_stock', 'order_item_allocations', 'preorders', 'preorder_fills',
+		  'bundle_parts', 'order_item_parts'],
+	'the extension creates exactly its twenty-one tables');
 
 -- products
 SELECT columns_are('products', ARRAY['id', 'name', 'price_cents', 'stock']);
@@ -203,7 +204,7 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_extension e,
 					'locations', 'location_stock', 'order_item_allocations',
 					'preorders', 'preorder_fills', 'products_id_seq', 'customers_id_seq', 'orders_id_seq',
 					'stock_movements_id_seq', 'vouchers_id_seq', 'voucher_codes_id_seq',
-					'locations_id_seq', 'order_event_ids'],
+					'locations_id_seq', 'order_event_ids', 'bundle_parts', 'order_item_parts'],
 			  'pg_dump dumps the rows of every table (but stock_watch''s flags), the identity sequences and the event ids');
 SELECT has_index('cart_items', 'cart_items_product_id_idx', 'product_id',
 				 'cart_items are indexed on product_id');
