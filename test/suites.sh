@@ -40,6 +40,7 @@ suite pg_regress make --no-print-directory installcheck ISOLATION=
 suite isolation make --no-print-directory installcheck REGRESS=
 suite pgTAP pgtap
 suite races sh test/race.sh
+suite bundles sh test/bundle-race.sh
 suite upgrade sh test/upgrade.sh
 suite resets sh test/reset.sh
 suite reference sh test/reference.sh
