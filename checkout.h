@@ -20,6 +20,7 @@
  * locations.c	stock in locations other than the default
  * preorders.c	units sold before they arrive
  * voucher.c	a voucher's code: checked, its limits, its use, its discount
+ * bundles.c	a cart's bundles sold as their parts (in progress)
  * placeorder.c	shop_place_order(): the web's checkout in one call
  * refusal.c	a refusal's figures as data, for shop_place_order()
  * events.c		order events: every change of an order, to PgQ or logical
@@ -29,14 +30,15 @@
  *
  * Layers, each calling only those below it: the forms (checkout.c's entry
  * points, placeorder.c) call the driver (checkout_call); the driver calls
- * the features (slots.h, locations.h, preorders.h, voucher.h, events.h),
+ * the features (slots.h, locations.h, preorders.h, voucher.h, events.h,
+ * bundles.h),
  * which never call one another; all of them call the helpers of call.h
  * (refusal.c, lockstep.c, features.c, stock.c) and the statements engine
  * (statements.h).
  *
  * Names.  What a feature, the stock helpers and the engine export starts
  * with its file's concern (slots_, locations_, preorders_, voucher_,
- * events_, stock_, stmt_); what the driver and the helpers of the whole
+ * events_, bundles_, stock_, stmt_); what the driver and the helpers of the whole
  * call export (refusal.c, lockstep.c, features.c, stats.c, guard.c) starts
  * with checkout_.  PostgreSQL 15 exports every symbol of the library into
  * the backend: make test checks that no name is one of the server's.
