@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * bundles.c
- *		A cart's bundles sold as their parts (since 1.3; WORK IN PROGRESS on
- *		branch wip/bundles): a bundle is a product with parts (bundle_parts)
+ *		A cart's bundles sold as their parts (since 1.3; in progress, see
+ *		"Not yet" below): a bundle is a product with parts (bundle_parts)
  *		and no stock of its own; its cart line stays the order's line (its
  *		price, limits, voucher share), while the stock its units take is its
  *		parts'.

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * bundles.h
- *		bundles.c: a cart's bundles sold as their parts (WORK IN PROGRESS).
+ *		bundles.c: a cart's bundles sold as their parts (in progress).
  *
  *-------------------------------------------------------------------------
  */

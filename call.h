@@ -46,7 +46,7 @@
  *			voucher code, other lines: shop_checkout, shop_place_order)
  *	SH016	stock given to a bundle, which has none of its own (a restock,
  *			an adjustment up, a split or a location's stock of a bundle:
- *			triggers in the install script; WORK IN PROGRESS, wip/bundles)
+ *			triggers in the install script)
  *	22004	a NULL argument
  *	22003	an order total or a stock out of range
  *	22023	an invalid argument value (an idempotency key empty or over 255

@@ -611,12 +611,12 @@ ALTER TABLE @extschema@.order_items
 /* -------------------------------------------------------------- bundles */
 
 /*
- * Bundles (WORK IN PROGRESS on branch wip/bundles: the checkout does not
- * sell them yet).  A bundle is a product with parts: "Phone + case +
- * charger" sold as one.  It has no stock of its own (products.stock stays
- * 0, no slots, no other location): what it can sell is the least, over its
- * parts, of floor(part's stock / quantity per bundle).  A part is a plain
- * product, never a bundle.
+ * Bundles (in progress: bundles.c says what is not done yet).  A bundle
+ * is a product with parts: "Phone + case + charger" sold as one.  It has
+ * no stock of its own (products.stock stays 0, no slots, no other
+ * location): what it can sell is the least, over its parts, of
+ * floor(part's stock / quantity per bundle).  A part is a plain product,
+ * never a bundle.
  */
 CREATE TABLE @extschema@.bundle_parts (
 	bundle_id	bigint NOT NULL REFERENCES @extschema@.products ON DELETE CASCADE,

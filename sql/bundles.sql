@@ -1,5 +1,5 @@
 --
--- Bundles (1.3, WORK IN PROGRESS): a product sold as its parts
+-- Bundles (1.3, in progress): a product sold as its parts
 --
 CREATE EXTENSION checkout;
 
