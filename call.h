@@ -317,5 +317,6 @@ extern void stock_lock_all(CheckoutCall *call, CartLine *line, bool row_locked,
 						   SlotTakes *takes);
 extern void stock_read_row_again(CartLine *line);
 extern CartLine *stock_short_lines(uint64 nrows, int col, int *nshort);
+extern CartLine *stock_find_short_lines(int64 customer_id, int *nshort);
 
 #endif							/* CALL_H */

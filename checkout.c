@@ -208,8 +208,6 @@
 /* The statements of checkout (statements.h), each run by the function that needs it */
 typedef enum CheckoutStatementId
 {
-	STMT_SHORT_LINES,
-	STMT_SHORT_LINES_PLAIN,
 	STMT_CART,
 	STMT_CART_PLAIN,
 	STMT_CUSTOMER,
@@ -228,32 +226,6 @@ typedef enum CheckoutStatementId
 } CheckoutStatementId;
 
 static Statement statements[NUM_STATEMENTS] = {
-	/*
-	 * 0. Fail fast: the cart's lines the snapshot's stock cannot serve, no
-	 * locks (SHORT_LINES_SQL, statements.h)
-	 */
-	[STMT_SHORT_LINES] = {
-		.what = "reading the stock",
-		.since = SINCE_1_0,
-		.ok = SPI_OK_SELECT,
-		.read_only = true,
-		.nargs = 1,
-		.argtypes = {INT8OID},
-		.sql = SHORT_LINES_SQL
-	},
-
-	/* The same where no order has ever had a payment window */
-	[STMT_SHORT_LINES_PLAIN] = {
-		.what = "reading the stock",
-		.since = SINCE_1_0,
-		.ok = SPI_OK_SELECT,
-		.read_only = true,
-		.plain = true,
-		.nargs = 1,
-		.argtypes = {INT8OID},
-		.sql = SHORT_LINES_SQL
-	},
-
 	/*
 	 * 1. The cart, read once and held: its lines are locked.  Which products
 	 * have slots, and their last slot's number (slots are numbered from 0),
@@ -730,15 +702,9 @@ reject_short_lines(CheckoutCall *call, int64 customer_id, text *key,
 static int64
 reject_on_snapshot(CheckoutCall *call, int64 customer_id, text *key)
 {
-	Datum		args[1] = {Int64GetDatum(customer_id)};
-	uint64		nrows;
-	CartLine   *short_lines;
 	int			nshort;
+	CartLine   *short_lines = stock_find_short_lines(customer_id, &nshort);
 
-	nrows = stmt_execute(&statements[checkout_shop_uses(CHECKOUT_EXPIRY) ?
-									 STMT_SHORT_LINES : STMT_SHORT_LINES_PLAIN],
-						 args, NULL, 0);
-	short_lines = stock_short_lines(nrows, 1, &nshort);
 	return reject_short_lines(call, customer_id, key, short_lines, nshort);
 }
 

@@ -38,10 +38,39 @@ typedef enum StockStatementId
 {
 	STMT_LOCK_PRODUCT,
 	STMT_LOCK_SLOTS,
+	STMT_SHORT_LINES,
+	STMT_SHORT_LINES_PLAIN,
 	NUM_STATEMENTS
 } StockStatementId;
 
 static Statement statements[NUM_STATEMENTS] = {
+	/*
+	 * 0. Fail fast: the cart's lines the snapshot's stock cannot serve, no
+	 * locks (SHORT_LINES_SQL, statements.h); for the driver, and for a
+	 * voucher code known used up (voucher.c)
+	 */
+	[STMT_SHORT_LINES] = {
+		.what = "reading the stock",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = SHORT_LINES_SQL
+	},
+
+	/* The same where no order has ever had a payment window */
+	[STMT_SHORT_LINES_PLAIN] = {
+		.what = "reading the stock",
+		.since = SINCE_1_0,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.plain = true,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = SHORT_LINES_SQL
+	},
+
 	/* 3c. Combining slots (and a located line): lock the product row, ... */
 	[STMT_LOCK_PRODUCT] = {
 		.what = "locking a product",
@@ -273,4 +302,20 @@ stock_short_lines(uint64 nrows, int col, int *nshort)
 		line->stock = DatumGetInt64(stmt_value(i, col + 3));
 	}
 	return lines;
+}
+
+/*
+ * Fail fast's read: the lines of customer_id's cart the snapshot's stock
+ * cannot serve, no locks (SHORT_LINES_SQL); sets *nshort, NULL when none
+ */
+CartLine *
+stock_find_short_lines(int64 customer_id, int *nshort)
+{
+	Datum		args[1] = {Int64GetDatum(customer_id)};
+	uint64		nrows;
+
+	nrows = stmt_execute(&statements[checkout_shop_uses(CHECKOUT_EXPIRY) ?
+									 STMT_SHORT_LINES : STMT_SHORT_LINES_PLAIN],
+						 args, NULL, 0);
+	return stock_short_lines(nrows, 1, nshort);
 }

@@ -139,8 +139,6 @@ typedef enum VoucherStatementId
 	STMT_FREE_USE,
 	STMT_WAIT_FOR_USE,
 	STMT_TAKE_USE,
-	STMT_SHORT_LINES,
-	STMT_SHORT_LINES_PLAIN,
 	NUM_STATEMENTS
 } VoucherStatementId;
 
@@ -277,33 +275,6 @@ static Statement statements[NUM_STATEMENTS] = {
 		.sql = "UPDATE %1$s.voucher_slots AS vs"
 		"   SET remaining = vs.remaining OPERATOR(pg_catalog.-) 1"
 		" WHERE vs.ctid OPERATOR(pg_catalog.=) $1"
-	},
-
-	/*
-	 * A code this backend knows used up (used_up_codes): the cart's lines the
-	 * stock cannot serve, as the driver's fail fast reads them
-	 * (SHORT_LINES_SQL, statements.h), SH001 coming before SH010
-	 */
-	[STMT_SHORT_LINES] = {
-		.what = "reading the stock",
-		.since = SINCE_1_3,
-		.ok = SPI_OK_SELECT,
-		.read_only = true,
-		.nargs = 1,
-		.argtypes = {INT8OID},
-		.sql = SHORT_LINES_SQL
-	},
-
-	/* The same where no order has ever had a payment window */
-	[STMT_SHORT_LINES_PLAIN] = {
-		.what = "reading the stock",
-		.since = SINCE_1_3,
-		.ok = SPI_OK_SELECT,
-		.read_only = true,
-		.plain = true,
-		.nargs = 1,
-		.argtypes = {INT8OID},
-		.sql = SHORT_LINES_SQL
 	},
 };
 
@@ -529,10 +500,7 @@ voucher_find(CheckoutCall *call, int64 customer_id, text *code, bool fail_fast,
 		known_used_up(used_up, voucher))
 	{
 		/* used up when last seen: only the cart's stock is read */
-		nrows = stmt_execute(&statements[checkout_shop_uses(CHECKOUT_EXPIRY) ?
-										 STMT_SHORT_LINES : STMT_SHORT_LINES_PLAIN],
-							 args, NULL, 0);
-		*short_lines = stock_short_lines(nrows, 1, nshort);
+		*short_lines = stock_find_short_lines(customer_id, nshort);
 		return;
 	}
 	if (!fail_fast)
