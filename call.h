@@ -315,7 +315,7 @@ extern void stock_lock_row_and_slots(CheckoutCall *call, CartLine *line, bool ro
 extern void stock_serve_from_row_and_slots(CartLine *line, int32 need, SlotTakes *takes);
 extern void stock_lock_all(CheckoutCall *call, CartLine *line, bool row_locked,
 						   SlotTakes *takes);
-extern void stock_read_row_again(CartLine *line);
+extern int32 stock_read_row_again(CartLine *line);
 extern CartLine *stock_short_lines(uint64 nrows, int col, int *nshort);
 extern CartLine *stock_find_short_lines(int64 customer_id, int *nshort);
 

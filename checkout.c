@@ -975,13 +975,17 @@ static void
 price_cart_lines(CartLine *lines, int nlines, const CartLine *stock, int nstock)
 {
 	for (int i = 0; i < nlines; i++)
-		for (int k = 0; k < nstock && !lines[i].bundle.is_bundle; k++)
+	{
+		if (lines[i].bundle.is_bundle)
+			continue;
+		for (int k = 0; k < nstock; k++)
 			if (stock[k].product_id == lines[i].product_id)
 			{
 				lines[i].name = stock[k].name;
 				lines[i].unit_price_cents = stock[k].unit_price_cents;
 				break;
 			}
+	}
 }
 
 /*
@@ -1120,17 +1124,11 @@ reclaim_expired(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *take
 		}
 		if (lines[i].stock < lines[i].quantity)
 		{
-			stock_read_row_again(&lines[i]);
+			lines[i].stock = stock_read_row_again(&lines[i]);
 			stock_lock_all(call, &lines[i], true, takes);
 		}
-		else
-		{
-			int64		stock = lines[i].stock;
-
-			/* a line served already keeps its stock: only the ctid moved */
-			stock_read_row_again(&lines[i]);
-			lines[i].stock = stock;
-		}
+		else					/* served already: only its row's ctid moved */
+			(void) stock_read_row_again(&lines[i]);
 	}
 	return true;
 }

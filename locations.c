@@ -257,7 +257,7 @@ locations_lock_line(CheckoutCall *call, CartLine *line)
 	if (ItemPointerIsValid(&line->ctid))
 	{
 		/* the row was locked (and maybe changed since, by a reclaim) */
-		stock_read_row_again(line);
+		line->stock = stock_read_row_again(line);
 	}
 	stock_lock_row_and_slots(call, line, ItemPointerIsValid(&line->ctid));
 

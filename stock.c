@@ -216,10 +216,11 @@ stock_lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked)
 
 /*
  * Read again the product row this checkout holds locked (it waits for
- * nothing): the line's stock and ctid become the row's, which an update
- * since it was locked (a reclaim of expired orders) may have changed
+ * nothing): the line's ctid becomes the row's, which an update since it
+ * was locked (a reclaim of expired orders) may have moved; return the
+ * row's stock, for the caller whose line takes from it anew
  */
-void
+int32
 stock_read_row_again(CartLine *line)
 {
 	Datum		args[1] = {Int64GetDatum(line->product_id)};
@@ -227,8 +228,8 @@ stock_read_row_again(CartLine *line)
 	if (stmt_execute(&statements[STMT_LOCK_PRODUCT], args, NULL, 1) != 1)
 		elog(ERROR, "checkout: reading product %lld again found no row",
 			 (long long) line->product_id);
-	line->stock = DatumGetInt32(stmt_value(0, 3));
 	line->ctid = *(ItemPointer) DatumGetPointer(stmt_value(0, 4));
+	return DatumGetInt32(stmt_value(0, 3));
 }
 
 /*
