@@ -1,11 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * bundles.c
- *		A cart's bundles sold as their parts (since 1.3; in progress, see
- *		"Not yet" below): a bundle is a product with parts (bundle_parts)
- *		and no stock of its own; its cart line stays the order's line (its
- *		price, limits, voucher share), while the stock its units take is its
- *		parts'.
+ *		A cart's bundles sold as their parts (since 1.3): a bundle is a
+ *		product with parts (bundle_parts) and no stock of its own; its cart
+ *		line stays the order's line (its price, limits, voucher share),
+ *		while the stock its units take is its parts'.
  *
  * The cart's lines become stock lines: each product once, in ascending
  * product id order (the global lock order), its quantity what the cart
@@ -14,11 +13,11 @@
  * checks and decrements the stock lines as any line; it writes the cart's
  * lines, and the parts each bundle took (order_item_parts).
  *
- * Not yet: a part is served from the default location only (its other
- * locations' stock is not used: an allocation row needs an order line of
- * the part); fail fast does not know bundles (a shop with bundles checks
- * its carts under locks); cancels and the integrity check do not know them
- * (the install script's part is still to write).
+ * A part's units are allocated over locations as any line's
+ * (locations.c): order_item_allocations holds where an order's units of a
+ * product came from, its own line's and its bundles' together.  A part is
+ * never preordered (preorders.c).  Fail fast reads the same stock lines
+ * (stock.c).
  *
  * Locking rules.  None here: the parts are read on the snapshot; the
  * driver locks the stock lines.
@@ -30,6 +29,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 
@@ -87,6 +87,20 @@ stock_line(CartLine *lines, int n, int64 product_id)
 		if (lines[i].product_id == product_id)
 			return &lines[i];
 	return NULL;
+}
+
+/* Add units times per_unit to a stock line's quantity, raising 22003 past int */
+static void
+add_units(CartLine *line, int32 units, int32 per_unit)
+{
+	int32		quantity;
+
+	if (pg_mul_s32_overflow(units, per_unit, &quantity) ||
+		pg_add_s32_overflow(line->quantity, quantity, &line->quantity))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("quantity of product %lld is out of range", (long long) line->product_id),
+				 errdetail("The cart's bundles need more than %d units of it.", PG_INT32_MAX)));
 }
 
 static int
@@ -153,14 +167,13 @@ bundles_expand(CartLine *lines, int nlines, CartLine **stock_lines, int *nstock,
 		{
 			part = &stock[n++];
 			part->product_id = part_id;
-			part->bundle.only_as_part = true;
 			last_slot = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
 									  6, &no_slots);
 			part->nslots = no_slots ? 0 : DatumGetInt32(last_slot) + 1;
 		}
 		if (part->bundle.of == NULL)
 			part->bundle.of = bundle->name;
-		part->quantity += bundle->quantity * per_bundle;
+		add_units(part, bundle->quantity, per_bundle);
 	}
 
 	/* the cart's other lines: a product there on its own too adds up */
@@ -177,9 +190,8 @@ bundles_expand(CartLine *lines, int nlines, CartLine **stock_lines, int *nstock,
 			line->bundle.of = NULL;
 			continue;
 		}
-		line->bundle.only_as_part = false;
 		line->limited = lines[i].limited;
-		line->quantity += lines[i].quantity;
+		add_units(line, lines[i].quantity, 1);
 	}
 	qsort(stock, n, sizeof(CartLine), by_product_id);
 	*stock_lines = stock;

@@ -172,16 +172,15 @@ typedef struct CartLine
 	int32		row_take;		/* how much of it comes from that row */
 
 	/*
-	 * Bundles (bundles.c, which alone writes it): a line of the cart that is
-	 * a bundle (its units are its parts'), or the stock line of a part, with
-	 * the first bundle of the cart that needs it (for SH001's message) and
-	 * whether the cart holds the part on its own too
+	 * Bundles (bundles.c, and fail fast's read in stock.c, write it): a line
+	 * of the cart that is a bundle (its units are its parts'), or the stock
+	 * line of a part, with the first bundle of the cart that needs it (for
+	 * SH001's message; a part is never preordered, preorders.c)
 	 */
 	struct
 	{
 		bool		is_bundle;
 		const char *of;			/* a part's bundle, NULL: none */
-		bool		only_as_part;
 	}			bundle;
 
 	HeldStock	held;			/* stock.c's */
@@ -197,6 +196,18 @@ typedef struct SlotTakes
 	Datum	   *ctids;			/* ItemPointer of each locked slot row */
 	Datum	   *amounts;		/* int4 */
 } SlotTakes;
+
+/*
+ * The parts the cart's bundles take (bundles.c), for the order's write and
+ * its event: a row per bundle and part
+ */
+typedef struct BundleParts
+{
+	int			n;
+	Datum	   *bundle_ids;
+	Datum	   *product_ids;
+	Datum	   *quantities;		/* per unit of the bundle */
+} BundleParts;
 
 /*
  * Why a voucher's code cannot serve a checkout, as read on the snapshot
@@ -318,5 +329,6 @@ extern void stock_lock_all(CheckoutCall *call, CartLine *line, bool row_locked,
 extern int32 stock_read_row_again(CartLine *line);
 extern CartLine *stock_short_lines(uint64 nrows, int col, int *nshort);
 extern CartLine *stock_find_short_lines(int64 customer_id, int *nshort);
+extern bool stock_short_lines_plain(void);
 
 #endif							/* CALL_H */

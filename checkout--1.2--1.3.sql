@@ -795,6 +795,30 @@ CREATE INDEX order_item_parts_product_id_idx ON @extschema@.order_item_parts (pr
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_item_parts', '');
 
+/*
+ * Where an order's units of a product came from (order_item_allocations)
+ * now covers a bundle's parts too: its rows are the order's units of the
+ * product from stock, its own line's and its bundles' together.  A part
+ * needs no line of its own, so the rows point at their order (the
+ * integrity check compares them with the lines and parts: allocation_mismatch)
+ */
+ALTER TABLE @extschema@.order_item_allocations
+	DROP CONSTRAINT order_item_allocations_order_id_product_id_fkey,
+	ADD CONSTRAINT order_item_allocations_order_id_fkey
+		FOREIGN KEY (order_id) REFERENCES @extschema@.orders ON DELETE CASCADE;
+
+COMMENT ON TABLE @extschema@.order_item_allocations IS
+'Where an order''s units of a product came from, its line''s and its bundles'' parts together (none: all from the default location)';
+
+/*
+ * A bundle is never restocked or adjusted, even to what it has: its stock
+ * is its parts' (SH016)
+ */
+CREATE TRIGGER stock_movements_bundle_stock
+	BEFORE INSERT ON @extschema@.stock_movements
+	FOR EACH ROW WHEN (NEW.kind IN ('restock', 'adjustment', 'transfer'))
+	EXECUTE FUNCTION @extschema@.shop_refuse_bundle_stock('product_id');
+
 -- the first bundle tells every backend that the shop has bundles (features.c)
 CREATE TRIGGER bundle_parts_feature_used
 	AFTER INSERT ON @extschema@.bundle_parts
@@ -842,10 +866,12 @@ DECLARE
 	left_to_give integer := shop_give_back.quantity;
 	open_units	integer;
 	part		record;
+	held		record;
 	give		integer;
 BEGIN
-	-- a bundle's line: its parts go back, each to the default location
-	-- (bundles.c serves them from there), the bundle having no stock
+	-- a bundle's line: its parts go back, each where it came from (the
+	-- order's allocation rows of the part, else the default), the bundle
+	-- having no stock
 	IF EXISTS (SELECT FROM @extschema@.order_item_parts AS op
 				WHERE op.order_id = shop_give_back.order_id
 				  AND op.bundle_id = shop_give_back.product_id) THEN
@@ -859,10 +885,32 @@ BEGIN
 			   AND op.bundle_id = shop_give_back.product_id
 			 ORDER BY op.product_id
 		LOOP
-			PERFORM @extschema@.shop_return_units(part.product_id, 1,
-												  shop_give_back.quantity * part.quantity,
-												  shop_give_back.kind, shop_give_back.reason,
-												  shop_give_back.order_id);
+			left_to_give := shop_give_back.quantity * part.quantity;
+			FOR held IN
+				SELECT a.location_id, a.quantity - a.cancelled_quantity AS units
+				  FROM @extschema@.order_item_allocations AS a
+				 WHERE a.order_id = shop_give_back.order_id
+				   AND a.product_id = part.product_id
+				   AND a.quantity > a.cancelled_quantity
+				 ORDER BY a.location_id
+			LOOP
+				EXIT WHEN left_to_give = 0;
+				give := least(held.units, left_to_give);
+				UPDATE @extschema@.order_item_allocations AS a
+				   SET cancelled_quantity = a.cancelled_quantity + give
+				 WHERE a.order_id = shop_give_back.order_id
+				   AND a.product_id = part.product_id
+				   AND a.location_id = held.location_id;
+				PERFORM @extschema@.shop_return_units(part.product_id, held.location_id, give,
+													  shop_give_back.kind, shop_give_back.reason,
+													  shop_give_back.order_id);
+				left_to_give := left_to_give - give;
+			END LOOP;
+			IF left_to_give > 0 THEN
+				PERFORM @extschema@.shop_return_units(part.product_id, 1, left_to_give,
+													  shop_give_back.kind, shop_give_back.reason,
+													  shop_give_back.order_id);
+			END IF;
 		END LOOP;
 		left_to_give := 0;
 	ELSE
@@ -1010,23 +1058,32 @@ AS $$
 	 WHERE NOT EXISTS (SELECT FROM @extschema@.location_stock AS ls
 						WHERE ls.product_id = m.product_id AND ls.location_id = m.location_id)
 	UNION ALL
-	SELECT 'allocation_mismatch', oi.product_id, oi.order_id,
+	SELECT 'allocation_mismatch', a.product_id, a.order_id,
 		   format('%s units from stock (%s cancelled), but its allocations hold %s (%s cancelled)',
-				  oi.quantity - oi.preordered_quantity,
-				  oi.cancelled_quantity - oi.preorder_released_quantity - coalesce(f.cancelled, 0),
-				  a.allocated, a.cancelled)
-	  FROM @extschema@.order_items AS oi
-	  JOIN (SELECT al.order_id, al.product_id, sum(al.quantity) AS allocated,
+				  u.units, u.cancelled, a.allocated, a.cancelled)
+	  FROM (SELECT al.order_id, al.product_id, sum(al.quantity) AS allocated,
 				   sum(al.cancelled_quantity) AS cancelled
 			  FROM @extschema@.order_item_allocations AS al
 			 GROUP BY al.order_id, al.product_id) AS a
-		ON a.order_id = oi.order_id AND a.product_id = oi.product_id
-	  LEFT JOIN (SELECT pf.order_id, pf.product_id, sum(pf.cancelled_quantity) AS cancelled
-				   FROM @extschema@.preorder_fills AS pf
-				  GROUP BY pf.order_id, pf.product_id) AS f
-		ON f.order_id = oi.order_id AND f.product_id = oi.product_id
-	 WHERE a.allocated <> oi.quantity - oi.preordered_quantity
-		OR a.cancelled <> oi.cancelled_quantity - oi.preorder_released_quantity - coalesce(f.cancelled, 0)
+	  -- the order's units of the product from stock: its own line's, less
+	  -- preorders, and its bundles' parts
+	 CROSS JOIN LATERAL (
+		SELECT coalesce(sum(x.units), 0) AS units, coalesce(sum(x.cancelled), 0) AS cancelled
+		  FROM (SELECT oi.quantity - oi.preordered_quantity AS units,
+					   oi.cancelled_quantity - oi.preorder_released_quantity
+					   - coalesce((SELECT sum(pf.cancelled_quantity)
+									 FROM @extschema@.preorder_fills AS pf
+									WHERE pf.order_id = oi.order_id
+									  AND pf.product_id = oi.product_id), 0) AS cancelled
+				  FROM @extschema@.order_items AS oi
+				 WHERE oi.order_id = a.order_id AND oi.product_id = a.product_id
+				UNION ALL
+				SELECT op.quantity * bl.quantity, op.quantity * bl.cancelled_quantity
+				  FROM @extschema@.order_item_parts AS op
+				  JOIN @extschema@.order_items AS bl
+					ON bl.order_id = op.order_id AND bl.product_id = op.bundle_id
+				 WHERE op.order_id = a.order_id AND op.product_id = a.product_id) AS x) AS u
+	 WHERE a.allocated <> u.units OR a.cancelled <> u.cancelled
 	UNION ALL
 	SELECT 'preorder_over_cap', po.product_id, NULL::bigint,
 		   format('%s preordered units open, over the cap of %s', po.open_preorders, po.max_preorders)
@@ -1173,6 +1230,87 @@ AS $$
 	 WHERE c.uses > v.per_customer_limit
 	 ORDER BY 1, 2, 3, 4
 $$;
+
+/*
+ * shop_notify_stock_changes(): as 1.2's, and a bundle is announced with its
+ * parts (1.3): a flagged part flags the bundles it is in, so a bundle goes
+ * sold out when a part sells out and comes back when the part does
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_notify_stock_changes()
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p			record;
+	flagged		bigint[];
+	sent		integer := 0;
+BEGIN
+	LOCK TABLE @extschema@.sold_out_products IN EXCLUSIVE MODE;
+	-- take the flags first, then read the stock on a later snapshot: a
+	-- checkout flagging a product meanwhile waits for this run's end and
+	-- flags it again for the next, or committed before the stock is read
+	WITH taken AS (DELETE FROM @extschema@.stock_watch RETURNING product_id)
+	SELECT coalesce(array_agg(t.product_id), '{}') INTO flagged FROM taken AS t;
+	FOR p IN
+		SELECT ps.product_id, ps.stock, (so.product_id IS NOT NULL) AS was_sold_out
+		  FROM (SELECT unnest(flagged) AS product_id
+				UNION
+				SELECT bp.bundle_id FROM @extschema@.bundle_parts AS bp
+				 WHERE bp.product_id = ANY (flagged)
+				UNION
+				SELECT s.product_id FROM @extschema@.sold_out_products AS s) AS k
+		  JOIN @extschema@.product_stock AS ps ON ps.product_id = k.product_id
+		  LEFT JOIN @extschema@.sold_out_products AS so ON so.product_id = k.product_id
+		 ORDER BY ps.product_id
+	LOOP
+		IF p.stock = 0 AND NOT p.was_sold_out THEN
+			INSERT INTO @extschema@.sold_out_products (product_id) VALUES (p.product_id);
+			PERFORM pg_notify('checkout_stock', json_build_object(
+				'product_id', p.product_id, 'stock', 0, 'state', 'sold_out')::text);
+			sent := sent + 1;
+		ELSIF p.stock > 0 AND p.was_sold_out THEN
+			DELETE FROM @extschema@.sold_out_products AS s WHERE s.product_id = p.product_id;
+			PERFORM pg_notify('checkout_stock', json_build_object(
+				'product_id', p.product_id, 'stock', p.stock, 'state', 'back_in_stock')::text);
+			sent := sent + 1;
+		END IF;
+	END LOOP;
+	RETURN sent;
+END
+$$;
+
+/*
+ * The stock a location's books say it holds (1.2), counting the parts of
+ * bundles sold as sales of the part (1.3)
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_booked_stock(product_id bigint, location_id bigint)
+RETURNS bigint
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT coalesce((SELECT sum(sm.quantity) FROM @extschema@.stock_movements AS sm
+					  WHERE sm.product_id = shop_booked_stock.product_id
+						AND sm.location_id = shop_booked_stock.location_id), 0)
+		 - CASE WHEN shop_booked_stock.location_id = 1
+				THEN coalesce((SELECT sum(oi.quantity - oi.preordered_quantity)
+								 FROM @extschema@.order_items AS oi
+								WHERE oi.product_id = shop_booked_stock.product_id), 0)
+					 + coalesce((SELECT sum(op.quantity * bl.quantity)
+								   FROM @extschema@.order_item_parts AS op
+								   JOIN @extschema@.order_items AS bl
+									 ON bl.order_id = op.order_id AND bl.product_id = op.bundle_id
+								  WHERE op.product_id = shop_booked_stock.product_id), 0)
+					 - coalesce((SELECT sum(a.quantity) FROM @extschema@.order_item_allocations AS a
+								  WHERE a.product_id = shop_booked_stock.product_id
+									AND a.location_id <> 1), 0)
+				ELSE coalesce((SELECT sum(a.quantity) FROM @extschema@.order_item_allocations AS a
+								WHERE a.product_id = shop_booked_stock.product_id
+								  AND a.location_id = shop_booked_stock.location_id), 0)
+		   END;
+END;
 
 /* shop_grant_admin(role): as 1.2's, and bundles (1.3) */
 CREATE OR REPLACE FUNCTION @extschema@.shop_grant_admin(role regrole)

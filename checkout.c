@@ -946,28 +946,6 @@ order_total(const CartLine *lines, int nlines)
 }
 
 /*
- * A part the cart holds only in bundles is served from the default location
- * (not yet from others: an allocation row needs an order line of the part,
- * bundles.c); return whether a stock line is still located
- */
-static bool
-serve_parts_from_default(CartLine *stock, int nstock)
-{
-	bool		located = false;
-
-	for (int i = 0; i < nstock; i++)
-	{
-		if (stock[i].bundle.only_as_part)
-		{
-			stock[i].loc.located = false;
-			stock[i].loc.maybe_located = false;
-		}
-		located |= stock[i].loc.located;
-	}
-	return located;
-}
-
-/*
  * The cart's lines of products on their own take the name and price of
  * their product's locked row (a bundle's were read with its parts)
  */
@@ -1368,12 +1346,7 @@ start_or_replay(CheckoutCall *call, int64 customer_id, text *key, text *code,
 {
 	int64		order_id;
 
-	/*
-	 * Fail fast compares a cart line with its own product's stock: not yet
-	 * with a bundle's parts, so a shop with bundles checks under locks
-	 * (bundles.c)
-	 */
-	bool		fail_fast = checkout_fail_fast && !checkout_shop_uses(CHECKOUT_BUNDLES);
+	bool		fail_fast = checkout_fail_fast;
 
 	if (call->lines != NULL)
 	{
@@ -1522,8 +1495,6 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	 * slots, then the slots of the others, in ascending product id order
 	 */
 	located = locations_find_lines(stock, nstock);
-	if (located && stock != lines)
-		located = serve_parts_from_default(stock, nstock);
 	preorders_find_lines(customer_id, stock, nstock);
 	INSTR_TIME_SET_CURRENT(call->lock_wait_start);
 	call->in_lock_wait = true;
@@ -1565,7 +1536,7 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	watch_emptied_stock(stock, nstock);
 	if (events_on())
 		events_order_placed(nspoid, order_id, customer_id, request_key, lines, nlines,
-							total, voucher, checkout_payment_window);
+							stock, nstock, &parts, total, voucher, checkout_payment_window);
 
 	for (int i = 0; i < nlines; i++)
 		call->items_sold += lines[i].quantity;

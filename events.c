@@ -365,20 +365,112 @@ append_json_timestamp(StringInfo buf, TimestampTz ts)
 }
 
 /*
+ * The units a placed order's event has shown of each stock line so far,
+ * per location (the stock line's locations in their order), so that a
+ * product on its own line and in bundles shows each unit once
+ */
+typedef struct Drawn
+{
+	const CartLine *stock;
+	int			nstock;
+	int32	  **taken;			/* per stock line, per location; NULL: none */
+} Drawn;
+
+/* The index of product_id's stock line */
+static int
+stock_index(const CartLine *stock, int nstock, int64 product_id)
+{
+	for (int k = 0; k < nstock; k++)
+		if (stock[k].product_id == product_id)
+			return k;
+	elog(ERROR, "checkout: product " INT64_FORMAT " has no stock line", product_id);
+	return -1;					/* keep the compiler quiet */
+}
+
+/*
+ * Where units of stock line k came from, the next ones not shown yet: a
+ * located line's allocation, else the default location (1)
+ */
+static void
+append_allocations(StringInfo f, Drawn *drawn, int k, int32 units)
+{
+	const CartLine *line = &drawn->stock[k];
+	bool		first = true;
+
+	if (units <= 0)
+		return;
+	if (!line->loc.located)
+	{
+		appendStringInfo(f, "{\"location_id\": 1, \"quantity\": %d}", units);
+		return;
+	}
+	if (drawn->taken == NULL)
+		drawn->taken = palloc0(sizeof(int32 *) * drawn->nstock);
+	if (drawn->taken[k] == NULL)
+		drawn->taken[k] = palloc0(sizeof(int32) * (line->loc.nlocations + 1));
+	for (int l = 0; l <= line->loc.nlocations && units > 0; l++)
+	{
+		int32		take = line->loc.location_ids[l] == 1 ?
+		line->loc.default_take : line->loc.location_take[l];
+		int32		give = Min(take - drawn->taken[k][l], units);
+
+		if (give <= 0)
+			continue;
+		appendStringInfo(f, "%s{\"location_id\": " INT64_FORMAT ", \"quantity\": %d}",
+						 first ? "" : ", ", line->loc.location_ids[l], give);
+		drawn->taken[k][l] += give;
+		units -= give;
+		first = false;
+	}
+}
+
+/* A bundle's line: the parts its units took, and where they came from */
+static void
+append_parts(StringInfo f, Drawn *drawn, const CartLine *bundle, const BundleParts *parts)
+{
+	bool		first = true;
+
+	appendStringInfoString(f, ", \"parts\": [");
+	for (int p = 0; p < parts->n; p++)
+	{
+		int			k;
+		int32		units;
+
+		if (DatumGetInt64(parts->bundle_ids[p]) != bundle->product_id)
+			continue;
+		k = stock_index(drawn->stock, drawn->nstock, DatumGetInt64(parts->product_ids[p]));
+		units = DatumGetInt32(parts->quantities[p]) * bundle->quantity;
+		appendStringInfo(f, "%s{\"product_id\": " INT64_FORMAT ", \"name\": ",
+						 first ? "" : ", ", drawn->stock[k].product_id);
+		escape_json(f, drawn->stock[k].name);
+		appendStringInfo(f, ", \"quantity_per_unit\": %d, \"quantity\": %d, \"allocations\": [",
+						 DatumGetInt32(parts->quantities[p]), units);
+		append_allocations(f, drawn, k, units);
+		appendStringInfoString(f, "]}");
+		first = false;
+	}
+	appendStringInfoChar(f, ']');
+}
+
+/*
  * The placed event of the order shop_checkout() just wrote: the customer,
  * the idempotency key, the lines (product, name, quantity, unit price, share
- * of the discount, units preordered, where the units on hand came from),
- * the voucher, the subtotal, discount and total, and the payment deadline.
- * Called only when the events are on.
+ * of the discount, units preordered, where the units on hand came from; a
+ * bundle's, the parts it took and where they came from), the voucher, the
+ * subtotal, discount and total, and the payment deadline.  The stock lines
+ * (stock, nstock) are the lines themselves in a cart without bundles
+ * (bundles.c).  Called only when the events are on.
  */
 void
 events_order_placed(Oid nspoid, int64 order_id, int64 customer_id, text *key,
-					const CartLine *lines, int nlines, int64 subtotal,
-					const Voucher *voucher, int payment_window)
+					const CartLine *lines, int nlines, const CartLine *stock, int nstock,
+					const BundleParts *parts, int64 subtotal, const Voucher *voucher,
+					int payment_window)
 {
 	StringInfoData f;
 	Datum	   *shares = NULL;
 	int64		discount = voucher != NULL ? voucher->discount_cents : 0;
+	Drawn		drawn = {.stock = stock,.nstock = nstock};
 
 	if (voucher != NULL)
 	{
@@ -419,7 +511,11 @@ events_order_placed(Oid nspoid, int64 order_id, int64 customer_id, text *key,
 	for (int i = 0; i < nlines; i++)
 	{
 		const CartLine *line = &lines[i];
-		bool		first = true;
+
+		/* its stock line (preorders and allocations): itself without bundles */
+		int			k = stock == lines ? i :
+		line->bundle.is_bundle ? -1 : stock_index(stock, nstock, line->product_id);
+		int32		preordered = k >= 0 ? stock[k].pre.preordered : 0;
 
 		appendStringInfo(&f, "%s{\"product_id\": " INT64_FORMAT ", \"name\": ",
 						 i == 0 ? "" : ", ", line->product_id);
@@ -429,30 +525,13 @@ events_order_placed(Oid nspoid, int64 order_id, int64 customer_id, text *key,
 						 ", \"preordered_quantity\": %d, \"allocations\": [",
 						 line->quantity, line->unit_price_cents,
 						 shares != NULL ? DatumGetInt64(shares[i]) : (int64) 0,
-						 line->pre.preordered);
-
-		/*
-		 * Where its units on hand came from: a located line's allocation,
-		 * else all of them from the default location (1)
-		 */
-		if (line->loc.located)
-		{
-			for (int k = 0; k <= line->loc.nlocations; k++)
-			{
-				int32		take = line->loc.location_ids[k] == 1 ?
-				line->loc.default_take : line->loc.location_take[k];
-
-				if (take == 0)
-					continue;
-				appendStringInfo(&f, "%s{\"location_id\": " INT64_FORMAT ", \"quantity\": %d}",
-								 first ? "" : ", ", line->loc.location_ids[k], take);
-				first = false;
-			}
-		}
-		else if (line->quantity > line->pre.preordered)
-			appendStringInfo(&f, "{\"location_id\": 1, \"quantity\": %d}",
-							 line->quantity - line->pre.preordered);
-		appendStringInfoString(&f, "]}");
+						 preordered);
+		if (k >= 0)
+			append_allocations(&f, &drawn, k, line->quantity - preordered);
+		appendStringInfoChar(&f, ']');
+		if (line->bundle.is_bundle)
+			append_parts(&f, &drawn, line, parts);
+		appendStringInfoChar(&f, '}');
 	}
 	appendStringInfoChar(&f, ']');
 

@@ -17,7 +17,8 @@ extern void events_init(void);
 extern bool events_on(void);
 extern void events_order_placed(Oid nspoid, int64 order_id, int64 customer_id,
 								text *key, const CartLine *lines, int nlines,
-								int64 subtotal, const Voucher *voucher,
-								int payment_window);
+								const CartLine *stock, int nstock,
+								const BundleParts *parts, int64 subtotal,
+								const Voucher *voucher, int payment_window);
 
 #endif							/* EVENTS_H */

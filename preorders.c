@@ -124,7 +124,12 @@ read_preorder_room(int64 customer_id, const CartLine *lines, int nlines)
 	return stmt_execute(&statements[STMT_PREORDER_ROOM], args, NULL, 0);
 }
 
-/* Mark the lines of the last STMT_PREORDER_ROOM result, with their room */
+/*
+ * Mark the lines of the last STMT_PREORDER_ROOM result, with their room.
+ * A line of a bundle's part is never preordered (a bundle sells only while
+ * every part is there, bundles.c), even when the part is on its own in
+ * the cart too.
+ */
 static void
 mark_preorderable(CartLine *lines, int nlines, uint64 nrows)
 {
@@ -133,7 +138,7 @@ mark_preorderable(CartLine *lines, int nlines, uint64 nrows)
 		int64		product_id = DatumGetInt64(stmt_value(r, 1));
 
 		for (int i = 0; i < nlines; i++)
-			if (lines[i].product_id == product_id)
+			if (lines[i].product_id == product_id && lines[i].bundle.of == NULL)
 			{
 				lines[i].pre.preorderable = true;
 				lines[i].pre.preorder_room = Max(DatumGetInt32(stmt_value(r, 2)), 0);

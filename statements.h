@@ -106,8 +106,15 @@ extern Datum stmt_tid_array(Datum *values, int n);
  * never be wrong.
  */
 #define SHORT_LINES_SQL \
-	"SELECT c.product_id, c.quantity, p.name, a.stock" \
-	"  FROM %1$s.cart_items AS c" \
+	SHORT_LINES_OF("", "%1$s.cart_items AS c", "c.customer_id OPERATOR(pg_catalog.=) $1")
+
+/*
+ * The same over other lines (lines: a relation c with product_id and
+ * quantity) that filter keeps, with columns after stock
+ */
+#define SHORT_LINES_OF(columns, lines, filter) \
+	"SELECT c.product_id, c.quantity, p.name, a.stock" columns \
+	"  FROM " lines \
 	"  JOIN %1$s.products AS p" \
 	"    ON p.id OPERATOR(pg_catalog.=) c.product_id" \
 	" CROSS JOIN LATERAL (" \
@@ -123,7 +130,7 @@ extern Datum stmt_tid_array(Datum *values, int n);
 	"         END AS stock," \
 	"         %3$s AS held" \
 	"  OFFSET 0) AS a" \
-	" WHERE c.customer_id OPERATOR(pg_catalog.=) $1" \
+	" WHERE " filter \
 	"   AND p.stock OPERATOR(pg_catalog.<) c.quantity" \
 	"   AND a.stock OPERATOR(pg_catalog.<) c.quantity" \
 	"   AND NOT a.held" \

@@ -40,6 +40,7 @@ typedef enum StockStatementId
 	STMT_LOCK_SLOTS,
 	STMT_SHORT_LINES,
 	STMT_SHORT_LINES_PLAIN,
+	STMT_SHORT_LINES_BUNDLES,
 	NUM_STATEMENTS
 } StockStatementId;
 
@@ -69,6 +70,44 @@ static Statement statements[NUM_STATEMENTS] = {
 		.nargs = 1,
 		.argtypes = {INT8OID},
 		.sql = SHORT_LINES_SQL
+	},
+
+	/*
+	 * The same in a shop with bundles: the stock lines of the cart (each
+	 * product once, what its own line and its bundles' parts need of it, as
+	 * bundles.c makes them) and the first bundle, by id, a part is of
+	 */
+	[STMT_SHORT_LINES_BUNDLES] = {
+		.what = "reading the stock",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = SHORT_LINES_OF(", c.bundle_name",
+							  "(SELECT n.product_id,"
+							  "        LEAST(pg_catalog.sum(n.quantity),"
+							  "                         2147483647::pg_catalog.numeric)::pg_catalog.int4 AS quantity,"
+							  "        (pg_catalog.array_agg(n.bundle_name ORDER BY n.bundle_id)"
+							  "           FILTER (WHERE n.bundle_id IS NOT NULL))[1] AS bundle_name"
+							  "   FROM (SELECT ci.product_id, ci.quantity::pg_catalog.int8,"
+							  "                NULL::pg_catalog.int8 AS bundle_id,"
+							  "                NULL::pg_catalog.text AS bundle_name"
+							  "           FROM %1$s.cart_items AS ci"
+							  "          WHERE ci.customer_id OPERATOR(pg_catalog.=) $1"
+							  "            AND NOT EXISTS (SELECT FROM %1$s.bundle_parts AS bp"
+							  "                             WHERE bp.bundle_id OPERATOR(pg_catalog.=) ci.product_id)"
+							  "         UNION ALL"
+							  "         SELECT bp.product_id,"
+							  "                ci.quantity::pg_catalog.int8 OPERATOR(pg_catalog.*) bp.quantity,"
+							  "                bp.bundle_id, b.name"
+							  "           FROM %1$s.cart_items AS ci"
+							  "           JOIN %1$s.bundle_parts AS bp"
+							  "             ON bp.bundle_id OPERATOR(pg_catalog.=) ci.product_id"
+							  "           JOIN %1$s.products AS b ON b.id OPERATOR(pg_catalog.=) ci.product_id"
+							  "          WHERE ci.customer_id OPERATOR(pg_catalog.=) $1) AS n"
+							  "  GROUP BY n.product_id) AS c",
+							  "true")
 	},
 
 	/* 3c. Combining slots (and a located line): lock the product row, ... */
@@ -314,9 +353,37 @@ stock_find_short_lines(int64 customer_id, int *nshort)
 {
 	Datum		args[1] = {Int64GetDatum(customer_id)};
 	uint64		nrows;
+	CartLine   *lines;
 
+	if (!stock_short_lines_plain())
+	{
+		/* every row a line, a part with the bundle it is of */
+		nrows = stmt_execute(&statements[STMT_SHORT_LINES_BUNDLES], args, NULL, 0);
+		lines = stock_short_lines(nrows, 1, nshort);
+		for (uint64 i = 0; i < nrows; i++)
+		{
+			bool		no_bundle;
+			Datum		bundle_name = SPI_getbinval(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 5, &no_bundle);
+
+			if (!no_bundle)
+				lines[i].bundle.of = TextDatumGetCString(bundle_name);
+		}
+		return lines;
+	}
 	nrows = stmt_execute(&statements[checkout_shop_uses(CHECKOUT_EXPIRY) ?
 									 STMT_SHORT_LINES : STMT_SHORT_LINES_PLAIN],
 						 args, NULL, 0);
 	return stock_short_lines(nrows, 1, nshort);
+}
+
+/*
+ * Whether fail fast's read is SHORT_LINES_SQL over the cart's own lines,
+ * which a statement may join (voucher.c); in a shop with bundles it reads
+ * the stock lines of the cart's bundles (stock_find_short_lines) instead
+ */
+bool
+stock_short_lines_plain(void)
+{
+	return !checkout_shop_uses(CHECKOUT_BUNDLES);
 }

@@ -468,8 +468,9 @@ voucher_code_argument(FunctionCallInfo fcinfo, int argno)
 /*
  * Read the code and its voucher on the snapshot, with its verdict (see
  * STMT_VOUCHER); an unknown code's is VOUCHER_UNKNOWN.  With
- * fail_fast, in the same statement, the cart's lines the stock cannot
- * serve (SHORT_LINES_SQL): *nshort of them, in *short_lines (product id,
+ * fail_fast, in the same statement (or after it, in a shop with bundles:
+ * stock_short_lines_plain), the cart's lines the stock cannot serve
+ * (SHORT_LINES_SQL): *nshort of them, in *short_lines (product id,
  * quantity, name and stock of each).  Raises nothing: the caller looks for
  * an idempotent replay first.
  */
@@ -503,7 +504,7 @@ voucher_find(CheckoutCall *call, int64 customer_id, text *code, bool fail_fast,
 		*short_lines = stock_find_short_lines(customer_id, nshort);
 		return;
 	}
-	if (!fail_fast)
+	if (!fail_fast || !stock_short_lines_plain())
 		nrows = stmt_execute(&statements[STMT_VOUCHER], args, NULL, 1);
 	else
 	{
@@ -534,6 +535,10 @@ voucher_find(CheckoutCall *call, int64 customer_id, text *code, bool fail_fast,
 	voucher->verdict = (VoucherVerdict) DatumGetInt32(stmt_value(0, 11));
 	if (voucher->verdict == VOUCHER_USED_UP)
 		remember_used_up(call->nspoid, key, voucher);
+
+	/* a read of the stock that no statement joins: after the voucher's */
+	if (fail_fast && !stock_short_lines_plain())
+		*short_lines = stock_find_short_lines(customer_id, nshort);
 }
 
 /* Raise SH009: the code cannot serve this checkout (verdict says why) */

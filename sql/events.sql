@@ -123,6 +123,20 @@ SELECT event ->> 'kind' AS kind, (event ->> 'order_id')::bigint = :preorder_id A
        event -> 'quantity' AS quantity, event -> 'preordered_open_quantity' AS still_open
   FROM emitted ORDER BY event -> 'event_id';
 
+-- a bundle: its line carries the parts it took and where they came from;
+-- a part also on its own line shows each unit once (3 bands from the
+-- depot: 1 for the band's line, 2 for the kit's)
+INSERT INTO products (name, price_cents, stock) VALUES ('Band', 900, 2);
+SELECT shop_create_bundle('Fitness Kit', 50000,
+  jsonb_build_array(jsonb_build_object('product_id', currval('products_id_seq'), 'quantity', 2),
+                    jsonb_build_object('product_id', 1, 'quantity', 1))) AS kit_id \gset
+SELECT shop_create_location('Depot', 5) AS depot_id \gset
+SELECT shop_restock(:kit_id - 1, 3, 'depot delivery', :depot_id);
+INSERT INTO cart_items VALUES (2, :kit_id, 1), (2, :kit_id - 1, 1);
+SELECT shop_checkout(2) AS kit_order_id \gset
+SELECT jsonb_pretty(event -> 'lines') AS lines
+  FROM emitted WHERE (event ->> 'order_id')::bigint = :kit_order_id;
+
 -- A role that may only check out: its checkout's event is written (as the
 -- extension's owner), and it cannot turn the events off (superuser only)
 CREATE ROLE events_app LOGIN;
