@@ -5,8 +5,10 @@
 # out, a restock that brings it back, and a second sale that sells it out
 # again, for a product sold from its row and one split into 8 stock slots
 # (where two checkouts can empty the last two slots, each seeing the other
-# full).  The listener must hear every transition, in order, and nothing
-# else.  Prints "check:" lines.
+# full).  And bundles (1.3): two bundles sharing a part go sold out when
+# the part sells out, bought through one of them or on its own, and come
+# back when it is restocked.  The listener must hear every transition, in
+# order, and nothing else.  Prints "check:" lines.
 set -u
 cd "$(dirname "$0")/.."
 . test/lib.sh
@@ -66,6 +68,36 @@ sale "Notify Row" 0 && row=$(id_of "Notify Row") &&
 wait_heard "$row" "sold_out " && wait_heard "$slots" "sold_out "
 again "$row" && again "$slots" || { echo "check: FAILED the restocks and second sales ran"; exit 1; }
 wait_heard "$row" "sold_out back_in_stock sold_out " && wait_heard "$slots" "sold_out back_in_stock sold_out "
+
+# buy ID QUANTITY: a new customer checks out QUANTITY units of product ID
+buy() {
+	_c=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "
+		WITH c AS (INSERT INTO customers (name) VALUES ('notify bundle buyer') RETURNING id)
+		INSERT INTO cart_items (customer_id, product_id, quantity) SELECT c.id, $1, $2 FROM c
+		RETURNING customer_id") &&
+		sql "$db" "SELECT shop_checkout($_c)" >/dev/null
+}
+# bundles: Notify Part (2 in stock) is a part of Notify Box (with a
+# plentiful Notify Other) and of Notify Kit (alone, 1 per kit); the kit is
+# bought till the part is gone, then the part restocked, bought on its
+# own, and restocked again; the box, never bought, follows its part
+part=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "
+	INSERT INTO products (name, price_cents, stock) VALUES ('Notify Part', 100, 2) RETURNING id") &&
+	other=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "
+		INSERT INTO products (name, price_cents, stock) VALUES ('Notify Other', 100, 1000) RETURNING id") &&
+	box=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "
+		SELECT shop_create_bundle('Notify Box', 500, '[{\"product_id\": $part, \"quantity\": 1},
+			{\"product_id\": $other, \"quantity\": 2}]')") &&
+	kit=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "
+		SELECT shop_create_bundle('Notify Kit', 300, '[{\"product_id\": $part, \"quantity\": 1}]')") &&
+	buy "$kit" 2 || { echo "check: FAILED the bundles were made and the kit bought"; exit 1; }
+wait_heard "$box" "sold_out " && wait_heard "$part" "sold_out "
+sql "$db" "SELECT shop_restock($part, 3, 'notify test: the part restocked')" >/dev/null &&
+	wait_heard "$box" "sold_out back_in_stock " &&
+	buy "$part" 3 && wait_heard "$box" "sold_out back_in_stock sold_out " &&
+	sql "$db" "SELECT shop_restock($part, 4, 'notify test: the part restocked again')" >/dev/null ||
+	{ echo "check: FAILED the part was restocked and bought"; exit 1; }
+wait_heard "$box" "sold_out back_in_stock sold_out back_in_stock "
 # anything heard after it would be wrong: give it a moment to show
 sleep 1
 kill $pids 2>/dev/null
@@ -78,6 +110,17 @@ check "a listener hears sold out, back in stock, sold out (8 stock slots)" \
 	[ "$(heard "$slots")" = "sold_out back_in_stock sold_out " ]
 check "back in stock carries the stock on sale (5)" \
 	sh -c "grep -o '{[^}]*}' '$tmp/heard' | grep back_in_stock | grep -q '\"stock\" : 5'"
+echo "heard for the part: $(heard "$part")"
+echo "heard for a bundle of it, never bought: $(heard "$box")"
+echo "heard for a bundle of it, bought till the part ran out: $(heard "$kit")"
+check "a bundle goes sold out with its part (bought through another bundle, then on its own) and comes back with it" \
+	[ "$(heard "$box")" = "sold_out back_in_stock sold_out back_in_stock " ]
+check "the part is heard sold out, back, sold out, back" \
+	[ "$(heard "$part")" = "sold_out back_in_stock sold_out back_in_stock " ]
+check "the bundle bought till its part ran out is heard as its part is" \
+	[ "$(heard "$kit")" = "sold_out back_in_stock sold_out back_in_stock " ]
+check "a bundle back in stock carries what its parts make (4)" \
+	sh -c "grep -o '{[^}]*}' '$tmp/heard' | grep '\"product_id\" : $box, ' | grep back_in_stock | tail -1 | grep -q '\"stock\" : 4'"
 check "nothing is flagged once all is told (stock_watch empty)" \
 	[ "$(psql -X -At -d "$db" -c "SELECT count(*) FROM stock_watch")" = 0 ]
 exit "$failed"

@@ -1,7 +1,8 @@
-// The page as the server renders it: every product with the stock of now,
-// so that a sold-out product's button is disabled in the first paint,
-// before any script runs (and for a shopper without JavaScript).  The
-// script (public/app.js) takes over from the snapshot embedded here.
+// The page as the server renders it: every product with the stock of now
+// (a bundle with its parts), so that a sold-out product's button is
+// disabled in the first paint, before any script runs (and for a shopper
+// without JavaScript).  The script (public/app.js) takes over from the
+// snapshot embedded here.
 import type { ProductView } from "./stock.js";
 
 const escape = (s: string) =>
@@ -12,12 +13,19 @@ export const stockText = (p: ProductView) =>
 
 const price = (cents: number) => `$${(cents / 100).toFixed(2)}`;
 
+/** What a bundle holds: "Bundle: Phone Case + 2 × Gift Wrap" */
+export const partsText = (p: ProductView) =>
+  `Bundle: ${(p.parts ?? []).map((b) => (b.quantity === 1 ? b.name : `${b.quantity} × ${b.name}`)).join(" + ")}`;
+
 function product(p: ProductView): string {
-  return `<li class="product${p.soldOut ? " sold-out" : ""}" id="product-${p.id}" data-id="${p.id}">
-  <h2 id="name-${p.id}">${escape(p.name)}</h2>
+  // a bundle says what is in it; its stock is what its parts make (product_stock)
+  const parts = p.parts ? `\n  <p class="parts" id="parts-${p.id}">${escape(partsText(p))}</p>` : "";
+  const describedBy = p.parts ? `name-${p.id} parts-${p.id} stock-${p.id}` : `name-${p.id} stock-${p.id}`;
+  return `<li class="product${p.parts ? " bundle" : ""}${p.soldOut ? " sold-out" : ""}" id="product-${p.id}" data-id="${p.id}">
+  <h2 id="name-${p.id}">${escape(p.name)}</h2>${parts}
   <p class="price">${price(p.priceCents)}</p>
   <p class="stock" id="stock-${p.id}" aria-live="polite">${stockText(p)}</p>
-  <button type="button" class="buy" data-id="${p.id}" aria-describedby="name-${p.id} stock-${p.id}"${p.soldOut ? " disabled" : ""}>${p.soldOut ? "Sold out" : "Buy now"}</button>
+  <button type="button" class="buy" data-id="${p.id}" aria-describedby="${describedBy}"${p.soldOut ? " disabled" : ""}>${p.soldOut ? "Sold out" : "Buy now"}</button>
   <p class="outcome" id="outcome-${p.id}" role="status" aria-live="polite"></p>
 </li>`;
 }

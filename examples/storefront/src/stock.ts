@@ -14,8 +14,17 @@
 // If the listening connection drops, the hub reconnects with backoff and
 // sends every page a fresh snapshot: notices sent in the gap are lost, the
 // snapshot is the truth.
+//
+// A bundle (1.3) is a product like any other here: product_stock gives
+// what its parts make, and shop_notify_stock_changes() announces it when a
+// part sells out or comes back.  Its view carries its parts, read from
+// bundle_parts when the role may (shop.sql grants it; shop_grant_app()
+// does not), for the page to say what is in it.
 import pg from "pg";
 import type { Pool, ClientConfig } from "pg";
+
+/** A part of a bundle: `quantity` units of product `productId` per bundle */
+export type BundlePart = { productId: number; name: string; quantity: number };
 
 export type ProductView = {
   id: number;
@@ -24,7 +33,23 @@ export type ProductView = {
   stock: number;
   soldOut: boolean;
   low: boolean;
+  /** a bundle's parts (a product that is no bundle has none) */
+  parts?: BundlePart[];
 };
+
+const READ_STOCK = `SELECT p.id, p.name, p.price_cents, s.stock, NULL AS parts
+                      FROM products AS p JOIN product_stock AS s ON s.product_id = p.id
+                     ORDER BY p.id`;
+const READ_STOCK_AND_PARTS = `SELECT p.id, p.name, p.price_cents, s.stock,
+       (SELECT pg_catalog.json_agg(json_build_object('productId', bp.product_id, 'name', pp.name,
+                                                     'quantity', bp.quantity) ORDER BY bp.product_id)
+          FROM bundle_parts AS bp JOIN products AS pp ON pp.id = bp.product_id
+         WHERE bp.bundle_id = p.id) AS parts
+  FROM products AS p JOIN product_stock AS s ON s.product_id = p.id
+ ORDER BY p.id`;
+/** Whether this role may read the bundles' parts: a shop before 1.3 has none, shop_grant_app() does not grant them */
+const CAN_READ_PARTS = `SELECT t IS NOT NULL AND pg_catalog.has_table_privilege(t, 'SELECT') AS ok
+  FROM pg_catalog.to_regclass('bundle_parts') AS t`;
 
 type Listener = (event: string, data: unknown) => void;
 
@@ -45,6 +70,8 @@ export class StockHub {
   private reading: Promise<void> | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** READ_STOCK_AND_PARTS when the role may read bundle_parts; decided at the first read */
+  private readSql: string | null = null;
   readonly lowStock: number;
   private readonly minGap: number;
   private readonly pollMs: number;
@@ -170,23 +197,28 @@ export class StockHub {
     this.reading = (async () => {
       this.lastRead = Date.now();
       this.stats.reads++;
-      const sql = `SELECT p.id, p.name, p.price_cents, s.stock
-                     FROM products AS p JOIN product_stock AS s ON s.product_id = p.id
-                    ORDER BY p.id`;
       // the listening connection when it is up: page updates never queue
       // behind checkouts for a pool connection
-      const { rows } = await (this.listener ?? this.pool).query(sql);
+      const db = this.listener ?? this.pool;
+      if (this.readSql === null) {
+        const { rows } = await db.query(CAN_READ_PARTS);
+        this.readSql = rows[0].ok ? READ_STOCK_AND_PARTS : READ_STOCK;
+      }
+      const { rows } = await db.query(this.readSql);
       const seen = new Set<number>();
       for (const r of rows) {
         const id = Number(r.id);
         seen.add(id);
         const p = this.products.get(id);
         if (p === undefined) {
-          const view = { id, name: r.name, priceCents: Number(r.price_cents), stock: 0, soldOut: false, low: false };
+          const view: ProductView = { id, name: r.name, priceCents: Number(r.price_cents), stock: 0, soldOut: false, low: false };
+          if (r.parts !== null) view.parts = r.parts;
           this.products.set(id, view);
           this.apply(view, r.stock, true);
           this.broadcast("product", view);
         } else {
+          // parts given to a product after it was listed: in the next page load
+          if (r.parts !== null) p.parts = r.parts;
           this.apply(p, r.stock);
         }
       }

@@ -4,7 +4,8 @@
 // over HTTP" says: placed, replayed, each refusal with its figures, a key
 // reused, bad input, an unknown customer and product, a lock timeout, the
 // connection broken after the statement was sent, a pool timeout, the
-// database down and the breaker open, and an error the table does not know.
+// database down and the breaker open, and an error the table does not know;
+// and a bundle (1.3): listed with its parts, bought, refused for a part.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
@@ -425,6 +426,76 @@ test("PUT then GET /api/cart: the stored cart", async () => {
     lines: [{ productId: CASE, name: "Phone Case", quantity: 3, available: await stockOf(CASE), canFulfil: true }],
     checkoutWouldSucceed: true,
   });
+});
+
+test("a bundle: listed with its parts and what they make, bought as one line, refused naming its short part", async () => {
+  const db = "storefront_api_bundles";
+  const bundleOwner = createShop(db, 20);
+  const bundles = app(db);
+  try {
+    const wrap = Number((await one(bundleOwner, "INSERT INTO products (name, price_cents, stock) VALUES ('Gift Wrap', 300, 3) RETURNING id")).id);
+    const bundle = async (name: string, cents: number, parts: [number, number][]) =>
+      Number(
+        (await one(bundleOwner, "SELECT shop_create_bundle($1, $2, $3) AS id", [
+          name,
+          cents,
+          JSON.stringify(parts.map(([product_id, quantity]) => ({ product_id, quantity }))),
+        ])).id,
+      );
+    const box = await bundle("Gift Box", 9900, [[EARBUDS, 1], [wrap, 1]]); // 3: the wrap's 3
+    const kit = await bundle("Case Kit", 2900, [[CASE, 1], [wrap, 2]]); // 1: floor(3 / 2)
+    const dud = await bundle("Charger Kit", 3900, [[CHARGER, 1], [CASE, 1]]); // 0: no charger
+    await bundles.hub.start();
+
+    const listed = async () => new Map<number, any>((await bundles.app.inject({ method: "GET", url: "/api/products" })).json().products.map((p: any) => [p.id, p]));
+    let products = await listed();
+    assert.deepEqual(products.get(box), {
+      id: box, name: "Gift Box", priceCents: 9900, stock: 3, soldOut: false, low: true,
+      parts: [{ productId: EARBUDS, name: "Wireless Earbuds", quantity: 1 }, { productId: wrap, name: "Gift Wrap", quantity: 1 }],
+    });
+    assert.deepEqual(products.get(kit).parts, [{ productId: CASE, name: "Phone Case", quantity: 1 }, { productId: wrap, name: "Gift Wrap", quantity: 2 }]);
+    assert.equal(products.get(kit).stock, 1);
+    assert.deepEqual({ stock: products.get(dud).stock, soldOut: products.get(dud).soldOut }, { stock: 0, soldOut: true });
+    assert.equal("parts" in products.get(HOT), false, "a product that is no bundle has no parts");
+
+    // the page says what each bundle holds; a sold-out bundle's button is disabled in the first paint
+    const html = (await bundles.app.inject({ method: "GET", url: "/" })).body;
+    assert.match(html, new RegExp(`<p class="parts" id="parts-${box}">Bundle: Wireless Earbuds \\+ Gift Wrap</p>`));
+    assert.match(html, new RegExp(`<p class="parts" id="parts-${kit}">Bundle: Phone Case \\+ 2 × Gift Wrap</p>`));
+    assert.match(html, new RegExp(`<button type="button" class="buy" data-id="${dud}"[^>]* disabled>Sold out</button>`));
+    assert.match(html, new RegExp(`<button type="button" class="buy" data-id="${box}"[^>]*>Buy now</button>`));
+
+    // bought: one line, the bundle's, at its price; its parts leave stock
+    const s = await shopper(bundles.app);
+    const placed = await checkout(bundles.app, s.cookie, newKey(), buy(kit));
+    assert.equal(placed.statusCode, 201, placed.body);
+    assert.deepEqual(placed.json().order.lines, [
+      { productId: kit, name: "Case Kit", quantity: 1, unitPriceCents: 2900, discountCents: 0, preorderedQuantity: 0 },
+    ]);
+    assert.equal(placed.json().order.totalCents, 2900);
+    // a part short: 409 insufficient_stock, the bundle's message, the part's figures
+    const refused = await checkout(bundles.app, s.cookie, newKey(), buy(kit));
+    assert.equal(refused.statusCode, 409, refused.body);
+    assert.deepEqual(refused.json(), {
+      code: "insufficient_stock",
+      sqlstate: "SH001",
+      message: "Insufficient stock for Case Kit: part Gift Wrap (available: 1, requested: 2)",
+      data: { lines: [{ productId: wrap, name: "Gift Wrap", available: 1, requested: 2, preorderable: null }] },
+    });
+    // the server's own sale is read at once: the kit sold out, the box down to the wrap's 1
+    for (let i = 0; i < 100 && !(products.get(kit).soldOut && products.get(box).stock === 1); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      products = await listed();
+    }
+    assert.deepEqual(
+      [products.get(kit).soldOut, products.get(box).stock, products.get(wrap).stock],
+      [true, 1, 1],
+    );
+    assert.equal((await one(bundleOwner, "SELECT count(*)::int AS n FROM shop_check_integrity()")).n, 0);
+  } finally {
+    await close(bundles);
+    await bundleOwner.end();
+  }
 });
 
 const stockOf = async (id: number) => (await one(owner, "SELECT stock FROM product_stock WHERE product_id = $1", [id])).stock;

@@ -17,6 +17,7 @@ import {
 
 const HOT = 1; // Flash Sale Smartphone
 const EARBUDS = 2;
+const CASE = 3;
 const CHARGER = 4; // 0 in stock
 const SOLD_OUT_TEXT = "Sold out";
 
@@ -306,6 +307,80 @@ test("the database stopped mid-sale: the breaker opens, pages say try again, not
     execSync(`${ctl} start 2>/dev/null || true`);
     await closeAll(contexts);
     await shop.stop();
+  }
+});
+
+test("a bundle's part sold out through another product's checkout: the bundle sold out in every page, back with the part", async () => {
+  const db = createShop("storefront_bundles", 20);
+  // Gift Wrap, 1 in stock, the part of two bundles
+  const wrap = Number((await one(db, "INSERT INTO products (name, price_cents, stock) VALUES ('Gift Wrap', 300, 1) RETURNING id")).id);
+  const bundle = async (name: string, cents: number, parts: [number, number][]) =>
+    Number(
+      (await one(db, "SELECT shop_create_bundle($1, $2, $3) AS id", [
+        name,
+        cents,
+        JSON.stringify(parts.map(([product_id, quantity]) => ({ product_id, quantity }))),
+      ])).id,
+    );
+  const box = await bundle("Gift Box", 9900, [[EARBUDS, 1], [wrap, 1]]);
+  const kit = await bundle("Case Kit", 2900, [[CASE, 1], [wrap, 1]]);
+  // what the database announces on checkout_stock (the server's notifier runs shop_notify_stock_changes())
+  const listener = await db.connect();
+  const heard: { product_id: number; state: string }[] = [];
+  listener.on("notification", (n) => heard.push(JSON.parse(n.payload ?? "{}")));
+  await listener.query("LISTEN checkout_stock");
+  const statesOf = (id: number) => heard.filter((n) => n.product_id === id).map((n) => n.state);
+  const announced = async (id: number, states: string[]) => {
+    for (let i = 0; i < 300 && statesOf(id).length < states.length; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(statesOf(id), states, `heard for product ${id}`);
+  };
+  const backShown = (page: Page, id: number, text: string) =>
+    page.waitForFunction(
+      ({ id, text }) =>
+        document.getElementById(`stock-${id}`)!.textContent === text &&
+        !(document.querySelector(`#product-${id} button.buy`) as HTMLButtonElement).disabled,
+      { id, text },
+      { timeout: 15000 },
+    );
+  const shop = await startServer("storefront_bundles");
+  const { contexts, pages } = await shoppers(shop.url, 2);
+  try {
+    // a bundle is listed like any product, saying what it holds
+    assert.equal(await pages[1].textContent(`#parts-${box}`), "Bundle: Wireless Earbuds + Gift Wrap");
+    assert.equal(await pages[1].textContent(`#stock-${box}`), "Only 1 left");
+
+    // shopper 1 buys the Case Kit, whose Gift Wrap was the last: the Gift
+    // Box, never bought, goes sold out on both pages with the wrap and the kit
+    await pages[0].click(`#product-${kit} button.buy`);
+    assert.match(await finalOutcome(pages[0], kit), /^Order #\d+ placed: \$29\.00\.$/);
+    await Promise.all(pages.flatMap((p) => [box, kit, wrap].map((id) => soldOutShown(p, id))));
+    await announced(box, ["sold_out"]);
+
+    // the wrap restocked from the back office: both bundles come back on both pages
+    await one(db, "SELECT shop_restock($1, 1, 'delivery')", [wrap]);
+    await Promise.all(pages.flatMap((p) => [box, kit, wrap].map((id) => backShown(p, id, "Only 1 left"))));
+    await announced(box, ["sold_out", "back_in_stock"]);
+
+    // shopper 2 buys the wrap on its own: both bundles sold out again
+    await pages[1].click(`#product-${wrap} button.buy`);
+    assert.match(await finalOutcome(pages[1], wrap), /^Order #\d+ placed: \$3\.00\.$/);
+    await Promise.all(pages.flatMap((p) => [box, kit].map((id) => soldOutShown(p, id))));
+    await announced(box, ["sold_out", "back_in_stock", "sold_out"]);
+    await announced(kit, ["sold_out", "back_in_stock", "sold_out"]);
+
+    const books = await one(
+      db,
+      `SELECT (SELECT count(*) FROM orders)::int AS orders,
+              (SELECT stock FROM product_stock WHERE product_id = $1) AS wrap,
+              (SELECT count(*) FROM shop_check_integrity())::int AS problems`,
+      [wrap],
+    );
+    assert.deepEqual(books, { orders: 2, wrap: 0, problems: 0 });
+  } finally {
+    listener.release();
+    await closeAll(contexts);
+    await shop.stop();
+    await db.end();
   }
 });
 
