@@ -46,8 +46,10 @@ typedef enum BundlesStatementId
 static Statement statements[NUM_STATEMENTS] = {
 	/*
 	 * The parts of the bundles among products $1, on the snapshot: bundle,
-	 * part, quantity per bundle, the bundle's name and price, the part's name
-	 * and its last stock slot's number (NULL: none)
+	 * part, quantity per bundle, the bundle's name and price, the part's last
+	 * stock slot's number (NULL: none) and the most any bundle takes of it;
+	 * then, with a NULL bundle, each product among $1 that is a part of some
+	 * bundle, with that most (what it must keep for its bundles to sell)
 	 */
 	[STMT_PARTS] = {
 		.what = "reading the bundles' parts",
@@ -58,11 +60,18 @@ static Statement statements[NUM_STATEMENTS] = {
 		.argtypes = {INT8ARRAYOID},
 		.sql = "SELECT bp.bundle_id, bp.product_id, bp.quantity, b.name, b.price_cents,"
 		"       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
-		"         WHERE s.product_id OPERATOR(pg_catalog.=) bp.product_id)"
+		"         WHERE s.product_id OPERATOR(pg_catalog.=) bp.product_id),"
+		"       (SELECT pg_catalog.max(x.quantity) FROM %1$s.bundle_parts AS x"
+		"         WHERE x.product_id OPERATOR(pg_catalog.=) bp.product_id)"
 		"  FROM %1$s.bundle_parts AS bp"
 		"  JOIN %1$s.products AS b ON b.id OPERATOR(pg_catalog.=) bp.bundle_id"
 		" WHERE bp.bundle_id OPERATOR(pg_catalog.=) ANY ($1)"
-		" ORDER BY bp.bundle_id, bp.product_id"
+		" UNION ALL"
+		" SELECT NULL, x.product_id, NULL, NULL, NULL, NULL, pg_catalog.max(x.quantity)"
+		"  FROM %1$s.bundle_parts AS x"
+		" WHERE x.product_id OPERATOR(pg_catalog.=) ANY ($1)"
+		" GROUP BY x.product_id"
+		" ORDER BY 1 NULLS LAST, 2"
 	},
 
 	/* The parts order $1's bundles ($2) took ($3 products, $4 per bundle) */
@@ -117,7 +126,8 @@ by_product_id(const void *a, const void *b)
  * lines, give them their name and price, and return true with the stock
  * lines (*stock_lines: the cart's other lines and every part, each product
  * once, quantities added up, in product id order) and the parts taken.
- * Otherwise return false and leave all as it is.
+ * Otherwise return false with the lines as they were, but for what a line
+ * that is some bundle's part must keep for its bundles (bundle.keep).
  */
 bool
 bundles_expand(CartLine *lines, int nlines, CartLine **stock_lines, int *nstock,
@@ -147,13 +157,26 @@ bundles_expand(CartLine *lines, int nlines, CartLine **stock_lines, int *nstock,
 	stock = palloc0(sizeof(CartLine) * (nlines + nrows));
 	for (uint64 r = 0; r < nrows; r++)
 	{
-		int64		bundle_id = DatumGetInt64(stmt_value(r, 1));
+		bool		no_bundle;
+		int64		bundle_id;
 		int64		part_id = DatumGetInt64(stmt_value(r, 2));
-		int32		per_bundle = DatumGetInt32(stmt_value(r, 3));
-		CartLine   *bundle = stock_line(lines, nlines, bundle_id);
+		int32		per_bundle;
+		CartLine   *bundle;
 		CartLine   *part;
 		bool		no_slots;
 		Datum		last_slot;
+
+		(void) SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &no_bundle);
+		if (no_bundle)
+		{
+			/* a line of the cart that is some bundle's part (rows come last) */
+			stock_line(lines, nlines, part_id)->bundle.keep =
+				DatumGetInt32(stmt_value(r, 7));
+			continue;
+		}
+		bundle_id = DatumGetInt64(stmt_value(r, 1));
+		per_bundle = DatumGetInt32(stmt_value(r, 3));
+		bundle = stock_line(lines, nlines, bundle_id);
 
 		bundle->bundle.is_bundle = true;
 		bundle->name = TextDatumGetCString(stmt_value(r, 4));
@@ -170,11 +193,15 @@ bundles_expand(CartLine *lines, int nlines, CartLine **stock_lines, int *nstock,
 			last_slot = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
 									  6, &no_slots);
 			part->nslots = no_slots ? 0 : DatumGetInt32(last_slot) + 1;
+			part->bundle.keep = DatumGetInt32(stmt_value(r, 7));
 		}
 		if (part->bundle.of == NULL)
 			part->bundle.of = bundle->name;
 		add_units(part, bundle->quantity, per_bundle);
 	}
+
+	if (parts->n == 0)
+		return false;			/* no bundle: parts on their own, marked */
 
 	/* the cart's other lines: a product there on its own too adds up */
 	for (int i = 0; i < nlines; i++)

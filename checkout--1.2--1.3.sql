@@ -347,10 +347,10 @@ $$;
 /*
  * Expire these orders: lock the placed ones past their expires_at that are
  * free (SKIP LOCKED: one that shop_pay() or a cancel holds is left to
- * them), lock their products, and give every line back ('expiry').  With
- * wait_for_products false nothing waits: only the products free or held by
- * the caller are locked (SKIP LOCKED), and only the orders whose products
- * all are are expired.  Returns how many.
+ * them), lock their products (a bundle's parts too, 1.3), and give every
+ * line back ('expiry').  With wait_for_products false nothing waits: only
+ * the products free or held by the caller are locked (SKIP LOCKED), and
+ * only the orders whose products all are are expired.  Returns how many.
  */
 CREATE OR REPLACE FUNCTION @extschema@.shop_expire(candidates bigint[], max_orders integer,
 										wait_for_products boolean)
@@ -380,17 +380,27 @@ BEGIN
 			SELECT DISTINCT oi.product_id FROM @extschema@.order_items AS oi
 			 WHERE oi.order_id = ANY (due)));
 	ELSE
+		-- the products of their lines, and the parts of their bundles (1.3)
 		locked := ARRAY(
 			SELECT p.id FROM @extschema@.products AS p
 			 WHERE p.id IN (SELECT oi.product_id FROM @extschema@.order_items AS oi
-							 WHERE oi.order_id = ANY (due))
+							 WHERE oi.order_id = ANY (due)
+							UNION ALL
+							SELECT op.product_id FROM @extschema@.order_item_parts AS op
+							 WHERE op.order_id = ANY (due))
 			   FOR NO KEY UPDATE SKIP LOCKED);
 		due := ARRAY(
 			SELECT d.id FROM unnest(due) AS d(id)
 			 WHERE NOT EXISTS (SELECT FROM @extschema@.order_items AS oi
 								WHERE oi.order_id = d.id
 								  AND oi.quantity > oi.cancelled_quantity
-								  AND NOT oi.product_id = ANY (locked)));
+								  AND NOT oi.product_id = ANY (locked))
+			   AND NOT EXISTS (SELECT FROM @extschema@.order_item_parts AS op
+								 JOIN @extschema@.order_items AS bl
+								   ON bl.order_id = op.order_id AND bl.product_id = op.bundle_id
+								WHERE op.order_id = d.id
+								  AND bl.quantity > bl.cancelled_quantity
+								  AND NOT op.product_id = ANY (locked)));
 	END IF;
 	-- each order's event names the units it gives back
 	IF pg_catalog.current_setting('checkout.events', true) IS DISTINCT FROM 'off' THEN
@@ -1311,6 +1321,196 @@ BEGIN ATOMIC
 								  AND a.location_id = shop_booked_stock.location_id), 0)
 		   END;
 END;
+
+/*
+ * The checkout's last resort before SH001 (1.1): as before, and an order
+ * whose bundles hold a short part is one too (1.3)
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_reclaim_expired(short_ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN @extschema@.shop_expire(ARRAY(
+		SELECT o.id FROM @extschema@.orders AS o
+		 WHERE o.status = 'placed' AND o.expires_at IS NOT NULL
+		   AND o.expires_at <= now()
+		   AND (EXISTS (SELECT FROM @extschema@.order_items AS oi
+						 WHERE oi.order_id = o.id
+						   AND oi.product_id = ANY (shop_reclaim_expired.short_ids)
+						   AND oi.quantity > oi.cancelled_quantity)
+				OR EXISTS (SELECT FROM @extschema@.order_item_parts AS op
+							 JOIN @extschema@.order_items AS bl
+							   ON bl.order_id = op.order_id AND bl.product_id = op.bundle_id
+							WHERE op.order_id = o.id
+							  AND op.product_id = ANY (shop_reclaim_expired.short_ids)
+							  AND bl.quantity > bl.cancelled_quantity))
+		 ORDER BY o.expires_at
+		 LIMIT 100), 100, false);
+END
+$$;
+
+/*
+ * The cart as the storefront shows it (1.1, 1.2), knowing bundles (1.3): a
+ * bundle's line ships from where its parts do, and a line the cart shares
+ * a part with (a bundle's part on its own too, two bundles of one part)
+ * can be fulfilled only when the part's stock holds what they all need
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_cart_sources(customer_id bigint)
+RETURNS TABLE (product_id bigint, ships_from text, preordered integer)
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	WITH need AS (
+		-- the cart's stock lines: each product once, its own line's units
+		-- and its bundles' parts' together (a part is never preordered)
+		SELECT x.product_id, sum(x.units) AS units, bool_or(x.accept_preorder) AS accept_preorder
+		  FROM (SELECT ci.product_id, ci.quantity::bigint AS units, ci.accept_preorder
+				  FROM @extschema@.cart_items AS ci
+				 WHERE ci.customer_id = shop_cart_sources.customer_id
+				   AND NOT EXISTS (SELECT FROM @extschema@.bundle_parts AS bp
+									WHERE bp.bundle_id = ci.product_id)
+				UNION ALL
+				SELECT bp.product_id, ci.quantity::bigint * bp.quantity, false
+				  FROM @extschema@.cart_items AS ci
+				  JOIN @extschema@.bundle_parts AS bp ON bp.bundle_id = ci.product_id
+				 WHERE ci.customer_id = shop_cart_sources.customer_id) AS x
+		 GROUP BY x.product_id
+	), line AS (
+		SELECT n.product_id, least(n.units, ps.stock) AS from_stock,
+			   CASE WHEN n.accept_preorder AND po.product_id IS NOT NULL
+					 AND NOT EXISTS (SELECT FROM @extschema@.bundle_parts AS bp
+									  WHERE bp.product_id = n.product_id
+										AND bp.bundle_id IN (SELECT ci.product_id
+															   FROM @extschema@.cart_items AS ci
+															  WHERE ci.customer_id = shop_cart_sources.customer_id))
+					THEN greatest(n.units - ps.stock, 0) ELSE 0 END AS preordered
+		  FROM need AS n
+		  JOIN @extschema@.product_stock AS ps ON ps.product_id = n.product_id
+		  LEFT JOIN @extschema@.preorders AS po ON po.product_id = n.product_id
+	), held AS (
+		SELECT b.product_id, b.location_id, b.location_name, b.stock, b.priority
+		  FROM @extschema@.stock_by_location AS b
+		 WHERE NOT b.retired AND b.product_id IN (SELECT l.product_id FROM line AS l)
+	), whole AS (
+		SELECT h.location_name
+		  FROM held AS h
+		  JOIN line AS l ON l.product_id = h.product_id
+		 GROUP BY h.location_id, h.location_name
+		HAVING count(*) FILTER (WHERE h.stock >= l.from_stock) = (SELECT count(*) FROM line)
+		 ORDER BY min(h.priority), sum(h.stock) DESC, h.location_id
+		 LIMIT 1
+	), source AS (
+		SELECT l.product_id,
+			   CASE WHEN l.from_stock = 0 THEN NULL
+					ELSE coalesce((SELECT w.location_name FROM whole AS w),
+								  (SELECT h.location_name FROM held AS h
+									WHERE h.product_id = l.product_id AND h.stock >= l.from_stock
+									ORDER BY h.priority, h.stock DESC, h.location_id
+									LIMIT 1),
+								  'split') END AS ships_from,
+			   l.preordered::integer AS preordered
+		  FROM line AS l
+	)
+	-- a line of the cart: its stock line's; a bundle's: where its parts
+	-- ship from, when they agree
+	SELECT ci.product_id,
+		   CASE WHEN s.product_id IS NOT NULL THEN s.ships_from
+				ELSE (SELECT CASE WHEN bool_and(ps.ships_from IS NULL) THEN NULL
+								  WHEN count(DISTINCT ps.ships_from) = 1
+									   AND bool_and(ps.ships_from IS NOT NULL)
+								  THEN min(ps.ships_from)
+								  ELSE 'split' END
+						FROM @extschema@.bundle_parts AS bp
+						JOIN source AS ps ON ps.product_id = bp.product_id
+					   WHERE bp.bundle_id = ci.product_id) END,
+		   coalesce(s.preordered, 0)
+	  FROM @extschema@.cart_items AS ci
+	  LEFT JOIN source AS s ON s.product_id = ci.product_id
+	 WHERE ci.customer_id = shop_cart_sources.customer_id;
+END;
+
+CREATE OR REPLACE FUNCTION @extschema@.shop_cart_status(customer_id bigint)
+RETURNS TABLE (product_id bigint, name text, requested integer,
+			   available integer, can_fulfil boolean,
+			   checkout_would_succeed boolean, purchase_limit integer,
+			   already_bought bigint)
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF shop_cart_status.customer_id IS NULL THEN
+		RAISE EXCEPTION 'customer id must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF NOT EXISTS (SELECT FROM @extschema@.customers AS c
+					WHERE c.id = shop_cart_status.customer_id) THEN
+		RAISE EXCEPTION 'customer % does not exist', shop_cart_status.customer_id
+			USING ERRCODE = 'SH003';
+	END IF;
+
+	RETURN QUERY
+	WITH shared AS (
+		-- what the cart needs of each bundle's part, its own line's too
+		SELECT x.product_id, sum(x.units) AS units, ps.stock
+		  FROM (SELECT ci.product_id, ci.quantity::bigint AS units
+				  FROM @extschema@.cart_items AS ci
+				 WHERE ci.customer_id = shop_cart_status.customer_id
+				UNION ALL
+				SELECT bp.product_id, ci.quantity::bigint * bp.quantity
+				  FROM @extschema@.cart_items AS ci
+				  JOIN @extschema@.bundle_parts AS bp ON bp.bundle_id = ci.product_id
+				 WHERE ci.customer_id = shop_cart_status.customer_id) AS x
+		  JOIN @extschema@.product_stock AS ps ON ps.product_id = x.product_id
+		 WHERE EXISTS (SELECT FROM @extschema@.bundle_parts AS bp
+						WHERE bp.product_id = x.product_id)
+		 GROUP BY x.product_id, ps.stock
+	)
+	SELECT l.product_id, l.name, l.requested, l.available, l.can_fulfil,
+		   bool_and(l.can_fulfil) OVER (), l.purchase_limit, l.already_bought
+	  FROM (SELECT ci.product_id, p.name, ci.quantity AS requested,
+				   ps.stock AS available, lim.max_per_customer AS purchase_limit,
+				   b.bought AS already_bought,
+				   ps.stock + CASE WHEN ci.accept_preorder
+								   THEN greatest(coalesce(po.max_preorders - po.open_preorders, 0), 0)
+								   ELSE 0 END >= ci.quantity
+				   AND (lim.max_per_customer IS NULL
+						OR b.bought + ci.quantity <= lim.max_per_customer)
+				   -- a part the cart needs more of, over its lines and
+				   -- bundles, than is on sale (1.3)
+				   AND NOT EXISTS (SELECT FROM shared AS sh
+									WHERE sh.units > sh.stock
+									  AND (sh.product_id = ci.product_id
+										   OR sh.product_id IN (SELECT bp.product_id
+																  FROM @extschema@.bundle_parts AS bp
+																 WHERE bp.bundle_id = ci.product_id)))
+					 AS can_fulfil
+			  FROM @extschema@.cart_items AS ci
+			  JOIN @extschema@.products AS p ON p.id = ci.product_id
+			  JOIN @extschema@.product_stock AS ps ON ps.product_id = p.id
+			  LEFT JOIN @extschema@.purchase_limits AS lim ON lim.product_id = p.id
+			  LEFT JOIN @extschema@.preorders AS po ON po.product_id = p.id
+			  CROSS JOIN LATERAL (
+					-- the customer's orders, each probing its line (OFFSET 0:
+					-- never a scan of every sale of a hot product)
+					SELECT coalesce(sum(x.left_over), 0) AS bought
+					  FROM @extschema@.orders AS o
+					 CROSS JOIN LATERAL (
+							SELECT oi.quantity - oi.cancelled_quantity AS left_over
+							  FROM @extschema@.order_items AS oi
+							 WHERE oi.order_id = o.id AND oi.product_id = ci.product_id
+							OFFSET 0) AS x
+					 WHERE o.customer_id = shop_cart_status.customer_id
+					   AND o.status <> 'cancelled') AS b
+			 WHERE ci.customer_id = shop_cart_status.customer_id) AS l
+	 ORDER BY l.product_id;
+END
+$$;
 
 /* shop_grant_admin(role): as 1.2's, and bundles (1.3) */
 CREATE OR REPLACE FUNCTION @extschema@.shop_grant_admin(role regrole)

@@ -1037,7 +1037,9 @@ write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
  * or whole stock this checkout emptied: a line's stock is what served it
  * (its row, its one slot, or all of them combined), so taking all of it
  * empties that.  Only then is anything written; a product with stock left
- * in other slots is looked at and passed over.
+ * in other slots is looked at and passed over.  A bundle's part (1.3) is
+ * flagged when less is left than a bundle takes of it: its bundles may be
+ * sold out.
  */
 static void
 watch_emptied_stock(const CartLine *lines, int nlines)
@@ -1049,7 +1051,8 @@ watch_emptied_stock(const CartLine *lines, int nlines)
 	if (!stmt_available(&statements[STMT_WATCH_STOCK]))
 		return;
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].stock == lines[i].quantity - lines[i].pre.preordered)
+		if (lines[i].stock - (lines[i].quantity - lines[i].pre.preordered) <
+			Max(lines[i].bundle.keep, 1))
 			ids[n++] = Int64GetDatum(lines[i].product_id);
 	if (n == 0)
 		return;

