@@ -182,8 +182,8 @@ typedef struct CartLine
 		bool		is_bundle;
 		const char *of;			/* a part's bundle, NULL: none */
 		int32		keep;		/* a part: the most a bundle takes of it, so
-								 * that less left sells its bundles out;
-								 * 0: no part */
+								 * that less left sells its bundles out; 0: no
+								 * part */
 	}			bundle;
 
 	HeldStock	held;			/* stock.c's */

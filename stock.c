@@ -75,9 +75,9 @@ static Statement statements[NUM_STATEMENTS] = {
 	/*
 	 * The same in a shop with bundles: the stock lines of the cart (each
 	 * product once, what its own line and its bundles' parts need of it, as
-	 * bundles.c makes them) and the first bundle, by id, a part is of; a
-	 * part that placed orders past their window hold in their bundles is
-	 * held too (driven by those orders, as the held piece is)
+	 * bundles.c makes them) and the first bundle, by id, a part is of; a part
+	 * that placed orders past their window hold in their bundles is held too
+	 * (driven by those orders, as the held piece is)
 	 */
 	[STMT_SHORT_LINES_BUNDLES] = {
 		.what = "reading the stock",
@@ -109,7 +109,7 @@ static Statement statements[NUM_STATEMENTS] = {
 							  "           JOIN %1$s.products AS b ON b.id OPERATOR(pg_catalog.=) ci.product_id"
 							  "          WHERE ci.customer_id OPERATOR(pg_catalog.=) $1) AS n"
 							  "  GROUP BY n.product_id) AS c",
-							  /* nor a part that placed orders past their window hold in bundles */
+		/* nor a part that placed orders past their window hold in bundles */
 							  "NOT EXISTS (SELECT FROM %1$s.orders AS o"
 							  "             WHERE o.status OPERATOR(pg_catalog.=) 'placed'"
 							  "               AND o.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"

@@ -27,8 +27,17 @@
 #               (product 4: its preferred location is not the default)
 #   located-128 the same with 128 clients
 #
+#   bundle-3    1 client, synchronous_commit off: a bundle of 3 parts, one
+#               of 333 (parts 3 + 3k, 4 + 3k, 5 + 3k), in a database of its
+#               own with bundles (bench_bundles, the current code only)
+#   lines-3     the same, a 3-line cart of one such bundle's 3 parts
+#   bundle-hot-32  32 clients, one of 32 bundles that all hold the hot
+#               product (and one catalog product each): the hot part
+#               shared by many bundles, beside hot-32
+#
 # A release without vouchers and locations (before 1.2) does not run
-# voucher-32, usedup-32 and located-*: the table says n/a.
+# voucher-32, usedup-32 and located-*; one without bundles (before 1.3)
+# bundle-* and lines-3: the table says n/a.
 #
 # Rounds are interleaved (each version once per round, each round starting
 # with the next version, so that none always runs last); each figure
@@ -78,6 +87,27 @@ for vx in $versions; do
 	fi
 done
 
+workloads=${BENCH_RELEASE_WORKLOADS:-soldout-32 cpu-1line cpu-50line hot-32 bundle-3 lines-3 bundle-hot-32}
+
+# bundles (1.3 on): a database of their own, for the current code only
+case " $workloads " in
+*" bundle-"* | *" lines-3 "*)
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS bench_bundles" \
+		-c "CREATE DATABASE bench_bundles"
+	psql -X -q -v ON_ERROR_STOP=1 -d bench_bundles -c "CREATE EXTENSION checkout" -f bench/setup.sql \
+		-c "SELECT shop_create_bundle('bench kit ' || k, 3000,
+				jsonb_build_array(jsonb_build_object('product_id', 3 + 3 * k, 'quantity', 1),
+								  jsonb_build_object('product_id', 4 + 3 * k, 'quantity', 1),
+								  jsonb_build_object('product_id', 5 + 3 * k, 'quantity', 1)))
+			  FROM generate_series(0, 332) AS k ORDER BY k" \
+		-c "SELECT shop_create_bundle('bench hot kit ' || k, 51000,
+				jsonb_build_array(jsonb_build_object('product_id', 1, 'quantity', 1),
+								  jsonb_build_object('product_id', 500 + k, 'quantity', 1)))
+			  FROM generate_series(0, 31) AS k ORDER BY k" \
+		-c 'VACUUM ANALYZE' >/dev/null
+	;;
+esac
+
 # run VERSION WORKLOAD ROUND SECONDS: one pgbench run; appends
 # "workload version round tps" to $tmp/raw unless ROUND is warmup
 run() {
@@ -94,9 +124,13 @@ run() {
 	located-32) clients=32 flow=c pmin=4 pmax=4 cart=1 base=0 ;;
 	located-128) clients=128 flow=c pmin=4 pmax=4 cart=1 base=10200 ;;
 	usedup-32) clients=32 flow=c_try_usedup pmin=1 pmax=1 cart=0 base=164 ;;
+	bundle-3) clients=1 flow=c pmin=1003 pmax=1335 cart=1 base=0 opts="-c synchronous_commit=off" ;;
+	lines-3) clients=1 flow=c_3 pmin=3 pmax=1002 cart=1 base=0 opts="-c synchronous_commit=off" ;;
+	bundle-hot-32) clients=32 flow=c pmin=1336 pmax=1367 cart=1 base=0 ;;
 	esac
 	case $2 in
 	voucher-* | usedup-* | located-*) grep -qx "$db" "$tmp/vouchers" 2>/dev/null || return 0 ;;
+	bundle-* | lines-3) [ "$1" = current ] || return 0; db=bench_bundles ;;
 	esac
 	# the sold-out rush's buyers are customers 101..132 (their carts filled)
 	sed "s/^\\\\set cid :client_id + 1/\\\\set cid :client_id + 1 + $base/" "bench/flows/$flow.sql" >"$tmp/$flow-$base.sql"
@@ -110,7 +144,6 @@ run() {
 	printf '  %-11s %-8s round %s: %8.0f tps\n' "$2" "$1" "$3" "$tps"
 }
 
-workloads=${BENCH_RELEASE_WORKLOADS:-soldout-32 cpu-1line cpu-50line hot-32}
 for w in $workloads; do
 	echo "releases, $w:"
 	for vx in $versions; do run "${vx%%:*}" "$w" warmup "$warmup"; done
@@ -170,6 +203,12 @@ names=$(for vx in $versions; do printf '%s ' "${vx%%:*}"; done)
 					if (med["usedup-32", i] > 0) printf " %s %.2f;", vs[i], med["soldout-32", i] / med["usedup-32", i]
 				printf "\n"
 			}
+			# a bundle of 3 parts against a 3-line cart of its parts; the hot
+			# part shared by bundles against the hot product on its own
+			if (("bundle-3" in w) && ("lines-3" in w) && med["lines-3", nv] > 0)
+				printf "\nA bundle of 3 parts against a 3-line cart of its parts (bundle-3 ÷ lines-3, checkouts/s; at least 1.0 is the goal): %.2f\n", med["bundle-3", nv] / med["lines-3", nv]
+			if (("bundle-hot-32" in w) && ("hot-32" in w) && med["hot-32", nv] > 0)
+				printf "\nThe hot part shared by 32 bundles against the hot product alone (bundle-hot-32 ÷ hot-32): %.2f\n", med["bundle-hot-32", nv] / med["hot-32", nv]
 			# the located hot product against the default-only one (hot-N)
 			for (k = 32; k <= 128; k *= 4)
 				if ((("located-" k) in w) && (("hot-" k) in w)) {
