@@ -567,7 +567,7 @@ BEGIN
 	EXECUTE format('GRANT SELECT ON %1$s.products, %1$s.product_stock, %1$s.orders,'
 				   ' %1$s.order_items, %1$s.purchase_limits, %1$s.vouchers,'
 				   ' %1$s.locations, %1$s.stock_by_location, %1$s.order_item_allocations,'
-				   ' %1$s.preorders TO %2$s',
+				   ' %1$s.preorders, %1$s.bundle_parts, %1$s.order_item_parts TO %2$s',
 				   schema_name, shop_grant_app.role);
 	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %1$s.cart_items TO %2$s',
 				   schema_name, shop_grant_app.role);

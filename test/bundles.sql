@@ -17,7 +17,7 @@
 -- bundle is 22023, as any move of stock a location does not hold.
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(151);
+SELECT plan(152);
 
 -- an error's SQLSTATE, message and detail (NULL: no error), so that a test
 -- can read them and go on
@@ -447,6 +447,9 @@ SELECT ok(has_function_privilege('regress_bundle_office', 'shop_create_bundle(te
 		  'shop_grant_admin grants shop_create_bundle');
 SELECT ok(NOT has_function_privilege('regress_bundle_web', 'shop_create_bundle(text, bigint, jsonb)', 'EXECUTE'),
 		  'shop_grant_app does not');
+SELECT ok(has_table_privilege('regress_bundle_web', 'bundle_parts', 'SELECT')
+		  AND has_table_privilege('regress_bundle_web', 'order_item_parts', 'SELECT'),
+		  'shop_grant_app lets the storefront read the bundles'' parts, and the orders''');
 SET ROLE regress_bundle_web;
 SELECT throws_ok($$SELECT shop_create_bundle('Mine', 1, '[{"product_id": 1004, "quantity": 1}]')$$,
 				 '42501', NULL, 'the storefront cannot create a bundle');
