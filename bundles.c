@@ -10,8 +10,9 @@
  * product id order (the global lock order), its quantity what the cart
  * needs of it on its own and as a part of its bundles together, so that a
  * part is locked once, whatever bundles share it.  The driver serves,
- * checks and decrements the stock lines as any line; it writes the cart's
- * lines, and the parts each bundle took (order_item_parts).
+ * checks and decrements the stock lines as any line; its write statement
+ * writes the cart's lines, and the parts each bundle took (BundleParts, to
+ * order_item_parts).
  *
  * A part's units are allocated over locations as any line's
  * (locations.c): order_item_allocations holds where an order's units of a
@@ -39,7 +40,6 @@
 typedef enum BundlesStatementId
 {
 	STMT_PARTS,
-	STMT_WRITE_PARTS,
 	NUM_STATEMENTS
 } BundlesStatementId;
 
@@ -72,19 +72,6 @@ static Statement statements[NUM_STATEMENTS] = {
 		" WHERE x.product_id OPERATOR(pg_catalog.=) ANY ($1)"
 		" GROUP BY x.product_id"
 		" ORDER BY 1 NULLS LAST, 2"
-	},
-
-	/* The parts order $1's bundles ($2) took ($3 products, $4 per bundle) */
-	[STMT_WRITE_PARTS] = {
-		.what = "writing the bundles' parts",
-		.since = SINCE_1_3,
-		.ok = SPI_OK_INSERT,
-		.nargs = 4,
-		.argtypes = {INT8OID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID},
-		.sql = "INSERT INTO %1$s.order_item_parts (order_id, bundle_id, product_id, quantity)"
-		" SELECT $1, p.bundle_id, p.product_id, p.quantity"
-		"   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-		"                   pg_catalog.unnest($4)) AS p(bundle_id, product_id, quantity)"
 	},
 };
 
@@ -224,20 +211,4 @@ bundles_expand(CartLine *lines, int nlines, CartLine **stock_lines, int *nstock,
 	*stock_lines = stock;
 	*nstock = n;
 	return true;
-}
-
-/* Record the parts order_id's bundles took */
-void
-bundles_write_parts(int64 order_id, const BundleParts *parts)
-{
-	Datum		args[4];
-
-	if (parts->n == 0)
-		return;
-	args[0] = Int64GetDatum(order_id);
-	args[1] = stmt_bigint_array(parts->bundle_ids, parts->n);
-	args[2] = stmt_bigint_array(parts->product_ids, parts->n);
-	args[3] = stmt_int_array(parts->quantities, parts->n);
-	if (stmt_execute(&statements[STMT_WRITE_PARTS], args, NULL, 0) != (uint64) parts->n)
-		elog(ERROR, "checkout: writing the bundles' parts wrote fewer rows");
 }

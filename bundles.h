@@ -12,6 +12,5 @@
 
 extern bool bundles_expand(CartLine *lines, int nlines, CartLine **stock_lines,
 						   int *nstock, BundleParts *parts);
-extern void bundles_write_parts(int64 order_id, const BundleParts *parts);
 
 #endif							/* BUNDLES_H */

@@ -171,7 +171,7 @@
 	TIDARRAYOID, INT4ARRAYOID, TIDARRAYOID, INT4ARRAYOID, INT8OID, INT4OID
 
 #define WRITE_ORDER_SQL(more_lines, line_column, cte, order_columns, \
-						order_values, line_value) \
+						order_values, line_value, tail) \
 	"WITH line AS (" \
 	"  SELECT l.*" \
 	"    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)," \
@@ -202,8 +202,35 @@
 	"  DELETE FROM %1$s.cart_items AS c" \
 	"   WHERE c.customer_id OPERATOR(pg_catalog.=) $1" \
 	"     AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)" \
-	")" \
+	")" tail \
 	"SELECT new_order.id FROM new_order"
+
+/*
+ * The parts the order's bundles took (bundles.c's BundleParts, from
+ * parameter first on: bundles, parts, quantities per unit of the bundle)
+ */
+#define WRITE_PARTS_SQL(first, second, third) \
+	", parts AS (" \
+	"  INSERT INTO %1$s.order_item_parts (order_id, bundle_id, product_id, quantity)" \
+	"  SELECT new_order.id, p.bundle_id, p.product_id, p.quantity" \
+	"    FROM new_order," \
+	"         ROWS FROM (pg_catalog.unnest($" first "), pg_catalog.unnest($" second ")," \
+	"                    pg_catalog.unnest($" third "))" \
+	"         AS p(bundle_id, product_id, quantity)" \
+	")"
+
+#define WRITE_VOUCHER_ORDER_SQL(tail) \
+	WRITE_ORDER_SQL(", pg_catalog.unnest($15)", ", discount_cents", \
+					", used AS (" \
+					"  UPDATE %1$s.voucher_slots AS vs" \
+					"     SET remaining = vs.remaining OPERATOR(pg_catalog.-) 1" \
+					"   WHERE vs.ctid OPERATOR(pg_catalog.=) $16" \
+					")", \
+					", voucher_id, voucher_code_id, discount_cents", \
+					", $12, $13, $14", ", line.discount_cents", tail)
+
+#define WRITE_VOUCHER_ORDER_ARGTYPES \
+	WRITE_ORDER_ARGTYPES, INT8OID, INT8OID, INT8OID, INT8ARRAYOID, TIDOID
 
 /* The statements of checkout (statements.h), each run by the function that needs it */
 typedef enum CheckoutStatementId
@@ -222,6 +249,8 @@ typedef enum CheckoutStatementId
 	STMT_KEY_LOOKUP_REQUEST,
 	STMT_KEY_CLAIM_REQUEST,
 	STMT_SET_CART,
+	STMT_WRITE_BUNDLE_ORDER,
+	STMT_WRITE_VOUCHER_BUNDLE_ORDER,
 	NUM_STATEMENTS
 } CheckoutStatementId;
 
@@ -295,7 +324,20 @@ static Statement statements[NUM_STATEMENTS] = {
 		.ok = SPI_OK_SELECT,
 		.nargs = 11,
 		.argtypes = {WRITE_ORDER_ARGTYPES},
-		.sql = WRITE_ORDER_SQL("", "", "", "", "", "")
+		.sql = WRITE_ORDER_SQL("", "", "", "", "", "", "")
+	},
+
+	/*
+	 * The same with bundles (1.3): $12 to $14 the parts their bundles took
+	 * (order_item_parts)
+	 */
+	[STMT_WRITE_BUNDLE_ORDER] = {
+		.what = "writing the order",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.nargs = 14,
+		.argtypes = {WRITE_ORDER_ARGTYPES, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID},
+		.sql = WRITE_ORDER_SQL("", "", "", "", "", "", WRITE_PARTS_SQL("12", "13", "14"))
 	},
 
 	/* The order an idempotency key ($2) of a customer ($1) made */
@@ -387,15 +429,18 @@ static Statement statements[NUM_STATEMENTS] = {
 		.since = SINCE_1_2,
 		.ok = SPI_OK_SELECT,
 		.nargs = 16,
-		.argtypes = {WRITE_ORDER_ARGTYPES, INT8OID, INT8OID, INT8OID, INT8ARRAYOID, TIDOID},
-		.sql = WRITE_ORDER_SQL(", pg_catalog.unnest($15)", ", discount_cents",
-							   ", used AS ("
-							   "  UPDATE %1$s.voucher_slots AS vs"
-							   "     SET remaining = vs.remaining OPERATOR(pg_catalog.-) 1"
-							   "   WHERE vs.ctid OPERATOR(pg_catalog.=) $16"
-							   ")",
-							   ", voucher_id, voucher_code_id, discount_cents",
-							   ", $12, $13, $14", ", line.discount_cents")
+		.argtypes = {WRITE_VOUCHER_ORDER_ARGTYPES},
+		.sql = WRITE_VOUCHER_ORDER_SQL("")
+	},
+
+	/* The same with bundles (1.3): $17 to $19 the parts their bundles took */
+	[STMT_WRITE_VOUCHER_BUNDLE_ORDER] = {
+		.what = "writing the order",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.nargs = 19,
+		.argtypes = {WRITE_VOUCHER_ORDER_ARGTYPES, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID},
+		.sql = WRITE_VOUCHER_ORDER_SQL(WRITE_PARTS_SQL("17", "18", "19"))
 	},
 
 	/*
@@ -970,21 +1015,24 @@ price_cart_lines(CartLine *lines, int nlines, const CartLine *stock, int nstock)
  * Decrement the stock, insert the order and its lines, and delete the
  * ordered cart lines, in one statement; with a voucher, take its use (if
  * limited) and record it, the discount off total (the subtotal) and each
- * line's share.  Return the new order's id.
+ * line's share; with bundles, the parts they took.  Return the new order's
+ * id.
  */
 static int64
 write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
 			int nlines, const CartLine *stock, int nstock, const SlotTakes *takes,
-			int64 total, int64 reserved_id, const Voucher *voucher)
+			int64 total, int64 reserved_id, const Voucher *voucher,
+			const BundleParts *parts)
 {
+	CheckoutStatementId id;
 	Datum	   *quantities = palloc(sizeof(Datum) * nlines);
 	Datum	   *prices = palloc(sizeof(Datum) * nlines);
 	Datum	   *row_ctids = palloc(sizeof(Datum) * nstock);
 	Datum	   *row_takes = palloc(sizeof(Datum) * nstock);
 	int			nrows = 0;
 	int			nids;
-	Datum		args[16];
-	char		nulls[16];
+	Datum		args[19];
+	char		nulls[19];
 
 	memset(nulls, ' ', sizeof(nulls));
 	for (int i = 0; i < nlines; i++)
@@ -1021,10 +1069,21 @@ write_order(CheckoutCall *call, int64 customer_id, const CartLine *lines,
 		nulls[15] = ItemPointerIsValid(&voucher->use_ctid) ? ' ' : 'n';
 	}
 
+	if (parts->n > 0)
+	{
+		int			first = voucher != NULL ? 16 : 11;
+
+		args[first] = stmt_bigint_array(parts->bundle_ids, parts->n);
+		args[first + 1] = stmt_bigint_array(parts->product_ids, parts->n);
+		args[first + 2] = stmt_int_array(parts->quantities, parts->n);
+		id = voucher != NULL ? STMT_WRITE_VOUCHER_BUNDLE_ORDER : STMT_WRITE_BUNDLE_ORDER;
+	}
+	else
+		id = voucher != NULL ? STMT_WRITE_VOUCHER_ORDER : STMT_WRITE_ORDER;
+
 	/* Its foreign key checks lock the customer's and the products' rows */
 	checkout_lock_step(call, "writing the order", 0);
-	if (stmt_execute(&statements[voucher != NULL ? STMT_WRITE_VOUCHER_ORDER : STMT_WRITE_ORDER],
-					 args, nulls, 0) != 1)
+	if (stmt_execute(&statements[id], args, nulls, 0) != 1)
 		elog(ERROR, "checkout: writing the order wrote no order");
 	checkout_lock_step(call, NULL, 0);
 	checkout_order_written(checkout_payment_window > 0);
@@ -1530,8 +1589,7 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 														   voucher->discount_cents);
 	}
 	order_id = write_order(call, customer_id, lines, nlines, stock, nstock, &takes,
-						   total, reserved_id, voucher);
-	bundles_write_parts(order_id, &parts);
+						   total, reserved_id, voucher, &parts);
 	if (located)
 		locations_write_allocations(order_id, stock, nstock);
 	if (preordered)

@@ -33,7 +33,7 @@ typedef enum StatementSince
 	SINCE_1_3,					/* keys that keep their request, place order */
 } StatementSince;
 
-#define STATEMENT_MAX_ARGS 16
+#define STATEMENT_MAX_ARGS 20
 
 /*
  * One statement, defined with designated initializers in the table of the
