@@ -49,7 +49,9 @@ static Statement statements[NUM_STATEMENTS] = {
 	 * part, quantity per bundle, the bundle's name and price, the part's last
 	 * stock slot's number (NULL: none) and the most any bundle takes of it;
 	 * then, with a NULL bundle, each product among $1 that is a part of some
-	 * bundle, with that most (what it must keep for its bundles to sell)
+	 * bundle, with that most (what it must keep for its bundles to sell).
+	 * Driven by $1's elements, each probing the keys (lateral): a generic
+	 * plan of "= ANY ($1)" scans the whole of products and bundle_parts.
 	 */
 	[STMT_PARTS] = {
 		.what = "reading the bundles' parts",
@@ -58,19 +60,21 @@ static Statement statements[NUM_STATEMENTS] = {
 		.read_only = true,
 		.nargs = 1,
 		.argtypes = {INT8ARRAYOID},
-		.sql = "SELECT bp.bundle_id, bp.product_id, bp.quantity, b.name, b.price_cents,"
-		"       (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
-		"         WHERE s.product_id OPERATOR(pg_catalog.=) bp.product_id),"
-		"       (SELECT pg_catalog.max(x.quantity) FROM %1$s.bundle_parts AS x"
-		"         WHERE x.product_id OPERATOR(pg_catalog.=) bp.product_id)"
-		"  FROM %1$s.bundle_parts AS bp"
-		"  JOIN %1$s.products AS b ON b.id OPERATOR(pg_catalog.=) bp.bundle_id"
-		" WHERE bp.bundle_id OPERATOR(pg_catalog.=) ANY ($1)"
-		" UNION ALL"
-		" SELECT NULL, x.product_id, NULL, NULL, NULL, NULL, pg_catalog.max(x.quantity)"
-		"  FROM %1$s.bundle_parts AS x"
-		" WHERE x.product_id OPERATOR(pg_catalog.=) ANY ($1)"
-		" GROUP BY x.product_id"
+		.sql = "SELECT r.* FROM pg_catalog.unnest($1) AS c(id)"
+		" CROSS JOIN LATERAL ("
+		"  SELECT bp.bundle_id, bp.product_id, bp.quantity, b.name, b.price_cents,"
+		"         (SELECT pg_catalog.max(s.slot) FROM %1$s.stock_slots AS s"
+		"           WHERE s.product_id OPERATOR(pg_catalog.=) bp.product_id),"
+		"         (SELECT pg_catalog.max(x.quantity) FROM %1$s.bundle_parts AS x"
+		"           WHERE x.product_id OPERATOR(pg_catalog.=) bp.product_id)"
+		"    FROM %1$s.products AS b"
+		"    JOIN %1$s.bundle_parts AS bp ON bp.bundle_id OPERATOR(pg_catalog.=) b.id"
+		"   WHERE b.id OPERATOR(pg_catalog.=) c.id"
+		"  UNION ALL"
+		"  SELECT NULL, c.id, NULL, NULL, NULL, NULL, pg_catalog.max(x.quantity)"
+		"    FROM %1$s.bundle_parts AS x"
+		"   WHERE x.product_id OPERATOR(pg_catalog.=) c.id"
+		"  HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0) AS r"
 		" ORDER BY 1 NULLS LAST, 2"
 	},
 };

@@ -33,11 +33,16 @@
 #   lines-3     the same, a 3-line cart of one such bundle's 3 parts
 #   bundle-hot-32  32 clients, one of 32 bundles that all hold the hot
 #               product (and one catalog product each): the hot part
-#               shared by many bundles, beside hot-32
+#               shared by many bundles, in 16 stock slots as a sale's hot
+#               product is (README, "Running a sale")
+#   part-hot-32 the same hot product alone, in the same database
+#   lines-hot-32  a 2-line cart of one hot bundle's parts, the same way
+# The bundle workloads run interleaved with each other, round by round
+# (each round starting with the next), as the versions do.
 #
 # A release without vouchers and locations (before 1.2) does not run
 # voucher-32, usedup-32 and located-*; one without bundles (before 1.3)
-# bundle-* and lines-3: the table says n/a.
+# bundle-*, lines-* and part-hot-32: the table says n/a.
 #
 # Rounds are interleaved (each version once per round, each round starting
 # with the next version, so that none always runs last); each figure
@@ -87,11 +92,11 @@ for vx in $versions; do
 	fi
 done
 
-workloads=${BENCH_RELEASE_WORKLOADS:-soldout-32 cpu-1line cpu-50line hot-32 bundle-3 lines-3 bundle-hot-32}
+workloads=${BENCH_RELEASE_WORKLOADS:-soldout-32 cpu-1line cpu-50line hot-32 bundle-3 lines-3 bundle-hot-32 part-hot-32 lines-hot-32}
 
 # bundles (1.3 on): a database of their own, for the current code only
 case " $workloads " in
-*" bundle-"* | *" lines-3 "*)
+*" bundle-"* | *" lines-3 "* | *" part-hot-32 "* | *" lines-hot-32 "*)
 	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS bench_bundles" \
 		-c "CREATE DATABASE bench_bundles"
 	psql -X -q -v ON_ERROR_STOP=1 -d bench_bundles -c "CREATE EXTENSION checkout" -f bench/setup.sql \
@@ -104,6 +109,7 @@ case " $workloads " in
 				jsonb_build_array(jsonb_build_object('product_id', 1, 'quantity', 1),
 								  jsonb_build_object('product_id', 500 + k, 'quantity', 1)))
 			  FROM generate_series(0, 31) AS k ORDER BY k" \
+		-c "SELECT shop_split_stock(1, 16)" \
 		-c 'VACUUM ANALYZE' >/dev/null
 	;;
 esac
@@ -127,10 +133,12 @@ run() {
 	bundle-3) clients=1 flow=c pmin=1003 pmax=1335 cart=1 base=0 opts="-c synchronous_commit=off" ;;
 	lines-3) clients=1 flow=c_3 pmin=3 pmax=1002 cart=1 base=0 opts="-c synchronous_commit=off" ;;
 	bundle-hot-32) clients=32 flow=c pmin=1336 pmax=1367 cart=1 base=0 ;;
+	part-hot-32) clients=32 flow=c pmin=1 pmax=1 cart=1 base=0 ;;
+	lines-hot-32) clients=32 flow=c_hot2 pmin=1 pmax=1 cart=1 base=0 ;;
 	esac
 	case $2 in
 	voucher-* | usedup-* | located-*) grep -qx "$db" "$tmp/vouchers" 2>/dev/null || return 0 ;;
-	bundle-* | lines-3) [ "$1" = current ] || return 0; db=bench_bundles ;;
+	bundle-* | lines-3 | part-hot-32 | lines-hot-32) [ "$1" = current ] || return 0; db=bench_bundles ;;
 	esac
 	# the sold-out rush's buyers are customers 101..132 (their carts filled)
 	sed "s/^\\\\set cid :client_id + 1/\\\\set cid :client_id + 1 + $base/" "bench/flows/$flow.sql" >"$tmp/$flow-$base.sql"
@@ -144,7 +152,14 @@ run() {
 	printf '  %-11s %-8s round %s: %8.0f tps\n' "$2" "$1" "$3" "$tps"
 }
 
+bundle_workloads=
 for w in $workloads; do
+	case $w in
+	bundle-* | lines-3 | part-hot-32 | lines-hot-32)
+		bundle_workloads="$bundle_workloads $w"
+		continue
+		;;
+	esac
 	echo "releases, $w:"
 	for vx in $versions; do run "${vx%%:*}" "$w" warmup "$warmup"; done
 	r=1
@@ -156,6 +171,19 @@ for w in $workloads; do
 		r=$((r + 1))
 	done
 done
+
+# the bundle workloads, interleaved round by round (the current code only)
+if [ -n "$bundle_workloads" ]; then
+	echo "bundles:$bundle_workloads"
+	for w in $bundle_workloads; do run current "$w" warmup "$warmup"; done
+	r=1
+	while [ "$r" -le "$rounds" ]; do
+		for w in $(echo "$bundle_workloads" | awk -v r="$r" '{ for (i = 0; i < NF; i++) print $((r - 1 + i) % NF + 1) }'); do
+			run current "$w" "$r" "$seconds"
+		done
+		r=$((r + 1))
+	done
+fi
 
 # The sold-out product must never have been sold
 for vx in $versions; do
@@ -207,8 +235,10 @@ names=$(for vx in $versions; do printf '%s ' "${vx%%:*}"; done)
 			# part shared by bundles against the hot product on its own
 			if (("bundle-3" in w) && ("lines-3" in w) && med["lines-3", nv] > 0)
 				printf "\nA bundle of 3 parts against a 3-line cart of its parts (bundle-3 ÷ lines-3, checkouts/s; at least 1.0 is the goal): %.2f\n", med["bundle-3", nv] / med["lines-3", nv]
-			if (("bundle-hot-32" in w) && ("hot-32" in w) && med["hot-32", nv] > 0)
-				printf "\nThe hot part shared by 32 bundles against the hot product alone (bundle-hot-32 ÷ hot-32): %.2f\n", med["bundle-hot-32", nv] / med["hot-32", nv]
+			if (("bundle-hot-32" in w) && ("part-hot-32" in w) && med["part-hot-32", nv] > 0)
+				printf "\nThe hot part (16 slots) shared by 32 bundles against the hot product alone (bundle-hot-32 ÷ part-hot-32, checkouts/s; at least 0.9 is the goal): %.2f\n", med["bundle-hot-32", nv] / med["part-hot-32", nv]
+			if (("bundle-hot-32" in w) && ("lines-hot-32" in w) && med["lines-hot-32", nv] > 0)
+				printf "\nThe same bundles against a 2-line cart of their parts (bundle-hot-32 ÷ lines-hot-32): %.2f\n", med["bundle-hot-32", nv] / med["lines-hot-32", nv]
 			# the located hot product against the default-only one (hot-N)
 			for (k = 32; k <= 128; k *= 4)
 				if ((("located-" k) in w) && (("hot-" k) in w)) {
