@@ -45,8 +45,8 @@
  *	SH015	an idempotency key used before for another request (another
  *			voucher code, other lines: shop_checkout, shop_place_order)
  *	SH016	stock given to a bundle, which has none of its own (a restock,
- *			an adjustment up, a split or a location's stock of a bundle:
- *			triggers in the install script)
+ *			an adjustment, a split, a location's stock or a preorder of a
+ *			bundle: triggers in the install script)
  *	22004	a NULL argument
  *	22003	an order total or a stock out of range
  *	22023	an invalid argument value (an idempotency key empty or over 255
@@ -288,7 +288,7 @@ typedef struct CheckoutCall
 /* refusal.c */
 extern void checkout_refuse_line(CheckoutCall *call, bool first, int64 product_id,
 								 const char *name, int64 available, int32 requested,
-								 int32 preorderable);
+								 int32 preorderable, const char *bundle);
 extern void checkout_refuse_limit(CheckoutCall *call, bool first, int64 product_id,
 								  const char *name, int32 limit, int64 bought,
 								  int32 requested);

@@ -761,6 +761,11 @@ CREATE TRIGGER location_stock_bundle_stock
 	BEFORE INSERT ON @extschema@.location_stock
 	FOR EACH ROW EXECUTE FUNCTION @extschema@.shop_refuse_bundle_stock('product_id');
 
+-- nor preorders: a bundle sells only while every part is there
+CREATE TRIGGER preorders_bundle_stock
+	BEFORE INSERT ON @extschema@.preorders
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.shop_refuse_bundle_stock('product_id');
+
 /*
  * The stock on sale of each product over all its locations; a bundle's is
  * what its parts can make: the least over its parts of floor(part's stock /

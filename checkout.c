@@ -608,7 +608,8 @@ check_stock(CheckoutCall *call, const CartLine *lines, int nlines)
 			continue;
 		checkout_refuse_line(call, first == NULL, lines[i].product_id, lines[i].name,
 							 lines[i].stock, lines[i].quantity,
-							 lines[i].pre.preorderable ? lines[i].pre.preorder_room : -1);
+							 lines[i].pre.preorderable ? lines[i].pre.preorder_room : -1,
+							 lines[i].bundle.of);
 		if (first == NULL)
 			first = &lines[i];
 		else

@@ -12,7 +12,8 @@
  * message:
  *
  *	SH001	{"lines": [{"product_id", "name", "available", "requested",
- *			"preorderable" (null unless the buyer accepted a preorder)}]}
+ *			"preorderable" (null unless the buyer accepted a preorder),
+ *			and for a bundle's part "bundle" (the bundle's name)}]}
  *	SH005	{"lines": [{"product_id", "name", "limit", "already_bought",
  *			"requested"}]}
  *	SH009	{"voucher_code", "voucher_id" (null: unknown), "reason",
@@ -40,10 +41,6 @@
 
 
 /*
- * A line the stock cannot serve (first: the first of the refusal):
- * preorderable is -1 unless its buyer accepted a preorder
- */
-/*
  * Open a line of a refusal's "lines" (the refusal itself when first): its
  * product id and name, the line's object left open for its figures
  */
@@ -61,10 +58,15 @@ begin_refused_line(CheckoutCall *call, bool first, int64 product_id, const char 
 	escape_json(call->refusal, name);
 }
 
+/*
+ * A line the stock cannot serve (first: the first of the refusal):
+ * preorderable is -1 unless its buyer accepted a preorder; bundle names
+ * the first bundle of the cart a part is of (NULL: the line is no part)
+ */
 void
 checkout_refuse_line(CheckoutCall *call, bool first, int64 product_id,
 					 const char *name, int64 available, int32 requested,
-					 int32 preorderable)
+					 int32 preorderable, const char *bundle)
 {
 	if (call->refusal == NULL)
 		return;
@@ -72,9 +74,15 @@ checkout_refuse_line(CheckoutCall *call, bool first, int64 product_id,
 	appendStringInfo(call->refusal, ", \"available\": " INT64_FORMAT ", \"requested\": %d, \"preorderable\": ",
 					 available, requested);
 	if (preorderable >= 0)
-		appendStringInfo(call->refusal, "%d}", preorderable);
+		appendStringInfo(call->refusal, "%d", preorderable);
 	else
-		appendStringInfoString(call->refusal, "null}");
+		appendStringInfoString(call->refusal, "null");
+	if (bundle != NULL)
+	{
+		appendStringInfoString(call->refusal, ", \"bundle\": ");
+		escape_json(call->refusal, bundle);
+	}
+	appendStringInfoChar(call->refusal, '}');
 }
 
 /* A line past its product's purchase limit */

@@ -17,7 +17,7 @@
 -- bundle is 22023, as any move of stock a location does not hold.
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(152);
+SELECT plan(153);
 
 -- an error's SQLSTATE, message and detail (NULL: no error), so that a test
 -- can read them and go on
@@ -148,6 +148,8 @@ SELECT throws_ok($$INSERT INTO stock_slots (product_id, slot, stock) VALUES ($$ 
 SELECT throws_ok($$INSERT INTO location_stock (product_id, location_id, stock) VALUES ($$
 					|| :gb || ', ' || :north || ', 5)',
 				 'SH016', NULL, 'a location''s stock of a bundle is SH016');
+SELECT throws_ok($$SELECT shop_set_preorder($$ || :gb || $$, 5, NULL)$$, 'SH016', NULL,
+				 'shop_set_preorder of a bundle is SH016: a bundle sells only while its parts are there');
 SELECT throws_ok($$SELECT shop_move_stock($$ || :gb || ', 1, ' || :north || $$, 1, 'rebalance')$$, '22023', NULL,
 				 'shop_move_stock of a bundle is 22023: no location holds any of it to move');
 SELECT results_eq($$SELECT (SELECT stock FROM products WHERE id = $$ || :gb || $$),
@@ -232,12 +234,13 @@ SELECT results_eq($$SELECT customer_id, product_id, quantity FROM cart_items ORD
 				  'SH001 left the carts as they were');
 SELECT is_empty($$SELECT FROM orders WHERE customer_id IN (1002, 1003)$$, 'SH001 wrote no order');
 SELECT results_eq($$SELECT outcome, sqlstate, message, (refusal -> 'lines' -> 0 ->> 'available')::int,
-						   (refusal -> 'lines' -> 0 ->> 'requested')::int
+						   (refusal -> 'lines' -> 0 ->> 'requested')::int,
+						   refusal -> 'lines' -> 0 ->> 'bundle'
 					  FROM shop_place_order(1004, '[{"product_id": $$ || :gb || $$, "quantity": 1}]', 'box-1')$$,
 				  $$VALUES ('refused'::text, 'SH001'::text,
 							'Insufficient stock for Gift Box: part Phone Case (available: 1, requested: 2)'::text,
-							1, 2)$$,
-				  'shop_place_order refuses a bundle with the part''s figures');
+							1, 2, 'Gift Box'::text)$$,
+				  'shop_place_order refuses a bundle with the part''s figures and the bundle''s name');
 SELECT is_empty($$SELECT FROM idempotency_keys WHERE customer_id = 1004$$, '... spending no key');
 DELETE FROM cart_items WHERE customer_id IN (1002, 1003);
 SELECT is_empty($$SELECT * FROM shop_check_integrity()$$, 'the books are still right');
