@@ -621,7 +621,7 @@ ALTER TABLE @extschema@.order_items
 /* -------------------------------------------------------------- bundles */
 
 /*
- * Bundles (in progress: bundles.c says what is not done yet).  A bundle
+ * Bundles (docs/reference.md, "Bundles"; bundles.c).  A bundle
  * is a product with parts: "Phone + case + charger" sold as one.  It has
  * no stock of its own (products.stock stays 0, no slots, no other
  * location): what it can sell is the least, over its parts, of
@@ -1462,19 +1462,20 @@ BEGIN
 	RETURN QUERY
 	WITH shared AS (
 		-- what the cart needs of each bundle's part, its own line's too
+		-- (only a part of a bundle in the cart: a line on its own keeps its
+		-- preorder rule)
 		SELECT x.product_id, sum(x.units) AS units, ps.stock
-		  FROM (SELECT ci.product_id, ci.quantity::bigint AS units
+		  FROM (SELECT ci.product_id, ci.quantity::bigint AS units, false AS of_bundle
 				  FROM @extschema@.cart_items AS ci
 				 WHERE ci.customer_id = shop_cart_status.customer_id
 				UNION ALL
-				SELECT bp.product_id, ci.quantity::bigint * bp.quantity
+				SELECT bp.product_id, ci.quantity::bigint * bp.quantity, true
 				  FROM @extschema@.cart_items AS ci
 				  JOIN @extschema@.bundle_parts AS bp ON bp.bundle_id = ci.product_id
 				 WHERE ci.customer_id = shop_cart_status.customer_id) AS x
 		  JOIN @extschema@.product_stock AS ps ON ps.product_id = x.product_id
-		 WHERE EXISTS (SELECT FROM @extschema@.bundle_parts AS bp
-						WHERE bp.product_id = x.product_id)
 		 GROUP BY x.product_id, ps.stock
+		HAVING bool_or(x.of_bundle)
 	)
 	SELECT l.product_id, l.name, l.requested, l.available, l.can_fulfil,
 		   bool_and(l.can_fulfil) OVER (), l.purchase_limit, l.already_bought

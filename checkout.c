@@ -1539,11 +1539,6 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 				 voucher != NULL && voucher->per_customer_limit > 0);
 
 	/*
-	 * Queue and lock, timed for the statistics: the rows of products without
-	 * slots, then the slots of the others, in ascending product id order
-	 */
-
-	/*
 	 * The stock the cart takes: its lines, or, when it holds bundles, each
 	 * product once with what its lines and its bundles need of it
 	 */

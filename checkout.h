@@ -20,7 +20,7 @@
  * locations.c	stock in locations other than the default
  * preorders.c	units sold before they arrive
  * voucher.c	a voucher's code: checked, its limits, its use, its discount
- * bundles.c	a cart's bundles sold as their parts (in progress)
+ * bundles.c	a cart's bundles sold as their parts
  * placeorder.c	shop_place_order(): the web's checkout in one call
  * refusal.c	a refusal's figures as data, for shop_place_order()
  * events.c		order events: every change of an order, to PgQ or logical

@@ -17,7 +17,7 @@
 -- bundle is 22023, as any move of stock a location does not hold.
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(153);
+SELECT plan(154);
 
 -- an error's SQLSTATE, message and detail (NULL: no error), so that a test
 -- can read them and go on
@@ -407,6 +407,13 @@ SELECT results_eq($$SELECT (SELECT open_preorders FROM preorders WHERE product_i
 						   (SELECT stock FROM product_stock WHERE product_id = 1005),
 						   (SELECT count(*) FROM orders WHERE customer_id = 1012)$$,
 				  $$VALUES (0, 1, 0::bigint)$$, 'no preorder, no stock taken, no order');
+DELETE FROM cart_items WHERE customer_id = 1012;
+-- ... while the part alone, in a cart without its bundles, is preordered as
+-- any product: the cart status says the checkout would succeed
+INSERT INTO cart_items (customer_id, product_id, quantity, accept_preorder) VALUES (1012, 1005, 3, true);
+SELECT results_eq($$SELECT can_fulfil, checkout_would_succeed, preordered FROM shop_cart_status(1012, NULL)$$,
+				  $$VALUES (true, true, 2)$$,
+				  'a part on its own, accepting a preorder, can be fulfilled: 1 on hand, 2 preordered');
 DELETE FROM cart_items WHERE customer_id = 1012;
 
 -- a part stocked at another location (undone after)

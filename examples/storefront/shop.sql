@@ -2,10 +2,9 @@
 -- database's owner in a database of its own, psql -v stock=20.
 --   the extension and a demo catalogue: the design's Flash Sale
 --   Smartphone (:stock in stock), a few others, one sold out;
---   the app role storefront: shop_grant_app() and sign-up (INSERT on
---   customers, and its id back), SELECT on bundle_parts (the page says
---   what a bundle holds; shop_grant_app() does not grant it),
---   checkout.lock_timeout 1 s (a lock timeout is a 503 the
+--   the app role storefront: shop_grant_app() (with 1.3's bundle_parts:
+--   the page says what a bundle holds) and sign-up (INSERT on customers,
+--   and its id back), checkout.lock_timeout 1 s (a lock timeout is a 503 the
 --   page retries, never a request hanging behind a crowd).
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
@@ -24,5 +23,4 @@ END
 $$;
 SELECT shop_grant_app('storefront');
 GRANT INSERT, SELECT (id) ON customers TO storefront;
-GRANT SELECT ON bundle_parts TO storefront;
 ALTER ROLE storefront SET checkout.lock_timeout = '1s';

@@ -18,8 +18,8 @@
 // A bundle (1.3) is a product like any other here: product_stock gives
 // what its parts make, and shop_notify_stock_changes() announces it when a
 // part sells out or comes back.  Its view carries its parts, read from
-// bundle_parts when the role may (shop.sql grants it; shop_grant_app()
-// does not), for the page to say what is in it.
+// bundle_parts when the role may (shop_grant_app() grants it since 1.3),
+// for the page to say what is in it.
 import pg from "pg";
 import type { Pool, ClientConfig } from "pg";
 
@@ -47,7 +47,7 @@ const READ_STOCK_AND_PARTS = `SELECT p.id, p.name, p.price_cents, s.stock,
          WHERE bp.bundle_id = p.id) AS parts
   FROM products AS p JOIN product_stock AS s ON s.product_id = p.id
  ORDER BY p.id`;
-/** Whether this role may read the bundles' parts: a shop before 1.3 has none, shop_grant_app() does not grant them */
+/** Whether this role may read the bundles' parts: a shop before 1.3 has none, a role without shop_grant_app() may not */
 const CAN_READ_PARTS = `SELECT t IS NOT NULL AND pg_catalog.has_table_privilege(t, 'SELECT') AS ok
   FROM pg_catalog.to_regclass('bundle_parts') AS t`;
 

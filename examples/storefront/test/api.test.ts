@@ -480,7 +480,7 @@ test("a bundle: listed with its parts and what they make, bought as one line, re
       code: "insufficient_stock",
       sqlstate: "SH001",
       message: "Insufficient stock for Case Kit: part Gift Wrap (available: 1, requested: 2)",
-      data: { lines: [{ productId: wrap, name: "Gift Wrap", available: 1, requested: 2, preorderable: null }] },
+      data: { lines: [{ productId: wrap, name: "Gift Wrap", available: 1, requested: 2, preorderable: null, bundle: "Case Kit" }] },
     });
     // the server's own sale is read at once: the kit sold out, the box down to the wrap's 1
     for (let i = 0; i < 100 && !(products.get(kit).soldOut && products.get(box).stock === 1); i++) {
