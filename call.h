@@ -330,7 +330,8 @@ extern void stock_serve_from_row_and_slots(CartLine *line, int32 need, SlotTakes
 extern void stock_lock_all(CheckoutCall *call, CartLine *line, bool row_locked,
 						   SlotTakes *takes);
 extern int32 stock_read_row_again(CartLine *line);
-extern CartLine *stock_short_lines(uint64 nrows, int col, int *nshort);
+extern CartLine *stock_short_lines(uint64 nrows, int col, bool with_bundle,
+								   int *nshort);
 extern CartLine *stock_find_short_lines(int64 customer_id, int *nshort);
 extern bool stock_short_lines_plain(void);
 

@@ -89,7 +89,7 @@ static Statement statements[NUM_STATEMENTS] = {
 		.sql = SHORT_LINES_OF(", c.bundle_name",
 							  "(SELECT n.product_id,"
 							  "        LEAST(pg_catalog.sum(n.quantity),"
-							  "                         2147483647::pg_catalog.numeric)::pg_catalog.int4 AS quantity,"
+							  "              2147483647::pg_catalog.numeric)::pg_catalog.int4 AS quantity,"
 							  "        (pg_catalog.array_agg(n.bundle_name ORDER BY n.bundle_id)"
 							  "           FILTER (WHERE n.bundle_id IS NOT NULL))[1] AS bundle_name"
 							  "   FROM (SELECT ci.product_id, ci.quantity::pg_catalog.int8,"
@@ -328,11 +328,12 @@ stock_lock_all(CheckoutCall *call, CartLine *line, bool row_locked,
 /*
  * The short lines of the last SPI result, nrows rows of SHORT_LINES_SQL's
  * columns (statements.h) from column col on: product id, quantity, name
- * and stock.  A row whose product id is NULL (a statement that returns one
- * row when no line is short) is no line.  Sets *nshort; NULL when none.
+ * and stock, and with_bundle, the bundle a part is of (NULL: none).  A row
+ * whose product id is NULL (a statement that returns one row when no line
+ * is short) is no line.  Sets *nshort; NULL when none.
  */
 CartLine *
-stock_short_lines(uint64 nrows, int col, int *nshort)
+stock_short_lines(uint64 nrows, int col, bool with_bundle, int *nshort)
 {
 	CartLine   *lines = NULL;
 
@@ -352,6 +353,15 @@ stock_short_lines(uint64 nrows, int col, int *nshort)
 		line->quantity = DatumGetInt32(stmt_value(i, col + 1));
 		line->name = TextDatumGetCString(stmt_value(i, col + 2));
 		line->stock = DatumGetInt64(stmt_value(i, col + 3));
+		if (with_bundle)
+		{
+			bool		no_bundle;
+			Datum		bundle = SPI_getbinval(SPI_tuptable->vals[i],
+											   SPI_tuptable->tupdesc, col + 4, &no_bundle);
+
+			if (!no_bundle)
+				line->bundle.of = TextDatumGetCString(bundle);
+		}
 	}
 	return lines;
 }
@@ -365,28 +375,16 @@ stock_find_short_lines(int64 customer_id, int *nshort)
 {
 	Datum		args[1] = {Int64GetDatum(customer_id)};
 	uint64		nrows;
-	CartLine   *lines;
 
 	if (!stock_short_lines_plain())
 	{
-		/* every row a line, a part with the bundle it is of */
 		nrows = stmt_execute(&statements[STMT_SHORT_LINES_BUNDLES], args, NULL, 0);
-		lines = stock_short_lines(nrows, 1, nshort);
-		for (uint64 i = 0; i < nrows; i++)
-		{
-			bool		no_bundle;
-			Datum		bundle_name = SPI_getbinval(SPI_tuptable->vals[i],
-													SPI_tuptable->tupdesc, 5, &no_bundle);
-
-			if (!no_bundle)
-				lines[i].bundle.of = TextDatumGetCString(bundle_name);
-		}
-		return lines;
+		return stock_short_lines(nrows, 1, true, nshort);
 	}
 	nrows = stmt_execute(&statements[checkout_shop_uses(CHECKOUT_EXPIRY) ?
 									 STMT_SHORT_LINES : STMT_SHORT_LINES_PLAIN],
 						 args, NULL, 0);
-	return stock_short_lines(nrows, 1, nshort);
+	return stock_short_lines(nrows, 1, false, nshort);
 }
 
 /*

@@ -511,7 +511,7 @@ voucher_find(CheckoutCall *call, int64 customer_id, text *code, bool fail_fast,
 		nrows = stmt_execute(&statements[checkout_shop_uses(CHECKOUT_EXPIRY) ?
 										 STMT_VOUCHER_SHORT_LINES :
 										 STMT_VOUCHER_SHORT_LINES_PLAIN], args, NULL, 0);
-		*short_lines = stock_short_lines(nrows, VOUCHER_COLUMNS + 1, nshort);
+		*short_lines = stock_short_lines(nrows, VOUCHER_COLUMNS + 1, false, nshort);
 	}
 	if (nrows == 0)
 		unknown = true;
