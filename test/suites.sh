@@ -45,6 +45,7 @@ suite upgrade sh test/upgrade.sh
 suite resets sh test/reset.sh
 suite reference sh test/reference.sh
 suite docs sh test/docs.sh
+suite docs-breaks sh test/docs-breaks.sh
 suite notify sh test/notify.sh
 suite backup sh test/dump-restore.sh
 suite crash sh test/crash.sh
