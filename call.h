@@ -311,6 +311,7 @@ typedef enum CheckoutFeature
 	CHECKOUT_PREORDERS,			/* products sold before they arrive */
 	CHECKOUT_VOUCHERS,			/* voucher codes */
 	CHECKOUT_BUNDLES,			/* products sold as bundles of others */
+	CHECKOUT_SLOTS,				/* stock split into stock slots */
 	NUM_CHECKOUT_FEATURES
 } CheckoutFeature;
 
@@ -319,6 +320,7 @@ extern void checkout_features_init(void);
 extern void checkout_features_reset(Oid nspoid, bool is_1_0, bool cache);
 extern void checkout_features_check(void);
 extern bool checkout_shop_uses(CheckoutFeature feature);
+extern bool checkout_shop_uses_now(CheckoutFeature feature);
 extern bool checkout_may_cache(void);
 extern void checkout_order_written(bool windowed);
 

@@ -48,7 +48,7 @@ CREATE TRIGGER locations_keep_default_after_delete
 /*
  * What a shop uses, cached per backend (features.c).  A checkout of a shop
  * that never had a purchase limit, a location other than the default, a
- * preorder or a voucher code runs no statement for it; since 1.3 each
+ * preorder, a voucher code or a stock slot runs no statement for it; since 1.3 each
  * backend remembers that instead of looking at the table on every call.
  * The first row of each of these tables must tell every backend: this
  * trigger invalidates the table's relcache entry when the inserting
@@ -75,6 +75,14 @@ CREATE TRIGGER preorders_feature_used
 
 CREATE TRIGGER voucher_codes_feature_used
 	AFTER INSERT ON @extschema@.voucher_codes
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
+
+/*
+ * A shop that never split a product's stock into slots reads no slot: the
+ * first slot must tell every backend too
+ */
+CREATE TRIGGER stock_slots_feature_used
+	AFTER INSERT ON @extschema@.stock_slots
 	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
 
 /*

@@ -3,7 +3,8 @@
  * features.c
  *		What a shop uses, known per backend without a statement or a lock
  *		per checkout: orders with a payment window, purchase limits,
- *		locations other than the default, preorders, voucher codes.
+ *		locations other than the default, preorders, voucher codes,
+ *		bundles, stock slots.
  *
  * A checkout of a shop that never used a feature runs the plain
  * statements, without the subqueries that could only find nothing
@@ -14,7 +15,8 @@
  * size (a system call).  Since 1.3 the answer is cached per backend and
  * dropped when the relation's relcache entry is invalidated:
  *
- *	- purchase_limits, location_stock, preorders and voucher_codes have an
+ *	- purchase_limits, location_stock, preorders, voucher_codes,
+ *	  bundle_parts and stock_slots (since 1.3) have an
  *	  AFTER INSERT statement trigger (shop_feature_used()) that queues an
  *	  invalidation of the table, sent at commit to every backend; TRUNCATE,
  *	  VACUUM's truncation and any DDL invalidate it too;
@@ -91,6 +93,7 @@ static Feature features[NUM_CHECKOUT_FEATURES] = {
 	[CHECKOUT_PREORDERS] = {"preorders", 0, true},
 	[CHECKOUT_VOUCHERS] = {"voucher_codes", 0, true},
 	[CHECKOUT_BUNDLES] = {"bundle_parts", 0, true},
+	[CHECKOUT_SLOTS] = {"stock_slots", 0, false},
 };
 
 /* Whether the schema's objects have the triggers (1.3 on): cache then */
@@ -209,7 +212,9 @@ checkout_may_cache(void)
  * CHECKOUT_LIMITS, a purchase limit; CHECKOUT_LOCATIONS, stock in another
  * location than the default (never before 1.2); CHECKOUT_PREORDERS, a
  * product sold before it arrives (never before 1.2); CHECKOUT_VOUCHERS, a
- * voucher code (never before 1.2).  Always false on 1.0, which has none.
+ * voucher code (never before 1.2); CHECKOUT_BUNDLES, a bundle (never before
+ * 1.3); CHECKOUT_SLOTS, a stock slot (cached since 1.3).  Always false on
+ * 1.0, which has none.
  */
 bool
 checkout_shop_uses(CheckoutFeature feature)
@@ -234,6 +239,20 @@ checkout_shop_uses(CheckoutFeature feature)
 		f->state = used ? FEATURE_USED : FEATURE_UNUSED;
 	}
 	return f->state == FEATURE_USED;
+}
+
+/*
+ * Whether the shop may have used feature, looked at now whatever the
+ * backend knew: for a step about to act on "never used" on a snapshot that
+ * may be newer than the invalidations it took in (a transaction's rows are
+ * visible to others a moment before its invalidations are sent; the rows
+ * it inserted had extended the relation before it committed)
+ */
+bool
+checkout_shop_uses_now(CheckoutFeature feature)
+{
+	features[feature].state = FEATURE_UNKNOWN;
+	return checkout_shop_uses(feature);
 }
 
 /*

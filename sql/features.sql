@@ -1,11 +1,11 @@
 --
 -- Pay for what you use (1.3): once a backend knows the shop never had a
 -- purchase limit, a location other than the default, a preorder, a voucher
--- code or an order with a payment window, its checkouts take no lock on
--- those tables (and run no statement for them).  The first checkout of a
--- backend looks at each table once; the next ones do not.  When another
--- session starts using a feature, the backend looks again (isolation spec
--- feature-cache).
+-- code, an order with a payment window or a stock slot, its checkouts take
+-- no lock on those tables (and run no statement for them).  The first
+-- checkout of a backend looks at each table once; the next ones do not.
+-- When another session starts using a feature, the backend looks again
+-- (isolation spec feature-cache).
 --
 CREATE EXTENSION checkout;
 
@@ -19,7 +19,7 @@ SELECT c.relname
   JOIN pg_class AS c ON c.oid = l.relation
  WHERE l.pid = pg_backend_pid() AND l.mode = 'AccessShareLock'
    AND c.relname IN ('purchase_limits', 'location_stock', 'preorders',
-                     'voucher_codes', 'orders_expires_at_idx')
+                     'voucher_codes', 'orders_expires_at_idx', 'stock_slots')
  ORDER BY 1;
 
 -- The first checkout of this backend looks at the tables of the features
@@ -56,6 +56,15 @@ INSERT INTO cart_items VALUES (1, 1, 1);
 SELECT shop_checkout(1) IS NOT NULL AS ordered;
 SELECT * FROM feature_locks;
 COMMIT;
+
+-- A product split into slots: the next checkout reads the slots again
+SELECT shop_split_stock(1, 2);
+BEGIN;
+INSERT INTO cart_items VALUES (1, 1, 1);
+SELECT shop_checkout(1) IS NOT NULL AS ordered;
+SELECT * FROM feature_locks;
+COMMIT;
+SELECT sum(stock) AS slot_stock FROM stock_slots;
 
 SELECT * FROM shop_check_integrity();
 
