@@ -75,13 +75,15 @@ typedef enum FeatureState
 /*
  * The relation of each feature, its size when it never held a row, whether
  * the feature is unused where the relation is not there (one of 1.2, on an
- * install of 1.1) rather than used, and what is known of it
+ * install of 1.1) rather than used, whether 1.0 had it, and what is known
+ * of it
  */
 typedef struct Feature
 {
 	const char *relname;
 	BlockNumber empty;
 	bool		since_1_2;
+	bool		in_1_0;
 	Oid			relid;
 	FeatureState state;
 } Feature;
@@ -93,7 +95,7 @@ static Feature features[NUM_CHECKOUT_FEATURES] = {
 	[CHECKOUT_PREORDERS] = {"preorders", 0, true},
 	[CHECKOUT_VOUCHERS] = {"voucher_codes", 0, true},
 	[CHECKOUT_BUNDLES] = {"bundle_parts", 0, true},
-	[CHECKOUT_SLOTS] = {"stock_slots", 0, false},
+	[CHECKOUT_SLOTS] = {"stock_slots", 0, false, true},
 };
 
 /* Whether the schema's objects have the triggers (1.3 on): cache then */
@@ -213,15 +215,15 @@ checkout_may_cache(void)
  * location than the default (never before 1.2); CHECKOUT_PREORDERS, a
  * product sold before it arrives (never before 1.2); CHECKOUT_VOUCHERS, a
  * voucher code (never before 1.2); CHECKOUT_BUNDLES, a bundle (never before
- * 1.3); CHECKOUT_SLOTS, a stock slot (cached since 1.3).  Always false on
- * 1.0, which has none.
+ * 1.3); CHECKOUT_SLOTS, a stock slot (cached since 1.3).  On 1.0, which
+ * has none of the others, only stock slots are looked for.
  */
 bool
 checkout_shop_uses(CheckoutFeature feature)
 {
 	Feature    *f = &features[feature];
 
-	if (features_for_1_0)
+	if (features_for_1_0 && !f->in_1_0)
 		return false;
 	if (f->state == FEATURE_UNKNOWN || !cache_features)
 	{
