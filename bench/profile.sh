@@ -7,8 +7,10 @@
 # bench/releases.sh (one client, synchronous_commit off, a one-line cart of
 # one of 1,000 products, add-to-cart then checkout) for BENCH_SECONDS
 # (default 10) after a warm-up, then per checkout: the statements run and
-# their mean time, and the WAL records and bytes (pg_stat_wal).
-# PROFILE_PERF=1 also records the backend with perf
+# their mean time, and the WAL records and bytes (pg_stat_wal).  Last, the
+# same flow through bench.plpgsql_checkout (the same algorithm in PL/pgSQL,
+# on the current code's tables), so that the C function's own time per
+# call stands beside it.  PROFILE_PERF=1 also records the backend with perf
 # (software clock) and writes the folded stacks beside the report.
 # Writes bench/results/DATE-profile.md (BENCH_RESULTS overrides).
 set -eu
@@ -22,7 +24,9 @@ trap 'rm -rf "$tmp"' EXIT
 perf_hz=${PROFILE_PERF_HZ:-1999}
 
 versions=$(grep -v '^#' RELEASES | while read -r v c; do printf '%s:checkout_r%s ' "$v" "$(echo "$v" | tr -d .)"; done)
-versions="${versions}current:checkout"
+# and last, the same algorithm in PL/pgSQL (bench/setup.sql's
+# bench.plpgsql_checkout) on the current code's tables: what the C buys
+versions="${versions}current:checkout plpgsql:checkout"
 
 {
 	echo "# Where a one-line checkout's time goes ($(date -u +%Y-%m-%d))"
@@ -42,7 +46,11 @@ for vx in $versions; do
 	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 	psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION $ext" -f bench/setup.sql \
 		-c 'CREATE EXTENSION pg_stat_statements' -c 'VACUUM ANALYZE' >/dev/null
-	cp bench/flows/c.sql "$tmp/c.sql"
+	if [ "$v" = plpgsql ]; then
+		cp bench/flows/plpgsql.sql "$tmp/c.sql"
+	else
+		cp bench/flows/c.sql "$tmp/c.sql"
+	fi
 	bench() {
 		PGOPTIONS="-c synchronous_commit=off" pgbench -n -M prepared -c 1 -j 1 -T "$1" -d "$db" \
 			-D pid_min=3 -D pid_max=1002 -D add_to_cart=1 -D clients=1 -f "$tmp/c.sql" >"$tmp/out" 2>&1 ||
