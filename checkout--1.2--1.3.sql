@@ -756,8 +756,12 @@ $$;
 
 REVOKE ALL ON FUNCTION @extschema@.shop_refuse_bundle_stock() FROM PUBLIC;
 
+-- AFTER, not BEFORE: a BEFORE row trigger makes every update of products
+-- (each checkout's, per line) fetch and lock the old row again to test its
+-- WHEN; an AFTER one tests it on the row the foreign keys' triggers fetch
+-- anyway, and its error undoes the update just the same
 CREATE TRIGGER products_bundle_stock
-	BEFORE UPDATE OF stock ON @extschema@.products
+	AFTER UPDATE OF stock ON @extschema@.products
 	FOR EACH ROW WHEN (NEW.stock > OLD.stock)
 	EXECUTE FUNCTION @extschema@.shop_refuse_bundle_stock('id');
 
