@@ -1240,7 +1240,7 @@ reclaim_expired(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *take
 			continue;
 		if (lines[i].loc.located)
 		{
-			locations_lock_line(call, &lines[i]);
+			locations_lock_line(call, &lines[i], false);
 			continue;
 		}
 		if (lines[i].stock < lines[i].quantity)
@@ -1640,7 +1640,7 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	lock_products(call, stock, nstock, &takes);
 	for (int i = 0; i < nstock; i++)
 		if (stock[i].loc.located)
-			locations_lock_line(call, &stock[i]);
+			locations_lock_line(call, &stock[i], true);
 		else if (stock[i].nslots > 0 && !ItemPointerIsValid(&stock[i].ctid))
 			slots_take(call, &stock[i], &takes);
 	call->in_lock_wait = false;

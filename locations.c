@@ -208,7 +208,7 @@ locations_locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines)
 			ItemPointerIsValid(&lines[i].ctid))
 		{
 			lines[i].loc.located = any = true;
-			locations_lock_line(call, &lines[i]);
+			locations_lock_line(call, &lines[i], false);
 		}
 	return any;
 }
@@ -245,20 +245,19 @@ locations_drop_served_lines(CartLine *lines, int nlines)
 /*
  * Lock a located line's product: its row (unless lock_products() locked it
  * already), all its slots, then its location rows in location order; set
- * line->stock to what all of them hold
+ * line->stock to what all of them hold.  row_current: the row, when locked
+ * already, is as it was read under its lock (lock_products() just now);
+ * else it is read again (a reclaim may have changed it since).
  */
 void
-locations_lock_line(CheckoutCall *call, CartLine *line)
+locations_lock_line(CheckoutCall *call, CartLine *line, bool row_current)
 {
 	Datum		args[1] = {Int64GetDatum(line->product_id)};
 	uint64		nrows;
 	int32		default_priority = 0;
 
-	if (ItemPointerIsValid(&line->ctid))
-	{
-		/* the row was locked (and maybe changed since, by a reclaim) */
+	if (ItemPointerIsValid(&line->ctid) && !row_current)
 		line->stock = stock_read_row_again(line);
-	}
 	stock_lock_row_and_slots(call, line, ItemPointerIsValid(&line->ctid));
 
 	checkout_lock_step(call, "locking the locations' stock of product", line->product_id);
