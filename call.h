@@ -161,7 +161,8 @@ typedef struct CartLine
 	int64		product_id;
 	int32		quantity;
 	int32		nslots;			/* its stock slots, as read with the cart (0:
-								 * none) */
+								 * none, or not looked for: a shop that never
+								 * split, CHECKOUT_SLOTS) */
 	bool		limited;		/* its product has a purchase limit */
 	char	   *name;			/* product name */
 	int64		unit_price_cents;

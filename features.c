@@ -27,15 +27,23 @@
  *	  abort, the entry it made stays in the index but the message is
  *	  dropped: the backend then sends it again with its next checkout.
  *
- * Why a backend can trust a cached "never used".  A backend caches it after
- * finding the relation empty; the row or entry that first makes it used is
- * written after that, by a transaction that sends the invalidation when it
- * commits, so the backend receives it before it can see the row (every
- * transaction start, and every lock taken on a relation, reads the
- * invalidation queue; checkout_features_check() reads it again at each call).
+ * How far a backend can trust a cached "never used".  A backend caches it
+ * after finding the relation empty; the row or entry that first makes it
+ * used is written after that, by a transaction that sends the invalidation
+ * when it commits (every transaction start, and every lock taken on a
+ * relation, reads the invalidation queue; checkout_features_check() reads
+ * it again at each call).  PostgreSQL sends a transaction's invalidations
+ * just after it has made the transaction visible, so for a moment a
+ * snapshot can show the first row while the backend still trusts "never
+ * used".  A limit, a voucher, a preorder or a windowed order in that moment
+ * is treated as made after the checkout, as one made while it runs is.
+ * Stock slots must not be missed: a checkout that read no slot finds a
+ * split product short on its row and then locks its slots (lock_products),
+ * and fail fast looks at stock_slots again before it refuses
+ * (checkout_shop_uses_now()).  Stock moved to a new location in that
+ * moment can still be missed: locations do not look again yet.
  * A cached "used" is always safe: the full statements find nothing where
- * there is nothing.  A limit or a voucher created while a checkout runs is
- * treated as created after it, as before.
+ * there is nothing.
  *
  * Before 1.3 (a newer library serving objects not yet updated) there are
  * no triggers: then nothing is cached and every call looks, as 1.2 did.
