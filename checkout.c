@@ -328,7 +328,7 @@ typedef enum CheckoutStatementId
 	STMT_KEY_LOOKUP_REQUEST,
 	STMT_KEY_CLAIM_REQUEST,
 	STMT_SET_CART,
-	/* each write in its three forms, in WriteStock's order */
+	/* each write in its four forms, in WriteStock's order */
 	STMT_WRITE_ORDER,
 	STMT_WRITE_VOUCHER_ORDER = STMT_WRITE_ORDER + NUM_WRITE_STOCK,
 	STMT_WRITE_BUNDLE_ORDER = STMT_WRITE_VOUCHER_ORDER + NUM_WRITE_STOCK,
