@@ -1659,6 +1659,7 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	if (any_short(stock, nstock))
 	{
 		reclaim_expired(call, stock, nstock, &takes);
+		located |= locations_locate_moved_lines(call, stock, nstock);
 		located |= locations_locate_short_lines(call, stock, nstock);
 		preordered = preorders_take(call, stock, nstock, &takes);
 	}

@@ -41,7 +41,7 @@
  * split product short on its row and then locks its slots (lock_products),
  * and fail fast looks at stock_slots again before it refuses
  * (checkout_shop_uses_now()).  Stock moved to a new location in that
- * moment can still be missed: locations do not look again yet.
+ * moment is found by the same second look (locations.c).
  * A cached "used" is always safe: the full statements find nothing where
  * there is nothing.
  *

@@ -43,10 +43,22 @@
 #include "statements.h"
 
 
+#define LOCATED_STOCK_SQL \
+	"SELECT ls.product_id, pg_catalog.sum(ls.stock)::pg_catalog.int8," \
+	"       pg_catalog.min(l.priority)," \
+	"       (SELECT d.priority FROM %1$s.locations AS d" \
+	"         WHERE d.id OPERATOR(pg_catalog.=) 1)" \
+	"  FROM %1$s.location_stock AS ls" \
+	"  JOIN %1$s.locations AS l ON l.id OPERATOR(pg_catalog.=) ls.location_id" \
+	" WHERE ls.product_id OPERATOR(pg_catalog.=) ANY ($1)" \
+	"   AND l.retired_at IS NULL" \
+	" GROUP BY ls.product_id"
+
 /* The statements of locations (statements.h), each run by the function that needs it */
 typedef enum LocationsStatementId
 {
 	STMT_LOCATED_STOCK,
+	STMT_LOCATED_STOCK_NOW,
 	STMT_LOCK_LOCATIONS,
 	STMT_WRITE_ALLOCATIONS,
 	NUM_STATEMENTS
@@ -66,15 +78,20 @@ static Statement statements[NUM_STATEMENTS] = {
 		.read_only = true,
 		.nargs = 1,
 		.argtypes = {INT8ARRAYOID},
-		.sql = "SELECT ls.product_id, pg_catalog.sum(ls.stock)::pg_catalog.int8,"
-		"       pg_catalog.min(l.priority),"
-		"       (SELECT d.priority FROM %1$s.locations AS d"
-		"         WHERE d.id OPERATOR(pg_catalog.=) 1)"
-		"  FROM %1$s.location_stock AS ls"
-		"  JOIN %1$s.locations AS l ON l.id OPERATOR(pg_catalog.=) ls.location_id"
-		" WHERE ls.product_id OPERATOR(pg_catalog.=) ANY ($1)"
-		"   AND l.retired_at IS NULL"
-		" GROUP BY ls.product_id"
+		.sql = LOCATED_STOCK_SQL
+	},
+
+	/*
+	 * ... the same on a new snapshot (under READ COMMITTED): what a line
+	 * short under the locks reads, where stock moved while it waited
+	 */
+	[STMT_LOCATED_STOCK_NOW] = {
+		.what = "reading the locations' stock",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_SELECT,
+		.nargs = 1,
+		.argtypes = {INT8ARRAYOID},
+		.sql = LOCATED_STOCK_SQL
 	},
 
 	/*
@@ -128,12 +145,13 @@ static Statement statements[NUM_STATEMENTS] = {
 #define DEFAULT_LOCATION 1
 
 /*
- * Read, on the snapshot, the stock the lines' products hold in locations
- * other than the default and not retired (STMT_LOCATED_STOCK: product
- * id, their stock, their best priority, the default's); return the rows
+ * Read, with stmt (STMT_LOCATED_STOCK on the snapshot, or
+ * STMT_LOCATED_STOCK_NOW on a new one), the stock the lines' products hold
+ * in locations other than the default and not retired (product id, their
+ * stock, their best priority, the default's); return the rows
  */
 static uint64
-read_located_stock(const CartLine *lines, int nlines)
+read_located_stock(const CartLine *lines, int nlines, LocationsStatementId stmt)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * nlines);
 	Datum		args[1];
@@ -141,13 +159,14 @@ read_located_stock(const CartLine *lines, int nlines)
 	for (int i = 0; i < nlines; i++)
 		ids[i] = Int64GetDatum(lines[i].product_id);
 	args[0] = stmt_bigint_array(ids, nlines);
-	return stmt_execute(&statements[STMT_LOCATED_STOCK], args, NULL, 0);
+	return stmt_execute(&statements[stmt], args, NULL, 0);
 }
 
 /*
  * Mark the lines whose products have stock rows in other locations (not
  * retired), on the snapshot; return whether any has.  A product stocked
- * elsewhere only after this is treated as stocked after the checkout.
+ * elsewhere only after this is located only if its line falls short under
+ * the locks (locations_locate_moved_lines).
  *
  * The hot product's shortcut: when the cart has one such line and the
  * default location is preferred to every other location of its product
@@ -169,7 +188,7 @@ locations_find_lines(CartLine *lines, int nlines)
 
 	if (!checkout_shop_uses(CHECKOUT_LOCATIONS))
 		return false;
-	nrows = read_located_stock(lines, nlines);
+	nrows = read_located_stock(lines, nlines, STMT_LOCATED_STOCK);
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		int64		product_id = DatumGetInt64(stmt_value(r, 1));
@@ -214,6 +233,58 @@ locations_locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines)
 }
 
 /*
+ * Whether the shop has stock in other locations, looked at again when the
+ * backend knew it had none: before a line is refused, a snapshot may show
+ * the shop's first location_stock row a moment before its invalidation
+ * arrives (features.c)
+ */
+static bool
+locations_used_now(void)
+{
+	return checkout_shop_uses(CHECKOUT_LOCATIONS) ||
+		checkout_shop_uses_now(CHECKOUT_LOCATIONS);
+}
+
+/*
+ * Short lines, under the locks, of products this checkout did not take for
+ * located when it started: stock moved meanwhile to another location (a
+ * first location_stock row of the product, made while this checkout waited
+ * for the product's row) is stock on sale.  Read their locations again (a
+ * new snapshot), lock and locate the lines that have some now.  Return
+ * whether any was.
+ */
+bool
+locations_locate_moved_lines(CheckoutCall *call, CartLine *lines, int nlines)
+{
+	bool	   *moved;
+	uint64		nrows;
+	bool		any = false;
+
+	if (!locations_used_now())
+		return false;
+	nrows = read_located_stock(lines, nlines, STMT_LOCATED_STOCK_NOW);
+	moved = palloc0(sizeof(bool) * nlines);
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		int64		product_id = DatumGetInt64(stmt_value(r, 1));
+
+		for (int i = 0; i < nlines; i++)
+			moved[i] |= lines[i].product_id == product_id &&
+				!lines[i].loc.located && !lines[i].loc.maybe_located &&
+				lines[i].stock < lines[i].quantity &&
+				ItemPointerIsValid(&lines[i].ctid);
+	}
+	/* SPI_tuptable is not used beyond this point: locking runs statements */
+	for (int i = 0; i < nlines; i++)
+		if (moved[i])
+		{
+			lines[i].loc.located = any = true;
+			locations_lock_line(call, &lines[i], false);
+		}
+	return any;
+}
+
+/*
  * Fail fast with locations: the short lines of the snapshot (product id,
  * quantity, name and the default's stock) counted again with the stock of
  * their other locations, on the snapshot too.  Keep in lines only those
@@ -225,9 +296,9 @@ locations_drop_served_lines(CartLine *lines, int nlines)
 	uint64		nrows;
 	int			nshort = 0;
 
-	if (nlines == 0 || !checkout_shop_uses(CHECKOUT_LOCATIONS))
+	if (nlines == 0 || !locations_used_now())
 		return nlines;
-	nrows = read_located_stock(lines, nlines);
+	nrows = read_located_stock(lines, nlines, STMT_LOCATED_STOCK);
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		int64		product_id = DatumGetInt64(stmt_value(r, 1));
