@@ -285,31 +285,25 @@ typedef enum WriteStock
 	NUM_WRITE_STOCK
 } WriteStock;
 
+/* One form of a write statement: its id, SQL and argument types */
+#define WRITE_FORM(id, since_, nargs_, sql_, ...) \
+	[id] = { \
+		.what = "writing the order", .since = since_, .ok = SPI_OK_SELECT, \
+		.nargs = nargs_, .argtypes = {__VA_ARGS__}, .sql = sql_ \
+	}
+
 /*
  * A write statement's entries (first: its id), one per WriteStock, the SQL
  * made by sql_of from the stock pieces
  */
-#define WRITE_STATEMENTS(first, since_, nargs_, argtypes_, sql_of) \
-	[first + WRITE_FROM_ROWS_AND_SLOTS] = { \
-		.what = "writing the order", .since = since_, .ok = SPI_OK_SELECT, \
-		.nargs = nargs_, .argtypes = {argtypes_}, \
-		.sql = sql_of(SOLD_FROM_ROWS SOLD_FROM_SLOTS) \
-	}, \
-	[first + WRITE_FROM_ROWS] = { \
-		.what = "writing the order", .since = since_, .ok = SPI_OK_SELECT, \
-		.nargs = nargs_, .argtypes = {argtypes_}, \
-		.sql = sql_of(SOLD_FROM_ROWS) \
-	}, \
-	[first + WRITE_FROM_SLOTS] = { \
-		.what = "writing the order", .since = since_, .ok = SPI_OK_SELECT, \
-		.nargs = nargs_, .argtypes = {argtypes_}, \
-		.sql = sql_of(SOLD_FROM_SLOTS) \
-	}, \
-	[first + WRITE_FROM_NONE] = { \
-		.what = "writing the order", .since = since_, .ok = SPI_OK_SELECT, \
-		.nargs = nargs_, .argtypes = {argtypes_}, \
-		.sql = sql_of("") \
-	}
+#define WRITE_STATEMENTS(first, since_, nargs_, sql_of, ...) \
+	WRITE_FORM(first + WRITE_FROM_ROWS_AND_SLOTS, since_, nargs_, \
+			   sql_of(SOLD_FROM_ROWS SOLD_FROM_SLOTS), __VA_ARGS__), \
+	WRITE_FORM(first + WRITE_FROM_ROWS, since_, nargs_, \
+			   sql_of(SOLD_FROM_ROWS), __VA_ARGS__), \
+	WRITE_FORM(first + WRITE_FROM_SLOTS, since_, nargs_, \
+			   sql_of(SOLD_FROM_SLOTS), __VA_ARGS__), \
+	WRITE_FORM(first + WRITE_FROM_NONE, since_, nargs_, sql_of(""), __VA_ARGS__)
 
 /* The statements of checkout (statements.h), each run by the function that needs it */
 typedef enum CheckoutStatementId
@@ -424,15 +418,15 @@ static Statement statements[NUM_STATEMENTS] = {
 	 * a key reserved it (else the identity's next), $11 the payment window in
 	 * seconds (0: none).
 	 */
-	WRITE_STATEMENTS(STMT_WRITE_ORDER, SINCE_1_0, 11, WRITE_ORDER_ARGTYPES,
-					 WRITE_PLAIN_SQL),
+	WRITE_STATEMENTS(STMT_WRITE_ORDER, SINCE_1_0, 11, WRITE_PLAIN_SQL,
+					 WRITE_ORDER_ARGTYPES),
 
 	/*
 	 * The same with bundles (1.3): $12 to $14 the parts their bundles took
 	 * (order_item_parts)
 	 */
-	WRITE_STATEMENTS(STMT_WRITE_BUNDLE_ORDER, SINCE_1_3, 14, WRITE_BUNDLE_ORDER_ARGTYPES,
-					 WRITE_BUNDLE_SQL),
+	WRITE_STATEMENTS(STMT_WRITE_BUNDLE_ORDER, SINCE_1_3, 14, WRITE_BUNDLE_SQL,
+					 WRITE_BUNDLE_ORDER_ARGTYPES),
 
 	/* The order an idempotency key ($2) of a customer ($1) made */
 	[STMT_KEY_LOOKUP] = {
@@ -518,12 +512,12 @@ static Statement statements[NUM_STATEMENTS] = {
 	 * its use comes from (NULL: no usage limit, or a use taken already from a
 	 * free slot)
 	 */
-	WRITE_STATEMENTS(STMT_WRITE_VOUCHER_ORDER, SINCE_1_2, 16, WRITE_VOUCHER_ORDER_ARGTYPES,
-					 WRITE_VOUCHER_SQL),
+	WRITE_STATEMENTS(STMT_WRITE_VOUCHER_ORDER, SINCE_1_2, 16, WRITE_VOUCHER_SQL,
+					 WRITE_VOUCHER_ORDER_ARGTYPES),
 
 	/* The same with bundles (1.3): $17 to $19 the parts their bundles took */
 	WRITE_STATEMENTS(STMT_WRITE_VOUCHER_BUNDLE_ORDER, SINCE_1_3, 19,
-					 WRITE_VOUCHER_BUNDLE_ORDER_ARGTYPES, WRITE_VOUCHER_BUNDLE_SQL),
+					 WRITE_VOUCHER_BUNDLE_SQL, WRITE_VOUCHER_BUNDLE_ORDER_ARGTYPES),
 
 	/*
 	 * The products ($1) whose row or one of whose slots this checkout

@@ -252,15 +252,18 @@ checkout_shop_uses(CheckoutFeature feature)
 }
 
 /*
- * Whether the shop may have used feature, looked at now whatever the
- * backend knew: for a step about to act on "never used" on a snapshot that
- * may be newer than the invalidations it took in (a transaction's rows are
+ * Whether the shop may have used feature, a cached "never used" looked at
+ * again now: for a step about to act on it on a snapshot that may be newer
+ * than the invalidations the backend took in (a transaction's rows are
  * visible to others a moment before its invalidations are sent; the rows
- * it inserted had extended the relation before it committed)
+ * it inserted had extended the relation before it committed).  A cached
+ * "used" is kept: it is always safe.
  */
 bool
 checkout_shop_uses_now(CheckoutFeature feature)
 {
+	if (checkout_shop_uses(feature))
+		return true;
 	features[feature].state = FEATURE_UNKNOWN;
 	return checkout_shop_uses(feature);
 }

@@ -233,19 +233,6 @@ locations_locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines)
 }
 
 /*
- * Whether the shop has stock in other locations, looked at again when the
- * backend knew it had none: before a line is refused, a snapshot may show
- * the shop's first location_stock row a moment before its invalidation
- * arrives (features.c)
- */
-static bool
-locations_used_now(void)
-{
-	return checkout_shop_uses(CHECKOUT_LOCATIONS) ||
-		checkout_shop_uses_now(CHECKOUT_LOCATIONS);
-}
-
-/*
  * Short lines, under the locks, of products this checkout did not take for
  * located when it started: stock moved meanwhile to another location (a
  * first location_stock row of the product, made while this checkout waited
@@ -256,25 +243,29 @@ locations_used_now(void)
 bool
 locations_locate_moved_lines(CheckoutCall *call, CartLine *lines, int nlines)
 {
-	bool	   *moved;
-	uint64		nrows;
+	bool	   *candidate = palloc0(sizeof(bool) * nlines);
+	bool	   *moved = palloc0(sizeof(bool) * nlines);
 	bool		any = false;
+	uint64		nrows;
 
-	if (!locations_used_now())
+	/* short lines whose rows are held, not taken for located at the start */
+	for (int i = 0; i < nlines; i++)
+		any |= candidate[i] = !lines[i].loc.located && !lines[i].loc.maybe_located &&
+			lines[i].stock < lines[i].quantity &&
+			ItemPointerIsValid(&lines[i].ctid);
+	if (!any || !checkout_shop_uses_now(CHECKOUT_LOCATIONS))
 		return false;
 	nrows = read_located_stock(lines, nlines, STMT_LOCATED_STOCK_NOW);
-	moved = palloc0(sizeof(bool) * nlines);
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		int64		product_id = DatumGetInt64(stmt_value(r, 1));
 
 		for (int i = 0; i < nlines; i++)
-			moved[i] |= lines[i].product_id == product_id &&
-				!lines[i].loc.located && !lines[i].loc.maybe_located &&
-				lines[i].stock < lines[i].quantity &&
-				ItemPointerIsValid(&lines[i].ctid);
+			moved[i] |= candidate[i] && lines[i].product_id == product_id;
 	}
+
 	/* SPI_tuptable is not used beyond this point: locking runs statements */
+	any = false;
 	for (int i = 0; i < nlines; i++)
 		if (moved[i])
 		{
@@ -296,7 +287,7 @@ locations_drop_served_lines(CartLine *lines, int nlines)
 	uint64		nrows;
 	int			nshort = 0;
 
-	if (nlines == 0 || !locations_used_now())
+	if (nlines == 0 || !checkout_shop_uses_now(CHECKOUT_LOCATIONS))
 		return nlines;
 	nrows = read_located_stock(lines, nlines, STMT_LOCATED_STOCK);
 	for (uint64 r = 0; r < nrows; r++)
