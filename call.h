@@ -135,6 +135,26 @@ typedef struct LocatedStock
 	ItemPointerData *location_ctids;
 	int32	   *location_take;
 	int32		default_take;
+
+	/*
+	 * The locations' stock slots (1.3), locked with the rows: each slot's
+	 * location (an index into the arrays above), row and stock;
+	 * location_stock counts them, location_row_stock is the rows' own
+	 */
+	int32	   *location_row_stock;
+	int32		nslot_rows;
+	int32	   *slot_location;
+	ItemPointerData *slot_ctids;
+	int32	   *slot_stock;
+
+	/*
+	 * The located hot product's fast path: the location strictly preferred
+	 * to every other, whose slot_count slots the line may take one of
+	 * (0: none), and whether one did (its units are taken already)
+	 */
+	int64		slot_location_id;
+	int32		slot_count;
+	bool		slot_served;
 } LocatedStock;
 
 /*
@@ -313,6 +333,7 @@ typedef enum CheckoutFeature
 	CHECKOUT_VOUCHERS,			/* voucher codes */
 	CHECKOUT_BUNDLES,			/* products sold as bundles of others */
 	CHECKOUT_SLOTS,				/* stock split into stock slots */
+	CHECKOUT_LOCATION_SLOTS,	/* a location's stock split into slots */
 	NUM_CHECKOUT_FEATURES
 } CheckoutFeature;
 

@@ -86,6 +86,35 @@ CREATE TRIGGER stock_slots_feature_used
 	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
 
 /*
+ * Stock slots of a location other than the default (1.3).  A hot product
+ * whose preferred location is not the default had every buyer lock the
+ * product's row and the location's row (1.2); now a location's stock of a
+ * product can be split over several rows here, as the default's is over
+ * stock_slots, and a buyer takes one free slot without waiting
+ * (locations.c).  The location_stock row keeps what is not in a slot (0
+ * after shop_split_location_stock()); the location's stock on sale is its
+ * row plus its slots (shop_location_stock(), stock_by_location).
+ */
+CREATE TABLE @extschema@.location_stock_slots (
+	product_id	bigint NOT NULL,
+	location_id bigint NOT NULL,
+	slot		integer NOT NULL CHECK (slot >= 0 AND slot < 64),
+	stock		integer NOT NULL CHECK (stock >= 0),
+	PRIMARY KEY (product_id, location_id, slot),
+	FOREIGN KEY (product_id, location_id) REFERENCES @extschema@.location_stock
+		ON DELETE CASCADE
+);
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.location_stock_slots', '');
+
+COMMENT ON TABLE @extschema@.location_stock_slots IS
+'Stock of a hot product at a location other than the default, split over several rows; see shop_split_location_stock()';
+
+CREATE TRIGGER location_stock_slots_feature_used
+	AFTER INSERT ON @extschema@.location_stock_slots
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
+
+/*
  * A backend remembers a voucher it saw used up, so that a crowd that keeps
  * trying it costs what a sold-out rejection does (voucher.c).  Whatever can
  * make it usable again invalidates the voucher tables, and every backend
@@ -791,7 +820,10 @@ CREATE OR REPLACE VIEW @extschema@.product_stock AS
 											  WHERE s.product_id = pp.id), 0)
 								 + coalesce((SELECT sum(ls.stock)
 											   FROM @extschema@.location_stock AS ls
-											  WHERE ls.product_id = pp.id), 0)) / bp.quantity)
+											  WHERE ls.product_id = pp.id), 0)
+								 + coalesce((SELECT sum(ss.stock)
+											   FROM @extschema@.location_stock_slots AS ss
+											  WHERE ss.product_id = pp.id), 0)) / bp.quantity)
 					   FROM @extschema@.bundle_parts AS bp
 					   JOIN @extschema@.products AS pp ON pp.id = bp.product_id
 					  WHERE bp.bundle_id = p.id),
@@ -800,7 +832,10 @@ CREATE OR REPLACE VIEW @extschema@.product_stock AS
 										  WHERE s.product_id = p.id), 0)
 							 + coalesce((SELECT sum(ls.stock)
 										   FROM @extschema@.location_stock AS ls
-										  WHERE ls.product_id = p.id), 0)))::integer AS stock,
+										  WHERE ls.product_id = p.id), 0)
+							 + coalesce((SELECT sum(ss.stock)
+										   FROM @extschema@.location_stock_slots AS ss
+										  WHERE ss.product_id = p.id), 0)))::integer AS stock,
 		   (SELECT count(*) FROM @extschema@.stock_slots AS s
 			 WHERE s.product_id = p.id)::integer AS slots
 	  FROM @extschema@.products AS p;
@@ -853,7 +888,8 @@ CREATE TRIGGER bundle_parts_feature_used
 
 /*
  * Lock the rows of these products, and of the parts of those that are
- * bundles, in the order checkouts lock them, then their location rows
+ * bundles, in the order checkouts lock them, then their location rows,
+ * then their locations' stock slots (1.3)
  */
 CREATE OR REPLACE FUNCTION @extschema@.shop_lock_products(product_ids bigint[])
 RETURNS void
@@ -873,6 +909,10 @@ BEGIN
 	PERFORM FROM @extschema@.location_stock AS ls
 	 WHERE ls.product_id = ANY (ids)
 	 ORDER BY ls.product_id, ls.location_id
+	   FOR NO KEY UPDATE;
+	PERFORM FROM @extschema@.location_stock_slots AS s
+	 WHERE s.product_id = ANY (ids)
+	 ORDER BY s.product_id, s.location_id, s.slot
 	   FOR NO KEY UPDATE;
 END
 $$;
@@ -1061,9 +1101,15 @@ AS $$
 	UNION ALL
 	SELECT 'location_stock_mismatch', ls.product_id, NULL::bigint,
 		   format('stock at location %s is %s, but its movements %s minus its sales %s make %s',
-				  ls.location_id, ls.stock, coalesce(m.moved, 0), coalesce(a.sold, 0),
+				  ls.location_id, h.stock, coalesce(m.moved, 0), coalesce(a.sold, 0),
 				  coalesce(m.moved, 0) - coalesce(a.sold, 0))
 	  FROM @extschema@.location_stock AS ls
+	  -- the location's stock on sale: its row and its slots (1.3)
+	 CROSS JOIN LATERAL (
+		SELECT ls.stock + coalesce((SELECT sum(ss.stock)
+									  FROM @extschema@.location_stock_slots AS ss
+									 WHERE ss.product_id = ls.product_id
+									   AND ss.location_id = ls.location_id), 0) AS stock) AS h
 	  LEFT JOIN (SELECT sm.product_id, sm.location_id, sum(sm.quantity) AS moved
 				   FROM @extschema@.stock_movements AS sm
 				  WHERE sm.location_id <> 1
@@ -1074,7 +1120,7 @@ AS $$
 				  WHERE al.location_id <> 1
 				  GROUP BY al.product_id, al.location_id) AS a
 		ON a.product_id = ls.product_id AND a.location_id = ls.location_id
-	 WHERE ls.stock <> coalesce(m.moved, 0) - coalesce(a.sold, 0)
+	 WHERE h.stock <> coalesce(m.moved, 0) - coalesce(a.sold, 0)
 	UNION ALL
 	SELECT 'location_stock_mismatch', m.product_id, NULL::bigint,
 		   format('location %s has movements of %s units but no stock row', m.location_id, m.moved)
@@ -1530,7 +1576,7 @@ BEGIN
 END
 $$;
 
-/* shop_grant_admin(role): as 1.2's, and bundles (1.3) */
+/* shop_grant_admin(role): as 1.2's, bundles and located slots (1.3) */
 CREATE OR REPLACE FUNCTION @extschema@.shop_grant_admin(role regrole)
 RETURNS void
 LANGUAGE plpgsql
@@ -1562,9 +1608,287 @@ BEGIN
 				   '                          timestamptz, timestamptz, bigint),'
 				   ' %1$s.shop_end_voucher(bigint), %1$s.shop_add_voucher_code(bigint, text, boolean),'
 				   ' %1$s.shop_generate_voucher_codes(bigint, integer, text),'
-				   ' %1$s.shop_create_bundle(text, bigint, jsonb) TO %2$s',
+				   ' %1$s.shop_create_bundle(text, bigint, jsonb),'
+				   ' %1$s.shop_split_location_stock(bigint, bigint, integer),'
+				   ' %1$s.shop_merge_location_stock(bigint, bigint) TO %2$s',
 				   schema_name, shop_grant_admin.role);
 	EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s',
 				   schema_name, shop_grant_admin.role);
+END
+$$;
+
+/* ---------------------------------------------- located stock in slots */
+
+/*
+ * Locking rules (1.3).  One order for every lock on a product's stock: its
+ * row, its stock slots (slot order), its location_stock rows (location
+ * order), then its locations' slots (location, slot order).  A checkout
+ * takes them in that order, or takes one free slot alone without waiting
+ * (a default's or a location's, SKIP LOCKED, holding nothing else of the
+ * product: locations.c, slots.c).  shop_lock_stock() takes them all, so
+ * that every function that reads a location's stock under it reads what
+ * no checkout can change until its transaction ends.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_lock_stock(product_id bigint,
+													   OUT stock integer, OUT slots integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	reserve		integer;
+BEGIN
+	SELECT p.stock INTO reserve
+	  FROM @extschema@.products AS p
+	 WHERE p.id = shop_lock_stock.product_id
+	   FOR NO KEY UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'product % does not exist', shop_lock_stock.product_id
+			USING ERRCODE = 'SH004';
+	END IF;
+	SELECT reserve + coalesce(sum(l.stock), 0), count(*)
+	  INTO shop_lock_stock.stock, shop_lock_stock.slots
+	  FROM (SELECT s.stock FROM @extschema@.stock_slots AS s
+			 WHERE s.product_id = shop_lock_stock.product_id
+			 ORDER BY s.slot
+			   FOR NO KEY UPDATE) AS l;
+	PERFORM FROM @extschema@.location_stock AS ls
+	 WHERE ls.product_id = shop_lock_stock.product_id
+	 ORDER BY ls.location_id
+	   FOR NO KEY UPDATE;
+	PERFORM FROM @extschema@.location_stock_slots AS s
+	 WHERE s.product_id = shop_lock_stock.product_id
+	 ORDER BY s.location_id, s.slot
+	   FOR NO KEY UPDATE;
+END
+$$;
+
+-- The default location's stock of a product, and a location's: its row and its slots (0: no row)
+CREATE OR REPLACE FUNCTION @extschema@.shop_location_stock(product_id bigint, location_id bigint)
+RETURNS integer
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT CASE WHEN shop_location_stock.location_id = 1
+				THEN (SELECT p.stock + coalesce((SELECT sum(s.stock)
+												   FROM @extschema@.stock_slots AS s
+												  WHERE s.product_id = p.id), 0)
+						FROM @extschema@.products AS p
+					   WHERE p.id = shop_location_stock.product_id)
+				ELSE coalesce((SELECT ls.stock
+									  + coalesce((SELECT sum(s.stock)
+													FROM @extschema@.location_stock_slots AS s
+												   WHERE s.product_id = ls.product_id
+													 AND s.location_id = ls.location_id), 0)
+								 FROM @extschema@.location_stock AS ls
+								WHERE ls.product_id = shop_location_stock.product_id
+								  AND ls.location_id = shop_location_stock.location_id), 0)
+		   END::integer;
+END;
+
+/*
+ * Put `stock` on sale at a location other than the default, holding
+ * shop_lock_stock(): in its row when it has no slots, else spread evenly
+ * over its slots (the row keeps 0), as shop_spread_stock() does for the
+ * default; its row is created when missing
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_set_location_stock(product_id bigint,
+															   location_id bigint,
+															   stock integer)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	INSERT INTO @extschema@.location_stock AS ls (product_id, location_id, stock)
+	VALUES (shop_set_location_stock.product_id, shop_set_location_stock.location_id,
+			CASE WHEN EXISTS (SELECT FROM @extschema@.location_stock_slots AS s
+							   WHERE s.product_id = shop_set_location_stock.product_id
+								 AND s.location_id = shop_set_location_stock.location_id)
+				 THEN 0 ELSE shop_set_location_stock.stock END)
+	ON CONFLICT (product_id, location_id) DO UPDATE SET stock = excluded.stock;
+	UPDATE @extschema@.location_stock_slots AS s
+	   SET stock = shop_set_location_stock.stock / NULLIF(n.slots, 0)
+				   + CASE WHEN s.slot < shop_set_location_stock.stock % NULLIF(n.slots, 0)
+						  THEN 1 ELSE 0 END
+	  FROM (SELECT count(*)::integer AS slots
+			  FROM @extschema@.location_stock_slots AS c
+			 WHERE c.product_id = shop_set_location_stock.product_id
+			   AND c.location_id = shop_set_location_stock.location_id) AS n
+	 WHERE s.product_id = shop_set_location_stock.product_id
+	   AND s.location_id = shop_set_location_stock.location_id;
+END;
+
+-- The stock on sale of each product in each location that has a row for it (a location's: its row and slots)
+CREATE OR REPLACE VIEW @extschema@.stock_by_location AS
+	SELECT p.id AS product_id, l.id AS location_id, l.name AS location_name,
+		   (p.stock + coalesce((SELECT sum(s.stock)
+								  FROM @extschema@.stock_slots AS s
+								 WHERE s.product_id = p.id), 0))::integer AS stock,
+		   l.priority, l.retired_at IS NOT NULL AS retired
+	  FROM @extschema@.products AS p
+	  JOIN @extschema@.locations AS l ON l.id = 1
+	UNION ALL
+	SELECT ls.product_id, l.id, l.name,
+		   (ls.stock + coalesce((SELECT sum(s.stock)
+								   FROM @extschema@.location_stock_slots AS s
+								  WHERE s.product_id = ls.product_id
+									AND s.location_id = ls.location_id), 0))::integer,
+		   l.priority, l.retired_at IS NOT NULL
+	  FROM @extschema@.location_stock AS ls
+	  JOIN @extschema@.locations AS l ON l.id = ls.location_id;
+
+/*
+ * shop_split_location_stock(product_id, location_id, slots): spread the
+ * product's stock on sale at a location other than the default evenly over
+ * `slots` (2 to 64) rows of location_stock_slots, so that that many
+ * checkouts of it can take from that location at once; returns that stock.
+ * Run it again to change the number of slots; shop_merge_location_stock()
+ * undoes it.  The location must not be retired; the product gets a row
+ * there (of 0) when it had none.  The default location's stock is split
+ * with shop_split_stock().
+ */
+CREATE FUNCTION @extschema@.shop_split_location_stock(product_id bigint, location_id bigint,
+													  slots integer)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	held		integer;
+BEGIN
+	IF shop_split_location_stock.product_id IS NULL OR shop_split_location_stock.slots IS NULL THEN
+		RAISE EXCEPTION 'product id and number of slots must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF shop_split_location_stock.slots NOT BETWEEN 2 AND 64 THEN
+		RAISE EXCEPTION 'a location''s stock can be split into 2 to 64 slots'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Got %s for product %s at location %s.',
+								  shop_split_location_stock.slots,
+								  shop_split_location_stock.product_id,
+								  shop_split_location_stock.location_id),
+				  HINT = 'To put the stock back into the location''s row, use shop_merge_location_stock().';
+	END IF;
+	PERFORM @extschema@.shop_require_location(shop_split_location_stock.location_id, true);
+	IF shop_split_location_stock.location_id = 1 THEN
+		RAISE EXCEPTION 'the default location''s stock is split with shop_split_stock()'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Location 1 holds products.stock and stock_slots.',
+				  HINT = format('Call shop_split_stock(%s, %s).', shop_split_location_stock.product_id,
+								shop_split_location_stock.slots);
+	END IF;
+
+	PERFORM @extschema@.shop_lock_stock(shop_split_location_stock.product_id);
+	held := @extschema@.shop_location_stock(shop_split_location_stock.product_id,
+											shop_split_location_stock.location_id);
+	DELETE FROM @extschema@.location_stock_slots AS s
+	 WHERE s.product_id = shop_split_location_stock.product_id
+	   AND s.location_id = shop_split_location_stock.location_id;
+	INSERT INTO @extschema@.location_stock (product_id, location_id, stock)
+	VALUES (shop_split_location_stock.product_id, shop_split_location_stock.location_id, 0)
+	ON CONFLICT ON CONSTRAINT location_stock_pkey DO NOTHING;
+	INSERT INTO @extschema@.location_stock_slots (product_id, location_id, slot, stock)
+	SELECT shop_split_location_stock.product_id, shop_split_location_stock.location_id, g, 0
+	  FROM generate_series(0, shop_split_location_stock.slots - 1) AS g;
+	PERFORM @extschema@.shop_set_location_stock(shop_split_location_stock.product_id,
+												shop_split_location_stock.location_id, held);
+	RETURN held;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@.shop_split_location_stock(bigint, bigint, integer) FROM PUBLIC;
+
+/*
+ * shop_merge_location_stock(product_id, location_id): put the product's
+ * stock on sale at the location back into its location_stock row and drop
+ * its slots there; returns that stock.  A location without slots is left
+ * as it is.
+ */
+CREATE FUNCTION @extschema@.shop_merge_location_stock(product_id bigint, location_id bigint)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	held		integer;
+BEGIN
+	IF shop_merge_location_stock.product_id IS NULL THEN
+		RAISE EXCEPTION 'product id must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM @extschema@.shop_require_location(shop_merge_location_stock.location_id, false);
+	PERFORM @extschema@.shop_lock_stock(shop_merge_location_stock.product_id);
+	held := @extschema@.shop_location_stock(shop_merge_location_stock.product_id,
+											shop_merge_location_stock.location_id);
+	DELETE FROM @extschema@.location_stock_slots AS s
+	 WHERE s.product_id = shop_merge_location_stock.product_id
+	   AND s.location_id = shop_merge_location_stock.location_id;
+	UPDATE @extschema@.location_stock AS ls SET stock = held
+	 WHERE ls.product_id = shop_merge_location_stock.product_id
+	   AND ls.location_id = shop_merge_location_stock.location_id;
+	RETURN held;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@.shop_merge_location_stock(bigint, bigint) FROM PUBLIC;
+
+/*
+ * shop_retire_location(location_id): as 1.2's, counting the location's
+ * slots (1.3), which it locks after its rows (the locking rules above): a
+ * checkout that holds one of them is waited for
+ */
+CREATE OR REPLACE FUNCTION @extschema@.shop_retire_location(location_id bigint)
+RETURNS timestamptz
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	retired		timestamptz;
+	held		bigint;
+	open_units	bigint;
+BEGIN
+	PERFORM @extschema@.shop_require_location(shop_retire_location.location_id, false);
+	IF shop_retire_location.location_id = 1 THEN
+		RAISE EXCEPTION 'the default location cannot be retired'
+			USING ERRCODE = 'SH014',
+				  DETAIL = 'Location 1 holds products.stock.',
+				  HINT = 'Set its stock to 0 with shop_adjust_stock() or move it with shop_move_stock().';
+	END IF;
+	SELECT l.retired_at INTO retired FROM @extschema@.locations AS l
+	 WHERE l.id = shop_retire_location.location_id
+	   FOR UPDATE;
+	IF retired IS NOT NULL THEN
+		RETURN retired;
+	END IF;
+	-- a checkout allocating from it holds these rows or one of its slots: wait for it
+	SELECT coalesce(sum(ls.stock), 0) INTO held
+	  FROM (SELECT ls.stock FROM @extschema@.location_stock AS ls
+			 WHERE ls.location_id = shop_retire_location.location_id
+			 ORDER BY ls.product_id
+			   FOR UPDATE) AS ls;
+	held := held + (SELECT coalesce(sum(s.stock), 0)
+					  FROM (SELECT s.stock FROM @extschema@.location_stock_slots AS s
+							 WHERE s.location_id = shop_retire_location.location_id
+							 ORDER BY s.product_id, s.slot
+							   FOR UPDATE) AS s);
+	SELECT coalesce(sum(a.quantity - a.cancelled_quantity), 0) INTO open_units
+	  FROM @extschema@.order_item_allocations AS a
+	  JOIN @extschema@.orders AS o ON o.id = a.order_id
+	 WHERE a.location_id = shop_retire_location.location_id AND o.status = 'placed';
+	IF held > 0 OR open_units > 0 THEN
+		RAISE EXCEPTION 'location % still holds stock or units of placed orders',
+			shop_retire_location.location_id
+			USING ERRCODE = 'SH014',
+				  DETAIL = format('Location %s holds %s units on sale and %s units of placed orders not yet paid.',
+								  shop_retire_location.location_id, held, open_units),
+				  HINT = 'Move its stock with shop_move_stock() and wait until its placed orders are paid, cancelled or expired.';
+	END IF;
+	UPDATE @extschema@.locations AS l SET retired_at = now()
+	 WHERE l.id = shop_retire_location.location_id
+	RETURNING l.retired_at INTO retired;
+	RETURN retired;
 END
 $$;

@@ -918,6 +918,18 @@ check_limits(CheckoutCall *call, int64 customer_id, const CartLine *lines, int n
 }
 
 /*
+ * Whether a line's product row is locked up front (lock_products), as
+ * every line's is but those that may be served by one slot: of a product
+ * with stock slots (slots.c), or the located hot product's fast path
+ * (locations.c)
+ */
+static inline bool
+row_locked_first(const CartLine *line)
+{
+	return line->nslots == 0 && line->loc.slot_count == 0;
+}
+
+/*
  * Queue for each product of the cart without slots, in ascending id order:
  * wait for the product's queue lock, held until the transaction ends.
  * (Buyers of a product with slots do not herd on one row; they queue only
@@ -933,7 +945,7 @@ queue_for_products(CheckoutCall *call, const CartLine *lines, int nlines)
 	{
 		LOCKTAG		tag;
 
-		if (lines[i].nslots > 0)
+		if (!row_locked_first(&lines[i]))
 			continue;
 		checkout_queue_lock_tag(&tag, lines[i].product_id);
 		checkout_lock_step(call, "queueing for product", lines[i].product_id);
@@ -996,7 +1008,7 @@ product_id_array(const CartLine *lines, int nlines, bool unslotted_only,
 
 	*n = 0;
 	for (int i = 0; i < nlines; i++)
-		if (!unslotted_only || lines[i].nslots == 0)
+		if (!unslotted_only || row_locked_first(&lines[i]))
 			ids[(*n)++] = Int64GetDatum(lines[i].product_id);
 	return stmt_bigint_array(ids, *n);
 }
@@ -1029,7 +1041,7 @@ lock_products(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
 			 nids, nrows);
 	for (int i = 0; i < nlines; i++)
 	{
-		if (lines[i].nslots > 0)
+		if (!row_locked_first(&lines[i]))
 			continue;
 		if (DatumGetInt64(stmt_value(row, 1)) != lines[i].product_id)
 			elog(ERROR, "checkout: product %lld of the cart was not found",
@@ -1044,7 +1056,7 @@ lock_products(CheckoutCall *call, CartLine *lines, int nlines, SlotTakes *takes)
 
 	/* SPI_tuptable is not used beyond this point: the checks may query */
 	for (int i = 0; i < nlines; i++)
-		if (lines[i].nslots == 0 && lines[i].stock < lines[i].quantity &&
+		if (row_locked_first(&lines[i]) && lines[i].stock < lines[i].quantity &&
 			!lines[i].loc.located)
 			stock_lock_all(call, &lines[i], true, takes);
 }
@@ -1644,7 +1656,10 @@ checkout(CheckoutCall *call, Oid nspoid, int64 customer_id, text *key, text *cod
 	lock_products(call, stock, nstock, &takes);
 	for (int i = 0; i < nstock; i++)
 		if (stock[i].loc.located)
-			locations_lock_line(call, &stock[i], true);
+		{
+			if (!locations_take_slot(call, &stock[i]))
+				locations_lock_line(call, &stock[i], true);
+		}
 		else if (stock[i].nslots > 0 && !ItemPointerIsValid(&stock[i].ctid))
 			slots_take(call, &stock[i], &takes);
 	call->in_lock_wait = false;

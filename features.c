@@ -16,7 +16,7 @@
  * dropped when the relation's relcache entry is invalidated:
  *
  *	- purchase_limits, location_stock, preorders, voucher_codes,
- *	  bundle_parts and stock_slots (since 1.3) have an
+ *	  bundle_parts, stock_slots and location_stock_slots (since 1.3) have an
  *	  AFTER INSERT statement trigger (shop_feature_used()) that queues an
  *	  invalidation of the table, sent at commit to every backend; TRUNCATE,
  *	  VACUUM's truncation and any DDL invalidate it too;
@@ -104,6 +104,7 @@ static Feature features[NUM_CHECKOUT_FEATURES] = {
 	[CHECKOUT_VOUCHERS] = {"voucher_codes", 0, true},
 	[CHECKOUT_BUNDLES] = {"bundle_parts", 0, true},
 	[CHECKOUT_SLOTS] = {"stock_slots", 0, false, true},
+	[CHECKOUT_LOCATION_SLOTS] = {"location_stock_slots", 0, true},
 };
 
 /* Whether the schema's objects have the triggers (1.3 on): cache then */
@@ -223,7 +224,9 @@ checkout_may_cache(void)
  * location than the default (never before 1.2); CHECKOUT_PREORDERS, a
  * product sold before it arrives (never before 1.2); CHECKOUT_VOUCHERS, a
  * voucher code (never before 1.2); CHECKOUT_BUNDLES, a bundle (never before
- * 1.3); CHECKOUT_SLOTS, a stock slot (cached since 1.3).  On 1.0, which
+ * 1.3); CHECKOUT_SLOTS, a stock slot (cached since 1.3);
+ * CHECKOUT_LOCATION_SLOTS, a slot of a location's stock (never before
+ * 1.3).  On 1.0, which
  * has none of the others, only stock slots are looked for.
  */
 bool

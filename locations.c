@@ -21,14 +21,24 @@
  * location can only come from the default: then so must the whole cart to
  * come from one location.
  *
+ * A location's stock may be split into slots (location_stock_slots, 1.3),
+ * as the default's is: the location then holds its row and its slots.
+ *
  * Locking rules.  A located line locks its product's row and all its stock
  * slots (never one free slot: the default's stock must be known whole),
- * then its location_stock rows in location id order, in the checkout's
- * product order (checkout.c).  Whoever locks a product's location rows
- * holds the product's row first (shop_lock_stock(), shop_lock_products()
- * in SQL), so a wait for a location row is never part of a cycle.  A
- * location retired meanwhile: shop_retire_location() locks its rows FOR
- * UPDATE before it retires it, so it waits for a checkout that holds them.
+ * then its location_stock rows in location id order, then its locations'
+ * slots in location and slot order, in the checkout's product order
+ * (checkout.c).  Whoever locks a product's location rows holds the
+ * product's row first (shop_lock_stock(), shop_lock_products() in SQL), so
+ * a wait for a location row is never part of a cycle.  The one exception
+ * is the located hot product's fast path (locations_take_slot): a one-line
+ * cart takes one free slot of the location the rules must choose, and
+ * locks nothing else of the product; whoever waits for that slot holds
+ * locks the slot's holder never asks for (the FOR KEY SHARE of its order's
+ * foreign keys does not conflict with FOR NO KEY UPDATE).  A location
+ * retired meanwhile: shop_retire_location() locks its rows FOR UPDATE,
+ * then its slots, before it retires it, so it waits for a checkout that
+ * holds them.
  *
  * Memory rules.  Everything lives in the SPI procedure context of the call.
  *
@@ -36,7 +46,9 @@
  */
 #include "postgres.h"
 
+#include "common/pg_prng.h"
 #include "executor/spi.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 
 #include "locations.h"
@@ -54,13 +66,79 @@
 	"   AND l.retired_at IS NULL" \
 	" GROUP BY ls.product_id"
 
+/*
+ * The same, where a location's stock may be split into slots (1.3): a
+ * location holds its row and its slots; and, for the located hot
+ * product's fast path, the location first by priority (then id), the
+ * second best priority (the largest integer: no other) and the first
+ * one's slots
+ */
+#define LOCATED_STOCK_SLOTS_SQL \
+	"SELECT ls.product_id," \
+	"       (pg_catalog.sum(ls.stock) OPERATOR(pg_catalog.+)" \
+	"        COALESCE(pg_catalog.sum(sl.stock), 0))::pg_catalog.int8," \
+	"       pg_catalog.min(l.priority)," \
+	"       (SELECT d.priority FROM %1$s.locations AS d" \
+	"         WHERE d.id OPERATOR(pg_catalog.=) 1)," \
+	"       (pg_catalog.array_agg(ls.location_id ORDER BY l.priority, ls.location_id))[1]," \
+	"       COALESCE((pg_catalog.array_agg(l.priority ORDER BY l.priority, ls.location_id))[2]," \
+	"                2147483647)," \
+	"       (pg_catalog.array_agg(sl.n ORDER BY l.priority, ls.location_id))[1]" \
+	"  FROM %1$s.location_stock AS ls" \
+	"  JOIN %1$s.locations AS l ON l.id OPERATOR(pg_catalog.=) ls.location_id" \
+	" CROSS JOIN LATERAL (" \
+	"  SELECT pg_catalog.sum(s.stock) AS stock, pg_catalog.count(*)::pg_catalog.int4 AS n" \
+	"    FROM %1$s.location_stock_slots AS s" \
+	"   WHERE s.product_id OPERATOR(pg_catalog.=) ls.product_id" \
+	"     AND s.location_id OPERATOR(pg_catalog.=) ls.location_id) AS sl" \
+	" WHERE ls.product_id OPERATOR(pg_catalog.=) ANY ($1)" \
+	"   AND l.retired_at IS NULL" \
+	" GROUP BY ls.product_id"
+
+/*
+ * A slot of product $1 at location $5 that holds at least $2, numbered
+ * from $3 up to below $4 (as slots.c's SLOT_QUERY); the product row is
+ * read, not locked
+ */
+#define LOCATION_SLOT_QUERY \
+	"SELECT s.ctid, s.stock, p.name, p.price_cents" \
+	"  FROM %1$s.location_stock_slots AS s" \
+	"  JOIN %1$s.products AS p ON p.id OPERATOR(pg_catalog.=) s.product_id" \
+	" WHERE s.product_id OPERATOR(pg_catalog.=) $1" \
+	"   AND s.location_id OPERATOR(pg_catalog.=) $5" \
+	"   AND s.slot OPERATOR(pg_catalog.>=) $3" \
+	"   AND s.slot OPERATOR(pg_catalog.<) $4" \
+	"   AND s.stock OPERATOR(pg_catalog.>=) $2" \
+	" ORDER BY s.slot" \
+	" LIMIT 1" \
+	"   FOR NO KEY UPDATE OF s"
+
+/*
+ * Record the allocations ($4 product, $5 location, $6 units) of order $1
+ * (STMT_WRITE_ALLOCATIONS's last part)
+ */
+#define WRITE_ALLOCATIONS_SQL \
+	"INSERT INTO %1$s.order_item_allocations" \
+	"       (order_id, product_id, location_id, quantity)" \
+	"SELECT $1, a.product_id, a.location_id, a.quantity" \
+	"  FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)," \
+	"                  pg_catalog.unnest($6)) AS a(product_id, location_id, quantity)"
+
 /* The statements of locations (statements.h), each run by the function that needs it */
 typedef enum LocationsStatementId
 {
 	STMT_LOCATED_STOCK,
 	STMT_LOCATED_STOCK_NOW,
+	STMT_LOCATED_STOCK_SLOTS,
+	STMT_LOCATED_STOCK_SLOTS_NOW,
 	STMT_LOCK_LOCATIONS,
+	STMT_LOCK_LOCATION_SLOTS,
+	STMT_FREE_LOCATION_SLOT,
+	STMT_WAIT_FOR_LOCATION_SLOT,
+	STMT_TAKE_FROM_LOCATION_SLOT,
+	STMT_TAKE_FROM_LOCATION_SLOTS,
 	STMT_WRITE_ALLOCATIONS,
+	STMT_WRITE_ALLOCATIONS_ONLY,
 	NUM_STATEMENTS
 } LocationsStatementId;
 
@@ -95,6 +173,28 @@ static Statement statements[NUM_STATEMENTS] = {
 	},
 
 	/*
+	 * ... both where a location's stock may be in slots (1.3) ...
+	 */
+	[STMT_LOCATED_STOCK_SLOTS] = {
+		.what = "reading the locations' stock",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.nargs = 1,
+		.argtypes = {INT8ARRAYOID},
+		.sql = LOCATED_STOCK_SLOTS_SQL
+	},
+
+	[STMT_LOCATED_STOCK_SLOTS_NOW] = {
+		.what = "reading the locations' stock",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.nargs = 1,
+		.argtypes = {INT8ARRAYOID},
+		.sql = LOCATED_STOCK_SLOTS_SQL
+	},
+
+	/*
 	 * ... the location rows of product $1, locked in location order, with
 	 * their priority and the default location's ...
 	 */
@@ -115,10 +215,76 @@ static Statement statements[NUM_STATEMENTS] = {
 		"   FOR NO KEY UPDATE OF ls"
 	},
 
+	/* ... then its locations' slots (1.3), in location and slot order ... */
+	[STMT_LOCK_LOCATION_SLOTS] = {
+		.what = "locking the locations' stock slots",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.sql = "SELECT s.location_id, s.ctid, s.stock"
+		"  FROM %1$s.location_stock_slots AS s"
+		" WHERE s.product_id OPERATOR(pg_catalog.=) $1"
+		" ORDER BY s.location_id, s.slot"
+		"   FOR NO KEY UPDATE OF s"
+	},
+
+	/*
+	 * ... or, on the located hot product's fast path, the first free slot
+	 * of the preferred location that holds the line (LOCATION_SLOT_QUERY)
+	 * ...
+	 */
+	[STMT_FREE_LOCATION_SLOT] = {
+		.what = "taking a stock slot of a location",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.nargs = 5,
+		.argtypes = {INT8OID, INT4OID, INT4OID, INT4OID, INT8OID},
+		.sql = LOCATION_SLOT_QUERY " SKIP LOCKED"
+	},
+
+	/* ... or the first that still holds it once this one waited for it ... */
+	[STMT_WAIT_FOR_LOCATION_SLOT] = {
+		.what = "waiting for a stock slot of a location",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.nargs = 5,
+		.argtypes = {INT8OID, INT4OID, INT4OID, INT4OID, INT8OID},
+		.sql = LOCATION_SLOT_QUERY
+	},
+
+	/* ... and $2 taken from the slot locked at ctid $1 ... */
+	[STMT_TAKE_FROM_LOCATION_SLOT] = {
+		.what = "updating a stock slot of a location",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_UPDATE,
+		.nargs = 2,
+		.argtypes = {TIDOID, INT4OID},
+		.sql = "UPDATE %1$s.location_stock_slots AS s"
+		"   SET stock = s.stock OPERATOR(pg_catalog.-) $2"
+		" WHERE s.ctid OPERATOR(pg_catalog.=) $1"
+	},
+
+	/*
+	 * ... or, on the full path, $2 taken from each slot locked at ctid $1,
+	 * once the order is written ...
+	 */
+	[STMT_TAKE_FROM_LOCATION_SLOTS] = {
+		.what = "updating the stock slots of locations",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_UPDATE,
+		.nargs = 2,
+		.argtypes = {TIDARRAYOID, INT4ARRAYOID},
+		.sql = "UPDATE %1$s.location_stock_slots AS s"
+		"   SET stock = s.stock OPERATOR(pg_catalog.-)"
+		"       ($2)[pg_catalog.array_position($1, s.ctid)]"
+		" WHERE s.ctid OPERATOR(pg_catalog.=) ANY ($1)"
+	},
+
 	/*
 	 * ... and, once the order $1 is written, $3 taken from each location row
 	 * locked at ctid $2, and the allocations ($4 product, $5 location, $6
-	 * units) recorded
+	 * units) recorded ...
 	 */
 	[STMT_WRITE_ALLOCATIONS] = {
 		.what = "writing the allocations",
@@ -132,11 +298,20 @@ static Statement statements[NUM_STATEMENTS] = {
 		"         ($3)[pg_catalog.array_position($2, ls.ctid)]"
 		"   WHERE ls.ctid OPERATOR(pg_catalog.=) ANY ($2)"
 		")"
-		"INSERT INTO %1$s.order_item_allocations"
-		"       (order_id, product_id, location_id, quantity)"
-		"SELECT $1, a.product_id, a.location_id, a.quantity"
-		"  FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5),"
-		"                  pg_catalog.unnest($6)) AS a(product_id, location_id, quantity)"
+		WRITE_ALLOCATIONS_SQL
+	},
+
+	/*
+	 * ... or only recorded, when no location row gives any (the slots did:
+	 * $2 and $3 are not read)
+	 */
+	[STMT_WRITE_ALLOCATIONS_ONLY] = {
+		.what = "writing the allocations",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_INSERT,
+		.nargs = 6,
+		.argtypes = {INT8OID, TIDARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID},
+		.sql = WRITE_ALLOCATIONS_SQL
 	},
 
 };
@@ -145,21 +320,48 @@ static Statement statements[NUM_STATEMENTS] = {
 #define DEFAULT_LOCATION 1
 
 /*
- * Read, with stmt (STMT_LOCATED_STOCK on the snapshot, or
- * STMT_LOCATED_STOCK_NOW on a new one), the stock the lines' products hold
- * in locations other than the default and not retired (product id, their
- * stock, their best priority, the default's); return the rows
+ * Read, on the snapshot (now: on a new one), the stock the lines'
+ * products hold in locations other than the default and not retired
+ * (product id, their stock, their best priority, the default's; with
+ * slots, also the fast path's columns of LOCATED_STOCK_SLOTS_SQL); return
+ * the rows.  slots: whether a location's stock may be in slots (what the
+ * backend knows, or, for a step about to refuse, looked at again).
  */
 static uint64
-read_located_stock(const CartLine *lines, int nlines, LocationsStatementId stmt)
+read_located_stock(const CartLine *lines, int nlines, bool now, bool slots)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * nlines);
 	Datum		args[1];
+	LocationsStatementId stmt;
 
 	for (int i = 0; i < nlines; i++)
 		ids[i] = Int64GetDatum(lines[i].product_id);
 	args[0] = stmt_bigint_array(ids, nlines);
+	if (slots)
+		stmt = now ? STMT_LOCATED_STOCK_SLOTS_NOW : STMT_LOCATED_STOCK_SLOTS;
+	else
+		stmt = now ? STMT_LOCATED_STOCK_NOW : STMT_LOCATED_STOCK;
 	return stmt_execute(&statements[stmt], args, NULL, 0);
+}
+
+/*
+ * Size a located line's arrays for n locations and the default (the last
+ * candidate), nothing taken
+ */
+static void
+size_locations(CartLine *line, int n)
+{
+	line->loc.nlocations = n;
+	line->loc.location_ids = palloc(sizeof(int64) * (n + 1));
+	line->loc.location_stock = palloc0(sizeof(int32) * (n + 1));
+	line->loc.location_row_stock = palloc0(sizeof(int32) * (n + 1));
+	line->loc.location_priority = palloc(sizeof(int32) * (n + 1));
+	line->loc.location_ctids = palloc(sizeof(ItemPointerData) * (n + 1));
+	line->loc.location_take = palloc0(sizeof(int32) * (n + 1));
+	line->loc.default_take = 0;
+	line->loc.nslot_rows = 0;
+	line->loc.location_ids[n] = DEFAULT_LOCATION;
+	ItemPointerSetInvalid(&line->loc.location_ctids[n]);
 }
 
 /*
@@ -185,10 +387,12 @@ locations_find_lines(CartLine *lines, int nlines)
 	int			nlocated = 0;
 	CartLine   *only = NULL;
 	bool		default_preferred = false;
+	bool		slots;
 
 	if (!checkout_shop_uses(CHECKOUT_LOCATIONS))
 		return false;
-	nrows = read_located_stock(lines, nlines, STMT_LOCATED_STOCK);
+	slots = checkout_shop_uses(CHECKOUT_LOCATION_SLOTS);
+	nrows = read_located_stock(lines, nlines, false, slots);
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		int64		product_id = DatumGetInt64(stmt_value(r, 1));
@@ -196,11 +400,31 @@ locations_find_lines(CartLine *lines, int nlines)
 		for (int i = 0; i < nlines; i++)
 			if (lines[i].product_id == product_id)
 			{
+				int32		best = DatumGetInt32(stmt_value(r, 3));
+				int32		default_priority = DatumGetInt32(stmt_value(r, 4));
+
 				lines[i].loc.located = true;
 				only = &lines[i];
 				nlocated++;
-				default_preferred = DatumGetInt32(stmt_value(r, 4)) <
-					DatumGetInt32(stmt_value(r, 3));
+				default_preferred = default_priority < best;
+
+				/*
+				 * The fast path's candidate: a location strictly preferred to
+				 * the default and to every other, with slots
+				 */
+				if (slots && nlines == 1 && lines[i].bundle.keep == 0 &&
+					best < default_priority &&
+					DatumGetInt32(stmt_value(r, 6)) > best &&
+					DatumGetInt32(stmt_value(r, 7)) > 0)
+				{
+					size_locations(&lines[i], 1);
+					lines[i].loc.slot_location_id = DatumGetInt64(stmt_value(r, 5));
+					lines[i].loc.slot_count = DatumGetInt32(stmt_value(r, 7));
+					lines[i].loc.location_ids[0] = lines[i].loc.slot_location_id;
+					lines[i].loc.location_priority[0] = best;
+					ItemPointerSetInvalid(&lines[i].loc.location_ctids[0]);
+					lines[i].loc.location_priority[1] = default_priority;
+				}
 			}
 	}
 	if (nlocated == 1 && default_preferred)
@@ -210,6 +434,120 @@ locations_find_lines(CartLine *lines, int nlines)
 		return false;
 	}
 	return nlocated > 0;
+}
+
+/* What one attempt of take_location_slot asks */
+typedef struct LocationSlotAttempt
+{
+	LocationsStatementId stmt;
+	CartLine   *line;
+	int32		start;
+} LocationSlotAttempt;
+
+/*
+ * Find, with a->stmt (STMT_FREE_LOCATION_SLOT or
+ * STMT_WAIT_FOR_LOCATION_SLOT), one slot of the line's preferred location
+ * that holds its whole quantity, from slot number a->start on (then from
+ * slot 0 up to it), and take the quantity from it; return whether one did
+ */
+static bool
+serve_from_location_slot(void *arg)
+{
+	LocationSlotAttempt *a = (LocationSlotAttempt *) arg;
+	CartLine   *line = a->line;
+	Datum		args[5] = {Int64GetDatum(line->product_id),
+		Int32GetDatum(line->quantity), Int32GetDatum(a->start),
+		Int32GetDatum(CHECKOUT_MAX_SLOTS),
+	Int64GetDatum(line->loc.slot_location_id)};
+	uint64		found = stmt_execute(&statements[a->stmt], args, NULL, 1);
+	ItemPointerData ctid;
+	Datum		take_args[2];
+
+	if (found == 0 && a->start > 0)
+	{
+		args[2] = Int32GetDatum(0);
+		args[3] = Int32GetDatum(a->start);
+		found = stmt_execute(&statements[a->stmt], args, NULL, 1);
+	}
+	if (found == 0)
+		return false;
+	ctid = *(ItemPointer) DatumGetPointer(stmt_value(0, 1));
+	line->stock = DatumGetInt32(stmt_value(0, 2));
+	line->name = TextDatumGetCString(stmt_value(0, 3));
+	line->unit_price_cents = DatumGetInt64(stmt_value(0, 4));
+	take_args[0] = PointerGetDatum(&ctid);
+	take_args[1] = Int32GetDatum(line->quantity);
+	if (stmt_execute(&statements[STMT_TAKE_FROM_LOCATION_SLOT], take_args, NULL, 0) != 1)
+		elog(ERROR, "checkout: updating a stock slot of product %lld found no row",
+			 (long long) line->product_id);
+	return true;
+}
+
+/*
+ * One attempt in a subtransaction, rolled back when no slot served (so
+ * that a checkout that goes on to wait holds no slot it passed over)
+ */
+static bool
+take_location_slot(LocationsStatementId stmt, CartLine *line, int32 start)
+{
+	LocationSlotAttempt attempt = {stmt, line, start};
+
+	return stock_try_in_subtransaction(serve_from_location_slot, &attempt);
+}
+
+/*
+ * The located hot product's fast path (1.3): a one-line cart whose
+ * product's location P is strictly preferred to the default and to every
+ * other location (locations_find_lines), where P's stock is split into
+ * slots.  P can serve the line exactly when the rules choose P, so the
+ * line takes one slot of P that holds its whole quantity, as slots.c
+ * serves a default's slot: a free one without waiting (SKIP LOCKED, from a
+ * random slot on); when every such slot is busy, queue for the product and
+ * look again, then wait for one.  The product's row and P's row are not
+ * locked: the buyers of P share its slots.  Returns whether a slot served
+ * the line (its units are taken from it already); when none does, the
+ * caller locks the product's row and all its locations
+ * (locations_lock_line), as for any located line, still holding the
+ * product's queue lock.
+ */
+bool
+locations_take_slot(CheckoutCall *call, CartLine *line)
+{
+	LOCKTAG		tag;
+	int32		start;
+	bool		served;
+
+	if (line->loc.slot_count == 0)
+		return false;
+	start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
+										 line->loc.slot_count - 1);
+	checkout_lock_step(call, "taking a stock slot of product", line->product_id);
+	served = take_location_slot(STMT_FREE_LOCATION_SLOT, line, start);
+	if (!served)
+	{
+		checkout_lock_step(call, "queueing for a stock slot of product", line->product_id);
+		checkout_queue_lock_tag(&tag, line->product_id);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		checkout_lock_step(call, "waiting for a stock slot of product", line->product_id);
+		served = take_location_slot(STMT_FREE_LOCATION_SLOT, line, start) ||
+			take_location_slot(STMT_WAIT_FOR_LOCATION_SLOT, line, start);
+		if (served)
+			LockRelease(&tag, ExclusiveLock, false);
+	}
+	checkout_lock_step(call, NULL, 0);
+	if (!served)
+		return false;
+
+	/* P holds what the slot held; the default, not looked at, nothing */
+	line->loc.slot_served = true;
+	line->loc.location_stock[0] = (int32) line->stock;
+	line->loc.location_stock[1] = 0;
+	line->held.row_stock = 0;
+	line->held.default_stock = 0;
+	line->held.nslot_rows = 0;
+	line->row_take = 0;
+	ItemPointerSetInvalid(&line->ctid);
+	return true;
 }
 
 /*
@@ -255,7 +593,8 @@ locations_locate_moved_lines(CheckoutCall *call, CartLine *lines, int nlines)
 			ItemPointerIsValid(&lines[i].ctid);
 	if (!any || !checkout_shop_uses_now(CHECKOUT_LOCATIONS))
 		return false;
-	nrows = read_located_stock(lines, nlines, STMT_LOCATED_STOCK_NOW);
+	nrows = read_located_stock(lines, nlines, true,
+							   checkout_shop_uses_now(CHECKOUT_LOCATION_SLOTS));
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		int64		product_id = DatumGetInt64(stmt_value(r, 1));
@@ -289,7 +628,8 @@ locations_drop_served_lines(CartLine *lines, int nlines)
 
 	if (nlines == 0 || !checkout_shop_uses_now(CHECKOUT_LOCATIONS))
 		return nlines;
-	nrows = read_located_stock(lines, nlines, STMT_LOCATED_STOCK);
+	nrows = read_located_stock(lines, nlines, false,
+							   checkout_shop_uses_now(CHECKOUT_LOCATION_SLOTS));
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		int64		product_id = DatumGetInt64(stmt_value(r, 1));
@@ -302,6 +642,48 @@ locations_drop_served_lines(CartLine *lines, int nlines)
 		if (lines[i].stock < lines[i].quantity)
 			lines[nshort++] = lines[i];
 	return nshort;
+}
+
+/*
+ * Lock the slots of a located line's locations (after their rows, in
+ * location and slot order) and count them in their locations' stock; a
+ * slot of a location the line does not have (retired) is locked, not
+ * counted
+ */
+static void
+lock_location_slots(CheckoutCall *call, CartLine *line)
+{
+	Datum		args[1] = {Int64GetDatum(line->product_id)};
+	uint64		nslots;
+	int			k = 0;
+
+	checkout_lock_step(call, "locking the locations' stock slots of product",
+					   line->product_id);
+	nslots = stmt_execute(&statements[STMT_LOCK_LOCATION_SLOTS], args, NULL, 0);
+	checkout_lock_step(call, NULL, 0);
+	line->loc.nslot_rows = 0;
+	line->loc.slot_location = palloc(sizeof(int32) * Max(nslots, 1));
+	line->loc.slot_ctids = palloc(sizeof(ItemPointerData) * Max(nslots, 1));
+	line->loc.slot_stock = palloc(sizeof(int32) * Max(nslots, 1));
+	for (uint64 r = 0; r < nslots; r++)
+	{
+		int64		location_id = DatumGetInt64(stmt_value(r, 1));
+		int32		stock = DatumGetInt32(stmt_value(r, 3));
+		int			n = line->loc.nslot_rows;
+
+		/* both in location order */
+		while (k < line->loc.nlocations && line->loc.location_ids[k] < location_id)
+			k++;
+		if (k == line->loc.nlocations || line->loc.location_ids[k] != location_id)
+			continue;
+		line->loc.slot_location[n] = k;
+		line->loc.slot_ctids[n] = *(ItemPointer) DatumGetPointer(stmt_value(r, 2));
+		line->loc.slot_stock[n] = stock;
+		line->loc.nslot_rows++;
+		line->loc.location_stock[k] = (int32) Min((int64) line->loc.location_stock[k] + stock,
+												  PG_INT32_MAX);
+		line->stock += stock;
+	}
 }
 
 /*
@@ -325,18 +707,13 @@ locations_lock_line(CheckoutCall *call, CartLine *line, bool row_current)
 	checkout_lock_step(call, "locking the locations' stock of product", line->product_id);
 	nrows = stmt_execute(&statements[STMT_LOCK_LOCATIONS], args, NULL, 0);
 	checkout_lock_step(call, NULL, 0);
-	line->loc.nlocations = (int32) nrows;
-	line->loc.location_ids = palloc(sizeof(int64) * (nrows + 1));
-	line->loc.location_stock = palloc(sizeof(int32) * (nrows + 1));
-	line->loc.location_priority = palloc(sizeof(int32) * (nrows + 1));
-	line->loc.location_ctids = palloc(sizeof(ItemPointerData) * (nrows + 1));
-	line->loc.location_take = palloc0(sizeof(int32) * (nrows + 1));
-	line->loc.default_take = 0;
+	size_locations(line, (int) nrows);
 	line->stock = line->held.default_stock;
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		line->loc.location_ids[r] = DatumGetInt64(stmt_value(r, 1));
 		line->loc.location_stock[r] = DatumGetInt32(stmt_value(r, 2));
+		line->loc.location_row_stock[r] = line->loc.location_stock[r];
 		line->loc.location_ctids[r] = *(ItemPointer) DatumGetPointer(stmt_value(r, 3));
 		line->loc.location_priority[r] = DatumGetInt32(stmt_value(r, 4));
 		default_priority = DatumGetInt32(stmt_value(r, 5));
@@ -344,10 +721,19 @@ locations_lock_line(CheckoutCall *call, CartLine *line, bool row_current)
 	}
 
 	/* The default location is the last candidate of the arrays */
-	line->loc.location_ids[nrows] = DEFAULT_LOCATION;
 	line->loc.location_stock[nrows] = (int32) Min(line->held.default_stock, PG_INT32_MAX);
 	line->loc.location_priority[nrows] = default_priority;
-	ItemPointerSetInvalid(&line->loc.location_ctids[nrows]);
+
+	/*
+	 * Then the locations' slots (1.3).  A backend that still trusts "never
+	 * split" looks again before it counts a line short without them: a
+	 * location split a moment ago moved its stock into them.
+	 */
+	if (nrows > 0 &&
+		(checkout_shop_uses(CHECKOUT_LOCATION_SLOTS) ||
+		 (line->stock < line->quantity &&
+		  checkout_shop_uses_now(CHECKOUT_LOCATION_SLOTS))))
+		lock_location_slots(call, line);
 }
 
 /* What location id holds of the line (0: nothing), and its index */
@@ -510,18 +896,24 @@ locations_allocate(CartLine *lines, int nlines, SlotTakes *takes)
 }
 
 /*
- * Take the located lines' units from their location rows and record where
- * every unit of those lines came from (the default's part included), for
- * order order_id
+ * Take the located lines' units from their location rows, then their
+ * locations' slots (the row first, as stock_serve_from_row_and_slots does
+ * for the default), and record where every unit of those lines came from
+ * (the default's part included), for order order_id.  A line one slot
+ * served (locations_take_slot) took its units already.
  */
 void
 locations_write_allocations(int64 order_id, const CartLine *lines, int nlines)
 {
 	int			size = 0;
+	int			nslot_size = 0;
 	int			ntakes = 0;
+	int			nslot_takes = 0;
 	int			nallocations = 0;
 	Datum	   *ctids;
 	Datum	   *amounts;
+	Datum	   *slot_ctids;
+	Datum	   *slot_amounts;
 	Datum	   *product_ids;
 	Datum	   *location_ids;
 	Datum	   *quantities;
@@ -529,11 +921,16 @@ locations_write_allocations(int64 order_id, const CartLine *lines, int nlines)
 
 	for (int i = 0; i < nlines; i++)
 		if (lines[i].loc.located)
+		{
 			size += lines[i].loc.nlocations + 1;
+			nslot_size += lines[i].loc.nslot_rows;
+		}
 	if (size == 0)
 		return;
 	ctids = palloc(sizeof(Datum) * size);
 	amounts = palloc(sizeof(Datum) * size);
+	slot_ctids = palloc(sizeof(Datum) * Max(nslot_size, 1));
+	slot_amounts = palloc(sizeof(Datum) * Max(nslot_size, 1));
 	product_ids = palloc(sizeof(Datum) * size);
 	location_ids = palloc(sizeof(Datum) * size);
 	quantities = palloc(sizeof(Datum) * size);
@@ -547,18 +944,52 @@ locations_write_allocations(int64 order_id, const CartLine *lines, int nlines)
 		{
 			int32		take = line->loc.location_ids[k] == DEFAULT_LOCATION ?
 			line->loc.default_take : line->loc.location_take[k];
+			int32		left;
 
 			if (take == 0)
 				continue;
-			if (line->loc.location_ids[k] != DEFAULT_LOCATION)
-			{
-				ctids[ntakes] = PointerGetDatum(&line->loc.location_ctids[k]);
-				amounts[ntakes++] = Int32GetDatum(take);
-			}
 			product_ids[nallocations] = Int64GetDatum(line->product_id);
 			location_ids[nallocations] = Int64GetDatum(line->loc.location_ids[k]);
 			quantities[nallocations++] = Int32GetDatum(take);
+			if (line->loc.location_ids[k] == DEFAULT_LOCATION || line->loc.slot_served)
+				continue;
+
+			/* from the row first, then slot after slot */
+			left = take;
+			if (line->loc.location_row_stock[k] > 0)
+			{
+				int32		from_row = Min(line->loc.location_row_stock[k], left);
+
+				ctids[ntakes] = PointerGetDatum(&line->loc.location_ctids[k]);
+				amounts[ntakes++] = Int32GetDatum(from_row);
+				left -= from_row;
+			}
+			for (int n = 0; left > 0 && n < line->loc.nslot_rows; n++)
+			{
+				int32		from_slot;
+
+				if (line->loc.slot_location[n] != k || line->loc.slot_stock[n] == 0)
+					continue;
+				from_slot = Min(line->loc.slot_stock[n], left);
+				slot_ctids[nslot_takes] = PointerGetDatum(&line->loc.slot_ctids[n]);
+				slot_amounts[nslot_takes++] = Int32GetDatum(from_slot);
+				left -= from_slot;
+			}
+			if (left > 0)
+				elog(ERROR, "checkout: location %lld is short of product %lld",
+					 (long long) line->loc.location_ids[k], (long long) line->product_id);
 		}
+	}
+	if (nslot_takes > 0)
+	{
+		Datum		slot_args[2];
+
+		slot_args[0] = stmt_tid_array(slot_ctids, nslot_takes);
+		slot_args[1] = stmt_int_array(slot_amounts, nslot_takes);
+		if (stmt_execute(&statements[STMT_TAKE_FROM_LOCATION_SLOTS], slot_args, NULL, 0) !=
+			(uint64) nslot_takes)
+			elog(ERROR, "checkout: taking from the locations' slots of order %lld updated too few",
+				 (long long) order_id);
 	}
 	args[0] = Int64GetDatum(order_id);
 	args[1] = stmt_tid_array(ctids, ntakes);
@@ -566,7 +997,8 @@ locations_write_allocations(int64 order_id, const CartLine *lines, int nlines)
 	args[3] = stmt_bigint_array(product_ids, nallocations);
 	args[4] = stmt_bigint_array(location_ids, nallocations);
 	args[5] = stmt_int_array(quantities, nallocations);
-	if (stmt_execute(&statements[STMT_WRITE_ALLOCATIONS], args, NULL, 0) != (uint64) nallocations)
+	if (stmt_execute(&statements[ntakes > 0 ? STMT_WRITE_ALLOCATIONS : STMT_WRITE_ALLOCATIONS_ONLY],
+					 args, NULL, 0) != (uint64) nallocations)
 		elog(ERROR, "checkout: writing the allocations of order %lld wrote too few",
 			 (long long) order_id);
 }

@@ -12,6 +12,7 @@
 
 extern bool locations_find_lines(CartLine *lines, int nlines);
 extern int	locations_drop_served_lines(CartLine *lines, int nlines);
+extern bool locations_take_slot(CheckoutCall *call, CartLine *line);
 extern void locations_lock_line(CheckoutCall *call, CartLine *line, bool row_current);
 extern bool locations_locate_moved_lines(CheckoutCall *call, CartLine *lines, int nlines);
 extern bool locations_locate_short_lines(CheckoutCall *call, CartLine *lines, int nlines);
