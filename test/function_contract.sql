@@ -110,7 +110,8 @@ SELECT set_eq($$SELECT DISTINCT proname::text FROM pg_proc WHERE prosecdef
 					'shop_end_voucher', 'shop_add_voucher_code', 'shop_generate_voucher_codes',
 					'shop_notify_stock_changes', 'shop_create_location', 'shop_retire_location',
 					'shop_move_stock', 'shop_set_preorder', 'shop_keep_default_location',
-					'shop_events_create_queue', 'shop_place_order', 'shop_create_bundle'],
+					'shop_events_create_queue', 'shop_place_order', 'shop_create_bundle',
+					'shop_split_location_stock', 'shop_merge_location_stock'],
 			  'the functions that run with the owner''s rights, and no others');
 SELECT is_empty($$SELECT oid::regprocedure FROM pg_proc WHERE prosecdef AND proname LIKE 'shop\_%'
 				   AND NOT coalesce(proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)$$,

@@ -9,8 +9,8 @@ SELECT tables_are('public',
 		  'stock_movements', 'stock_slots', 'idempotency_keys', 'purchase_limits',
 		  'vouchers', 'voucher_codes', 'voucher_slots', 'stock_watch', 'sold_out_products',
 		  'locations', 'location_stock', 'order_item_allocations', 'preorders', 'preorder_fills',
-		  'bundle_parts', 'order_item_parts'],
-	'the extension creates exactly its twenty-one tables');
+		  'bundle_parts', 'order_item_parts', 'location_stock_slots'],
+	'the extension creates exactly its twenty-two tables');
 
 -- products
 SELECT columns_are('products', ARRAY['id', 'name', 'price_cents', 'stock']);
@@ -204,7 +204,8 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_extension e,
 					'locations', 'location_stock', 'order_item_allocations',
 					'preorders', 'preorder_fills', 'products_id_seq', 'customers_id_seq', 'orders_id_seq',
 					'stock_movements_id_seq', 'vouchers_id_seq', 'voucher_codes_id_seq',
-					'locations_id_seq', 'order_event_ids', 'bundle_parts', 'order_item_parts'],
+					'locations_id_seq', 'order_event_ids', 'bundle_parts', 'order_item_parts',
+					'location_stock_slots'],
 			  'pg_dump dumps the rows of every table (but stock_watch''s flags), the identity sequences and the event ids');
 SELECT has_index('cart_items', 'cart_items_product_id_idx', 'product_id',
 				 'cart_items are indexed on product_id');
