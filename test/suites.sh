@@ -41,6 +41,7 @@ suite isolation make --no-print-directory installcheck REGRESS=
 suite pgTAP pgtap
 suite races sh test/race.sh
 suite bundles sh test/bundle-race.sh
+suite located sh test/location-race.sh
 suite upgrade sh test/upgrade.sh
 suite resets sh test/reset.sh
 suite reference sh test/reference.sh
