@@ -40,8 +40,18 @@
 #               product is (README, "Running a sale")
 #   part-hot-32 the same hot product alone, in the same database
 #   lines-hot-32  a 2-line cart of one hot bundle's parts, the same way
+#   slots-32    32 clients, the hot product in 16 stock slots (README,
+#               "Running a sale"), in a database of its own for the current
+#               code (bench_located_slots)
+#   slots-128   the same with 128 clients
+#   located-slots-32  product 4 stocked in a second location preferred to
+#               the default, its stock there in 16 slots
+#               (shop_split_location_stock, 1.3), in the same database: the
+#               located hot product against the default's (slots-32)
+#   located-slots-128 the same with 128 clients
 # The bundle workloads run interleaved with each other, round by round
-# (each round starting with the next), as the versions do.
+# (each round starting with the next), as the versions do; so do the
+# slots-* and located-slots-* workloads.
 #
 # A release without vouchers and locations (before 1.2) does not run
 # voucher-32, usedup-32 and located-*; one without bundles (before 1.3)
@@ -60,7 +70,7 @@ warmup=${BENCH_WARMUP_SECONDS:-2}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-workloads=${BENCH_RELEASE_WORKLOADS:-soldout-32 cpu-1line cpu-50line hot-32 bundle-3 lines-3 bundle-hot-32 part-hot-32 lines-hot-32}
+workloads=${BENCH_RELEASE_WORKLOADS:-soldout-32 cpu-1line cpu-50line hot-32 bundle-3 lines-3 bundle-hot-32 part-hot-32 lines-hot-32 slots-32 located-slots-32 slots-128 located-slots-128}
 
 # the versions: "1.0:checkout_r10 1.1:checkout_r11 current:checkout"
 versions=$(grep -v '^#' RELEASES | while read -r v c; do printf '%s:checkout_r%s ' "$v" "$(echo "$v" | tr -d .)"; done)
@@ -127,6 +137,20 @@ case " $workloads " in
 	;;
 esac
 
+# the located hot product in slots (1.3 on): the current code only
+case " $workloads " in
+*" slots-"* | *" located-slots-"*)
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS bench_located_slots" \
+		-c "CREATE DATABASE bench_located_slots"
+	psql -X -q -v ON_ERROR_STOP=1 -d bench_located_slots -c "CREATE EXTENSION checkout" -f bench/setup.sql \
+		-c "SELECT shop_split_stock(1, 16)" \
+		-c "SELECT shop_restock(4, 1000000000, 'bench: the located hot product',
+								shop_create_location('bench second', -1))" \
+		-c "SELECT shop_split_location_stock(4, 2, 16)" \
+		-c 'VACUUM ANALYZE' >/dev/null
+	;;
+esac
+
 # run VERSION WORKLOAD ROUND SECONDS: one pgbench run; appends
 # "workload version round tps" to $tmp/raw unless ROUND is warmup
 run() {
@@ -148,9 +172,14 @@ run() {
 	bundle-hot-32) clients=32 flow=c pmin=1336 pmax=1367 cart=1 base=0 ;;
 	part-hot-32) clients=32 flow=c pmin=1 pmax=1 cart=1 base=0 ;;
 	lines-hot-32) clients=32 flow=c_hot2 pmin=1 pmax=1 cart=1 base=0 ;;
+	slots-32) clients=32 flow=c pmin=1 pmax=1 cart=1 base=0 ;;
+	slots-128) clients=128 flow=c pmin=1 pmax=1 cart=1 base=10200 ;;
+	located-slots-32) clients=32 flow=c pmin=4 pmax=4 cart=1 base=0 ;;
+	located-slots-128) clients=128 flow=c pmin=4 pmax=4 cart=1 base=10200 ;;
 	esac
 	case $2 in
 	voucher-* | usedup-*) grep -qx "$db" "$tmp/vouchers" 2>/dev/null || return 0 ;;
+	slots-* | located-slots-*) [ "$1" = current ] || return 0; db=bench_located_slots ;;
 	located-*) grep -qx "$db" "$tmp/vouchers" 2>/dev/null || return 0; db=${db}_located ;;
 	bundle-* | lines-3 | part-hot-32 | lines-hot-32) [ "$1" = current ] || return 0; db=bench_bundles ;;
 	esac
@@ -167,10 +196,15 @@ run() {
 }
 
 bundle_workloads=
+slot_workloads=
 for w in $workloads; do
 	case $w in
 	bundle-* | lines-3 | part-hot-32 | lines-hot-32)
 		bundle_workloads="$bundle_workloads $w"
+		continue
+		;;
+	slots-* | located-slots-*)
+		slot_workloads="$slot_workloads $w"
 		continue
 		;;
 	esac
@@ -186,18 +220,21 @@ for w in $workloads; do
 	done
 done
 
-# the bundle workloads, interleaved round by round (the current code only)
-if [ -n "$bundle_workloads" ]; then
-	echo "bundles:$bundle_workloads"
-	for w in $bundle_workloads; do run current "$w" warmup "$warmup"; done
+# the bundle workloads, then the slot ones, each group interleaved round
+# by round (the current code only)
+for group in "bundles:$bundle_workloads" "slots:$slot_workloads"; do
+	group_workloads=${group#*:}
+	[ -n "$group_workloads" ] || continue
+	echo "$group"
+	for w in $group_workloads; do run current "$w" warmup "$warmup"; done
 	r=1
 	while [ "$r" -le "$rounds" ]; do
-		for w in $(echo "$bundle_workloads" | awk -v r="$r" '{ for (i = 0; i < NF; i++) print $((r - 1 + i) % NF + 1) }'); do
+		for w in $(echo "$group_workloads" | awk -v r="$r" '{ for (i = 0; i < NF; i++) print $((r - 1 + i) % NF + 1) }'); do
 			run current "$w" "$r" "$seconds"
 		done
 		r=$((r + 1))
 	done
-fi
+done
 
 # The sold-out product must never have been sold
 for vx in $versions; do
@@ -262,6 +299,10 @@ names=$(for vx in $versions; do printf '%s ' "${vx%%:*}"; done)
 							printf " %s %.2f;", vs[i], med["located-" k, i] / med["hot-" k, i]
 					printf "\n"
 				}
+			# the located hot product in slots against the default-only one in slots
+			for (k = 32; k <= 128; k *= 4)
+				if ((("located-slots-" k) in w) && (("slots-" k) in w) && med["slots-" k, nv] > 0)
+					printf "\nThe located hot product in slots against the default-only one in slots (located-slots-%d ÷ slots-%d; at least 0.9 is the goal): %.2f\n", k, k, med["located-slots-" k, nv] / med["slots-" k, nv]
 		}' "$tmp/raw"
 } >"$tmp/report"
 cat "$tmp/report"
