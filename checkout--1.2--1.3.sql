@@ -1837,7 +1837,11 @@ REVOKE ALL ON FUNCTION @extschema@.shop_merge_location_stock(bigint, bigint) FRO
 /*
  * shop_retire_location(location_id): as 1.2's, counting the location's
  * slots (1.3), which it locks after its rows (the locking rules above): a
- * checkout that holds one of them is waited for
+ * checkout that holds one of them is waited for.  The location's own row
+ * is locked FOR NO KEY UPDATE (1.2: FOR UPDATE), which the FOR KEY SHARE of
+ * a checkout's allocation (its foreign key) does not wait for: a checkout
+ * that held one of the location's rows or slots and then wrote its
+ * allocation waited for the retire that waited for it (a deadlock, 40P01).
  */
 CREATE OR REPLACE FUNCTION @extschema@.shop_retire_location(location_id bigint)
 RETURNS timestamptz
@@ -1859,7 +1863,7 @@ BEGIN
 	END IF;
 	SELECT l.retired_at INTO retired FROM @extschema@.locations AS l
 	 WHERE l.id = shop_retire_location.location_id
-	   FOR UPDATE;
+	   FOR NO KEY UPDATE;
 	IF retired IS NOT NULL THEN
 		RETURN retired;
 	END IF;

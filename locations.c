@@ -68,10 +68,7 @@
 
 /*
  * The same, where a location's stock may be split into slots (1.3): a
- * location holds its row and its slots; and, for the located hot
- * product's fast path, the location first by priority (then id), the
- * second best priority (the largest integer: no other) and the first
- * one's slots
+ * location holds its row and its slots
  */
 #define LOCATED_STOCK_SLOTS_SQL \
 	"SELECT ls.product_id," \
@@ -79,15 +76,11 @@
 	"        COALESCE(pg_catalog.sum(sl.stock), 0))::pg_catalog.int8," \
 	"       pg_catalog.min(l.priority)," \
 	"       (SELECT d.priority FROM %1$s.locations AS d" \
-	"         WHERE d.id OPERATOR(pg_catalog.=) 1)," \
-	"       (pg_catalog.array_agg(ls.location_id ORDER BY l.priority, ls.location_id))[1]," \
-	"       COALESCE((pg_catalog.array_agg(l.priority ORDER BY l.priority, ls.location_id))[2]," \
-	"                2147483647)," \
-	"       (pg_catalog.array_agg(sl.n ORDER BY l.priority, ls.location_id))[1]" \
+	"         WHERE d.id OPERATOR(pg_catalog.=) 1)" \
 	"  FROM %1$s.location_stock AS ls" \
 	"  JOIN %1$s.locations AS l ON l.id OPERATOR(pg_catalog.=) ls.location_id" \
 	" CROSS JOIN LATERAL (" \
-	"  SELECT pg_catalog.sum(s.stock) AS stock, pg_catalog.count(*)::pg_catalog.int4 AS n" \
+	"  SELECT pg_catalog.sum(s.stock) AS stock" \
 	"    FROM %1$s.location_stock_slots AS s" \
 	"   WHERE s.product_id OPERATOR(pg_catalog.=) ls.product_id" \
 	"     AND s.location_id OPERATOR(pg_catalog.=) ls.location_id) AS sl" \
@@ -130,6 +123,7 @@ typedef enum LocationsStatementId
 	STMT_LOCATED_STOCK,
 	STMT_LOCATED_STOCK_NOW,
 	STMT_LOCATED_STOCK_SLOTS,
+	STMT_LOCATED_LOCATIONS,
 	STMT_LOCATED_STOCK_SLOTS_NOW,
 	STMT_LOCK_LOCATIONS,
 	STMT_LOCK_LOCATION_SLOTS,
@@ -138,6 +132,7 @@ typedef enum LocationsStatementId
 	STMT_TAKE_FROM_LOCATION_SLOT,
 	STMT_TAKE_FROM_LOCATION_SLOTS,
 	STMT_WRITE_ALLOCATIONS,
+	STMT_WRITE_ONE_ALLOCATION,
 	STMT_WRITE_ALLOCATIONS_ONLY,
 	NUM_STATEMENTS
 } LocationsStatementId;
@@ -183,6 +178,34 @@ static Statement statements[NUM_STATEMENTS] = {
 		.nargs = 1,
 		.argtypes = {INT8ARRAYOID},
 		.sql = LOCATED_STOCK_SLOTS_SQL
+	},
+
+	/*
+	 * ... which lines are located, where a location's stock may be in
+	 * slots: the locations (not retired) of the products $1, each
+	 * product's by priority then id (product id, priority, the default's,
+	 * location id, its slots), for the located hot product's fast path ...
+	 */
+	[STMT_LOCATED_LOCATIONS] = {
+		.what = "reading the locations' stock",
+		.since = SINCE_1_3,
+		.ok = SPI_OK_SELECT,
+		.read_only = true,
+		.nargs = 1,
+		.argtypes = {INT8ARRAYOID},
+		.sql = "SELECT ls.product_id, l.priority,"
+		"       (SELECT d.priority FROM %1$s.locations AS d"
+		"         WHERE d.id OPERATOR(pg_catalog.=) 1),"
+		"       ls.location_id,"
+		"       (SELECT pg_catalog.count(*)::pg_catalog.int4"
+		"          FROM %1$s.location_stock_slots AS s"
+		"         WHERE s.product_id OPERATOR(pg_catalog.=) ls.product_id"
+		"           AND s.location_id OPERATOR(pg_catalog.=) ls.location_id)"
+		"  FROM %1$s.location_stock AS ls"
+		"  JOIN %1$s.locations AS l ON l.id OPERATOR(pg_catalog.=) ls.location_id"
+		" WHERE ls.product_id OPERATOR(pg_catalog.=) ANY ($1)"
+		"   AND l.retired_at IS NULL"
+		" ORDER BY ls.product_id, l.priority, ls.location_id"
 	},
 
 	[STMT_LOCATED_STOCK_SLOTS_NOW] = {
@@ -302,6 +325,22 @@ static Statement statements[NUM_STATEMENTS] = {
 	},
 
 	/*
+	 * ... or the one allocation of a line one slot served, its units taken
+	 * already (locations_take_slot): order $1, product $2, location $3,
+	 * units $4 ...
+	 */
+	[STMT_WRITE_ONE_ALLOCATION] = {
+		.what = "writing the allocations",
+		.since = SINCE_1_2,
+		.ok = SPI_OK_INSERT,
+		.nargs = 4,
+		.argtypes = {INT8OID, INT8OID, INT8OID, INT4OID},
+		.sql = "INSERT INTO %1$s.order_item_allocations"
+		"       (order_id, product_id, location_id, quantity)"
+		"VALUES ($1, $2, $3, $4)"
+	},
+
+	/*
 	 * ... or only recorded, when no location row gives any (the slots did:
 	 * $2 and $3 are not read)
 	 */
@@ -322,8 +361,7 @@ static Statement statements[NUM_STATEMENTS] = {
 /*
  * Read, on the snapshot (now: on a new one), the stock the lines'
  * products hold in locations other than the default and not retired
- * (product id, their stock, their best priority, the default's; with
- * slots, also the fast path's columns of LOCATED_STOCK_SLOTS_SQL); return
+ * (product id, their stock, their best priority, the default's); return
  * the rows.  slots: whether a location's stock may be in slots (what the
  * backend knows, or, for a step about to refuse, looked at again).
  */
@@ -388,21 +426,41 @@ locations_find_lines(CartLine *lines, int nlines)
 	CartLine   *only = NULL;
 	bool		default_preferred = false;
 	bool		slots;
+	Datum	   *ids;
+	Datum		args[1];
 
 	if (!checkout_shop_uses(CHECKOUT_LOCATIONS))
 		return false;
 	slots = checkout_shop_uses(CHECKOUT_LOCATION_SLOTS);
-	nrows = read_located_stock(lines, nlines, false, slots);
+	if (!slots)
+		nrows = read_located_stock(lines, nlines, false, false);
+	else
+	{
+		ids = palloc(sizeof(Datum) * nlines);
+		for (int i = 0; i < nlines; i++)
+			ids[i] = Int64GetDatum(lines[i].product_id);
+		args[0] = stmt_bigint_array(ids, nlines);
+		nrows = stmt_execute(&statements[STMT_LOCATED_LOCATIONS], args, NULL, 0);
+	}
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		int64		product_id = DatumGetInt64(stmt_value(r, 1));
+		int32		best;
+		int32		default_priority;
+		bool		strictly;
 
+		/* a product's rows: its best location first (STMT_LOCATED_LOCATIONS) */
+		if (slots && r > 0 && DatumGetInt64(stmt_value(r - 1, 1)) == product_id)
+			continue;
+		best = DatumGetInt32(stmt_value(r, slots ? 2 : 3));
+		default_priority = DatumGetInt32(stmt_value(r, slots ? 3 : 4));
+		strictly = slots &&
+			(r + 1 == nrows ||
+			 DatumGetInt64(stmt_value(r + 1, 1)) != product_id ||
+			 DatumGetInt32(stmt_value(r + 1, 2)) > best);
 		for (int i = 0; i < nlines; i++)
 			if (lines[i].product_id == product_id)
 			{
-				int32		best = DatumGetInt32(stmt_value(r, 3));
-				int32		default_priority = DatumGetInt32(stmt_value(r, 4));
-
 				lines[i].loc.located = true;
 				only = &lines[i];
 				nlocated++;
@@ -412,14 +470,12 @@ locations_find_lines(CartLine *lines, int nlines)
 				 * The fast path's candidate: a location strictly preferred to
 				 * the default and to every other, with slots
 				 */
-				if (slots && nlines == 1 && lines[i].bundle.keep == 0 &&
-					best < default_priority &&
-					DatumGetInt32(stmt_value(r, 6)) > best &&
-					DatumGetInt32(stmt_value(r, 7)) > 0)
+				if (strictly && nlines == 1 && lines[i].bundle.keep == 0 &&
+					best < default_priority && DatumGetInt32(stmt_value(r, 5)) > 0)
 				{
 					size_locations(&lines[i], 1);
-					lines[i].loc.slot_location_id = DatumGetInt64(stmt_value(r, 5));
-					lines[i].loc.slot_count = DatumGetInt32(stmt_value(r, 7));
+					lines[i].loc.slot_location_id = DatumGetInt64(stmt_value(r, 4));
+					lines[i].loc.slot_count = DatumGetInt32(stmt_value(r, 5));
 					lines[i].loc.location_ids[0] = lines[i].loc.slot_location_id;
 					lines[i].loc.location_priority[0] = best;
 					ItemPointerSetInvalid(&lines[i].loc.location_ctids[0]);
@@ -918,6 +974,19 @@ locations_write_allocations(int64 order_id, const CartLine *lines, int nlines)
 	Datum	   *location_ids;
 	Datum	   *quantities;
 	Datum		args[6];
+
+	/* the fast path's one line, from one slot of one location */
+	if (nlines == 1 && lines[0].loc.slot_served)
+	{
+		args[0] = Int64GetDatum(order_id);
+		args[1] = Int64GetDatum(lines[0].product_id);
+		args[2] = Int64GetDatum(lines[0].loc.slot_location_id);
+		args[3] = Int32GetDatum(lines[0].quantity);
+		if (stmt_execute(&statements[STMT_WRITE_ONE_ALLOCATION], args, NULL, 0) != 1)
+			elog(ERROR, "checkout: writing the allocation of order %lld wrote none",
+				 (long long) order_id);
+		return;
+	}
 
 	for (int i = 0; i < nlines; i++)
 		if (lines[i].loc.located)
