@@ -344,6 +344,7 @@ extern void checkout_features_check(void);
 extern bool checkout_shop_uses(CheckoutFeature feature);
 extern bool checkout_shop_uses_now(CheckoutFeature feature);
 extern bool checkout_may_cache(void);
+extern uint64 checkout_features_generation(void);
 extern void checkout_order_written(bool windowed);
 
 /* stock.c: the stock helpers the features stand on */

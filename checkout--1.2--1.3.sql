@@ -111,7 +111,18 @@ COMMENT ON TABLE @extschema@.location_stock_slots IS
 'Stock of a hot product at a location other than the default, split over several rows; see shop_split_location_stock()';
 
 CREATE TRIGGER location_stock_slots_feature_used
-	AFTER INSERT ON @extschema@.location_stock_slots
+	AFTER INSERT OR DELETE ON @extschema@.location_stock_slots
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
+
+/*
+ * A backend remembers the located hot products it served from a slot: the
+ * location strictly preferred to every other, split into slots
+ * (locations.c).  A split or merge (above), a product's first row in a
+ * location (location_stock_feature_used) and a location changed (its
+ * priority, its retirement) make every backend forget them at commit.
+ */
+CREATE TRIGGER locations_changed
+	AFTER UPDATE ON @extschema@.locations
 	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.shop_feature_used();
 
 /*

@@ -120,13 +120,26 @@ static bool features_for_1_0 = false;
 static bool expiry_sent_in_xact = false;
 static bool expiry_resend = false;
 
+/*
+ * The locations table (its changes: a priority, a retirement), and a count
+ * of the invalidations of it and of the features' relations, for what the
+ * features cache of the shop's rows (checkout_features_generation)
+ */
+static Oid	locations_relid = InvalidOid;
+static uint64 generation = 0;
+
 /* A relation's relcache entry was invalidated (InvalidOid: all of them) */
 static void
 relation_changed(Datum arg, Oid relid)
 {
+	if (!OidIsValid(relid) || relid == locations_relid)
+		generation++;
 	for (int f = 0; f < NUM_CHECKOUT_FEATURES; f++)
 		if (!OidIsValid(relid) || features[f].relid == relid)
+		{
 			features[f].state = FEATURE_UNKNOWN;
+			generation++;
+		}
 }
 
 /* An invalidation queued for the expiry index is lost when its (sub)transaction aborts */
@@ -171,8 +184,24 @@ checkout_features_reset(Oid nspoid, bool is_1_0, bool cache)
 		features[f].relid = get_relname_relid(features[f].relname, nspoid);
 		features[f].state = FEATURE_UNKNOWN;
 	}
+	locations_relid = get_relname_relid("locations", nspoid);
 	features_for_1_0 = is_1_0;
 	cache_features = cache;
+	generation++;
+}
+
+/*
+ * A number that changes whenever a feature's relation or locations is
+ * invalidated (their triggers do at commit: a first row, a location's
+ * stock split or merged, a priority changed, a location retired), or the
+ * schema changed: what a feature caches of the shop's rows (locations.c's
+ * located hot products) is as old as it.  Only objects that have the
+ * triggers (checkout_may_cache()) may cache anything.
+ */
+uint64
+checkout_features_generation(void)
+{
+	return generation;
 }
 
 /*

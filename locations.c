@@ -50,6 +50,8 @@
 #include "executor/spi.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 
 #include "locations.h"
 #include "statements.h"
@@ -403,6 +405,74 @@ size_locations(CartLine *line, int n)
 }
 
 /*
+ * The located hot products this backend found (1.3): a product whose
+ * location strictly preferred to the default and to every other has its
+ * stock there in slots, and how many.  A one-line cart of such a product
+ * tries one of its slots without reading its locations first.  Forgotten
+ * whenever a split, a merge, a product's first row in a location or a
+ * change of a location is committed (triggers: checkout_features_generation);
+ * an entry read a moment before that invalidation arrives sends a buyer to
+ * the location that was preferred a moment ago, and a slot that is gone
+ * serves nobody (the line then takes the full path).  Only products found
+ * hot are kept: a few per shop.
+ */
+typedef struct HotLocated
+{
+	int64		product_id;		/* the key */
+	int64		location_id;
+	int32		nslots;
+} HotLocated;
+
+static HTAB *hot_located = NULL;
+static uint64 hot_generation = 0;
+
+/* The located hot products known, emptied when anything they stand on changed */
+static HTAB *
+hot_products(void)
+{
+	uint64		now = checkout_features_generation();
+
+	if (hot_located != NULL && hot_generation == now)
+		return hot_located;
+	if (hot_located == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(HotLocated);
+		ctl.hcxt = TopMemoryContext;
+		hot_located = hash_create("checkout located hot products", 16, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	else
+	{
+		HASH_SEQ_STATUS status;
+		HotLocated *entry;
+
+		hash_seq_init(&status, hot_located);
+		while ((entry = hash_seq_search(&status)) != NULL)
+			(void) hash_search(hot_located, &entry->product_id, HASH_REMOVE, NULL);
+	}
+	hot_generation = now;
+	return hot_located;
+}
+
+/* Make line the fast path's candidate: location_id's nslots slots */
+static void
+hot_candidate(CartLine *line, int64 location_id, int32 nslots, int32 priority,
+			  int32 default_priority)
+{
+	size_locations(line, 1);
+	line->loc.located = true;
+	line->loc.slot_location_id = location_id;
+	line->loc.slot_count = nslots;
+	line->loc.location_ids[0] = location_id;
+	line->loc.location_priority[0] = priority;
+	ItemPointerSetInvalid(&line->loc.location_ctids[0]);
+	line->loc.location_priority[1] = default_priority;
+}
+
+/*
  * Mark the lines whose products have stock rows in other locations (not
  * retired), on the snapshot; return whether any has.  A product stocked
  * elsewhere only after this is located only if its line falls short under
@@ -432,6 +502,21 @@ locations_find_lines(CartLine *lines, int nlines)
 	if (!checkout_shop_uses(CHECKOUT_LOCATIONS))
 		return false;
 	slots = checkout_shop_uses(CHECKOUT_LOCATION_SLOTS);
+
+	/* a located hot product this backend knows: straight to its slots */
+	if (slots && nlines == 1 && lines[0].bundle.keep == 0 && checkout_may_cache())
+	{
+		HotLocated *hot = hash_search(hot_products(), &lines[0].product_id,
+									  HASH_FIND, NULL);
+
+		if (hot != NULL)
+		{
+			/* priorities unknown: a slot serves it, or its locations are read */
+			hot_candidate(&lines[0], hot->location_id, hot->nslots, 0, 0);
+			return true;
+		}
+	}
+
 	if (!slots)
 		nrows = read_located_stock(lines, nlines, false, false);
 	else
@@ -472,15 +557,8 @@ locations_find_lines(CartLine *lines, int nlines)
 				 */
 				if (strictly && nlines == 1 && lines[i].bundle.keep == 0 &&
 					best < default_priority && DatumGetInt32(stmt_value(r, 5)) > 0)
-				{
-					size_locations(&lines[i], 1);
-					lines[i].loc.slot_location_id = DatumGetInt64(stmt_value(r, 4));
-					lines[i].loc.slot_count = DatumGetInt32(stmt_value(r, 5));
-					lines[i].loc.location_ids[0] = lines[i].loc.slot_location_id;
-					lines[i].loc.location_priority[0] = best;
-					ItemPointerSetInvalid(&lines[i].loc.location_ctids[0]);
-					lines[i].loc.location_priority[1] = default_priority;
-				}
+					hot_candidate(&lines[i], DatumGetInt64(stmt_value(r, 4)),
+								  DatumGetInt32(stmt_value(r, 5)), best, default_priority);
 			}
 	}
 	if (nlocated == 1 && default_preferred)
@@ -591,6 +669,13 @@ locations_take_slot(CheckoutCall *call, CartLine *line)
 			LockRelease(&tag, ExclusiveLock, false);
 	}
 	checkout_lock_step(call, NULL, 0);
+	if (served && checkout_may_cache())
+	{
+		HotLocated *hot = hash_search(hot_products(), &line->product_id, HASH_ENTER, NULL);
+
+		hot->location_id = line->loc.slot_location_id;
+		hot->nslots = line->loc.slot_count;
+	}
 	if (!served)
 		return false;
 
