@@ -99,15 +99,27 @@ ALTER TABLE stock_slots ENABLE TRIGGER stock_slots_feature_used;
 -- The same for a location's slots (1.3): a backend that believes no
 -- location's stock was ever split finds a line short on the location's
 -- row under its lock, looks at location_stock_slots again, and takes the
--- slots too, not SH001.
+-- slots too, not SH001 (fail fast off); fail fast looks again before it
+-- refuses.
 INSERT INTO products (name, price_cents, stock) VALUES ('Drop Sneaker', 12000, 0);
 SELECT shop_create_location('North', -1);
-SELECT shop_restock(2, 4, 'delivery', 2);
+SELECT shop_restock(2, 8, 'delivery', 2);
 ALTER TABLE location_stock_slots DISABLE TRIGGER location_stock_slots_feature_used;
 INSERT INTO cart_items VALUES (1, 2, 1);
 SELECT shop_checkout(1) IS NOT NULL AS ordered;
 SELECT shop_split_location_stock(2, 2, 2);
-INSERT INTO cart_items VALUES (1, 2, 3);
+SET checkout.fail_fast = off;
+INSERT INTO cart_items VALUES (1, 2, 4);
+SELECT shop_checkout(1) IS NOT NULL AS ordered;
+RESET checkout.fail_fast;
+SELECT ls.stock AS row_stock, (SELECT sum(s.stock) FROM location_stock_slots AS s) AS slot_stock
+  FROM location_stock AS ls WHERE ls.product_id = 2;
+SELECT shop_merge_location_stock(2, 2);
+TRUNCATE location_stock_slots;
+INSERT INTO cart_items VALUES (1, 2, 1);
+SELECT shop_checkout(1) IS NOT NULL AS ordered;
+SELECT shop_split_location_stock(2, 2, 2);
+INSERT INTO cart_items VALUES (1, 2, 2);
 SELECT shop_checkout(1) IS NOT NULL AS ordered;
 SELECT ls.stock AS row_stock, (SELECT sum(s.stock) FROM location_stock_slots AS s) AS slot_stock
   FROM location_stock AS ls WHERE ls.product_id = 2;
