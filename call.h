@@ -148,9 +148,9 @@ typedef struct LocatedStock
 	int32	   *slot_stock;
 
 	/*
-	 * The located hot product's fast path: the location strictly preferred
-	 * to every other, whose slot_count slots the line may take one of
-	 * (0: none), and whether one did (its units are taken already)
+	 * The located hot product's fast path: the location strictly preferred to
+	 * every other, whose slot_count slots the line may take one of (0: none),
+	 * and whether one did (its units are taken already)
 	 */
 	int64		slot_location_id;
 	int32		slot_count;

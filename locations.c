@@ -40,7 +40,9 @@
  * then its slots, before it retires it, so it waits for a checkout that
  * holds them.
  *
- * Memory rules.  Everything lives in the SPI procedure context of the call.
+ * Memory rules.  Everything lives in the SPI procedure context of the call,
+ * but the located hot products a backend found (hot_located, a small hash
+ * table in TopMemoryContext, emptied when what it stands on changed).
  *
  *-------------------------------------------------------------------------
  */
@@ -119,6 +121,16 @@
 	"  FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)," \
 	"                  pg_catalog.unnest($6)) AS a(product_id, location_id, quantity)"
 
+/* The same, once $3 is taken from each location row locked at ctid $2 */
+#define TAKE_AND_WRITE_ALLOCATIONS_SQL \
+	"WITH taken AS (" \
+	"  UPDATE %1$s.location_stock AS ls" \
+	"     SET stock = ls.stock OPERATOR(pg_catalog.-)" \
+	"         ($3)[pg_catalog.array_position($2, ls.ctid)]" \
+	"   WHERE ls.ctid OPERATOR(pg_catalog.=) ANY ($2)" \
+	")" \
+	WRITE_ALLOCATIONS_SQL
+
 /* The statements of locations (statements.h), each run by the function that needs it */
 typedef enum LocationsStatementId
 {
@@ -183,10 +195,10 @@ static Statement statements[NUM_STATEMENTS] = {
 	},
 
 	/*
-	 * ... which lines are located, where a location's stock may be in
-	 * slots: the locations (not retired) of the products $1, each
-	 * product's by priority then id (product id, priority, the default's,
-	 * location id, its slots), for the located hot product's fast path ...
+	 * ... which lines are located, where a location's stock may be in slots:
+	 * the locations (not retired) of the products $1, each product's by
+	 * priority then id (product id, priority, the default's, location id, its
+	 * slots), for the located hot product's fast path ...
 	 */
 	[STMT_LOCATED_LOCATIONS] = {
 		.what = "reading the locations' stock",
@@ -255,9 +267,8 @@ static Statement statements[NUM_STATEMENTS] = {
 	},
 
 	/*
-	 * ... or, on the located hot product's fast path, the first free slot
-	 * of the preferred location that holds the line (LOCATION_SLOT_QUERY)
-	 * ...
+	 * ... or, on the located hot product's fast path, the first free slot of
+	 * the preferred location that holds the line (LOCATION_SLOT_QUERY) ...
 	 */
 	[STMT_FREE_LOCATION_SLOT] = {
 		.what = "taking a stock slot of a location",
@@ -317,19 +328,13 @@ static Statement statements[NUM_STATEMENTS] = {
 		.ok = SPI_OK_INSERT,
 		.nargs = 6,
 		.argtypes = {INT8OID, TIDARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID},
-		.sql = "WITH taken AS ("
-		"  UPDATE %1$s.location_stock AS ls"
-		"     SET stock = ls.stock OPERATOR(pg_catalog.-)"
-		"         ($3)[pg_catalog.array_position($2, ls.ctid)]"
-		"   WHERE ls.ctid OPERATOR(pg_catalog.=) ANY ($2)"
-		")"
-		WRITE_ALLOCATIONS_SQL
+		.sql = TAKE_AND_WRITE_ALLOCATIONS_SQL
 	},
 
 	/*
 	 * ... or the one allocation of a line one slot served, its units taken
-	 * already (locations_take_slot): order $1, product $2, location $3,
-	 * units $4 ...
+	 * already (locations_take_slot): order $1, product $2, location $3, units
+	 * $4 ...
 	 */
 	[STMT_WRITE_ONE_ALLOCATION] = {
 		.what = "writing the allocations",
@@ -343,8 +348,8 @@ static Statement statements[NUM_STATEMENTS] = {
 	},
 
 	/*
-	 * ... or only recorded, when no location row gives any (the slots did:
-	 * $2 and $3 are not read)
+	 * ... or only recorded, when no location row gives any (the slots did: $2
+	 * and $3 are not read)
 	 */
 	[STMT_WRITE_ALLOCATIONS_ONLY] = {
 		.what = "writing the allocations",
@@ -487,6 +492,12 @@ hot_candidate(CartLine *line, int64 location_id, int32 nslots, int32 priority,
  * default, preferred, serves the whole cart.  Only when the default falls
  * short under the locks is it located (locations_locate_short_lines), and no single
  * location can serve the whole cart then.
+ *
+ * The located hot product's fast path (1.3), the other way round: when the
+ * cart has one line and its product's location strictly preferred to the
+ * default and to every other has slots, the line is to be served by one
+ * of them (locations_take_slot); a product served so before is known
+ * without reading its locations (hot_located).
  */
 bool
 locations_find_lines(CartLine *lines, int nlines)
