@@ -197,7 +197,8 @@ bench-profile: installed
 else
 bench:
 	@sh test/as-root.sh env BENCH_WORKLOADS="$(BENCH_WORKLOADS)" BENCH_SECONDS="$(BENCH_SECONDS)" \
-		BENCH_ROUNDS="$(BENCH_ROUNDS)" sh test/major.sh $(PG) bench
+		BENCH_ROUNDS="$(BENCH_ROUNDS)" BENCH_RELEASE_WORKLOADS="$(BENCH_RELEASE_WORKLOADS)" \
+		sh test/major.sh $(PG) bench
 endif
 
 clean: clean-tools

@@ -155,6 +155,8 @@ typedef struct LocatedStock
 	int64		slot_location_id;
 	int32		slot_count;
 	bool		slot_served;
+	uint64		slot_generation;	/* checkout_features_generation() before
+									 * the location was chosen */
 } LocatedStock;
 
 /*

@@ -1814,7 +1814,7 @@ REVOKE ALL ON FUNCTION @extschema@.shop_split_location_stock(bigint, bigint, int
  * shop_merge_location_stock(product_id, location_id): put the product's
  * stock on sale at the location back into its location_stock row and drop
  * its slots there; returns that stock.  A location without slots is left
- * as it is.
+ * as it is; the default location's stock is merged with shop_merge_stock().
  */
 CREATE FUNCTION @extschema@.shop_merge_location_stock(product_id bigint, location_id bigint)
 RETURNS integer
@@ -1830,6 +1830,12 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	PERFORM @extschema@.shop_require_location(shop_merge_location_stock.location_id, false);
+	IF shop_merge_location_stock.location_id = 1 THEN
+		RAISE EXCEPTION 'the default location''s stock is merged with shop_merge_stock()'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Location 1 holds products.stock and stock_slots.',
+				  HINT = format('Call shop_merge_stock(%s).', shop_merge_location_stock.product_id);
+	END IF;
 	PERFORM @extschema@.shop_lock_stock(shop_merge_location_stock.product_id);
 	held := @extschema@.shop_location_stock(shop_merge_location_stock.product_id,
 											shop_merge_location_stock.location_id);

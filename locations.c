@@ -48,6 +48,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "storage/lock.h"
@@ -93,9 +94,9 @@
 	" GROUP BY ls.product_id"
 
 /*
- * A slot of product $1 at location $5 that holds at least $2, numbered
- * from $3 up to below $4 (as slots.c's SLOT_QUERY); the product row is
- * read, not locked
+ * A slot of product $1 at location $5 (not retired) that holds at least
+ * $2, numbered from $3 up to below $4 (as slots.c's SLOT_QUERY); the
+ * product row is read, not locked
  */
 #define LOCATION_SLOT_QUERY \
 	"SELECT s.ctid, s.stock, p.name, p.price_cents" \
@@ -106,6 +107,8 @@
 	"   AND s.slot OPERATOR(pg_catalog.>=) $3" \
 	"   AND s.slot OPERATOR(pg_catalog.<) $4" \
 	"   AND s.stock OPERATOR(pg_catalog.>=) $2" \
+	"   AND (SELECT l.retired_at IS NULL FROM %1$s.locations AS l" \
+	"         WHERE l.id OPERATOR(pg_catalog.=) $5)" \
 	" ORDER BY s.slot" \
 	" LIMIT 1" \
 	"   FOR NO KEY UPDATE OF s"
@@ -198,13 +201,14 @@ static Statement statements[NUM_STATEMENTS] = {
 	 * ... which lines are located, where a location's stock may be in slots:
 	 * the locations (not retired) of the products $1, each product's by
 	 * priority then id (product id, priority, the default's, location id, its
-	 * slots), for the located hot product's fast path ...
+	 * slots), for the located hot product's fast path; on a new snapshot
+	 * (under READ COMMITTED), no older than the invalidations the backend
+	 * took in, as what it remembers of the product must be (hot_located) ...
 	 */
 	[STMT_LOCATED_LOCATIONS] = {
 		.what = "reading the locations' stock",
 		.since = SINCE_1_3,
 		.ok = SPI_OK_SELECT,
-		.read_only = true,
 		.nargs = 1,
 		.argtypes = {INT8ARRAYOID},
 		.sql = "SELECT ls.product_id, l.priority,"
@@ -507,12 +511,14 @@ locations_find_lines(CartLine *lines, int nlines)
 	CartLine   *only = NULL;
 	bool		default_preferred = false;
 	bool		slots;
+	uint64		generation;
 	Datum	   *ids;
 	Datum		args[1];
 
 	if (!checkout_shop_uses(CHECKOUT_LOCATIONS))
 		return false;
 	slots = checkout_shop_uses(CHECKOUT_LOCATION_SLOTS);
+	generation = checkout_features_generation();
 
 	/* a located hot product this backend knows: straight to its slots */
 	if (slots && nlines == 1 && lines[0].bundle.keep == 0 && checkout_may_cache())
@@ -524,6 +530,7 @@ locations_find_lines(CartLine *lines, int nlines)
 		{
 			/* priorities unknown: a slot serves it, or its locations are read */
 			hot_candidate(&lines[0], hot->location_id, hot->nslots, 0, 0);
+			lines[0].loc.slot_generation = generation;
 			return true;
 		}
 	}
@@ -568,8 +575,11 @@ locations_find_lines(CartLine *lines, int nlines)
 				 */
 				if (strictly && nlines == 1 && lines[i].bundle.keep == 0 &&
 					best < default_priority && DatumGetInt32(stmt_value(r, 5)) > 0)
+				{
 					hot_candidate(&lines[i], DatumGetInt64(stmt_value(r, 4)),
 								  DatumGetInt32(stmt_value(r, 5)), best, default_priority);
+					lines[i].loc.slot_generation = generation;
+				}
 			}
 	}
 	if (nlocated == 1 && default_preferred)
@@ -680,7 +690,14 @@ locations_take_slot(CheckoutCall *call, CartLine *line)
 			LockRelease(&tag, ExclusiveLock, false);
 	}
 	checkout_lock_step(call, NULL, 0);
-	if (served && checkout_may_cache())
+
+	/*
+	 * Remember it, unless what it was chosen from may be older than what the
+	 * backend knows now: an invalidation taken in since (the table was
+	 * emptied for it), or a snapshot older than the statement's
+	 */
+	if (served && checkout_may_cache() && !IsolationUsesXactSnapshot() &&
+		line->loc.slot_generation == checkout_features_generation())
 	{
 		HotLocated *hot = hash_search(hot_products(), &line->product_id, HASH_ENTER, NULL);
 

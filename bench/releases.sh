@@ -73,7 +73,10 @@ trap 'rm -rf "$tmp"' EXIT
 workloads=${BENCH_RELEASE_WORKLOADS:-soldout-32 cpu-1line cpu-50line hot-32 bundle-3 lines-3 bundle-hot-32 part-hot-32 lines-hot-32 slots-32 located-slots-32 slots-128 located-slots-128}
 
 # the versions: "1.0:checkout_r10 1.1:checkout_r11 current:checkout"
+# (BENCH_CURRENT_ONLY=1: the current code alone, where no release is built:
+# make bench PG=17 or 18 in that major's root)
 versions=$(grep -v '^#' RELEASES | while read -r v c; do printf '%s:checkout_r%s ' "$v" "$(echo "$v" | tr -d .)"; done)
+[ "${BENCH_CURRENT_ONLY:-0}" = 1 ] && versions=
 versions="${versions}current:checkout"
 
 for vx in $versions; do

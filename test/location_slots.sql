@@ -10,7 +10,7 @@
 -- location is retired only when its slots are empty; roles.
 BEGIN;
 CREATE EXTENSION checkout;
-SELECT plan(45);
+SELECT plan(46);
 
 -- the contract
 SELECT has_table('location_stock_slots');
@@ -44,6 +44,9 @@ SELECT throws_ok($$SELECT shop_split_location_stock(951, 999, 4)$$, 'SH013', NUL
 				 'an unknown location is SH013');
 SELECT throws_ok($$SELECT shop_split_location_stock(999, 2, 4)$$, 'SH004', NULL,
 				 'an unknown product is SH004');
+SELECT throws_ok($$SELECT shop_merge_location_stock(951, 1)$$, '22023',
+				 'the default location''s stock is merged with shop_merge_stock()',
+				 'the default location is merged with shop_merge_stock');
 SELECT is_empty($$SELECT * FROM location_stock_slots$$, 'nothing split');
 
 -- split North over 4 slots: the row keeps 0, the slots 5 each

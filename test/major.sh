@@ -52,6 +52,7 @@ mount -t tmpfs shm "$root/dev/shm" && mounted="dev/shm $mounted" || exit 1
 chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
 	PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config CHECKOUT_CORE=1 MAJOR="$major" DEB_ONLY=$deb_only \
 	MODE="$mode" BENCH_WORKLOADS="${BENCH_WORKLOADS:-hot-1 hot-32 hot-128}" \
+	BENCH_RELEASE_WORKLOADS="${BENCH_RELEASE_WORKLOADS:-}" BENCH_CURRENT_ONLY=1 \
 	BENCH_SECONDS="${BENCH_SECONDS:-8}" BENCH_ROUNDS="${BENCH_ROUNDS:-3}" \
 	BENCH_RESULTS="bench/results/$(date -u +%Y-%m-%d)-pg$major.md" \
 	sh -c '
