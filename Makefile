@@ -21,7 +21,7 @@
 
 EXTENSION = checkout
 MODULE_big = checkout
-OBJS = bundles.o checkout.o events.o features.o guard.o locations.o lockstep.o placeorder.o preorders.o refusal.o rowchecks.o slots.o statements.o stats.o stock.o voucher.o
+OBJS = bundles.o checkout.o checks.o events.o features.o guard.o locations.o lockstep.o placeorder.o preorders.o refusal.o rowchecks.o slots.o statements.o stats.o stock.o voucher.o
 DATA = $(notdir $(wildcard $(srcdir)/checkout--*.sql))
 PGFILEDESC = "checkout - race-free e-commerce checkout"
 

@@ -1462,7 +1462,10 @@ checkout_use_schema(Oid nspoid)
 
 	checkout_features_check();
 	if (stmt_use_schema(nspoid, &schema))
+	{
 		checkout_features_reset(nspoid, schema.is_1_0, schema.is_1_3);
+		checkout_checks_use_schema(nspoid);
+	}
 }
 
 /*
@@ -1892,5 +1895,6 @@ _PG_init(void)
 
 	stmt_init();
 	checkout_features_init();
+	checkout_checks_init();
 	checkout_stats_init();
 }

@@ -16,6 +16,8 @@
  *				slots locked and served together, the subtransaction
  * guard.c		the uninstall guard: no DROP EXTENSION of a shop with orders
  * rowchecks.c	the row checks of orders and order_items (CHECK constraints)
+ * checks.c		the CHECK constraints of the shop's tables, compiled once per
+ *				backend (an ExecutorStart_hook)
  * slots.c		serving a line from a product's stock slots
  * locations.c	stock in locations other than the default
  * preorders.c	units sold before they arrive
@@ -87,6 +89,10 @@ extern void checkout_use_schema(Oid nspoid);
 
 /* guard.c */
 extern void checkout_guard_init(void);
+
+/* checks.c */
+extern void checkout_checks_init(void);
+extern void checkout_checks_use_schema(Oid nspoid);
 
 /* stats.c */
 extern void checkout_stats_init(void);

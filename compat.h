@@ -38,4 +38,21 @@
 	pg_proc_aclcheck((oid), (role), ACL_EXECUTE)
 #endif
 
+/*
+ * A result relation's CHECK expressions as ExecRelCheck builds them
+ * (checks.c).  PostgreSQL 18 renamed the field, skips the constraints
+ * that are NOT ENFORCED and expands virtual generated columns in them.
+ */
+#if PG_VERSION_NUM >= 180000
+#include "rewrite/rewriteHandler.h"
+#define checkout_check_exprs(rri) ((rri)->ri_CheckConstraintExprs)
+#define checkout_check_enforced(check) ((check).ccenforced)
+#define checkout_check_expand(node, rel) \
+	((Expr *) expand_generated_columns_in_expr((Node *) (node), (rel), 1))
+#else
+#define checkout_check_exprs(rri) ((rri)->ri_ConstraintExprs)
+#define checkout_check_enforced(check) true
+#define checkout_check_expand(node, rel) ((Expr *) (node))
+#endif
+
 #endif							/* CHECKOUT_COMPAT_H */
