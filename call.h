@@ -349,8 +349,26 @@ extern bool checkout_may_cache(void);
 extern uint64 checkout_features_generation(void);
 extern void checkout_order_written(bool windowed);
 
+/*
+ * A search for one stock slot that holds a line's whole quantity, served
+ * by stock_take_one_slot: the statements of the file that owns the slots
+ * (slots.c, the default's; locations.c, a location's), each read with
+ * product $1, quantity $2, slot numbers from $3 up to below $4 and, for a
+ * location's, location $5; take takes $2 from the slot locked at ctid $1
+ */
+typedef struct SlotSearch
+{
+	struct Statement *find_free;	/* SKIP LOCKED */
+	struct Statement *wait_for; /* the same, waiting for a slot */
+	struct Statement *take;
+	int64		location_id;	/* $5 (0: the default's slots) */
+	int32		nslots;
+} SlotSearch;
+
 /* stock.c: the stock helpers the features stand on */
 extern bool stock_try_in_subtransaction(bool (*attempt) (void *arg), void *arg);
+extern bool stock_take_one_slot(CheckoutCall *call, CartLine *line,
+								const SlotSearch *search);
 extern void stock_add_take(SlotTakes *takes, ItemPointer ctid, int32 amount);
 extern void stock_lock_row_and_slots(CheckoutCall *call, CartLine *line, bool row_locked);
 extern void stock_serve_from_row_and_slots(CartLine *line, int32 need, SlotTakes *takes);

@@ -49,9 +49,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "common/pg_prng.h"
 #include "executor/spi.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -591,65 +589,6 @@ locations_find_lines(CartLine *lines, int nlines)
 	return nlocated > 0;
 }
 
-/* What one attempt of take_location_slot asks */
-typedef struct LocationSlotAttempt
-{
-	LocationsStatementId stmt;
-	CartLine   *line;
-	int32		start;
-} LocationSlotAttempt;
-
-/*
- * Find, with a->stmt (STMT_FREE_LOCATION_SLOT or
- * STMT_WAIT_FOR_LOCATION_SLOT), one slot of the line's preferred location
- * that holds its whole quantity, from slot number a->start on (then from
- * slot 0 up to it), and take the quantity from it; return whether one did
- */
-static bool
-serve_from_location_slot(void *arg)
-{
-	LocationSlotAttempt *a = (LocationSlotAttempt *) arg;
-	CartLine   *line = a->line;
-	Datum		args[5] = {Int64GetDatum(line->product_id),
-		Int32GetDatum(line->quantity), Int32GetDatum(a->start),
-		Int32GetDatum(CHECKOUT_MAX_SLOTS),
-	Int64GetDatum(line->loc.slot_location_id)};
-	uint64		found = stmt_execute(&statements[a->stmt], args, NULL, 1);
-	ItemPointerData ctid;
-	Datum		take_args[2];
-
-	if (found == 0 && a->start > 0)
-	{
-		args[2] = Int32GetDatum(0);
-		args[3] = Int32GetDatum(a->start);
-		found = stmt_execute(&statements[a->stmt], args, NULL, 1);
-	}
-	if (found == 0)
-		return false;
-	ctid = *(ItemPointer) DatumGetPointer(stmt_value(0, 1));
-	line->stock = DatumGetInt32(stmt_value(0, 2));
-	line->name = TextDatumGetCString(stmt_value(0, 3));
-	line->unit_price_cents = DatumGetInt64(stmt_value(0, 4));
-	take_args[0] = PointerGetDatum(&ctid);
-	take_args[1] = Int32GetDatum(line->quantity);
-	if (stmt_execute(&statements[STMT_TAKE_FROM_LOCATION_SLOT], take_args, NULL, 0) != 1)
-		elog(ERROR, "checkout: updating a stock slot of product %lld found no row",
-			 (long long) line->product_id);
-	return true;
-}
-
-/*
- * One attempt in a subtransaction, rolled back when no slot served (so
- * that a checkout that goes on to wait holds no slot it passed over)
- */
-static bool
-take_location_slot(LocationsStatementId stmt, CartLine *line, int32 start)
-{
-	LocationSlotAttempt attempt = {stmt, line, start};
-
-	return stock_try_in_subtransaction(serve_from_location_slot, &attempt);
-}
-
 /*
  * The located hot product's fast path (1.3): a one-line cart whose
  * product's location P is strictly preferred to the default and to every
@@ -668,28 +607,20 @@ take_location_slot(LocationsStatementId stmt, CartLine *line, int32 start)
 bool
 locations_take_slot(CheckoutCall *call, CartLine *line)
 {
-	LOCKTAG		tag;
-	int32		start;
+	SlotSearch	search = {
+		.find_free = &statements[STMT_FREE_LOCATION_SLOT],
+		.wait_for = &statements[STMT_WAIT_FOR_LOCATION_SLOT],
+		.take = &statements[STMT_TAKE_FROM_LOCATION_SLOT],
+		.location_id = line->loc.slot_location_id,
+		.nslots = line->loc.slot_count
+	};
 	bool		served;
 
+	if (line->loc.slot_served)
+		return true;
 	if (line->loc.slot_count == 0)
 		return false;
-	start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
-										 line->loc.slot_count - 1);
-	checkout_lock_step(call, "taking a stock slot of product", line->product_id);
-	served = take_location_slot(STMT_FREE_LOCATION_SLOT, line, start);
-	if (!served)
-	{
-		checkout_lock_step(call, "queueing for a stock slot of product", line->product_id);
-		checkout_queue_lock_tag(&tag, line->product_id);
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
-		checkout_lock_step(call, "waiting for a stock slot of product", line->product_id);
-		served = take_location_slot(STMT_FREE_LOCATION_SLOT, line, start) ||
-			take_location_slot(STMT_WAIT_FOR_LOCATION_SLOT, line, start);
-		if (served)
-			LockRelease(&tag, ExclusiveLock, false);
-	}
-	checkout_lock_step(call, NULL, 0);
+	served = stock_take_one_slot(call, line, &search);
 
 	/*
 	 * Remember it, unless what it was chosen from may be older than what the

@@ -13,7 +13,9 @@
  * Products are served in ascending product id order (the caller's loop), so
  * these waits follow checkout.c's global lock order.  Looking for a slot
  * runs in a subtransaction that is rolled back when no slot served the line,
- * so a checkout that goes on to wait holds no slot of that product.
+ * so a checkout that goes on to wait holds no slot of that product.  The
+ * search is stock.c's (stock_take_one_slot), which a location's slots share
+ * (locations.c); the statements are this file's.
  *
  * Memory rules.  Everything is allocated in the SPI procedure context of
  * the call (the ctid copies of SlotTakes included) and freed by SPI_finish;
@@ -23,13 +25,7 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
-#include "common/pg_prng.h"
 #include "executor/spi.h"
-#include "storage/lock.h"
-#include "utils/builtins.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "slots.h"
 #include "statements.h"
@@ -96,109 +92,24 @@ static Statement statements[NUM_STATEMENTS] = {
 
 };
 
-/* What take_one_slot asks of one attempt */
-typedef struct SlotAttempt
-{
-	SlotsStatementId stmt;
-	CartLine   *line;
-	int32		start;
-} SlotAttempt;
-
-/*
- * Find, with a->stmt (STMT_FREE_SLOT or STMT_WAIT_FOR_SLOT), one
- * slot that holds the line's whole quantity, from slot number a->start on
- * (then from slot 0 up to it), and take the quantity from it; return
- * whether one did
- */
-static bool
-serve_from_one_slot(void *arg)
-{
-	SlotAttempt *a = (SlotAttempt *) arg;
-	CartLine   *line = a->line;
-	Datum		args[4] = {Int64GetDatum(line->product_id),
-		Int32GetDatum(line->quantity), Int32GetDatum(a->start),
-	Int32GetDatum(CHECKOUT_MAX_SLOTS)};
-	uint64		found = stmt_execute(&statements[a->stmt], args, NULL, 1);
-	ItemPointerData ctid;
-	Datum		take_args[2];
-
-	if (found == 0 && a->start > 0)
-	{
-		args[2] = Int32GetDatum(0);
-		args[3] = Int32GetDatum(a->start);
-		found = stmt_execute(&statements[a->stmt], args, NULL, 1);
-	}
-	if (found == 0)
-		return false;
-	ctid = *(ItemPointer) DatumGetPointer(stmt_value(0, 1));
-	line->stock = DatumGetInt32(stmt_value(0, 2));
-	line->name = TextDatumGetCString(stmt_value(0, 3));
-	line->unit_price_cents = DatumGetInt64(stmt_value(0, 4));
-	line->row_take = 0;
-	take_args[0] = PointerGetDatum(&ctid);
-	take_args[1] = Int32GetDatum(line->quantity);
-	if (stmt_execute(&statements[STMT_TAKE_FROM_SLOT], take_args, NULL, 0) != 1)
-		elog(ERROR, "checkout: updating a stock slot of product %lld found no row",
-			 (long long) line->product_id);
-	return true;
-}
-
-/*
- * Serve a line from one slot that holds the whole quantity, found with
- * stmt from slot number start on, taking the quantity from it, in a
- * subtransaction rolled back when no slot served (so that a checkout that
- * goes on to wait for the product's queue lock or for its slots holds no
- * slot it passed over: the queue's holder may be waiting for it).  Return
- * whether a slot served the line.
- */
-static bool
-take_one_slot(SlotsStatementId stmt, CartLine *line, int32 start)
-{
-	SlotAttempt attempt = {stmt, line, start};
-
-	return stock_try_in_subtransaction(serve_from_one_slot, &attempt);
-}
-
 /*
  * Serve a line of a product with stock slots, taking as few locks, and
- * waiting as little, as can be:
- *
- *	1. a free slot that holds the whole quantity, without waiting (SKIP
- *	   LOCKED, slots tried in random order);
- *	2. when every such slot is busy: queue for the product (its queue lock,
- *	   so that such buyers come one at a time), look for a free slot again,
- *	   then wait for one (the queue lock is let go as soon as one is had).
- *	   This queue is taken whatever checkout.queue_locks says: the wait for
- *	   a slot may keep a slot it found drained locked while it waits for the
- *	   next, so two such waiters must never wait at once;
- *	3. when no slot holds the whole quantity: lock the row and every slot
- *	   and combine them (stock_lock_all), so that no buyer is told "sold
- *	   out" while the stock on sale could serve them.
+ * waiting as little, as can be: one slot that holds the whole quantity,
+ * free or, when every such slot is busy, after a wait for one
+ * (stock_take_one_slot); when no slot holds it, the row and every slot
+ * locked and combined (stock_lock_all), so that no buyer is told "sold
+ * out" while the stock on sale could serve them.
  */
 void
 slots_take(CheckoutCall *call, CartLine *line, SlotTakes *takes)
 {
-	LOCKTAG		tag;
-	int32		start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
-													 line->nslots - 1);
+	SlotSearch	search = {
+		.find_free = &statements[STMT_FREE_SLOT],
+		.wait_for = &statements[STMT_WAIT_FOR_SLOT],
+		.take = &statements[STMT_TAKE_FROM_SLOT],
+		.nslots = line->nslots
+	};
 
-	checkout_lock_step(call, "taking a stock slot of product", line->product_id);
-	if (take_one_slot(STMT_FREE_SLOT, line, start))
-	{
-		checkout_lock_step(call, NULL, 0);
-		return;
-	}
-
-	checkout_lock_step(call, "queueing for a stock slot of product", line->product_id);
-	checkout_queue_lock_tag(&tag, line->product_id);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	checkout_lock_step(call, "waiting for a stock slot of product", line->product_id);
-	if (take_one_slot(STMT_FREE_SLOT, line, start) ||
-		take_one_slot(STMT_WAIT_FOR_SLOT, line, start))
-	{
-		LockRelease(&tag, ExclusiveLock, false);
-		checkout_lock_step(call, NULL, 0);
-		return;
-	}
-	stock_lock_all(call, line, false, takes);
+	if (!stock_take_one_slot(call, line, &search))
+		stock_lock_all(call, line, false, takes);
 }

@@ -3,7 +3,8 @@
  * stock.c
  *		The stock helpers the features stand on (below the driver, slots.c,
  *		locations.c, preorders.c and voucher.c): a product's row and all its
- *		stock slots locked and read, a line served from them together, the
+ *		stock slots locked and read, a line served from one free slot (a
+ *		default's or a location's), or from its row and slots together, the
  *		row read again, the units taken from slots recorded for the order's
  *		write, the short lines of fail fast read into cart lines, and the
  *		subtransaction a locking read that may pass over rows runs in (stock
@@ -24,7 +25,9 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/pg_prng.h"
 #include "executor/spi.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -243,6 +246,110 @@ stock_try_in_subtransaction(bool (*attempt) (void *arg), void *arg)
 	}
 	PG_END_TRY();
 	return kept;
+}
+
+/* What one attempt of stock_take_one_slot asks */
+typedef struct SlotAttempt
+{
+	const SlotSearch *search;
+	Statement  *find;
+	CartLine   *line;
+	int32		start;
+} SlotAttempt;
+
+/*
+ * Find, with a->find (the search's find_free or wait_for), one slot that
+ * holds the line's whole quantity, from slot number a->start on (then from
+ * slot 0 up to it), and take the quantity from it; return whether one did
+ */
+static bool
+serve_from_one_slot(void *arg)
+{
+	SlotAttempt *a = (SlotAttempt *) arg;
+	CartLine   *line = a->line;
+	Datum		args[5] = {Int64GetDatum(line->product_id),
+		Int32GetDatum(line->quantity), Int32GetDatum(a->start),
+		Int32GetDatum(CHECKOUT_MAX_SLOTS),
+	Int64GetDatum(a->search->location_id)};
+	uint64		found = stmt_execute(a->find, args, NULL, 1);
+	ItemPointerData ctid;
+	Datum		take_args[2];
+
+	if (found == 0 && a->start > 0)
+	{
+		args[2] = Int32GetDatum(0);
+		args[3] = Int32GetDatum(a->start);
+		found = stmt_execute(a->find, args, NULL, 1);
+	}
+	if (found == 0)
+		return false;
+	ctid = *(ItemPointer) DatumGetPointer(stmt_value(0, 1));
+	line->stock = DatumGetInt32(stmt_value(0, 2));
+	line->name = TextDatumGetCString(stmt_value(0, 3));
+	line->unit_price_cents = DatumGetInt64(stmt_value(0, 4));
+	line->row_take = 0;
+	take_args[0] = PointerGetDatum(&ctid);
+	take_args[1] = Int32GetDatum(line->quantity);
+	if (stmt_execute(a->search->take, take_args, NULL, 0) != 1)
+		elog(ERROR, "checkout: updating a stock slot of product %lld found no row",
+			 (long long) line->product_id);
+	return true;
+}
+
+/*
+ * One attempt, in a subtransaction rolled back when no slot served (so
+ * that a checkout that goes on to wait for the product's queue lock or for
+ * its slots holds no slot it passed over: the queue's holder may be
+ * waiting for it)
+ */
+static bool
+take_one_slot(const SlotSearch *search, Statement *find, CartLine *line, int32 start)
+{
+	SlotAttempt attempt = {search, find, line, start};
+
+	return stock_try_in_subtransaction(serve_from_one_slot, &attempt);
+}
+
+/*
+ * Serve a line from one slot that holds its whole quantity, taking as few
+ * locks, and waiting as little, as can be:
+ *
+ *	1. a free slot, without waiting (SKIP LOCKED, from a random slot on);
+ *	2. when every such slot is busy: queue for the product (its queue lock,
+ *	   so that such buyers come one at a time), look for a free slot again,
+ *	   then wait for one (the queue lock is let go as soon as one is had).
+ *	   This queue is taken whatever checkout.queue_locks says: the wait for
+ *	   a slot may keep a slot it found drained locked while it waits for the
+ *	   next, so two such waiters must never wait at once.
+ *
+ * The quantity is taken from the slot (search->take) before this returns
+ * true.  False: no slot holds the whole quantity; the caller, still
+ * holding the product's queue lock, serves the line otherwise (slots.c
+ * locks the row and every slot, locations.c the product whole).
+ */
+bool
+stock_take_one_slot(CheckoutCall *call, CartLine *line, const SlotSearch *search)
+{
+	LOCKTAG		tag;
+	int32		start = (int32) pg_prng_uint64_range(&pg_global_prng_state, 0,
+													 search->nslots - 1);
+	bool		served;
+
+	checkout_lock_step(call, "taking a stock slot of product", line->product_id);
+	served = take_one_slot(search, search->find_free, line, start);
+	if (!served)
+	{
+		checkout_lock_step(call, "queueing for a stock slot of product", line->product_id);
+		checkout_queue_lock_tag(&tag, line->product_id);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		checkout_lock_step(call, "waiting for a stock slot of product", line->product_id);
+		served = take_one_slot(search, search->find_free, line, start) ||
+			take_one_slot(search, search->wait_for, line, start);
+		if (served)
+			LockRelease(&tag, ExclusiveLock, false);
+	}
+	checkout_lock_step(call, NULL, 0);
+	return served;
 }
 
 /*
