@@ -86,6 +86,10 @@ pg_virtualenv -t -o track_commit_timestamp=on -o max_connections=100 \
 	-- sh test/storefront.sh >"$log/storefront" 2>&1
 rc_storefront=$?
 grep -E '^(not )?ok [0-9]|^# ' "$log/storefront"
+# a failure's diagnostics (node's YAML block after "not ok"), so that a
+# failure in CI says why
+awk '/^not ok [0-9]/ { show = 1 } show { print } /^  \.\.\.$/ { show = 0 }' "$log/storefront" |
+	grep -v '^not ok' | head -n 40
 set -- $(count_verdicts "$log/storefront")
 storefront_passed=$1 storefront_failed=$2
 if [ "$rc_storefront" -ne 0 ] && [ "$storefront_failed" -eq 0 ]; then
