@@ -122,8 +122,8 @@ static bool expiry_resend = false;
 
 /*
  * The locations table (its changes: a priority, a retirement), and a count
- * of the invalidations of it and of the features' relations, for what the
- * features cache of the shop's rows (checkout_features_generation)
+ * of the invalidations of it and of the features' relations: how old what
+ * a feature caches of the shop's rows may be (checkout_features_generation)
  */
 static Oid	locations_relid = InvalidOid;
 static uint64 generation = 0;

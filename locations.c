@@ -367,6 +367,19 @@ static Statement statements[NUM_STATEMENTS] = {
 /* The default location's id: its stock is products.stock and the slots */
 #define DEFAULT_LOCATION 1
 
+/* Run stmt, whose one argument is the lines' product ids; return its rows */
+static uint64
+read_for_lines(LocationsStatementId stmt, const CartLine *lines, int nlines)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * nlines);
+	Datum		args[1];
+
+	for (int i = 0; i < nlines; i++)
+		ids[i] = Int64GetDatum(lines[i].product_id);
+	args[0] = stmt_bigint_array(ids, nlines);
+	return stmt_execute(&statements[stmt], args, NULL, 0);
+}
+
 /*
  * Read, on the snapshot (now: on a new one), the stock the lines'
  * products hold in locations other than the default and not retired
@@ -377,18 +390,13 @@ static Statement statements[NUM_STATEMENTS] = {
 static uint64
 read_located_stock(const CartLine *lines, int nlines, bool now, bool slots)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * nlines);
-	Datum		args[1];
 	LocationsStatementId stmt;
 
-	for (int i = 0; i < nlines; i++)
-		ids[i] = Int64GetDatum(lines[i].product_id);
-	args[0] = stmt_bigint_array(ids, nlines);
 	if (slots)
 		stmt = now ? STMT_LOCATED_STOCK_SLOTS_NOW : STMT_LOCATED_STOCK_SLOTS;
 	else
 		stmt = now ? STMT_LOCATED_STOCK_NOW : STMT_LOCATED_STOCK;
-	return stmt_execute(&statements[stmt], args, NULL, 0);
+	return read_for_lines(stmt, lines, nlines);
 }
 
 /*
@@ -464,12 +472,16 @@ hot_products(void)
 	return hot_located;
 }
 
-/* Make line the fast path's candidate: location_id's nslots slots */
+/*
+ * Make line the fast path's candidate: location_id's nslots slots, chosen
+ * at generation (checkout_features_generation())
+ */
 static void
 hot_candidate(CartLine *line, int64 location_id, int32 nslots, int32 priority,
-			  int32 default_priority)
+			  int32 default_priority, uint64 generation)
 {
 	size_locations(line, 1);
+	line->loc.slot_generation = generation;
 	line->loc.located = true;
 	line->loc.slot_location_id = location_id;
 	line->loc.slot_count = nslots;
@@ -510,8 +522,6 @@ locations_find_lines(CartLine *lines, int nlines)
 	bool		default_preferred = false;
 	bool		slots;
 	uint64		generation;
-	Datum	   *ids;
-	Datum		args[1];
 
 	if (!checkout_shop_uses(CHECKOUT_LOCATIONS))
 		return false;
@@ -527,8 +537,7 @@ locations_find_lines(CartLine *lines, int nlines)
 		if (hot != NULL)
 		{
 			/* priorities unknown: a slot serves it, or its locations are read */
-			hot_candidate(&lines[0], hot->location_id, hot->nslots, 0, 0);
-			lines[0].loc.slot_generation = generation;
+			hot_candidate(&lines[0], hot->location_id, hot->nslots, 0, 0, generation);
 			return true;
 		}
 	}
@@ -536,13 +545,7 @@ locations_find_lines(CartLine *lines, int nlines)
 	if (!slots)
 		nrows = read_located_stock(lines, nlines, false, false);
 	else
-	{
-		ids = palloc(sizeof(Datum) * nlines);
-		for (int i = 0; i < nlines; i++)
-			ids[i] = Int64GetDatum(lines[i].product_id);
-		args[0] = stmt_bigint_array(ids, nlines);
-		nrows = stmt_execute(&statements[STMT_LOCATED_LOCATIONS], args, NULL, 0);
-	}
+		nrows = read_for_lines(STMT_LOCATED_LOCATIONS, lines, nlines);
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		int64		product_id = DatumGetInt64(stmt_value(r, 1));
@@ -573,11 +576,9 @@ locations_find_lines(CartLine *lines, int nlines)
 				 */
 				if (strictly && nlines == 1 && lines[i].bundle.keep == 0 &&
 					best < default_priority && DatumGetInt32(stmt_value(r, 5)) > 0)
-				{
 					hot_candidate(&lines[i], DatumGetInt64(stmt_value(r, 4)),
-								  DatumGetInt32(stmt_value(r, 5)), best, default_priority);
-					lines[i].loc.slot_generation = generation;
-				}
+								  DatumGetInt32(stmt_value(r, 5)), best, default_priority,
+								  generation);
 			}
 	}
 	if (nlocated == 1 && default_preferred)
