@@ -29,13 +29,7 @@ sql "$db" "INSERT INTO products (name, price_cents, stock) VALUES
 	exit 1
 
 # every buyer once, 32 sessions at a time
-i=0
-while [ $i -lt 32 ]; do
-	k=$((i + 1))
-	while [ $k -le 100 ]; do echo "SELECT try_checkout($k);"; k=$((k + 32)); done >"$tmp/s$i.sql"
-	psql -X -q -At -d "$db" -f "$tmp/s$i.sql" >"$tmp/s$i.out" 2>&1 &
-	i=$((i + 1))
-done
+crowd "$db" 100 "$tmp"
 wait
 errors=$(cat "$tmp"/s*.out | grep -c ERROR)
 check "every buyer got an order or SH001 ($errors other errors)" [ "$errors" -eq 0 ]

@@ -58,6 +58,19 @@ check() {
 	fi
 }
 
+# crowd DATABASE BUYERS DIR: every buyer 1..BUYERS calls try_checkout(its
+# id) once, 32 sessions at a time, started in the background (the caller
+# waits); each session's output in DIR/sN.out
+crowd() {
+	_i=0
+	while [ $_i -lt 32 ]; do
+		_k=$((_i + 1))
+		while [ $_k -le "$2" ]; do echo "SELECT try_checkout($_k);"; _k=$((_k + 32)); done >"$3/s$_i.sql"
+		psql -X -q -At -d "$1" -f "$3/s$_i.sql" >"$3/s$_i.out" 2>&1 &
+		_i=$((_i + 1))
+	done
+}
+
 # data DATABASE: its rows and sequences as pg_dump --data-only prints them,
 # without comments and the \restrict key that changes every run
 data() {

@@ -30,13 +30,7 @@ sql "$db" "INSERT INTO products (name, price_cents, stock) VALUES ('Flash Phone'
 	exit 1
 
 # every buyer once, 32 sessions at a time, and the admin in the middle
-i=0
-while [ $i -lt 32 ]; do
-	k=$((i + 1))
-	while [ $k -le 150 ]; do echo "SELECT try_checkout($k);"; k=$((k + 32)); done >"$tmp/s$i.sql"
-	psql -X -q -At -d "$db" -f "$tmp/s$i.sql" >"$tmp/s$i.out" 2>&1 &
-	i=$((i + 1))
-done
+crowd "$db" 150 "$tmp"
 psql -X -q -At -d "$db" -c "SELECT shop_restock(1, 10, 'mid-sale delivery', 2)" \
 	-c "SELECT shop_move_stock(1, 2, 3, 2, 'mid-sale transfer')" >"$tmp/admin.out" 2>&1 &
 wait
